@@ -1,0 +1,38 @@
+"""Small I/O helpers shared by the rooms: atomic writes, and a guard that keeps secrets out of files."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file so a reader sees the old content or the new, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def secret_values() -> list[str]:
+    """Values of environment variables whose names say they are secrets (8 characters or longer)."""
+    return [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8]
+
+
+def assert_no_secrets(text: str, what: str) -> None:
+    """Refuse to write `text` if it contains the value of a secret environment variable."""
+    for value in secret_values():
+        if value in text:
+            raise ValueError(f"refusing to write {what}: it contains the value of a secret environment variable")

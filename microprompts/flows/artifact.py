@@ -1,0 +1,139 @@
+"""The flow artifact: plain JSON with a schema version and a content hash; code only by import path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from microprompts._io import assert_no_secrets, atomic_write_text
+from microprompts.flows.flow import Branch, Flow
+from microprompts.nodes import FunctionNode, MicroPrompt, Params, RefError, Section, load_object, ref_of
+from microprompts.nodes.function import DEFAULT_ALLOWED
+from microprompts.nodes.schema import json_schema, model_from_schema
+
+SCHEMA_VERSION = 1
+KIND = "microprompts.flow"
+
+
+class ArtifactError(ValueError):
+    """An artifact that cannot be read: bad JSON, wrong version, tampered content, disallowed import."""
+
+
+def content_hash(data: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of everything but the hash itself."""
+    body = {k: v for k, v in data.items() if k != "content_hash"}
+    blob = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _output_ref(output: type[BaseModel]) -> str | None:
+    if output.__module__ == "microprompts.nodes.schema":
+        return None  # rebuilt from a schema or derived (reasoning): no importable class behind it
+    try:
+        ref = ref_of(output)
+    except RefError:
+        return None
+    return None if ref.startswith("pydantic.") or "WithReasoning" in ref else ref
+
+
+def node_to_dict(node: MicroPrompt | FunctionNode) -> dict[str, Any]:
+    """One node as JSON."""
+    if isinstance(node, FunctionNode):
+        return {"kind": "function", "name": node.name, "fn": node.ref, "reads": list(node.reads),
+                "writes": list(node.writes)}
+    return {
+        "kind": "micro_prompt",
+        "name": node.name,
+        "sections": [s.model_dump() for s in node.sections],
+        "inputs": dict(node.inputs),
+        "output": {"schema": json_schema(node.output), "ref": _output_ref(node.output)},
+        "examples": [e.model_dump(mode="json") for e in node.examples],
+        "params": node.params.model_dump(),
+    }
+
+
+def flow_to_dict(flow: Flow) -> dict[str, Any]:
+    """The whole flow as JSON, hashed."""
+    data: dict[str, Any] = {
+        "kind": KIND,
+        "schema_version": SCHEMA_VERSION,
+        "name": flow.name,
+        "state": ref_of(flow.state) if flow.state is not None else None,
+        "inputs": list(flow.inputs) if flow.inputs is not None else None,
+        "nodes": [node_to_dict(n) for n in flow.nodes.values()],
+        "edges": [list(e) for e in flow.edges],
+        "branches": [{"source": b.source, "router": ref_of(b.router), "mapping": b.mapping} for b in flow.branches],
+    }
+    data["content_hash"] = content_hash(data)
+    return data
+
+
+def node_from_dict(data: dict[str, Any], allow: Sequence[str] | None) -> MicroPrompt | FunctionNode:
+    """One node from JSON."""
+    if data.get("kind") == "function":
+        return FunctionNode(data["name"], data["fn"], reads=data.get("reads", []), writes=data.get("writes", []),
+                            allow=allow)
+    if data.get("kind") != "micro_prompt":
+        raise ArtifactError(f"node {data.get('name')!r} has unknown kind {data.get('kind')!r}")
+    out = data["output"]
+    output = model_from_schema(out["schema"])
+    if out.get("ref"):
+        try:
+            candidate = load_object(out["ref"], allow)
+            if isinstance(candidate, type) and json_schema(candidate) == out["schema"]:
+                output = candidate
+        except RefError:
+            pass  # rebuilt from its schema instead: the artifact still runs, with no code imported
+    return MicroPrompt(
+        data["name"], sections=[Section(**s) for s in data["sections"]], inputs=data["inputs"], output=output,
+        examples=data.get("examples", []), params=Params(**data.get("params", {})),
+    )
+
+
+def flow_from_dict(data: dict[str, Any], allow: Sequence[str] | None = None) -> Flow:
+    """A flow from its artifact; checks kind, version and hash; imports only from `allow` (default list)."""
+    allow = tuple(allow) if allow is not None else DEFAULT_ALLOWED
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise ArtifactError(f"not a microprompts flow artifact (kind must be {KIND!r})")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ArtifactError(f"artifact schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    if data.get("content_hash") != content_hash(data):
+        raise ArtifactError("artifact content does not match its content_hash (edited or corrupted)")
+    try:
+        nodes = [node_from_dict(n, allow) for n in data["nodes"]]
+        state = load_object(data["state"], allow) if data.get("state") else None
+        branches = [Branch(b["source"], load_object(b["router"], allow), dict(b["mapping"]))
+                    for b in data.get("branches", [])]
+        flow = Flow(data["name"], state=state, inputs=data.get("inputs"), nodes={n.name: n for n in nodes},
+                    edges=[tuple(e) for e in data.get("edges", [])], branches=branches)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"malformed artifact: {type(exc).__name__}: {exc}") from exc
+    return flow
+
+
+def save_flow(flow: Flow, path: str | Path) -> str:
+    """Validate, serialize, refuse secrets, write atomically; returns the content hash."""
+    flow.validate()
+    data = flow_to_dict(flow)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    assert_no_secrets(text, f"artifact {path}")
+    atomic_write_text(path, text + "\n")
+    return data["content_hash"]
+
+
+def load_flow(path: str | Path, allow: Sequence[str] | None = None) -> Flow:
+    """Read and check an artifact file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ArtifactError(f"cannot read artifact {path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"artifact {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    return flow_from_dict(data, allow)

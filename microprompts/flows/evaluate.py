@@ -1,0 +1,127 @@
+"""Running a flow over dataset rows concurrently: predictions, scores, feedback, errors, traces and usage."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
+
+from microprompts.flows.flow import Flow
+from microprompts.flows.score import Score, as_score
+from microprompts.models import ModelCaller, ModelLike, Usage
+from microprompts.nodes import NodeTrace, Recorder, default_caller
+from microprompts.nodes.runtime import RECORDER_KEY
+
+Metric = Callable[[Any, dict[str, Any]], Any]
+
+
+class RowResult(BaseModel):
+    """One row's end-to-end run: prediction, score and feedback, or the error that failed it."""
+
+    index: int
+    id: str | None = None
+    inputs: dict[str, Any]
+    expected: dict[str, Any] = Field(default_factory=dict)
+    prediction: dict[str, Any] | None = None
+    score: float = 0.0
+    feedback: str = ""
+    error: str | None = None
+    traces: list[NodeTrace] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    seconds: float = 0.0
+
+
+class EvalResult(BaseModel):
+    """A flow's run over rows: the mean score (failed rows count 0), per-row results and total usage."""
+
+    score: float
+    n: int
+    errors: int
+    rows: list[RowResult]
+    usage: Usage
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """The CLI's `--json` object."""
+        return {
+            "score": round(self.score, 6), "n": self.n, "errors": self.errors, "calls": self.usage.calls,
+            "cached_calls": self.usage.cached_calls, "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens, "seconds": round(self.seconds, 3),
+        }
+
+    def failures(self) -> list[RowResult]:
+        """Rows that errored or scored below 1."""
+        return [r for r in self.rows if r.error or r.score < 1.0]
+
+
+def row_parts(row: Any) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """(inputs, expected output, id) from a dataset Row or a `{"inputs", "output"}` dict."""
+    if isinstance(row, dict):
+        return dict(row.get("inputs", {})), dict(row.get("output", {})), row.get("id")
+    return dict(row.inputs), dict(getattr(row, "output", {}) or {}), getattr(row, "id", None)
+
+
+def run_row(graph: Any, flow: Flow, index: int, row: Any, metric: Metric | None, recursion_limit: int) -> RowResult:
+    """Run the compiled graph on one row and score it; a failure is recorded, never raised (metric bugs are)."""
+    inputs, expected, row_id = row_parts(row)
+    recorder = Recorder()
+    result = RowResult(index=index, id=row_id, inputs=inputs, expected=expected)
+    started = time.perf_counter()
+    try:
+        missing = [k for k in flow.input_keys if k not in inputs]
+        if missing:
+            raise KeyError(f"row has no input(s) {missing}")
+        config = {"configurable": {RECORDER_KEY: recorder}, "recursion_limit": recursion_limit}
+        state = graph.invoke(inputs, config=config)
+        result.prediction = {k: state[k] for k in flow.output_keys if k in state}
+    except Exception as exc:  # noqa: BLE001 - one failing row never stops the run
+        result.error = f"{type(exc).__name__}: {exc}"[:500]
+    result.seconds = time.perf_counter() - started
+    result.traces = list(recorder.traces)
+    result.usage = recorder.meter.snapshot()
+    if result.error is None and metric is not None:
+        scored: Score = as_score(metric(row, result.prediction or {}))
+        result.score, result.feedback = scored.value, scored.feedback
+    elif result.error is not None:
+        result.feedback = f"failed: {result.error}"
+    return result
+
+
+def evaluate(
+    flow: Flow,
+    rows: Sequence[Any],
+    metric: Metric | None = None,
+    *,
+    model: ModelLike | None = None,
+    caller: ModelCaller | None = None,
+    concurrency: int = 4,
+    progress: bool = False,
+    recursion_limit: int = 50,
+) -> EvalResult:
+    """Run the whole compiled flow on every row concurrently and score the final states with `metric`."""
+    graph = flow.compile(model=model, caller=caller or default_caller())
+    started = time.perf_counter()
+    rows = list(rows)
+    bar = tqdm(total=len(rows), desc=f"evaluate {flow.name}", disable=not progress, leave=False)
+    results: list[RowResult] = [None] * len(rows)  # type: ignore[list-item]
+
+    def one(i: int) -> None:
+        results[i] = run_row(graph, flow, i, rows[i], metric, recursion_limit)
+        bar.update(1)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for future in [pool.submit(one, i) for i in range(len(rows))]:
+            future.result()
+    bar.close()
+    usage = Usage()
+    for r in results:
+        usage = usage + r.usage
+    n = len(results)
+    return EvalResult(
+        score=sum(r.score for r in results) / n if n else 0.0, n=n, errors=sum(1 for r in results if r.error),
+        rows=results, usage=usage, seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,239 @@
+"""`Flow`: how micro-prompts and function nodes connect; an immutable value that compiles to LangGraph."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import networkx as nx
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from microprompts.models import ModelCaller, ModelLike
+from microprompts.nodes import FunctionNode, MicroPrompt, Runtime
+from microprompts.nodes.runtime import recorder_of
+
+Node = MicroPrompt | FunctionNode
+
+
+class RouterError(ValueError):
+    """A router returned a label its branch does not map."""
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A conditional edge: after `source`, `router(state)` picks a label, `mapping` turns it into a node."""
+
+    source: str
+    router: Callable[..., Any]
+    mapping: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A graph of nodes; builder methods return a new Flow, so a flow is a value the optimizer can mutate."""
+
+    name: str
+    state: type | None = None
+    inputs: tuple[str, ...] | None = None
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: tuple[tuple[str, str], ...] = ()
+    branches: tuple[Branch, ...] = ()
+    last: str | None = None
+
+    def __init__(
+        self, name: str, state: type | None = None, inputs: Sequence[str] | None = None,
+        nodes: dict[str, Node] | None = None, edges: Sequence[tuple[str, str]] = (),
+        branches: Sequence[Branch] = (), last: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "state", state)
+        object.__setattr__(self, "inputs", tuple(inputs) if inputs is not None else None)
+        object.__setattr__(self, "nodes", dict(nodes or {}))
+        object.__setattr__(self, "edges", tuple((a, b) for a, b in edges))
+        object.__setattr__(self, "branches", tuple(branches))
+        object.__setattr__(self, "last", last)
+
+    def evolve(self, **changes: Any) -> Flow:
+        """A copy with some fields replaced."""
+        current = dict(name=self.name, state=self.state, inputs=self.inputs, nodes=self.nodes, edges=self.edges,
+                       branches=self.branches, last=self.last)
+        current.update(changes)
+        return Flow(**current)
+
+    # --- building --------------------------------------------------------------------------------
+    def add(self, node: Node) -> Flow:
+        """Add a node (no edges)."""
+        if node.name in self.nodes:
+            raise ValueError(f"flow {self.name!r} already has a node named {node.name!r}")
+        if node.name in (START, END):
+            raise ValueError(f"{node.name!r} is reserved")
+        return self.evolve(nodes={**self.nodes, node.name: node}, last=node.name)
+
+    def then(self, node: Node) -> Flow:
+        """Add a node after the last one added (after START for the first): a chain."""
+        previous = self.last or START
+        return self.add(node).edge(previous, node.name)
+
+    def edge(self, source: str, target: str) -> Flow:
+        """Add a plain edge."""
+        return self.evolve(edges=self.edges + ((source, target),))
+
+    def branch(self, source: str, router: Callable[..., Any], mapping: dict[str, str]) -> Flow:
+        """Add a conditional edge: `router(state)` returns a label of `mapping`."""
+        if not callable(router):
+            raise TypeError(f"branch from {source!r}: router must be callable")
+        return self.evolve(branches=self.branches + (Branch(source, router, dict(mapping)),))
+
+    def replace_node(self, node: Node) -> Flow:
+        """The same flow with one node swapped for a new version of the same name."""
+        if node.name not in self.nodes:
+            raise KeyError(f"flow {self.name!r} has no node {node.name!r}")
+        return self.evolve(nodes={**self.nodes, node.name: node})
+
+    # --- what it reads and writes ---------------------------------------------------------------
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        """The keys a caller must provide: declared, else what nodes read that no node writes."""
+        if self.inputs is not None:
+            return self.inputs
+        written = {k for n in self.nodes.values() for k in n.writes}
+        seen: dict[str, None] = {}
+        for node in self.nodes.values():
+            for key in node.reads:
+                if key not in written:
+                    seen[key] = None
+        return tuple(seen)
+
+    @property
+    def output_keys(self) -> tuple[str, ...]:
+        """Every key a node writes: the prediction a metric sees."""
+        seen: dict[str, None] = {}
+        for node in self.nodes.values():
+            for key in node.writes:
+                seen[key] = None
+        return tuple(seen)
+
+    def micro_prompts(self) -> list[MicroPrompt]:
+        """The micro-prompt nodes, in insertion order."""
+        return [n for n in self.nodes.values() if isinstance(n, MicroPrompt)]
+
+    def graph(self) -> nx.DiGraph:
+        """The control graph as networkx (START, END, nodes, edges and branch targets)."""
+        from microprompts.flows.validate import control_graph
+
+        return control_graph(self)
+
+    def dependencies(self) -> nx.DiGraph:
+        """The data-dependency graph as networkx: writer -> reader, labelled by key."""
+        from microprompts.flows.validate import dependency_graph
+
+        return dependency_graph(self)
+
+    def validate(self) -> Flow:
+        """Check the flow; raises FlowValidationError with every problem. Returns self for chaining."""
+        from microprompts.flows.validate import validate_flow
+
+        validate_flow(self)
+        return self
+
+    # --- compiling -------------------------------------------------------------------------------
+    def state_schema(self) -> type:
+        """The user's state type, or a TypedDict of every key the flow reads or writes."""
+        if self.state is not None:
+            return self.state
+        keys = list(self.input_keys) + [k for k in self.output_keys if k not in self.input_keys]
+        for node in self.nodes.values():
+            keys += [k for k in node.reads if k not in keys]
+        return TypedDict(f"{self.name.title().replace('_', '')}State", {k: Any for k in keys}, total=False)
+
+    def compile(
+        self, model: ModelLike | None = None, caller: ModelCaller | None = None, **compile_kwargs: Any
+    ) -> CompiledStateGraph:
+        """Validate and build a LangGraph `CompiledStateGraph`; `model` is the default for every node."""
+        self.validate()
+        runtime = Runtime(model=model, caller=caller)
+        builder = StateGraph(self.state_schema())
+        for node in self.nodes.values():
+            builder.add_node(node.name, _node_callable(node, runtime))
+        for source, target in self.edges:
+            builder.add_edge(source, target)
+        for branch in self.branches:
+            builder.add_conditional_edges(branch.source, _route(branch), path_map=dict(branch.mapping))
+        routed = {b.source for b in self.branches} | {a for a, _ in self.edges}
+        for name in self.nodes:
+            if name not in routed:
+                builder.add_edge(name, END)
+        return builder.compile(name=self.name, **compile_kwargs)
+
+    def draw_mermaid(self) -> str:
+        """Mermaid text of the compiled graph (offline; no image rendering)."""
+        return self.compile().get_graph().draw_mermaid()
+
+    # --- artifacts -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON artifact (versioned, content-hashed, no code, no secrets)."""
+        from microprompts.flows.artifact import flow_to_dict
+
+        return flow_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], allow: Sequence[str] | None = None) -> Flow:
+        """Rebuild a flow from its artifact; function nodes import only from allowed modules."""
+        from microprompts.flows.artifact import flow_from_dict
+
+        return flow_from_dict(data, allow)
+
+    def save(self, path: str) -> str:
+        """Write the artifact atomically; returns its content hash."""
+        from microprompts.flows.artifact import save_flow
+
+        return save_flow(self, path)
+
+    @classmethod
+    def load(cls, path: str, allow: Sequence[str] | None = None) -> Flow:
+        """Read an artifact written by `save`."""
+        from microprompts.flows.artifact import load_flow
+
+        return load_flow(path, allow)
+
+    @classmethod
+    def from_graph(cls, builder: StateGraph, name: str | None = None) -> Flow:
+        """Adopt an existing LangGraph `StateGraph` whose nodes include MicroPrompts."""
+        from microprompts.flows.adopt import flow_from_graph
+
+        return flow_from_graph(builder, name)
+
+    def content_hash(self) -> str:
+        """The artifact's content hash: equal for flows that behave the same."""
+        return self.to_dict()["content_hash"]
+
+
+def _node_callable(node: Node, runtime: Runtime) -> Callable[..., dict[str, Any]]:
+    if isinstance(node, MicroPrompt):
+
+        def run_prompt(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            return node.run(state, runtime, recorder_of(config))
+
+        run_prompt.__name__ = node.name
+        return run_prompt
+
+    def run_function(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        return node.run(state, recorder_of(config))
+
+    run_function.__name__ = node.name
+    return run_function
+
+
+def _route(branch: Branch) -> Callable[[dict[str, Any]], str]:
+    def route(state: dict[str, Any]) -> str:
+        label = branch.router(state)
+        if label not in branch.mapping:
+            raise RouterError(
+                f"router after {branch.source!r} returned {label!r}; expected one of {sorted(branch.mapping)}"
+            )
+        return label
+
+    return route

@@ -1,0 +1,110 @@
+"""Graph checks before compiling, on a networkx view: names, reachability, exits, and data dependencies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import networkx as nx
+from langgraph.graph import END, START
+
+if TYPE_CHECKING:
+    from microprompts.flows.flow import Flow
+
+
+class FlowValidationError(ValueError):
+    """A flow that cannot run as drawn; the message names every problem found."""
+
+
+def control_graph(flow: Flow) -> nx.DiGraph:
+    """Nodes and control edges (plain edges and branch targets), with START and END; implicit ends added."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from([START, END])
+    graph.add_nodes_from(flow.nodes)
+    graph.add_edges_from(flow.edges, kind="edge")
+    for branch in flow.branches:
+        for label, target in branch.mapping.items():
+            graph.add_edge(branch.source, target, kind="branch", label=label)
+    for name in flow.nodes:
+        if graph.out_degree(name) == 0:
+            graph.add_edge(name, END, kind="implicit")
+    return graph
+
+
+def dependency_graph(flow: Flow) -> nx.DiGraph:
+    """Data dependencies: an edge writer -> reader for each state key one node writes and another reads."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(flow.nodes)
+    for reader in flow.nodes.values():
+        for key in reader.reads:
+            for writer in flow.nodes.values():
+                if writer.name != reader.name and key in writer.writes:
+                    graph.add_edge(writer.name, reader.name, key=key)
+    return graph
+
+
+def validate_flow(flow: Flow) -> None:
+    """Raise FlowValidationError listing every problem, or return quietly."""
+    problems = _name_problems(flow)
+    if not problems:
+        graph = control_graph(flow)
+        problems += _reach_problems(flow, graph)
+        if not problems:
+            problems += _data_problems(flow, graph)
+    if problems:
+        raise FlowValidationError(f"flow {flow.name!r} is invalid: " + "; ".join(problems))
+
+
+def _name_problems(flow: Flow) -> list[str]:
+    known = set(flow.nodes) | {START, END}
+    problems = []
+    if not flow.nodes:
+        problems.append("it has no nodes")
+    for a, b in flow.edges:
+        for end in (a, b):
+            if end not in known:
+                problems.append(f"edge {a} -> {b} names unknown node {end!r}")
+        if b == START or a == END:
+            problems.append(f"edge {a} -> {b} runs backwards through START/END")
+    for branch in flow.branches:
+        if branch.source not in flow.nodes:
+            problems.append(f"branch from unknown node {branch.source!r}")
+        for label, target in branch.mapping.items():
+            if target not in known or target == START:
+                problems.append(f"branch {branch.source!r} label {label!r} targets unknown node {target!r}")
+    if flow.nodes and not any(a == START for a, _ in flow.edges):
+        problems.append("no edge from START")
+    return problems
+
+
+def _reach_problems(flow: Flow, graph: nx.DiGraph) -> list[str]:
+    problems = []
+    reachable = nx.descendants(graph, START)
+    for name in flow.nodes:
+        if name not in reachable:
+            problems.append(f"node {name!r} is unreachable from START")
+    can_end = nx.ancestors(graph, END)
+    stuck = [n for n in flow.nodes if n in reachable and n not in can_end]
+    for component in nx.strongly_connected_components(graph.subgraph(stuck)):
+        cycle = sorted(component)
+        problems.append(f"cycle {' -> '.join(cycle + cycle[:1])} has no way out to END")
+    return problems
+
+
+def _data_problems(flow: Flow, graph: nx.DiGraph) -> list[str]:
+    problems = []
+    inputs = set(flow.input_keys)
+    for node in flow.nodes.values():
+        upstream = nx.ancestors(graph, node.name)
+        if nx.has_path(graph, node.name, node.name) if graph.has_edge(node.name, node.name) else False:
+            upstream.add(node.name)
+        for key in node.reads:
+            if key in inputs:
+                continue
+            if any(key in flow.nodes[u].writes for u in upstream if u in flow.nodes):
+                continue
+            later = [w.name for w in flow.nodes.values() if key in w.writes]
+            if later:
+                problems.append(f"node {node.name!r} reads {key!r}, which only {later} write(s), after it runs")
+            else:
+                problems.append(f"node {node.name!r} reads {key!r}, which no upstream node or flow input provides")
+    return problems

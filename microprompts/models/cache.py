@@ -1,0 +1,62 @@
+"""Persistent SQLite call cache keyed on the exact request, so a repeated call costs nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def default_cache_path() -> Path:
+    """`$MICROPROMPTS_CACHE`, else `~/.cache/microprompts/calls.sqlite`."""
+    env = os.environ.get("MICROPROMPTS_CACHE")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "microprompts" / "calls.sqlite"
+
+
+def request_key(request: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a request (model identity, parameters, messages, schema, sample)."""
+    blob = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class CallCache:
+    """A key -> JSON reply store in SQLite (WAL), safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+            self._conn.commit()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored reply for `key`, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT reply FROM calls WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, reply: dict[str, Any]) -> None:
+        """Store a reply; committed at once so a killed run keeps what it paid for."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO calls (key, reply) VALUES (?, ?)", (key, json.dumps(reply))
+            )
+            self._conn.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,211 @@
+"""One place every model call goes through: the call cache, structured output, retries and usage."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.utils import count_tokens_approximately
+from pydantic import BaseModel
+
+from microprompts.models.cache import CallCache, request_key
+from microprompts.models.errors import BudgetExceeded, ModelCallError
+from microprompts.models.local import LocalChatModel
+from microprompts.models.spec import is_openai, model_identity
+from microprompts.models.usage import Usage, UsageMeter
+
+_TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class Completion(BaseModel):
+    """A model's reply text with its cost; `cached` replies cost nothing."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    cached: bool = False
+    seconds: float = 0.0
+
+    def usage(self) -> Usage:
+        """This completion as a Usage record (cache hits count as cached calls only)."""
+        if self.cached:
+            return Usage(cached_calls=1)
+        return Usage(
+            calls=1,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            seconds=self.seconds,
+        )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Rate limits, server errors, timeouts, dropped connections and garbled bodies are worth retrying."""
+    status = getattr(exc, "status_code", None)
+    if status is None and getattr(exc, "response", None) is not None:
+        status = getattr(exc.response, "status_code", None)
+    if isinstance(status, int):
+        return status in _TRANSIENT_STATUS
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    transient_names = {
+        "APITimeoutError", "APIConnectionError", "APIResponseValidationError", "TimeoutException",
+        "ConnectError", "RemoteProtocolError", "ReadError", "JSONDecodeError", "TransientError",
+    }
+    return bool(names & transient_names) or isinstance(exc, (TimeoutError, ConnectionError))
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds a server asked us to wait (`Retry-After`), if any."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ModelCaller:
+    """Calls chat models with a persistent cache, retries with backoff, structured output and usage metering."""
+
+    def __init__(
+        self,
+        cache: CallCache | None = None,
+        max_attempts: int = 4,
+        base_delay: float = 0.5,
+        max_delay: float = 8.0,
+        before_call: Callable[[], None] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.before_call = before_call
+        self.meter = UsageMeter()
+        self._json_object_only: set[str] = set()
+        self._lock = threading.Lock()
+
+    def complete(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        *,
+        schema: dict[str, Any] | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        sample: int = 0,
+        node: str | None = None,
+        meter: UsageMeter | None = None,
+    ) -> Completion:
+        """One completion, from the cache when the exact request was made before; raises ModelCallError."""
+        identity = model_identity(model)
+        request = {
+            "model": identity,
+            "params": {"temperature": temperature, "max_tokens": max_tokens},
+            "messages": [[m.type, str(m.content)] for m in messages],
+            "schema": schema,
+            "sample": sample,
+        }
+        key = request_key(request)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                done = Completion(**hit, cached=True)
+                self._account(done.usage(), node, meter)
+                return done
+        done = self._call_with_retries(model, identity, messages, schema, temperature, max_tokens, sample, node,
+                                       meter)
+        if self.cache is not None and done.finish_reason != "length":
+            self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
+        return done
+
+    def _account(self, usage: Usage, node: str | None, meter: UsageMeter | None) -> None:
+        self.meter.add(usage, node)
+        if meter is not None:
+            meter.add(usage, node)
+
+    def _call_with_retries(
+        self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,
+        temperature: float, max_tokens: int, sample: int, node: str | None, meter: UsageMeter | None,
+    ) -> Completion:
+        last: BaseException | None = None
+        for attempt in range(self.max_attempts):
+            if self.before_call is not None:
+                self.before_call()  # may raise BudgetExceeded: the budget is checked before paying
+            started = time.perf_counter()
+            try:
+                kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
+                try:
+                    message = model.invoke(messages, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - classified just below
+                    if not self._maybe_downgrade(model, identity, schema, exc):
+                        raise
+                    kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
+                    message = model.invoke(messages, **kwargs)
+            except BudgetExceeded:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is either retried or reported
+                last = exc
+                self._account(Usage(failures=1, seconds=time.perf_counter() - started), node, meter)
+                if not is_transient(exc) or attempt == self.max_attempts - 1:
+                    break
+                delay = retry_after(exc)
+                if delay is None:
+                    delay = min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + random.random() / 2)
+                time.sleep(min(delay, 30.0))
+                continue
+            seconds = time.perf_counter() - started
+            text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+            meta = getattr(message, "usage_metadata", None) or {}
+            done = Completion(
+                text=text,
+                prompt_tokens=int(meta.get("input_tokens") or count_tokens_approximately(messages)),
+                completion_tokens=int(meta.get("output_tokens") or max(1, len(text) // 4)),
+                finish_reason=(message.response_metadata or {}).get("finish_reason"),
+                seconds=seconds,
+            )
+            self._account(done.usage(), node, meter)
+            return done
+        reason = f"{type(last).__name__}: {last}" if last else "no attempt made"
+        raise ModelCallError(f"model call failed after retries ({reason[:300]})") from last
+
+    def _kwargs(
+        self, model: BaseChatModel, identity: str, schema: dict[str, Any] | None, temperature: float,
+        max_tokens: int, sample: int,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        if sample:
+            kwargs["seed"] = sample
+        if schema is None:
+            return kwargs
+        if isinstance(model, LocalChatModel):
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        elif is_openai(model):
+            if identity in self._json_object_only:
+                kwargs["response_format"] = {"type": "json_object", "schema": schema}
+            else:
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": schema, "strict": False},
+                }
+        return kwargs
+
+    def _maybe_downgrade(
+        self, model: BaseChatModel, identity: str, schema: dict[str, Any] | None, exc: BaseException
+    ) -> bool:
+        """llama.cpp's server rejects `json_schema` but takes `json_object` with a schema: remember and retry."""
+        if schema is None or not is_openai(model) or identity in self._json_object_only:
+            return False
+        if getattr(exc, "status_code", None) not in (400, 422):
+            return False
+        with self._lock:
+            self._json_object_only.add(identity)
+        return True

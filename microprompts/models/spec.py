@@ -1,0 +1,89 @@
+"""Model specs: one string everywhere (`local`, `local:/path.gguf`, `openai:NAME[@URL]`) or any BaseChatModel."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from microprompts.models.errors import ModelSpecError
+from microprompts.models.local import LocalChatModel, smollm2_path
+
+ModelLike = str | BaseChatModel
+
+_RESOLVED: dict[str, BaseChatModel] = {}
+_LOCK = threading.Lock()
+SPEC_FORMS = "local, local:/path/model.gguf, openai:NAME or openai:NAME@http://host:port/v1"
+
+
+def resolve_model(model: ModelLike | None, timeout: float | None = None) -> BaseChatModel:
+    """Turn a spec string (or None for `local`) into a chat model; a BaseChatModel passes through unchanged."""
+    if isinstance(model, BaseChatModel):
+        return model
+    spec = (model or "local").strip()
+    key = f"{spec}|{timeout}"
+    with _LOCK:
+        if key not in _RESOLVED:
+            _RESOLVED[key] = _build(spec, timeout)
+        return _RESOLVED[key]
+
+
+def _build(spec: str, timeout: float | None) -> BaseChatModel:
+    if spec == "local":
+        return LocalChatModel(model_path=str(smollm2_path()))
+    if spec.startswith("local:"):
+        path = spec[len("local:"):]
+        if not path:
+            raise ModelSpecError(f"model spec {spec!r} names no file; expected one of: {SPEC_FORMS}")
+        if not os.path.isfile(path):
+            raise ModelSpecError(f"model spec {spec!r}: no such file {path}")
+        return LocalChatModel(model_path=path)
+    if spec.startswith("openai:"):
+        from langchain_openai import ChatOpenAI
+
+        rest = spec[len("openai:"):]
+        name, _, base_url = rest.partition("@")
+        if not name:
+            raise ModelSpecError(f"model spec {spec!r} names no model; expected one of: {SPEC_FORMS}")
+        kwargs: dict[str, Any] = {
+            "model": name,
+            "max_retries": 0,  # retries are ours: backoff, Retry-After, and one accounting
+            "timeout": timeout or float(os.environ.get("MICROPROMPTS_TIMEOUT", "120")),
+        }
+        if base_url:
+            kwargs["base_url"] = base_url
+            kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "not-needed"
+        elif not os.environ.get("OPENAI_API_KEY"):
+            raise ModelSpecError(f"model spec {spec!r} needs OPENAI_API_KEY in the environment")
+        return ChatOpenAI(**kwargs)
+    raise ModelSpecError(f"unknown model spec {spec!r}; expected one of: {SPEC_FORMS}")
+
+
+def model_identity(model: BaseChatModel) -> str:
+    """A stable, secret-free identity for cache keys and reports."""
+    identity = getattr(model, "identity", None)
+    if callable(identity):
+        return str(identity())
+    if model.__class__.__name__ == "ChatOpenAI":
+        base = getattr(model, "openai_api_base", None) or "https://api.openai.com/v1"
+        return f"openai:{getattr(model, 'model_name', '?')}@{base}"
+    try:
+        params = json.dumps(model._identifying_params, sort_keys=True, default=str)
+    except Exception:  # noqa: BLE001 - any model's params may be odd; fall back to the class name
+        params = ""
+    return f"{model.__class__.__module__}.{model.__class__.__name__}:{params}"
+
+
+def model_label(model: ModelLike | None) -> str | None:
+    """The spec string to store in an artifact: a string spec as is, an object by its class (never a key)."""
+    if model is None or isinstance(model, str):
+        return model
+    return None
+
+
+def is_openai(model: BaseChatModel) -> bool:
+    """True for langchain-openai's ChatOpenAI (structured output through `response_format`)."""
+    return model.__class__.__name__ in {"ChatOpenAI", "AzureChatOpenAI"}

@@ -1,0 +1,136 @@
+"""Plain Python steps and routers, referenced by import path so artifacts hold no code."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, ConfigDict
+
+from microprompts.nodes.runtime import NodeTrace, Recorder, recorder_of
+
+DEFAULT_ALLOWED = ("microprompts", "examples")
+
+
+class RefError(ValueError):
+    """An import reference that is malformed, not allowed, or does not resolve."""
+
+
+def ref_of(obj: Callable[..., Any] | type) -> str:
+    """`module:qualname` for an importable function or class; refuses lambdas and nested functions."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
+    if not module or "<" in qualname or module == "__main__":
+        raise RefError(f"{obj!r} is not importable by path (define it at module level in an importable module)")
+    return f"{module}:{qualname}"
+
+
+def load_object(ref: str, allow: Sequence[str] | None = None) -> Any:
+    """Import `module:qualname` or `path/file.py:name`; with `allow`, only modules under those prefixes."""
+    module_name, sep, qualname = ref.rpartition(":")
+    if not sep or not module_name or not qualname:
+        raise RefError(f"bad reference {ref!r}: expected module:name or path/file.py:name")
+    if module_name.endswith(".py"):
+        module = _import_file(Path(module_name))
+    else:
+        if allow is not None and not any(module_name == a or module_name.startswith(a + ".") for a in allow):
+            raise RefError(f"module {module_name!r} is not in the allowed modules {list(allow)}")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise RefError(f"cannot import {module_name!r} for {ref!r}: {exc}") from exc
+    obj: Any = module
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            raise RefError(f"{ref!r}: {module_name!r} has no attribute {qualname!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _import_file(path: Path) -> Any:
+    """Import a .py file, under its dotted package name when it lives below the working directory."""
+    if not path.is_file():
+        raise RefError(f"no such file: {path}")
+    resolved = path.resolve()
+    try:
+        relative = resolved.relative_to(Path.cwd().resolve())
+        dotted = ".".join(relative.with_suffix("").parts)
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        return importlib.import_module(dotted)
+    except (ValueError, ImportError):
+        pass
+    name = f"_microprompts_file_{resolved.stem}"
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise RefError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class FunctionNode(BaseModel):
+    """A plain Python step: `fn(state) -> dict` of updates; declares what it reads and writes."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    kind: Literal["function"] = "function"
+    name: str
+    fn: Callable[..., dict[str, Any]]
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+    def __init__(
+        self, name: str, fn: Callable[..., dict[str, Any]] | str, reads: Sequence[str] = (),
+        writes: Sequence[str] = (), allow: Sequence[str] | None = None,
+    ) -> None:
+        func = load_object(fn, allow) if isinstance(fn, str) else fn
+        if not callable(func):
+            raise RefError(f"function node {name!r}: {fn!r} is not callable")
+        super().__init__(name=name, fn=func, reads=tuple(reads), writes=tuple(writes))
+
+    @property
+    def ref(self) -> str:
+        """The function's import path, for artifacts."""
+        return ref_of(self.fn)
+
+    def run(self, state: dict[str, Any], recorder: Recorder | None = None) -> dict[str, Any]:
+        """Call the function and check it returned a dict of updates."""
+        started = time.perf_counter()
+        trace = NodeTrace(node=self.name, kind=self.kind, inputs={k: state.get(k) for k in self.reads})
+        try:
+            result = self.fn(state)
+            if not isinstance(result, dict):
+                raise TypeError(f"function node {self.name!r} returned {type(result).__name__}, expected a dict")
+            trace.output = result
+            return result
+        except Exception as exc:
+            trace.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            trace.seconds = time.perf_counter() - started
+            if recorder is not None:
+                recorder.add(trace)
+
+    def __call__(self, state: dict[str, Any], config: RunnableConfig = None) -> dict[str, Any]:
+        return self.run(state, recorder_of(config))
+
+
+class Router(BaseModel):
+    """A conditional edge's decision: `fn(state) -> label`; the branch maps labels to node names."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    fn: Callable[..., Any]
+    reads: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """The router's import path, for artifacts."""
+        return ref_of(self.fn)

@@ -1,0 +1,213 @@
+"""`MicroPrompt`: one small, single-purpose prompt with typed sections, a typed output and parameters."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from microprompts.models import UsageMeter
+from microprompts.nodes.parse import OutputParseError, parse_reply
+from microprompts.nodes.render import count_tokens, render_messages
+from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of
+from microprompts.nodes.schema import REASONING, json_schema, with_reasoning
+from microprompts.nodes.sections import DEFAULT_TITLES, DataFormat, Example, Section
+
+
+class NodeInputError(ValueError):
+    """A node was run without one of the inputs it reads."""
+
+
+class Params(BaseModel):
+    """A node's tunable parameters: model, sampling, example count, data format, reasoning, votes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, ge=1, le=8192)
+    n_examples: int | None = Field(None, ge=0)
+    data_format: DataFormat = "markdown"
+    reasoning: bool = False
+    samples: int = Field(1, ge=1, le=15)
+
+
+class DefaultOutput(BaseModel):
+    """The output of a micro-prompt that declares none: one text answer."""
+
+    output: str
+
+
+class MicroPrompt(BaseModel):
+    """A node of a flow: ordered sections, input descriptions, an output schema, examples and parameters."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    kind: Literal["micro_prompt"] = "micro_prompt"
+    name: str
+    sections: tuple[Section, ...]
+    inputs: dict[str, str]
+    output: type[BaseModel] = DefaultOutput
+    examples: tuple[Example, ...] = ()
+    params: Params = Params()
+
+    def __init__(
+        self,
+        name: str | None = None,
+        /,
+        *,
+        task: str | None = None,
+        guidelines: str | list[str] | None = None,
+        sections: list[Section] | tuple[Section, ...] | None = None,
+        inputs: dict[str, str] | list[str] | None = None,
+        output: type[BaseModel] | None = None,
+        examples: list[Example | dict[str, Any]] | tuple[Example, ...] = (),
+        params: Params | dict[str, Any] | None = None,
+        **param_values: Any,
+    ) -> None:
+        if name is None:
+            name = param_values.pop("name", None)
+        if not name:
+            raise ValueError("a MicroPrompt needs a name")
+        examples_t = tuple(e if isinstance(e, Example) else Example(**e) for e in examples)
+        if sections is None:
+            sections = default_sections(task, guidelines, bool(examples_t))
+        elif task is not None or guidelines is not None:
+            raise ValueError("give either `sections` or `task`/`guidelines`, not both")
+        if isinstance(inputs, list):
+            inputs = {k: "" for k in inputs}
+        p = params if isinstance(params, Params) else Params(**(params or {}), **param_values)
+        super().__init__(
+            name=name, sections=tuple(sections), inputs=dict(inputs or {}), output=output or DefaultOutput,
+            examples=examples_t, params=p,
+        )
+
+    # --- what it reads and writes --------------------------------------------------------------
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """State keys this node reads."""
+        return tuple(self.inputs)
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        """State keys this node writes: its output fields."""
+        return tuple(self.output.model_fields)
+
+    def output_model(self) -> type[BaseModel]:
+        """The schema the model must satisfy (with the reasoning field when that is on)."""
+        return with_reasoning(self.output) if self.params.reasoning else self.output
+
+    def output_schema(self) -> dict[str, Any]:
+        """The JSON schema sent to constrained backends."""
+        return json_schema(self.output_model())
+
+    def shown_examples(self) -> tuple[Example, ...]:
+        """The examples the prompt shows: the first `n_examples` (all when unset)."""
+        n = self.params.n_examples
+        return self.examples if n is None else self.examples[:n]
+
+    def section(self, kind: str) -> Section | None:
+        """The first section of a kind, if any."""
+        return next((s for s in self.sections if s.kind == kind), None)
+
+    # --- immutable updates -----------------------------------------------------------------------
+    def with_params(self, **changes: Any) -> MicroPrompt:
+        """A copy with some parameters changed (validated)."""
+        return self.model_copy(update={"params": Params(**{**self.params.model_dump(), **changes})})
+
+    def replace(self, **changes: Any) -> MicroPrompt:
+        """A copy with fields replaced (sections, inputs, examples, output, name)."""
+        if "sections" in changes:
+            changes["sections"] = tuple(changes["sections"])
+        if "examples" in changes:
+            changes["examples"] = tuple(
+                e if isinstance(e, Example) else Example(**e) for e in changes["examples"]
+            )
+        return self.model_copy(update=changes)
+
+    # --- running -------------------------------------------------------------------------------
+    def render(self, inputs: dict[str, Any]) -> list[BaseMessage]:
+        """The chat messages for one row's inputs."""
+        return render_messages(self, inputs)
+
+    def run(self, state: dict[str, Any], runtime: Runtime, recorder: Recorder | None = None) -> dict[str, Any]:
+        """Render, call the model (k samples), parse with one repair, vote; returns the output fields."""
+        missing = [k for k in self.inputs if k not in state]
+        if missing:
+            raise NodeInputError(f"node {self.name!r} needs input(s) {missing} that the state does not have")
+        inputs = {k: state[k] for k in self.inputs}
+        messages = self.render(inputs)
+        trace = NodeTrace(node=self.name, kind=self.kind, inputs=inputs, rendered_tokens=count_tokens(messages))
+        meter = UsageMeter()
+        started = time.perf_counter()
+        try:
+            model = runtime.model_for(self.params.model)
+            outputs = [self._sample(model, messages, i, runtime, meter, trace) for i in range(self.params.samples)]
+            votes = Counter(json.dumps(o, sort_keys=True) for o in outputs)
+            winner = json.loads(votes.most_common(1)[0][0])
+            trace.output = winner
+            return winner
+        except Exception as exc:
+            trace.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            trace.usage = meter.snapshot()
+            trace.seconds = time.perf_counter() - started
+            if recorder is not None:
+                recorder.add(trace)
+                recorder.meter.add(trace.usage, self.name)
+
+    def _sample(
+        self, model: Any, messages: list[BaseMessage], sample: int, runtime: Runtime, meter: UsageMeter,
+        trace: NodeTrace,
+    ) -> dict[str, Any]:
+        schema = self.output_schema()
+        target = self.output_model()
+        p = self.params
+        call = dict(schema=schema, temperature=p.temperature, max_tokens=p.max_tokens, sample=sample,
+                    node=self.name, meter=meter)
+        reply = runtime.caller.complete(model, messages, **call)
+        trace.replies.append(reply.text)
+        try:
+            parsed = parse_reply(reply.text, target)
+        except ValueError as first:
+            repair = messages + [
+                AIMessage(content=reply.text),
+                HumanMessage(content=f"That reply is invalid ({first}). Reply with only the corrected JSON object."),
+            ]
+            fixed = runtime.caller.complete(model, repair, **call)
+            trace.replies.append(fixed.text)
+            try:
+                parsed = parse_reply(fixed.text, target)
+            except ValueError as second:
+                raise OutputParseError(self.name, fixed.text, str(second)) from second
+        data = parsed.model_dump(mode="json")
+        if p.reasoning and REASONING not in self.output.model_fields:
+            data.pop(REASONING, None)
+        return data
+
+    def __call__(self, state: dict[str, Any], config: RunnableConfig = None) -> dict[str, Any]:
+        """Run as a plain LangGraph node (model from `configurable.model`, else `local`)."""
+        spec = ((config or {}).get("configurable") or {}).get("model")
+        return self.run(state, Runtime(model=spec), recorder_of(config))
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.model_dump(mode="json", exclude={"output"}), sort_keys=True, default=str))
+
+
+def default_sections(task: str | None, guidelines: str | list[str] | None, has_examples: bool) -> list[Section]:
+    """Task, inputs, output format, examples (when given) and guidelines (when given), in that order."""
+    sections = [Section(kind="task", title=DEFAULT_TITLES["task"], text=task or "")]
+    sections.append(Section(kind="inputs", title=DEFAULT_TITLES["inputs"]))
+    sections.append(Section(kind="output_format", title=DEFAULT_TITLES["output_format"]))
+    if has_examples:
+        sections.append(Section(kind="examples", title=DEFAULT_TITLES["examples"]))
+    if guidelines:
+        text = guidelines if isinstance(guidelines, str) else "\n".join(f"- {g}" for g in guidelines)
+        sections.append(Section(kind="guidelines", title=DEFAULT_TITLES["guidelines"], text=text))
+    return sections

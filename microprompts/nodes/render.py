@@ -1,0 +1,72 @@
+"""Deterministic rendering of a micro-prompt and one row's inputs into chat messages."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages.utils import count_tokens_approximately
+
+from microprompts.nodes.schema import REASONING, describe_fields
+from microprompts.nodes.sections import DataFormat, Section
+
+if TYPE_CHECKING:
+    from microprompts.nodes.micro_prompt import MicroPrompt
+
+
+def render_value(value: Any) -> str:
+    """Strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def render_data(data: dict[str, Any], fmt: DataFormat) -> str:
+    """A row's fields in the chosen data format."""
+    if fmt == "json":
+        return json.dumps(data, ensure_ascii=False)
+    if fmt == "xml":
+        return "\n".join(f"<{k}>{render_value(v)}</{k}>" for k, v in data.items())
+    return "\n".join(f"{k}: {render_value(v)}" for k, v in data.items())
+
+
+def _section_body(mp: MicroPrompt, section: Section) -> str:
+    parts = [section.text] if section.text else []
+    if section.kind == "inputs":
+        parts += [f"- {k}: {d}" if d else f"- {k}" for k, d in mp.inputs.items()]
+    elif section.kind == "output_format":
+        schema = mp.output_schema()
+        parts.append("Reply with one JSON object with these fields:")
+        parts += describe_fields(schema)
+        if mp.params.reasoning:
+            parts.append(f"Write `{REASONING}` first, then the answer fields.")
+    elif section.kind == "examples":
+        for i, example in enumerate(mp.shown_examples(), 1):
+            output = json.dumps(example.output, ensure_ascii=False)
+            parts.append(f"Example {i}\nInput:\n{render_data(example.inputs, mp.params.data_format)}\nOutput: {output}")
+    return "\n".join(parts)
+
+
+def render_section(mp: MicroPrompt, section: Section) -> str:
+    """One section in the prompt's data format; empty when it has nothing to say."""
+    body = _section_body(mp, section)
+    if not body:
+        return ""
+    fmt = mp.params.data_format
+    if fmt == "xml":
+        tag = section.title.lower().replace(" ", "_")
+        return f"<{tag}>\n{body}\n</{tag}>"
+    if fmt == "json":
+        return json.dumps({section.title: body}, ensure_ascii=False)
+    return f"## {section.title}\n{body}"
+
+
+def render_messages(mp: MicroPrompt, inputs: dict[str, Any]) -> list[BaseMessage]:
+    """The system prompt (sections in order) and the user turn (this row's inputs)."""
+    system = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))
+    data = {k: inputs[k] for k in mp.inputs if k in inputs}
+    return [SystemMessage(content=system), HumanMessage(content=render_data(data, mp.params.data_format))]
+
+
+def count_tokens(messages: list[BaseMessage]) -> int:
+    """An approximate token count (LangChain's estimator), the same for every backend."""
+    return int(count_tokens_approximately(messages))

@@ -1,0 +1,81 @@
+"""What a running node needs: the model caller, model resolution, and a recorder of traces and usage."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, Field
+
+from microprompts.models import CallCache, ModelCaller, ModelLike, Usage, UsageMeter, resolve_model
+
+RECORDER_KEY = "microprompts_recorder"
+
+
+class NodeTrace(BaseModel):
+    """One node's run inside one invocation: what it read, what it wrote, its raw replies, cost and error."""
+
+    node: str
+    kind: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    output: dict[str, Any] | None = None
+    replies: list[str] = Field(default_factory=list)
+    rendered_tokens: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+class Recorder:
+    """Collects node traces and usage for one invocation (thread-safe: parallel branches share it)."""
+
+    def __init__(self) -> None:
+        self.traces: list[NodeTrace] = []
+        self.meter = UsageMeter()
+        self._lock = threading.Lock()
+
+    def add(self, trace: NodeTrace) -> None:
+        """Append a node's trace."""
+        with self._lock:
+            self.traces.append(trace)
+
+
+def recorder_of(config: RunnableConfig | None) -> Recorder | None:
+    """The recorder an evaluation passed in the config, if any."""
+    return ((config or {}).get("configurable") or {}).get(RECORDER_KEY)
+
+
+class Runtime:
+    """Binds a compiled flow to a model caller and a default model; per-node model specs override it."""
+
+    def __init__(self, model: ModelLike | None = None, caller: ModelCaller | None = None) -> None:
+        self.default = model
+        self.caller = caller or default_caller()
+        self._models: dict[str, BaseChatModel] = {}
+
+    def model_for(self, spec: ModelLike | None) -> BaseChatModel:
+        """The node's own model if it names one, else the runtime's default (`local` when none)."""
+        chosen = spec if spec is not None else self.default
+        if isinstance(chosen, BaseChatModel):
+            return chosen
+        key = chosen or "local"
+        if key not in self._models:
+            self._models[key] = resolve_model(key)
+        return self._models[key]
+
+
+_DEFAULT: ModelCaller | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_caller() -> ModelCaller:
+    """A process-wide caller with the persistent cache (`MICROPROMPTS_CACHE=off` turns the cache off)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            off = os.environ.get("MICROPROMPTS_CACHE", "").lower() in {"off", "0", "none"}
+            _DEFAULT = ModelCaller(cache=None if off else CallCache())
+        return _DEFAULT

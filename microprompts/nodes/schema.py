@@ -1,0 +1,97 @@
+"""Output schemas: the JSON schema sent to the model, a reasoning field, and rebuilding a model from a schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+REASONING = "reasoning"
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with `$ref`s inlined, so every backend's grammar can take it."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].split("/")[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
+
+
+def with_reasoning(model: type[BaseModel]) -> type[BaseModel]:
+    """The same output with a `reasoning` string first, so the model thinks before it answers."""
+    fields: dict[str, Any] = {REASONING: (str, Field(description="Brief step-by-step reasoning."))}
+    for name, info in model.model_fields.items():
+        fields[name] = (info.annotation, info)
+    return create_model(f"{model.__name__}WithReasoning", **fields)
+
+
+def model_from_schema(schema: dict[str, Any], name: str | None = None) -> type[BaseModel]:
+    """Rebuild a pydantic model from a JSON schema (objects, arrays, scalars, enums): artifacts hold no code."""
+    title = name or schema.get("title") or "Output"
+    required = set(schema.get("required", []))
+    fields: dict[str, Any] = {}
+    for key, prop in schema.get("properties", {}).items():
+        annotation = _annotation(prop, f"{title}_{key}")
+        default = ... if key in required else prop.get("default", None)
+        fields[key] = (annotation, Field(default, description=prop.get("description")))
+    return create_model(str(title).replace(" ", ""), **fields)
+
+
+def _annotation(prop: dict[str, Any], name: str) -> Any:
+    if "enum" in prop:
+        return Literal[tuple(prop["enum"])]  # type: ignore[misc]
+    if "const" in prop:
+        return Literal[prop["const"]]  # type: ignore[misc]
+    if "anyOf" in prop:
+        options = [_annotation(p, name) for p in prop["anyOf"]]
+        result = options[0]
+        for option in options[1:]:
+            result = result | option
+        return result
+    kind = prop.get("type")
+    if kind == "string":
+        return str
+    if kind == "integer":
+        return int
+    if kind == "number":
+        return float
+    if kind == "boolean":
+        return bool
+    if kind == "null":
+        return type(None)
+    if kind == "array":
+        return list[_annotation(prop.get("items", {}), name)]  # type: ignore[misc]
+    if kind == "object":
+        if "properties" in prop:
+            return model_from_schema(prop, name)
+        return dict[str, Any]
+    return Any
+
+
+def describe_fields(schema: dict[str, Any]) -> list[str]:
+    """One line per output field: name, type (allowed values for enums) and description."""
+    lines = []
+    for key, prop in schema.get("properties", {}).items():
+        lines.append(f"- {key} ({_type_words(prop)})" + (f": {prop['description']}" if prop.get("description") else ""))
+    return lines
+
+
+def _type_words(prop: dict[str, Any]) -> str:
+    if "enum" in prop:
+        return "one of " + ", ".join(json.dumps(v) for v in prop["enum"])
+    if "anyOf" in prop:
+        return " or ".join(_type_words(p) for p in prop["anyOf"])
+    kind = prop.get("type", "any")
+    if kind == "array":
+        return f"list of {_type_words(prop.get('items', {}))}"
+    return str(kind)

@@ -1,0 +1,39 @@
+"""Sections and examples: the ordered, typed parts a micro-prompt is made of."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SectionKind = Literal["task", "inputs", "output_format", "examples", "guidelines", "text"]
+DataFormat = Literal["markdown", "xml", "json"]
+
+
+class Section(BaseModel):
+    """One titled part of a prompt; `inputs`, `output_format` and `examples` also render generated content."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: SectionKind
+    title: str
+    text: str = ""
+
+
+class Example(BaseModel):
+    """A worked example: inputs and the output the node should give for them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    inputs: dict[str, Any]
+    output: dict[str, Any]
+
+
+DEFAULT_TITLES: dict[str, str] = {
+    "task": "Task",
+    "inputs": "Inputs",
+    "output_format": "Output format",
+    "examples": "Examples",
+    "guidelines": "Guidelines",
+    "text": "Notes",
+}

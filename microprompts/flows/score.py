@@ -1,0 +1,56 @@
+"""The score a metric gives one prediction, and the check that turns any metric's return into one.
+
+It lives in ``flows`` so that evaluation can score runs without importing ``optimizers``.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["MetricError", "Score", "as_score"]
+
+
+class Score(BaseModel):
+    """A metric's verdict on one prediction: ``value`` (higher is better) and textual ``feedback`` on why."""
+
+    value: float
+    feedback: str = ""
+
+
+class MetricError(ValueError):
+    """A metric returned something that is not a score, or could not score an example at all."""
+
+
+def as_score(value: Any) -> Score:
+    """Normalize a metric's return (float, int, bool, Score, or dict with ``value`` [+ ``feedback``]) to a
+    Score; raise :class:`MetricError` for anything else, NaN and infinities included."""
+    if isinstance(value, Score):
+        number, feedback = value.value, value.feedback
+    elif isinstance(value, Real):  # bool and numpy numbers included
+        number, feedback = float(value), ""
+    elif isinstance(value, dict) and "value" in value:
+        raw, feedback = value["value"], value.get("feedback", "")
+        if isinstance(raw, bool) or not isinstance(raw, Real):
+            raise MetricError(f"metric returned a dict whose 'value' is a {type(raw).__name__}, not a number")
+        if not isinstance(feedback, str):
+            raise MetricError(
+                f"metric returned a dict whose 'feedback' is a {type(feedback).__name__}, not a str"
+            )
+        number = float(raw)
+    else:
+        raise MetricError(
+            f"metric returned a {type(value).__name__} ({_short(value)}); "
+            "expected a float, int, bool, Score or dict with 'value'"
+        )
+    if math.isnan(number) or math.isinf(number):
+        raise MetricError(f"metric returned a float that is not finite ({number})")
+    return Score(value=number, feedback=feedback)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,300 @@
+"""Built-in metrics and the resolver for metric specs given on the command line.
+
+A metric is ``metric(example: Row, prediction: dict) -> float | Score``; higher is better, and the built-ins
+score in [0, 1] with feedback that says what was wrong (the optimizer feeds it to its critique steps).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+import string
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from microprompts.data.dataset import Dataset, Row
+from microprompts.flows.score import MetricError, Score, as_score
+
+__all__ = [
+    "Metric",
+    "MetricError",
+    "Score",
+    "as_score",
+    "exact_match",
+    "f1",
+    "jaccard",
+    "normalize",
+    "resolve_metric",
+]
+
+Metric = Callable[[Row, dict[str, Any]], "float | Score"]
+"""A metric: ``metric(example, prediction) -> float | Score``, higher is better."""
+
+_MODES = ("none", "basic", "sammo")
+_QUOTES = "\"'`“”‘’«»"
+_TRAILING = ".,;:!?"
+_PUNCTUATION = frozenset(string.punctuation)
+_FEEDBACK_CHARS = 200
+_FEEDBACK_ITEMS = 10
+_FORMS = (
+    "exact_match, exact_match:FIELD, exact_match:FIELD:none|basic|sammo, jaccard:FIELD[:VALID_FROM], "
+    "f1:FIELD, path/file.py:func or package.module:func"
+)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict, tuple)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def normalize(text: Any, mode: str = "basic") -> str:
+    """Normalize a value for comparison. ``none``: as text; ``basic``: strip, lower-case, collapse whitespace,
+    drop surrounding quotes and trailing ``.,;:!?``; ``sammo``: lower-case with all whitespace removed."""
+    value = _text(text)
+    if mode == "none":
+        return value
+    if mode == "sammo":
+        return "".join(value.lower().split())
+    if mode == "basic":
+        value = " ".join(value.lower().split())
+        previous = None
+        while previous != value:
+            previous = value
+            value = value.strip().strip(_QUOTES).rstrip(_TRAILING)
+        return value
+    raise ValueError(f"unknown normalize mode {mode!r}: expected one of {', '.join(_MODES)}")
+
+
+_normalize = normalize  # exact_match's `normalize` argument shadows the function inside it
+
+
+def _short(value: Any, limit: int = _FEEDBACK_CHARS) -> str:
+    text = _text(value)
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _expected(example: Row, key: str) -> list[Any]:
+    """The acceptable answers for ``key``: ``output[key]`` plus any ``outputs`` list (all accepted)."""
+    answers: list[Any] = [example.output[key]] if key in example.output else []
+    extra = example.output.get("outputs")
+    if isinstance(extra, list):
+        answers += [a for a in extra if a not in answers]
+    if not answers:
+        raise MetricError(
+            f"example {example.id or ''} has no expected field {key!r} (output has {sorted(example.output)})"
+        )
+    return answers
+
+
+def _as_row(example: Row | dict[str, Any]) -> Row:
+    """Metrics take a Row; a raw dict (``{"inputs", "output"}`` or the seed talk's form) is normalized."""
+    return example if isinstance(example, Row) else Dataset.from_rows([example], source="example")[0]
+
+
+def _missing(field: str, prediction: dict[str, Any]) -> Score | None:
+    if not isinstance(prediction, dict) or field not in prediction:
+        return Score(value=0.0, feedback=f"prediction has no field {field!r}")
+    return None
+
+
+def _describe_expected(answers: list[Any]) -> str:
+    if len(answers) == 1:
+        return _short(answers[0])
+    shown = ", ".join(_short(a, 60) for a in answers[:3])
+    more = f" (+{len(answers) - 3} more)" if len(answers) > 3 else ""
+    return f"one of {shown}{more}"
+
+
+def exact_match(field: str = "output", normalize: str = "basic", expected_field: str | None = None) -> Metric:
+    """Score 1 when ``prediction[field]`` equals the expected answer (or any of ``outputs``) after
+    normalization, else 0 with feedback ``expected 'x', got 'y'``."""
+    mode = normalize
+    if mode not in _MODES:
+        raise ValueError(f"unknown normalize mode {mode!r}: expected one of {', '.join(_MODES)}")
+    key = expected_field or field
+
+    def metric(example: Row, prediction: dict[str, Any]) -> Score:
+        example = _as_row(example)
+        missing = _missing(field, prediction)
+        if missing:
+            return missing
+        answers = _expected(example, key)
+        got = prediction[field]
+        target = _normalize(got, mode)
+        if any(_normalize(a, mode) == target for a in answers):
+            return Score(value=1.0)
+        return Score(value=0.0, feedback=f"expected {_describe_expected(answers)}, got {_short(got)}")
+
+    metric.__name__ = metric.__qualname__ = f"exact_match({field})"
+    return metric
+
+
+def _items(value: Any) -> list[str]:
+    """A value as distinct normalized items: a list as it is, a string split on commas, semicolons, lines."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set, frozenset)):
+        raw = list(value)
+    else:
+        raw = re.split(r"[,;\n]", _text(value))
+    items = [normalize(item) for item in raw]
+    return list(dict.fromkeys(item for item in items if item))
+
+
+def _listing(label: str, items: list[str]) -> str:
+    shown = ", ".join(items[:_FEEDBACK_ITEMS])
+    more = f" (+{len(items) - _FEEDBACK_ITEMS} more)" if len(items) > _FEEDBACK_ITEMS else ""
+    return f"{label}: {shown}{more}"
+
+
+def jaccard(
+    field: str,
+    valid_from: str | None = None,
+    penalty: float = 0.25,
+    k: int | None = None,
+    expected_field: str | None = None,
+) -> Metric:
+    """The seed talk's set loss: Jaccard similarity of predicted and expected items, minus ``penalty``
+    per predicted item not in ``example.inputs[valid_from]`` (invented) and per item beyond ``k``; floor 0."""
+    if penalty < 0:
+        raise ValueError(f"penalty must be non-negative, got {penalty}")
+    if k is not None and k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    key = expected_field or field
+
+    def metric(example: Row, prediction: dict[str, Any]) -> Score:
+        example = _as_row(example)
+        missing = _missing(field, prediction)
+        if missing:
+            return missing
+        if key not in example.output:
+            raise MetricError(f"example {example.id or ''} has no expected field {key!r}")
+        predicted, expected = _items(prediction[field]), _items(example.output[key])
+        p_set, e_set = set(predicted), set(expected)
+        union = p_set | e_set
+        similarity = len(p_set & e_set) / len(union) if union else 1.0
+        invalid: list[str] = []
+        if valid_from is not None:
+            if valid_from not in example.inputs:
+                raise MetricError(
+                    f"example {example.id or ''} has no input {valid_from!r} to check items against"
+                )
+            valid = set(_items(example.inputs[valid_from]))
+            invalid = [item for item in predicted if item not in valid]
+        beyond = max(0, len(predicted) - k) if k is not None else 0
+        value = max(0.0, similarity - penalty * (len(invalid) + beyond))
+        notes = []
+        if missing_items := [item for item in expected if item not in p_set]:
+            notes.append(_listing("missing", missing_items))
+        if extra := [item for item in predicted if item not in e_set]:
+            notes.append(_listing("extra", extra))
+        if invalid:
+            notes.append(_listing(f"invalid (not in {valid_from})", invalid))
+        if beyond:
+            notes.append(f"{beyond} item(s) beyond the first {k}")
+        return Score(value=value, feedback="; ".join(notes))
+
+    metric.__name__ = metric.__qualname__ = f"jaccard({field})"
+    return metric
+
+
+def _squad_tokens(value: Any) -> list[str]:
+    text = _text(value).lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return text.split()
+
+
+def _token_f1(predicted: Any, expected: Any) -> float:
+    p_tokens, e_tokens = _squad_tokens(predicted), _squad_tokens(expected)
+    if not p_tokens or not e_tokens:
+        return float(p_tokens == e_tokens)
+    common = sum((Counter(p_tokens) & Counter(e_tokens)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(p_tokens), common / len(e_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1(field: str = "output", expected_field: str | None = None) -> Metric:
+    """Token-level F1 between ``prediction[field]`` and the expected answer (SQuAD normalization: lower-case,
+    no punctuation or articles); the best over ``outputs`` when the example lists several answers."""
+    key = expected_field or field
+
+    def metric(example: Row, prediction: dict[str, Any]) -> Score:
+        example = _as_row(example)
+        missing = _missing(field, prediction)
+        if missing:
+            return missing
+        answers = _expected(example, key)
+        got = prediction[field]
+        value = max(_token_f1(got, answer) for answer in answers)
+        feedback = "" if value == 1.0 else f"expected {_describe_expected(answers)}, got {_short(got)}"
+        return Score(value=value, feedback=feedback)
+
+    metric.__name__ = metric.__qualname__ = f"f1({field})"
+    return metric
+
+
+def _import_metric(spec: str, target: str, attr: str) -> Callable[..., Any]:
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        path = Path(target)
+        if not path.is_file():
+            raise ValueError(f"metric {spec!r}: file {target!r} not found")
+        module_name = f"_microprompts_metric_{abs(hash(str(path.resolve())))}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ValueError(f"metric {spec!r}: cannot load {target!r} as a Python file")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            raise ValueError(
+                f"metric {spec!r}: importing {target!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as exc:
+            raise ValueError(
+                f"metric {spec!r}: cannot import {target!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+    func = getattr(module, attr, None)
+    if func is None:
+        raise ValueError(f"metric {spec!r}: {target!r} has no attribute {attr!r}")
+    if not callable(func):
+        raise ValueError(f"metric {spec!r}: {attr!r} in {target!r} is not callable")
+    return func
+
+
+def resolve_metric(spec: str) -> Callable[..., Any]:
+    """Turn a metric spec (``exact_match[:FIELD[:MODE]]``, ``jaccard:FIELD[:VALID_FROM]``, ``f1[:FIELD]``,
+    ``path/file.py:func``, ``package.module:func``) into a metric function."""
+    spec = spec.strip()
+    name, _, rest = spec.partition(":")
+    args = rest.split(":") if rest else []
+    if any(not arg for arg in args):
+        raise ValueError(f"bad metric {spec!r} (empty part): expected one of {_FORMS}")
+    if name == "exact_match" and len(args) <= 2:
+        if len(args) == 2 and args[1] not in _MODES:
+            raise ValueError(f"bad metric {spec!r}: normalize mode must be one of {', '.join(_MODES)}")
+        return exact_match(*args[:1], normalize=args[1] if len(args) == 2 else "basic")
+    if name == "jaccard" and 1 <= len(args) <= 2:
+        return jaccard(args[0], valid_from=args[1] if len(args) == 2 else None)
+    if name == "f1" and len(args) <= 1:
+        return f1(*args)
+    if name not in ("exact_match", "jaccard", "f1") and ":" in spec:
+        target, _, attr = spec.rpartition(":")
+        if target and attr.isidentifier():
+            return _import_metric(spec, target, attr)
+    raise ValueError(f"unknown metric {spec!r}: expected one of {_FORMS}")

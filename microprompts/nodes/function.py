@@ -36,6 +36,8 @@ def load_object(ref: str, allow: Sequence[str] | None = None) -> Any:
     if not sep or not module_name or not qualname:
         raise RefError(f"bad reference {ref!r}: expected module:name or path/file.py:name")
     if module_name.endswith(".py"):
+        if allow is not None:  # an artifact may name modules only: a file path would bypass the allow-list
+            raise RefError(f"reference {ref!r} names a file; only modules under {list(allow)} are allowed here")
         module = _import_file(Path(module_name))
     else:
         if allow is not None and not any(module_name == a or module_name.startswith(a + ".") for a in allow):

@@ -1,0 +1,145 @@
+"""Request and response models of the served agent, built from the flow: its input keys typed by the state
+schema when it has one (`Any` otherwise), and its output keys typed by the nodes' output models."""
+
+from __future__ import annotations
+
+import math
+import typing
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from microprompts.flows import Flow
+from microprompts.models import Usage
+from microprompts.nodes import MicroPrompt
+from microprompts.nodes.schema import json_schema
+
+
+def state_types(flow: Flow) -> dict[str, Any]:
+    """The annotation of each key of the flow's own state schema (TypedDict or pydantic); {} when none."""
+    state = flow.state
+    if state is None:
+        return {}
+    try:
+        if isinstance(state, type) and issubclass(state, BaseModel):
+            return {k: f.annotation for k, f in state.model_fields.items()}
+        return dict(typing.get_type_hints(state))
+    except Exception:  # noqa: BLE001 - an odd state type only costs us the types, never the server
+        return {}
+
+
+def _usable(annotation: Any) -> Any:
+    """`annotation` if pydantic can validate and describe it as JSON, else Any."""
+    try:
+        TypeAdapter(annotation).json_schema()
+        return annotation
+    except Exception:  # noqa: BLE001 - arbitrary user types: fall back to accepting any JSON value
+        return Any
+
+
+def _class_name(flow: Flow, suffix: str) -> str:
+    base = "".join(part.title() for part in "".join(c if c.isalnum() else " " for c in flow.name).split())
+    return f"{base or 'Flow'}{suffix}"
+
+
+def _fields(keys: typing.Sequence[str], types: dict[str, Any], required: bool) -> dict[str, Any]:
+    """pydantic fields named f0, f1, ... aliased to the state keys (which may be any string)."""
+    return {
+        f"f{i}": (_usable(types.get(key, Any)), Field(... if required else None, alias=key))
+        for i, key in enumerate(keys)
+    }
+
+
+def input_model(flow: Flow) -> type[BaseModel]:
+    """A pydantic model of the flow's inputs: every input key required, unknown keys refused."""
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        _class_name(flow, "Input"),
+        __config__=ConfigDict(extra="forbid", populate_by_name=False),
+        **_fields(flow.input_keys, state_types(flow), required=True),
+    )
+
+
+def output_types(flow: Flow) -> dict[str, Any]:
+    """The type of each output key: the state schema's, else the writing micro-prompt's field, else Any."""
+    types = state_types(flow)
+    result: dict[str, Any] = {}
+    for key in flow.output_keys:
+        if key in types:
+            result[key] = types[key]
+            continue
+        for node in flow.nodes.values():
+            if isinstance(node, MicroPrompt) and key in node.output.model_fields:
+                result[key] = node.output.model_fields[key].annotation
+                break
+        else:
+            result[key] = Any
+    return result
+
+
+def output_model(flow: Flow) -> type[BaseModel]:
+    """A pydantic model of the flow's output: every key a node writes (optional: a branch may skip a node)."""
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        _class_name(flow, "Output"), **_fields(flow.output_keys, output_types(flow), required=False)
+    )
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema with `$ref`s inlined (falls back to a plain object for exotic types)."""
+    try:
+        return json_schema(model)
+    except Exception:  # noqa: BLE001 - recursive or odd types: describe loosely rather than fail
+        return {"type": "object", "title": model.__name__}
+
+
+def _finite_score(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("score must be a finite number")
+    return value
+
+
+class FeedbackRequest(BaseModel):
+    """`POST /feedback`: a score (higher is better) and an optional comment for a stored run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: Annotated[str, Field(min_length=1, max_length=200, strict=True)]
+    score: Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    comment: Annotated[str | None, Field(max_length=10_000, strict=True)] = None
+
+
+class RunResponse(BaseModel):
+    """One run's answer: its id (for `/feedback` and `/runs/{id}`), the output state and the model usage."""
+
+    run_id: str
+    output: dict[str, Any]
+    usage: Usage
+    latency: float
+
+
+class BatchItemError(BaseModel):
+    """A batch item that failed: its index and the error."""
+
+    index: int
+    run_id: str | None = None
+    error: dict[str, Any]
+
+
+def request_models(flow: Flow, max_batch: int) -> tuple[type[BaseModel], type[BaseModel], type[BaseModel]]:
+    """(input model, `{"input": ...}` request model, `{"inputs": [...]}` batch request model)."""
+    inputs = input_model(flow)
+    invoke = create_model(  # type: ignore[call-overload]
+        _class_name(flow, "InvokeRequest"), __config__=ConfigDict(extra="forbid"), input=(inputs, ...)
+    )
+    batch = create_model(  # type: ignore[call-overload]
+        _class_name(flow, "BatchRequest"), __config__=ConfigDict(extra="forbid"),
+        inputs=(list[dict[str, Any]], Field(..., max_length=max_batch)),
+    )
+    return inputs, invoke, batch
+
+
+def request_body(model: type[BaseModel], item: type[BaseModel] | None = None) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON request body (we parse bodies ourselves, strictly)."""
+    schema = schema_of(model)
+    if item is not None and "inputs" in schema.get("properties", {}):
+        schema["properties"]["inputs"]["items"] = schema_of(item)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

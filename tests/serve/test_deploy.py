@@ -1,0 +1,142 @@
+"""`microprompts deploy`: langgraph.json and agent.py, tested offline (the module imports and its graph
+invokes with a fake model); LangGraph's own server is exercised only when its optional extra is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+
+from microprompts.flows import ArtifactError
+from microprompts.serve.deploy import MODEL_ENV, graph_id, write_deployment
+from tests.serve.helpers import REPO, SEAT_INPUT, schema_responder, seat_flow
+
+SENTINEL = "sk-test-SENTINEL-deploy-8badf00d"
+ALLOW = ["microprompts", "examples", "tests.serve.helpers"]
+
+
+def _import(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    path = tmp_path / "seats.opt.json"
+    seat_flow().save(str(path))
+    return path
+
+
+def test_deploy_writes_a_langgraph_project_that_invokes(tmp_path, artifact, fake_openai, monkeypatch):
+    fake = fake_openai(schema_responder())
+    out = tmp_path / "deploy"
+    written = write_deployment(artifact, out, model=f"openai:fake@{fake.base_url}", allow_modules=ALLOW)
+    assert set(written) == {"artifact.json", "agent.py", "langgraph.json", "requirements.txt"}
+    assert (out / "artifact.json").read_text() == artifact.read_text()
+    config = json.loads((out / "langgraph.json").read_text())
+    assert config == {"dependencies": ["."], "graphs": {"seats": "./agent.py:graph"}}
+
+    moved = tmp_path / "elsewhere"  # the directory is self-contained: it still works after a move
+    shutil.copytree(out, moved)
+    module = _import(moved / "agent.py", "deployed_seats_agent")
+    assert type(module.graph).__name__ == "CompiledStateGraph"
+    state = module.graph.invoke(SEAT_INPUT)
+    assert state["recommended_seats"] == ["economy_14A_window"] and state["top_seat"] == "economy_14A_window"
+    assert fake.calls == 1
+
+
+def test_model_env_overrides_the_baked_model(tmp_path, artifact, fake_openai, monkeypatch):
+    fake = fake_openai(schema_responder())
+    write_deployment(artifact, tmp_path / "d", model="openai:unreachable@http://127.0.0.1:9/v1", allow_modules=ALLOW)
+    monkeypatch.setenv(MODEL_ENV, f"openai:fake@{fake.base_url}")
+    module = _import(tmp_path / "d" / "agent.py", "deployed_env_agent")
+    assert module.graph.invoke(SEAT_INPUT)["n_seats"] == 1
+
+
+def test_deploy_refuses_disallowed_or_missing_artifacts(tmp_path, artifact):
+    with pytest.raises(ArtifactError, match="not in the allowed modules"):
+        write_deployment(artifact, tmp_path / "d")  # its function node's module is not allowed by default
+    with pytest.raises(ArtifactError, match="cannot read"):
+        write_deployment(tmp_path / "missing.json", tmp_path / "d")
+    with pytest.raises(ArtifactError, match="artifact JSON"):
+        write_deployment("examples/seats/flow.py:flow", tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+
+
+def test_graph_ids():
+    assert graph_id("seats") == "seats" and graph_id("my flow/v2") == "my_flow_v2" and graph_id("***") == "agent"
+
+
+def test_deploy_command_and_no_secret_in_its_output(tmp_path, artifact):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENAI_API_KEY": SENTINEL}
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "microprompts.cli", "deploy", str(artifact), "--out", str(out),
+               "--model", "openai:gpt-4o-mini", "--allow-module", "tests.serve.helpers"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=str(REPO))
+    assert result.returncode == 0, result.stderr
+    assert str(out / "agent.py") in result.stdout and "langgraph dev" in result.stderr
+    for path in out.iterdir():
+        assert SENTINEL.encode() not in path.read_bytes(), path
+    assert SENTINEL not in result.stdout + result.stderr
+
+    leaky = command[:-4] + ["--model", f"openai:x@http://127.0.0.1:9/v1?k={SENTINEL}"] + command[-2:]
+    refused = subprocess.run(leaky, capture_output=True, text=True, timeout=120, env=env, cwd=str(REPO))
+    assert refused.returncode == 2 and "secret" in refused.stderr and SENTINEL not in refused.stderr
+
+
+def _langgraph_dev_missing() -> str | None:
+    missing = [m for m in ("langgraph_cli", "langgraph_api", "langgraph_runtime_inmem")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        return (f"`langgraph dev` needs the optional extra langgraph-cli[inmem] (missing {', '.join(missing)}); "
+                "install it with pip install 'microprompts[langgraph-server]' to run this test")
+    return None
+
+
+@pytest.mark.skipif(_langgraph_dev_missing() is not None, reason=_langgraph_dev_missing() or "")
+def test_langgraph_dev_serves_the_deployment(tmp_path, artifact, fake_openai):
+    from langgraph_sdk import get_sync_client
+
+    from tests.fakes import free_port
+
+    fake = fake_openai(schema_responder())
+    out = tmp_path / "deploy"
+    write_deployment(artifact, out, model=f"openai:fake@{fake.base_url}", allow_modules=ALLOW)
+    port = free_port()
+    cli = Path(sys.executable).with_name("langgraph")
+    command = [str(cli), "dev", "--config", str(out / "langgraph.json"), "--host", "127.0.0.1", "--port", str(port),
+               "--no-browser", "--no-reload", "--allow-blocking"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
+    log = (tmp_path / "langgraph.log").open("w")
+    proc = subprocess.Popen(command, cwd=str(out), env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "langgraph.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "langgraph dev did not come up"
+            time.sleep(0.5)
+        client = get_sync_client(url=url)
+        state = client.runs.wait(None, "seats", input=SEAT_INPUT)
+        assert isinstance(state, dict) and state["top_seat"] == "economy_14A_window"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

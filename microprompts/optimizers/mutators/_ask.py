@@ -1,0 +1,151 @@
+"""Asking the optimizer model safely: bounded requests, constrained JSON replies, and strict acceptance.
+
+Every reply goes through `ask_json`: a request larger than `ctx.max_prompt_chars` is never sent, a reply cut
+off by the token limit (`finish_reason == "length"`) or one that is not a JSON object is rejected, and a
+failed call (after the caller's retries) is a rejection too. `BudgetExceeded` is not caught: the search
+must see it to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from microprompts.models import Completion, ModelCallError
+from microprompts.nodes import extract_json
+from microprompts.nodes.render import render_value
+from microprompts.optimizers.mutators._prompts import SYSTEM
+from microprompts.optimizers.mutators.base import MutationContext
+
+log = logging.getLogger(__name__)
+
+INSTRUCTION = "instruction"
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, marked with an ellipsis when cut."""
+    if limit <= 0:
+        return ""
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def show(value: Any, limit: int) -> str:
+    """A value as prompt text (strings as is, the rest as JSON), clipped."""
+    return clip(render_value(value), limit)
+
+
+def message_chars(messages: Iterable[BaseMessage]) -> int:
+    """Characters in the messages' contents: what `max_prompt_chars` bounds."""
+    return sum(len(str(m.content)) for m in messages)
+
+
+def meta_messages(body: str) -> list[BaseMessage]:
+    """The optimizer's system prompt and one user turn."""
+    return [SystemMessage(content=SYSTEM), HumanMessage(content=body)]
+
+
+def text_schema(max_chars: int, key: str = INSTRUCTION) -> dict[str, Any]:
+    """`{key: str}` with a length bound: a local model's grammar then cannot ramble."""
+    return {
+        "type": "object",
+        "properties": {key: {"type": "string", "minLength": 1, "maxLength": max_chars}},
+        "required": [key],
+        "additionalProperties": False,
+    }
+
+
+def tokens_for(chars: int) -> int:
+    """A `max_tokens` that fits `chars` characters of text plus the JSON around it."""
+    return chars // 3 + 48
+
+
+def normalized(text: str) -> str:
+    """Whitespace- and case-insensitive form, for 'is this the same text?'."""
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def ask_json(
+    ctx: MutationContext, messages: list[BaseMessage], schema: dict[str, Any], *, max_tokens: int,
+    temperature: float, sample: int,
+) -> dict[str, Any] | None:
+    """One constrained call to the optimizer model; the parsed object, or None when the reply is unusable."""
+    if ctx.caller is None or ctx.optimizer_model is None:
+        return None
+    size = message_chars(messages)
+    if size > ctx.max_prompt_chars:
+        log.debug("not sent: request of %d chars exceeds max_prompt_chars=%d", size, ctx.max_prompt_chars)
+        return None
+    try:
+        reply = ctx.caller.complete(ctx.optimizer_model, messages, schema=schema, temperature=temperature,
+                                    max_tokens=max_tokens, sample=sample, node="optimizer")
+    except ModelCallError as exc:
+        log.debug("rejected: optimizer call failed (%s)", exc)
+        return None
+    return parse_object(reply)
+
+
+def parse_object(reply: Completion) -> dict[str, Any] | None:
+    """The JSON object in a complete reply; None when truncated or not an object."""
+    if reply.finish_reason == "length":
+        log.debug("rejected: reply truncated at the token limit")
+        return None
+    try:
+        data = extract_json(reply.text)
+    except ValueError:
+        log.debug("rejected: reply is not JSON: %r", reply.text[:120])
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def accept_text(
+    data: dict[str, Any] | None, *, key: str = INSTRUCTION, max_chars: int, original: str = "",
+    seen: Iterable[str] = (),
+) -> str | None:
+    """The reply's text when it is usable: a non-empty string, at most `max_chars`, new.
+
+    'New' means different (ignoring case and spacing) from `original` and from every text in `seen`.
+    """
+    if data is None:
+        return None
+    text = data.get(key)
+    if not isinstance(text, str) or not text.strip():
+        log.debug("rejected: no %r string in the reply", key)
+        return None
+    text = text.strip()
+    if len(text) > max_chars:
+        log.debug("rejected: %d chars is over the %d limit", len(text), max_chars)
+        return None
+    norm = normalized(text)
+    if norm == normalized(original) or any(norm == normalized(s) for s in seen):
+        log.debug("rejected: reply repeats a text already tried")
+        return None
+    return text
+
+
+def ask_text(
+    ctx: MutationContext, body: str, *, max_chars: int, original: str, seen: Iterable[str] = (), temperature: float,
+    sample: int,
+) -> str | None:
+    """Ask for `{"instruction": str}` and return the accepted text, or None (see `accept_text`)."""
+    data = ask_json(ctx, meta_messages(body), text_schema(max_chars), max_tokens=tokens_for(max_chars),
+                    temperature=temperature, sample=sample)
+    return accept_text(data, max_chars=max_chars, original=original, seen=seen)
+
+
+def fit_blocks(blocks: list[str], budget: int) -> list[str]:
+    """Clip each block to an equal share of `budget` characters (a share left unused by short blocks is shared
+    among the rest), so the blocks together never exceed the budget."""
+    if not blocks:
+        return []
+    out: list[str] = [""] * len(blocks)
+    remaining = max(0, budget)
+    order = sorted(range(len(blocks)), key=lambda i: len(blocks[i]))
+    for done, i in enumerate(order):
+        share = remaining // (len(blocks) - done)
+        out[i] = clip(blocks[i], share)
+        remaining -= len(out[i])
+    return out

@@ -1,0 +1,117 @@
+"""Turn ``peers.json`` into ``peers.md`` (tables) and ``peers.png`` (test score against task-model calls).
+
+Stdlib only; the plot is drawn by ``plot.py`` with the ``plot`` venv's matplotlib (not a project dependency).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+ORDER = ["baseline", "baseline-plain", "microprompts-beam", "microprompts-evolution", "sammo", "dspy-mipro",
+         "dspy-gepa", "textgrad"]
+TASK_ORDER = ["implicatures", "navigate", "object_counting", "seats", "hotpot"]
+SCORE_NAME = {"em": "accuracy", "seats": "seat score (Jaccard - penalties)", "hotpot": "answer F1 (EM)"}
+
+
+def _calls(cell: dict, role: str) -> int:
+    return int((cell.get("calls") or {}).get(role, 0))
+
+
+def _tokens(cell: dict, roles=("task", "optimizer")) -> int:
+    tokens = cell.get("tokens") or {}
+    return sum(tokens.get(r, {}).get("prompt", 0) + tokens.get(r, {}).get("completion", 0) for r in roles)
+
+
+def _score(cell: dict) -> str:
+    if cell.get("status") == "n/a":
+        return "n/a"
+    if cell.get("status") != "ok" or cell.get("test_score") is None:
+        return "failed"
+    text = f"{cell['test_score']:.3f}"
+    if cell.get("test_em") is not None:
+        text += f" ({cell['test_em']:.2f})"
+    if cell.get("test_score_official") is not None and abs(cell["test_score_official"] - cell["test_score"]) > 1e-6:
+        text += f" [official {cell['test_score_official']:.3f}]"
+    return text
+
+
+def _config(cell: dict) -> str:
+    config = cell.get("config") or {}
+    keep = {k: v for k, v in config.items() if k not in ("source", "note")}
+    text = "; ".join(f"{k}={v}" for k, v in keep.items())
+    return text.replace("|", "/").replace("\n", " ")[:400]
+
+
+def _ordered(cells: dict) -> list[tuple[str, list[dict]]]:
+    tasks: dict[str, list[dict]] = {}
+    for cell in cells.values():
+        tasks.setdefault(cell["task"], []).append(cell)
+    out = []
+    for task in sorted(tasks, key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else 99):
+        rows = sorted(tasks[task], key=lambda c: ORDER.index(c["system"]) if c["system"] in ORDER else 99)
+        out.append((task, rows))
+    return out
+
+
+def markdown(store: dict) -> str:
+    settings = store.get("settings", {})
+    model = store.get("model", {})
+    lines = [
+        f"# {store.get('title', 'peers benchmark')}",
+        "",
+        f"Measured on commit `{store.get('commit', '?')}` (each cell also records its own), "
+        f"updated {store.get('updated_at', '?')}, on {store.get('machine', '?')}.",
+        f"Command: `{store.get('command', '')}`.",
+        "",
+        f"Model: `{model.get('path', '?')}` served by one `{model.get('server', '?')}` (n_ctx {model.get('n_ctx')}, "
+        f"{model.get('n_threads')} threads) for every system and role (task model and optimizer model alike). "
+        f"Budget: {settings.get('budget_calls')} task-model calls while optimizing; splits train "
+        f"{settings.get('train')} / dev {settings.get('dev')} / test {settings.get('test')} rows (seed "
+        f"{settings.get('seed')}; fewer where the task has fewer).",
+        "",
+        "Calls and tokens are counted at the server by the counting proxy, per role: **task** = the task model "
+        "while optimizing (the budgeted calls), **opt** = the optimizer / proposer / reflection model, **test** = "
+        "the final run on the test rows. Every system's test predictions are scored by the same function "
+        "(`benchmarks/peers/common.py`). Wall time is the whole cell (optimizing and testing); the CPU is shared "
+        "with other work, so times are indicative only.",
+        "",
+    ]
+    for task, rows in _ordered(store.get("cells", {})):
+        metric = SCORE_NAME.get((rows[0].get("config") or {}).get("metric", ""), "")
+        first = rows[0]
+        metric = {"hotpot": SCORE_NAME["hotpot"], "seats": SCORE_NAME["seats"]}.get(task, SCORE_NAME["em"])
+        lines += [f"## {task}", "", f"Test score: {metric}. Test rows: {first.get('test_n', '?')}.", "",
+                  "| system | test score | task calls | opt calls | test calls | tokens (task+opt) | wall s | status |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in rows:
+            status = c.get("status", "?")
+            if c.get("error"):
+                status += ": " + str(c["error"]).replace("|", "/").replace("\n", " ")[:160]
+            lines.append(f"| {c['system']} | {_score(c)} | {_calls(c, 'task')} | {_calls(c, 'optimizer')} | "
+                         f"{_calls(c, 'test')} | {_tokens(c)} | {c.get('wall_seconds', 0):.0f} | {status} |")
+        lines += ["", "<details><summary>configuration per system</summary>", ""]
+        for c in rows:
+            lines.append(f"- **{c['system']}**: {_config(c)}")
+        lines += ["", "</details>", ""]
+    lines += ["## Notes", "", store.get("notes", "(none yet)"), ""]
+    return "\n".join(lines)
+
+
+def write_all(results_path: Path, store: dict, plot_python: Path | None) -> None:
+    results_path = Path(results_path)
+    md = results_path.with_suffix(".md")
+    tmp = md.with_name(md.name + ".tmp")
+    tmp.write_text(markdown(store))
+    tmp.replace(md)
+    if plot_python and Path(plot_python).exists():
+        subprocess.run([str(plot_python), str(Path(__file__).resolve().parent / "plot.py"), str(results_path),
+                        str(results_path.with_suffix(".png"))], capture_output=True, timeout=120)
+
+
+if __name__ == "__main__":
+    import sys
+
+    path = Path(sys.argv[1])
+    write_all(path, json.loads(path.read_text()), Path(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -1,0 +1,208 @@
+"""The optimizer's budget: task-model calls, optimizer-model calls, tokens and seconds, charged deterministically.
+
+A call is charged the first time this run makes that exact request (model, parameters, messages, schema, sample),
+whether the cache answers it or not: on a cold cache that is exactly the paid calls, and it makes a run's course
+independent of how warm the cache is, so a resumed or repeated run stops at the same point as the first one.
+Repeating a request within a run is free. The calls limit is checked before each charge, so it never overshoots;
+tokens are known only after a reply, so they overshoot by at most the calls in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+
+from microprompts.models import BudgetExceeded, CallCache, Completion, ModelCaller, UsageMeter, request_key
+from microprompts.models.spec import model_identity
+
+__all__ = ["Budget", "BudgetExceeded", "BudgetTracker", "BudgetedCaller", "Charge"]
+
+Role = Literal["task", "optimizer"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits for one optimization run; None means unlimited. `tokens` counts both roles' tokens."""
+
+    calls: int | None = None
+    optimizer_calls: int | None = None
+    tokens: int | None = None
+    seconds: float | None = None
+
+    def describe(self) -> str:
+        """A short human description."""
+        parts = [f"{v} {k.replace('_', ' ')}" for k, v in vars(self).items() if v is not None]
+        return ", ".join(parts) or "unlimited"
+
+
+@dataclass
+class Charge:
+    """What one piece of work charged: calls and tokens per role, and the request keys it charged first."""
+
+    task_calls: int = 0
+    task_tokens: int = 0
+    optimizer_calls: int = 0
+    optimizer_tokens: int = 0
+    keys: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored in the run directory."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Charge:
+        """Back from the run directory."""
+        return cls(**data)
+
+
+class BudgetTracker:
+    """Charges requests against a Budget; thread-safe; raises BudgetExceeded before a call that would overrun."""
+
+    def __init__(self, budget: Budget, clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget = budget
+        self.total = Charge()
+        self.exhausted: set[Role] = set()
+        self.exempt = False
+        self.seconds_offset = 0.0
+        self._clock = clock
+        self._started = clock()
+        self._seen: dict[Role, set[str]] = {"task": set(), "optimizer": set()}
+        self._lock = threading.Lock()
+        self._scope: Charge | None = None
+
+    # --- time ------------------------------------------------------------------------------------
+    def seconds(self) -> float:
+        """Seconds spent by this run (including earlier processes of a resumed run)."""
+        return self.seconds_offset + self._clock() - self._started
+
+    def check_time(self) -> None:
+        """Raise BudgetExceeded when the seconds budget is spent (marks the task role exhausted)."""
+        limit = self.budget.seconds
+        if limit is not None and not self.exempt and self.seconds() >= limit:
+            self.exhausted.add("task")
+            raise BudgetExceeded(f"the budget of {limit:g} seconds is spent")
+
+    # --- charging --------------------------------------------------------------------------------
+    def _limit_hit(self, role: Role) -> str | None:
+        b, t = self.budget, self.total
+        calls, limit = (t.task_calls, b.calls) if role == "task" else (t.optimizer_calls, b.optimizer_calls)
+        if limit is not None and calls >= limit:
+            return f"the budget of {limit} {'task-model' if role == 'task' else 'optimizer-model'} calls is spent"
+        if b.tokens is not None and t.task_tokens + t.optimizer_tokens >= b.tokens:
+            return f"the budget of {b.tokens} tokens is spent"
+        return None
+
+    def reserve(self, role: Role, key: str) -> bool:
+        """Charge one call for a request first seen now (True), or nothing for a repeat (False); raises
+        BudgetExceeded when the budget cannot take a new request."""
+        with self._lock:
+            if key in self._seen[role]:
+                return False
+            reason = None if self.exempt else self._limit_hit(role)
+            if reason:
+                self.exhausted.add(role)
+                raise BudgetExceeded(reason)
+            self._seen[role].add(key)
+            self._add(role, calls=1, key=key)
+            return True
+
+    def add_tokens(self, role: Role, tokens: int) -> None:
+        """Charge the tokens of a request charged by `reserve`."""
+        with self._lock:
+            self._add(role, tokens=tokens)
+
+    def _add(self, role: Role, calls: int = 0, tokens: int = 0, key: str | None = None) -> None:
+        for charge in (self.total, self._scope):
+            if charge is None:
+                continue
+            if role == "task":
+                charge.task_calls += calls
+                charge.task_tokens += tokens
+            else:
+                charge.optimizer_calls += calls
+                charge.optimizer_tokens += tokens
+            if key is not None and charge is self._scope:
+                charge.keys.append(f"{role[0]}:{key}")
+
+    @contextmanager
+    def scope(self) -> Iterator[Charge]:
+        """Collect what is charged inside the block (one piece of work at a time: evaluations are sequential)."""
+        with self._lock:
+            self._scope = Charge()
+            scope = self._scope
+        try:
+            yield scope
+        finally:
+            with self._lock:
+                self._scope = None
+
+    def replay(self, charge: Charge) -> None:
+        """Charge again what a recorded piece of work charged, so a resumed run's budget lines up."""
+        with self._lock:
+            for tagged in charge.keys:
+                role: Role = "task" if tagged.startswith("t:") else "optimizer"
+                self._seen[role].add(tagged[2:])
+            self.total.task_calls += charge.task_calls
+            self.total.task_tokens += charge.task_tokens
+            self.total.optimizer_calls += charge.optimizer_calls
+            self.total.optimizer_tokens += charge.optimizer_tokens
+
+    @contextmanager
+    def exempted(self) -> Iterator[None]:
+        """Charge without limits inside the block (the final test-split figures)."""
+        previous, self.exempt = self.exempt, True
+        try:
+            yield
+        finally:
+            self.exempt = previous
+
+
+class BudgetedCaller(ModelCaller):
+    """A ModelCaller that charges each request to a BudgetTracker and also caches replies cut off by max_tokens,
+    so a resumed run never pays for a request twice."""
+
+    def __init__(self, cache: CallCache, tracker: BudgetTracker, role: Role,
+                 before_call: Callable[[], None] | None = None, **kwargs: Any) -> None:
+        def check() -> None:
+            tracker.check_time()
+            if before_call is not None:
+                before_call()
+
+        super().__init__(cache=cache, before_call=check, **kwargs)
+        self.tracker = tracker
+        self.role: Role = role
+
+    def complete(
+        self, model: BaseChatModel, messages: list[BaseMessage], *, schema: dict[str, Any] | None = None,
+        temperature: float = 0.0, max_tokens: int = 256, sample: int = 0, node: str | None = None,
+        meter: UsageMeter | None = None,
+    ) -> Completion:
+        """As ModelCaller.complete, charged to the budget (BudgetExceeded before a request it cannot take)."""
+        key = call_key(model, messages, schema, temperature, max_tokens, sample)
+        new = self.tracker.reserve(self.role, key)
+        done = super().complete(model, messages, schema=schema, temperature=temperature, max_tokens=max_tokens,
+                                sample=sample, node=node, meter=meter)
+        if new:
+            self.tracker.add_tokens(self.role, done.prompt_tokens + done.completion_tokens)
+        if not done.cached and done.finish_reason == "length" and self.cache is not None:
+            self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
+        return done
+
+
+def call_key(model: BaseChatModel, messages: list[BaseMessage], schema: dict[str, Any] | None, temperature: float,
+             max_tokens: int, sample: int) -> str:
+    """The call cache's key for a request (the same fields ModelCaller hashes)."""
+    return request_key({
+        "model": model_identity(model),
+        "params": {"temperature": temperature, "max_tokens": max_tokens},
+        "messages": [[m.type, str(m.content)] for m in messages],
+        "schema": schema,
+        "sample": sample,
+    })

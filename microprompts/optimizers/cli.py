@@ -1,0 +1,116 @@
+"""The `microprompts optimize` command: a thin shell over `optimize`, ending with one JSON line on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from microprompts.cli import AllowOpt, CliError, MapOpt, ModelOpt, _allow
+
+__all__ = ["load_target", "register"]
+
+SEARCHES = ("beam", "evolution", "enumerate")
+
+
+def load_target(ref: str, allow: list[str] | None = None) -> Any:
+    """The Flow or SearchSpace that FLOW names (artifact JSON, path/file.py:name or module:name)."""
+    from microprompts.flows import Flow
+    from microprompts.flows.refs import load_flow_ref
+    from microprompts.nodes import RefError, load_object
+    from microprompts.optimizers.space import SearchSpace
+
+    if ref.endswith(".json") or ":" not in ref:
+        return load_flow_ref(ref, allow)
+    obj = load_object(ref)
+    if callable(obj) and not isinstance(obj, (Flow, SearchSpace)):
+        obj = obj()
+    if not isinstance(obj, (Flow, SearchSpace)):
+        raise RefError(f"{ref!r} is a {type(obj).__name__}, not a microprompts Flow or SearchSpace")
+    return obj
+
+
+def _splits(train: str, dev: str | None, test: str | None, field_map: dict[str, str]) -> tuple[Any, Any, Any]:
+    """(train, dev, test) rows; a split file given as --train supplies the splits not given."""
+    from microprompts.data import Dataset
+
+    data = Dataset.load(train, map=field_map)
+    train_rows, dev_rows, test_rows = data, None, None
+    if dev is None:
+        if data.train is None or data.dev is None:
+            raise CliError(f"--dev is required: {train} is not a split file with train and dev parts")
+        train_rows, dev_rows, test_rows = data.train, data.dev, data.test
+    else:
+        if data.train is not None:
+            train_rows = data.train
+        dev_rows = Dataset.load(dev, map=field_map)
+    if test is not None:
+        test_rows = Dataset.load(test, map=field_map)
+    return list(train_rows), list(dev_rows), list(test_rows) if test_rows is not None else None
+
+
+def optimize_command(
+    flow: Annotated[str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name (a Flow or a "
+                                             "SearchSpace).")],
+    train: Annotated[str, typer.Option("--train", help="Training rows (JSON, JSONL, CSV) or a SAMMO split file.")],
+    metric: Annotated[str, typer.Option("--metric", help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
+                                        "or path.py:fn / module:fn.")],
+    dev: Annotated[str | None, typer.Option("--dev", help="Dev rows, for selection (default: the split file's).")]
+    = None,
+    test: Annotated[str | None, typer.Option("--test", help="Held-out rows for the final figures.")] = None,
+    search: Annotated[str, typer.Option("--search", help="beam, evolution or enumerate.")] = "beam",
+    budget_calls: Annotated[int | None, typer.Option("--budget-calls", help="Task-model calls.")] = None,
+    budget_optimizer_calls: Annotated[int | None, typer.Option("--budget-optimizer-calls",
+                                                               help="Optimizer-model calls.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option("--budget-tokens", help="Tokens, both models.")] = None,
+    budget_seconds: Annotated[float | None, typer.Option("--budget-seconds", help="Wall-clock seconds.")] = None,
+    model: ModelOpt = None,
+    optimizer_model: Annotated[str | None, typer.Option("--optimizer-model", help="Model spec for the model-based "
+                                                        "mutators (none: they are left out).")] = None,
+    models: Annotated[list[str] | None, typer.Option("--models", help="Model spec a node may switch to "
+                                                     "(repeatable).")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Run directory (default runs/<flow name>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    map: MapOpt = None,
+    frozen: Annotated[list[str] | None, typer.Option("--frozen", help="Address pattern never changed, e.g. "
+                                                     "reply.task (repeatable).")] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="Limit mutations to content, structure, graph "
+                                                   "or parameters (repeatable).")] = None,
+    minibatch: Annotated[int, typer.Option("--minibatch", help="Dev rows that screen each candidate.")] = 8,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Rows run at once.")] = 4,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    allow_module: AllowOpt = None,
+) -> None:
+    """Optimize a flow on dev under a budget; print one JSON line; write best.json, journal.jsonl, report.html."""
+    from microprompts.data import parse_map
+    from microprompts.models import resolve_model
+    from microprompts.optimizers.budget import Budget
+    from microprompts.optimizers.metrics import resolve_metric
+    from microprompts.optimizers.optimize import optimize
+
+    if search not in SEARCHES:
+        raise CliError(f"unknown --search {search!r}: expected one of {', '.join(SEARCHES)}")
+    target = load_target(flow, _allow(allow_module))
+    scorer = resolve_metric(metric)
+    train_rows, dev_rows, test_rows = _splits(train, dev, test, parse_map(map or []))
+    name = getattr(target, "name", None) or target.flow.name
+    run_dir = Path(out) if out else Path("runs") / name
+    budget = Budget(calls=budget_calls, optimizer_calls=budget_optimizer_calls, tokens=budget_tokens,
+                    seconds=budget_seconds)
+    result = optimize(
+        target, train=train_rows, dev=dev_rows, test=test_rows, metric=scorer, search=search, budget=budget,
+        model=resolve_model(model) if model else None,
+        optimizer_model=resolve_model(optimizer_model) if optimizer_model else None, models=models or (),
+        frozen=frozen or (), kinds=kind or None, run_dir=run_dir, seed=seed, resume=resume,
+        concurrency=concurrency, minibatch=minibatch, progress=progress,
+    )
+    typer.echo(result.report(), err=True)
+    typer.echo(json.dumps(result.summary()))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `optimize` command to the CLI app."""
+    app.command("optimize")(optimize_command)

@@ -1,0 +1,128 @@
+"""Scoring candidates: the whole compiled flow on dataset rows, each (candidate, row) run at most once per run.
+
+Results are kept per (candidate id, row key) and written to ``evaluations.jsonl`` in the run directory with what
+they charged to the budget, so a resumed run gets them back without running anything and its budget lines up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from microprompts.flows import EvalResult, Metric, RowResult
+from microprompts.flows import evaluate as run_flow
+from microprompts.flows.evaluate import row_parts
+from microprompts.models import BudgetExceeded, ModelLike, Usage
+from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, Charge
+from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.journal import JsonlFile
+
+__all__ = ["Evaluator", "KeyedRows", "keyed_rows", "row_tokens"]
+
+KeyedRows = list[tuple[str, Any]]
+
+
+def _digest(value: Any, size: int = 16) -> str:
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:size]
+
+
+def keyed_rows(split: str, rows: Sequence[Any]) -> KeyedRows:
+    """Rows with stable keys: ``split:id``, or ``split:`` plus a hash of the row's content when it has no id."""
+    out: KeyedRows = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        inputs, expected, row_id = row_parts(row)
+        base = f"{split}:{row_id}" if row_id is not None else f"{split}:{_digest([inputs, expected])}"
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        out.append((base if count == 0 else f"{base}#{count}", row))
+    return out
+
+
+def row_tokens(row: RowResult) -> int:
+    """The tokens a row's run takes whether cached or not: prompt estimate per call plus reply length / 4."""
+    total = 0
+    for trace in row.traces:
+        if trace.kind != "micro_prompt":
+            continue
+        total += trace.rendered_tokens * max(1, len(trace.replies)) + sum(len(r) // 4 for r in trace.replies)
+    return total
+
+
+class Evaluator:
+    """Runs candidates on rows through a budgeted caller, memoized per (candidate, row) and persisted."""
+
+    def __init__(
+        self, metric: Metric, model: ModelLike | None, caller: BudgetedCaller, tracker: BudgetTracker,
+        concurrency: int = 4, store: Path | None = None, resume: bool = False,
+    ) -> None:
+        self.metric = metric
+        self.model = model
+        self.caller = caller
+        self.tracker = tracker
+        self.concurrency = concurrency
+        self._memo: dict[tuple[str, str], RowResult] = {}
+        self._file = JsonlFile(store, resume)
+        self._stored = {rec["key"]: rec for rec in self._file.existing}
+        self.live_runs = 0  # evaluations that ran the flow in this process
+        self.replayed_runs = 0  # evaluations taken back from the run directory
+
+    def has(self, candidate_id: str, rows: KeyedRows) -> bool:
+        """True when every row of `rows` was already run for this candidate."""
+        return all((candidate_id, key) in self._memo for key, _ in rows)
+
+    def run(self, candidate: Candidate, rows: KeyedRows) -> EvalResult:
+        """The candidate's results on `rows`, running only rows it has not run yet; raises BudgetExceeded
+        (keeping nothing of the interrupted run) when the budget runs out."""
+        cid = candidate.id
+        missing = [(key, row) for key, row in rows if (cid, key) not in self._memo]
+        if missing:
+            record_key = f"{cid}|{_digest([k for k, _ in missing], 24)}"
+            stored = self._stored.get(record_key)
+            if stored is not None:
+                self.tracker.replay(Charge.from_json(stored["charge"]))
+                results = [RowResult.model_validate(r) for r in stored["results"]]
+                self.replayed_runs += 1
+            else:
+                results = self._run_live(candidate, missing, record_key)
+            for (key, _), result in zip(missing, results, strict=True):
+                self._memo[(cid, key)] = result
+        return self.result(cid, rows)
+
+    def _run_live(self, candidate: Candidate, missing: KeyedRows, record_key: str) -> list[RowResult]:
+        self.tracker.check_time()
+        with self.tracker.scope() as charge:
+            evaluation = run_flow(candidate.flow, [row for _, row in missing], self.metric, model=self.model,
+                                  caller=self.caller, concurrency=self.concurrency)
+        if "task" in self.tracker.exhausted and not self.tracker.exempt:
+            raise BudgetExceeded(f"the budget ran out while evaluating candidate {candidate.id}")
+        self.live_runs += 1
+        self._file.append({"key": record_key, "candidate": candidate.id, "rows": [k for k, _ in missing],
+                           "results": [r.model_dump(mode="json") for r in evaluation.rows],
+                           "charge": charge.to_json()})
+        return evaluation.rows
+
+    def result(self, candidate_id: str, rows: KeyedRows) -> EvalResult:
+        """The memoized results of a candidate on `rows` as one EvalResult (rows in the order given)."""
+        picked = [self._memo[(candidate_id, key)].model_copy(update={"index": i}) for i, (key, _) in enumerate(rows)]
+        usage = Usage()
+        for r in picked:
+            usage = usage + r.usage
+        n = len(picked)
+        return EvalResult(score=sum(r.score for r in picked) / n if n else 0.0, n=n,
+                          errors=sum(1 for r in picked if r.error), rows=picked, usage=usage,
+                          seconds=sum(r.seconds for r in picked))
+
+    def score(self, candidate_id: str, rows: KeyedRows) -> float:
+        """Mean score of already-run rows."""
+        return self.result(candidate_id, rows).score if rows else 0.0
+
+    def tokens_per_row(self, candidate_id: str, rows: KeyedRows) -> float:
+        """Mean tokens a row takes (cache-independent estimate) over already-run rows."""
+        if not rows:
+            return 0.0
+        return sum(row_tokens(self._memo[(candidate_id, key)]) for key, _ in rows) / len(rows)

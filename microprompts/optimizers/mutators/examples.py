@@ -1,0 +1,164 @@
+"""Few-shot example mutators that need no model: how many to show, which ones, and ones bootstrapped from traces."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from microprompts.flows import Flow
+from microprompts.flows.evaluate import row_parts
+from microprompts.nodes import Example, MicroPrompt, Section
+from microprompts.nodes.sections import DEFAULT_TITLES
+from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.edit import insert_section
+from microprompts.optimizers.mutators._moves import Move, MoveMutator, prompts, swap_node
+from microprompts.optimizers.mutators.base import MutationContext
+
+__all__ = ["BootstrapExamples", "ChooseExamples", "ExampleCount", "labelled_examples", "with_examples"]
+
+COUNTS = (0, 1, 2, 3, 5, 8)
+DRAWS = 4  # distinct random choices offered per node
+
+
+def _ensure_section(mp: MicroPrompt) -> tuple[MicroPrompt, list[str]]:
+    """The node with an examples section (added when missing) and the addresses that adds."""
+    if mp.section("examples") is not None:
+        return mp, []
+    section = Section(kind="examples", title=DEFAULT_TITLES["examples"])
+    return mp.replace(sections=insert_section(mp.sections, section)), [f"{mp.name}.sections",
+                                                                       f"{mp.name}.sections.examples"]
+
+
+def with_examples(mp: MicroPrompt, examples: list[Example]) -> tuple[MicroPrompt, list[str]]:
+    """The node showing exactly `examples`, and every address that changes."""
+    node, touches = _ensure_section(mp.replace(examples=examples))
+    touches.append(f"{mp.name}.examples")
+    if node.params.n_examples is not None:
+        node = node.with_params(n_examples=None)
+        touches.append(f"{mp.name}.params.n_examples")
+    return node, touches
+
+
+def _key(example: Example) -> str:
+    return json.dumps(example.model_dump(mode="json"), sort_keys=True)
+
+
+def _dump(examples: tuple[Example, ...] | list[Example]) -> list[dict[str, Any]]:
+    return [e.model_dump(mode="json") for e in examples]
+
+
+def _addresses(flow: Flow) -> list[str]:
+    return [a for mp in prompts(flow) for a in (f"{mp.name}.examples", f"{mp.name}.params.n_examples",
+                                                 f"{mp.name}.sections", f"{mp.name}.sections.examples")]
+
+
+def _draws(mp: MicroPrompt, pool: list[Example], ctx: MutationContext, flow: Flow, note: str) -> list[Move]:
+    """Up to DRAWS moves, each showing a different random choice of k examples from `pool`."""
+    if not pool:
+        return []
+    current = [_key(e) for e in mp.shown_examples()]
+    k = min(len(pool), len(current) or 3)
+    seen = {tuple(current)}
+    out = []
+    for _ in range(DRAWS * 2):
+        chosen = ctx.rng.sample(pool, k)
+        key = tuple(_key(e) for e in chosen)
+        if key in seen:
+            continue
+        seen.add(key)
+        node, touches = with_examples(mp, chosen)
+        out.append(Move(f"{mp.name}.examples", _dump(mp.examples), _dump(chosen), swap_node(flow, node),
+                        touches=touches, note=note))
+        if len(out) >= DRAWS:
+            break
+    return out
+
+
+class ExampleCount(MoveMutator):
+    """Show more or fewer of a node's examples (`params.n_examples`)."""
+
+    name = "example_count"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return [a for mp in prompts(flow) if mp.examples
+                for a in (f"{mp.name}.params.n_examples", f"{mp.name}.sections", f"{mp.name}.sections.examples")]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        out = []
+        for mp in prompts(candidate.flow):
+            total = len(mp.examples)
+            if not total:
+                continue
+            shown = len(mp.shown_examples())
+            for count in sorted({c for c in COUNTS if c <= total} | {total}):
+                if count == shown:
+                    continue
+                node = mp.with_params(n_examples=count)
+                touches = [f"{mp.name}.params.n_examples"]
+                if count:
+                    node, added = _ensure_section(node)
+                    touches += added
+                out.append(Move(f"{mp.name}.params.n_examples", mp.params.n_examples, count,
+                                swap_node(candidate.flow, node), touches=touches))
+        return out
+
+
+def labelled_examples(mp: MicroPrompt, rows: Any) -> list[Example]:
+    """Training rows as examples of `mp`: only when the rows hold every input it reads and every field it writes."""
+    out, seen = [], set()
+    for row in rows:
+        inputs, expected, _ = row_parts(row)
+        if not all(k in inputs for k in mp.inputs) or not all(k in expected for k in mp.writes):
+            continue
+        example = Example(inputs={k: inputs[k] for k in mp.inputs}, output={k: expected[k] for k in mp.writes})
+        if _key(example) not in seen:
+            seen.add(_key(example))
+            out.append(example)
+    return out
+
+
+class ChooseExamples(MoveMutator):
+    """Show a different random choice of labelled training rows as a node's examples (nodes the data labels)."""
+
+    name = "choose_examples"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return _addresses(flow)
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        out = []
+        for mp in prompts(candidate.flow):
+            pool = labelled_examples(mp, ctx.train)
+            out += _draws(mp, pool, ctx, candidate.flow, "labelled training rows")
+        return out
+
+
+class BootstrapExamples(MoveMutator):
+    """Use a node's own inputs and outputs on training rows the whole flow got right (score 1) as its examples."""
+
+    name = "bootstrap_examples"
+    kind = "structure"
+    needs_evaluation = True
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return _addresses(flow)
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        if ctx.evaluation is None:
+            return []
+        good = [r for r in ctx.evaluation.rows if r.error is None and r.score >= 1.0]
+        out = []
+        for mp in prompts(candidate.flow):
+            pool, seen = [], set()
+            for row in good:
+                for trace in row.traces:
+                    if trace.node != mp.name or trace.output is None or trace.error:
+                        continue
+                    example = Example(inputs=dict(trace.inputs), output=dict(trace.output))
+                    if _key(example) not in seen:
+                        seen.add(_key(example))
+                        pool.append(example)
+            out += _draws(mp, pool, ctx, candidate.flow, "bootstrapped from successful traces")
+        return out

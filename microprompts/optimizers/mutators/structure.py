@@ -1,0 +1,174 @@
+"""Section-structure mutators that need no model: drop, reorder and add sections, reasoning field, data format."""
+
+from __future__ import annotations
+
+from microprompts.flows import Flow
+from microprompts.nodes import MicroPrompt, Section
+from microprompts.nodes.sections import DEFAULT_TITLES
+from microprompts.optimizers.addresses import section_address
+from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.edit import insert_section
+from microprompts.optimizers.mutators._moves import Move, MoveMutator, prompts, swap_node
+from microprompts.optimizers.mutators.base import MutationContext
+
+__all__ = ["GUIDELINE_PHRASES", "AddGuideline", "DataFormat", "DropSection", "ReorderSections", "ToggleReasoning",
+           "structure_mutators"]
+
+CORE_KINDS = ("task", "inputs", "output_format")
+DATA_FORMATS = ("markdown", "xml", "json")
+
+GUIDELINE_PHRASES = (
+    "Read every input carefully before answering.",
+    "Base your answer only on the information in the inputs.",
+    "Follow the output format exactly.",
+    "Answer with exactly one of the allowed values.",
+    "Do not invent items that are not in the inputs.",
+    "If you are unsure, give the most likely answer.",
+    "Think step by step before you answer.",
+    "Be concise.",
+    "Use the examples as a guide to the expected answer.",
+    "Check your answer against the task before replying.",
+    "Consider every constraint stated in the inputs.",
+    "Prefer the simplest answer that satisfies the task.",
+)
+
+
+def _keyed(mp: MicroPrompt) -> list[tuple[str, Section]]:
+    """Each section with its address."""
+    counts: dict[str, int] = {}
+    out = []
+    for section in mp.sections:
+        index = counts.get(section.kind, 0)
+        counts[section.kind] = index + 1
+        out.append((section_address(mp.name, section.kind, index), section))
+    return out
+
+
+class DropSection(MoveMutator):
+    """Remove one optional section (never task, inputs or output format)."""
+
+    name = "drop_section"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        out = []
+        for mp in prompts(flow):
+            keyed = [a for a, s in _keyed(mp) if s.kind not in CORE_KINDS]
+            out += [f"{mp.name}.sections", *keyed] if keyed else []
+        return out
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        out = []
+        for mp in prompts(candidate.flow):
+            keyed = _keyed(mp)
+            for position, (address, section) in enumerate(keyed):
+                if section.kind in CORE_KINDS:
+                    continue
+                later = [a for a, s in keyed[position:] if s.kind == section.kind]
+                node = mp.replace(sections=[s for i, s in enumerate(mp.sections) if i != position])
+                out.append(Move(address, section.model_dump(), None, swap_node(candidate.flow, node),
+                                touches=[f"{mp.name}.sections", *later]))
+        return out
+
+
+class ReorderSections(MoveMutator):
+    """Move one section to another position (sections of one kind keep their relative order)."""
+
+    name = "reorder_sections"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return [f"{mp.name}.sections" for mp in prompts(flow) if len({s.kind for s in mp.sections}) > 1]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        out = []
+        for mp in prompts(candidate.flow):
+            kinds = [s.kind for s in mp.sections]
+            seen: set[tuple[str, ...]] = {tuple(kinds)}
+            for i in range(len(kinds)):
+                for j in range(len(kinds)):
+                    items = list(mp.sections)
+                    moved = items.pop(i)
+                    items.insert(j, moved)
+                    order = tuple(s.kind for s in items)
+                    same_kind = [s for s in items if s.kind == moved.kind]
+                    original = [s for s in mp.sections if s.kind == moved.kind]
+                    if order in seen or same_kind != original:
+                        continue
+                    seen.add(order)
+                    out.append(Move(f"{mp.name}.sections", kinds, list(order),
+                                    swap_node(candidate.flow, mp.replace(sections=items))))
+        return out
+
+
+class AddGuideline(MoveMutator):
+    """Add a guideline phrase from a small built-in bank (creating the guidelines section if needed)."""
+
+    name = "add_guideline"
+    kind = "structure"
+
+    def __init__(self, phrases: tuple[str, ...] = GUIDELINE_PHRASES) -> None:
+        self.phrases = phrases
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return [a for mp in prompts(flow) for a in (f"{mp.name}.sections", f"{mp.name}.sections.guidelines")]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        out = []
+        for mp in prompts(candidate.flow):
+            address = f"{mp.name}.sections.guidelines"
+            current = mp.section("guidelines")
+            for phrase in self.phrases:
+                if current is not None and phrase in current.text:
+                    continue
+                if current is None:
+                    section = Section(kind="guidelines", title=DEFAULT_TITLES["guidelines"], text=f"- {phrase}")
+                    node = mp.replace(sections=insert_section(mp.sections, section))
+                    touches = [address, f"{mp.name}.sections"]
+                    before = None
+                else:
+                    text = (current.text.rstrip() + "\n" if current.text.strip() else "") + f"- {phrase}"
+                    section = current.model_copy(update={"text": text})
+                    node = mp.replace(sections=[section if s is current else s for s in mp.sections])
+                    touches, before = [address], current.text
+                out.append(Move(address, before, section.text, swap_node(candidate.flow, node), touches=touches,
+                                note=phrase))
+        return out
+
+
+class ToggleReasoning(MoveMutator):
+    """Add or drop the reasoning field in a node's output."""
+
+    name = "toggle_reasoning"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return [f"{mp.name}.output.reasoning" for mp in prompts(flow)]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        return [Move(f"{mp.name}.output.reasoning", mp.params.reasoning, not mp.params.reasoning,
+                     swap_node(candidate.flow, mp.with_params(reasoning=not mp.params.reasoning)))
+                for mp in prompts(candidate.flow)]
+
+
+class DataFormat(MoveMutator):
+    """Render a node's sections and data as markdown, XML or JSON."""
+
+    name = "data_format"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return [f"{mp.name}.params.data_format" for mp in prompts(flow)]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        return [Move(f"{mp.name}.params.data_format", mp.params.data_format, fmt,
+                     swap_node(candidate.flow, mp.with_params(data_format=fmt)))
+                for mp in prompts(candidate.flow) for fmt in DATA_FORMATS if fmt != mp.params.data_format]
+
+
+def structure_mutators() -> list[MoveMutator]:
+    """Every section-structure mutator of this module and of the examples module."""
+    from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount
+
+    return [DropSection(), ReorderSections(), AddGuideline(), ToggleReasoning(), DataFormat(), ExampleCount(),
+            ChooseExamples(), BootstrapExamples()]

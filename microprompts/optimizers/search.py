@@ -1,0 +1,146 @@
+"""Search strategies over whole flows: beam search, regularized evolution, and enumeration of a declared space.
+
+A strategy only decides which candidates to expand and keep; the Engine does the scoring, successive halving,
+operator choice and journaling. Each strategy runs until it is done or the budget raises BudgetExceeded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from microprompts.optimizers.addresses import MutationViolation, check_mutation
+from microprompts.optimizers.candidate import Candidate, Mutation
+from microprompts.optimizers.space import SearchSpace
+
+if TYPE_CHECKING:
+    from microprompts.optimizers.engine import Engine
+
+__all__ = ["BeamSearch", "Enumerate", "RegularizedEvolution", "Search", "make_search"]
+
+
+class Search(Protocol):
+    """A search strategy: `run(engine)` drives the engine; `describe()` says what it is (for the journal)."""
+
+    name: str
+
+    def run(self, engine: Engine) -> None:
+        """Search until done; BudgetExceeded may escape (the caller stops cleanly)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Its settings as JSON."""
+        ...
+
+
+@dataclass
+class BeamSearch:
+    """Keep the `beam_width` best candidates; each level, expand each into `mutations_per_candidate` children."""
+
+    beam_width: int = 3
+    depth: int = 4
+    mutations_per_candidate: int = 4
+    top_k: int = 1  # per parent, the best children that beat it on the minibatch also go to full dev
+    name: str = "beam"
+
+    def run(self, engine: Engine) -> None:
+        """Level by level; the beam keeps its members unless children beat them (elitist)."""
+        beam = [engine.baseline]
+        for _ in range(self.depth):
+            promoted = []
+            for parent in beam:
+                children = engine.expand(parent, self.mutations_per_candidate)
+                promoted += [r for r in engine.screen(children, parent, self.top_k) if r.dev is not None]
+            beam = engine.top(beam + promoted, self.beam_width)
+
+    def describe(self) -> dict[str, Any]:
+        """Settings as JSON."""
+        return asdict(self)
+
+
+@dataclass
+class RegularizedEvolution:
+    """Aging evolution (Real et al. 2019): a tournament of `sample_size` picks the parent, its child joins the
+    population if it passes screening, and the oldest member leaves once there are `population`."""
+
+    population: int = 8
+    sample_size: int = 3
+    cycles: int = 30
+    name: str = "evolution"
+
+    def run(self, engine: Engine) -> None:
+        """Fill the population from mutations of the baseline, then run the cycles."""
+        members = deque([engine.baseline])
+        tries = 0
+        while len(members) < self.population and tries < 2 * self.population:
+            tries += 1
+            for record in engine.screen(engine.expand(engine.baseline, 1), engine.baseline):
+                if record.dev is not None:
+                    members.append(record)
+        for _ in range(self.cycles):
+            picked = sorted(engine.rng.sample(range(len(members)), min(self.sample_size, len(members))))
+            parent = engine.top([members[i] for i in picked], 1)[0]
+            for record in engine.screen(engine.expand(parent, 1), parent):
+                if record.dev is not None:
+                    members.append(record)
+                    if len(members) > self.population:
+                        members.popleft()
+
+    def describe(self) -> dict[str, Any]:
+        """Settings as JSON."""
+        return asdict(self)
+
+
+@dataclass
+class Enumerate:
+    """Score every flow of a search space on the full dev set, in cartesian order (up to `limit`)."""
+
+    space: SearchSpace | None = None
+    limit: int | None = None
+    name: str = "enumerate"
+
+    def resolve(self, engine: Engine) -> SearchSpace:
+        """The space to enumerate: the given one, else the engine's, else the built-in default for the flow."""
+        return self.space or getattr(engine, "space", None) or SearchSpace.default(engine.baseline.flow)
+
+    def run(self, engine: Engine) -> None:
+        """Every combination in order; invalid ones and ones touching frozen parts are journaled and skipped."""
+        space = self.resolve(engine)
+        base = engine.baseline
+        for count, (labels, flow) in enumerate(space.expand()):
+            if self.limit is not None and count >= self.limit:
+                break
+            if isinstance(flow, Exception):
+                engine._reject(base, self.name, f"{type(flow).__name__}: {flow}")
+                continue
+            try:
+                flow.compile(caller=engine.evaluator.caller)
+                touched = check_mutation(base.flow, flow, list(space.choices) + _orders(space), engine.frozen)
+            except (MutationViolation, ValueError, TypeError, KeyError) as exc:
+                engine._reject(base, self.name, f"{type(exc).__name__}: {exc}")
+                continue
+            mutation = Mutation(operator=self.name, kind="structure", address="space", after=labels)
+            engine.score_full(Candidate(flow, parent=base.id, mutation=mutation, generation=1), self.name,
+                              sorted(touched))
+
+    def describe(self) -> dict[str, Any]:
+        """Settings as JSON."""
+        return {"name": self.name, "limit": self.limit, "space": self.space.describe() if self.space else None}
+
+
+def _orders(space: SearchSpace) -> list[str]:
+    return sorted({a.split(".sections.")[0] + ".sections" for a in space.choices if ".sections." in a})
+
+
+def make_search(search: str | Search, space: SearchSpace | None = None) -> Search:
+    """A strategy from its name (`beam`, `evolution`, `enumerate`) or as given."""
+    if not isinstance(search, str):
+        return search
+    if search == "beam":
+        return BeamSearch()
+    if search == "evolution":
+        return RegularizedEvolution()
+    if search == "enumerate":
+        return Enumerate(space)
+    raise ValueError(f"unknown search {search!r}: expected beam, evolution, enumerate or a Search object")

@@ -91,6 +91,10 @@ def _normalize(raw: Any, field_map: Mapping[str, str], source: str, where: str) 
         return raw
     if not isinstance(raw, dict):
         raise DatasetError(source, f"row is not an object (got {type(raw).__name__})", where)
+    for part in (raw, raw.get("inputs"), raw.get("output")):
+        odd = [k for k in part if not isinstance(k, str)] if isinstance(part, dict) else []
+        if odd:
+            raise DatasetError(source, f"field names must be strings, got {odd[0]!r}", where)
     rest = dict(raw)
     inputs: dict[str, Any] = {}
     output: dict[str, Any] = {}

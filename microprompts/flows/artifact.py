@@ -111,9 +111,9 @@ def flow_from_dict(data: dict[str, Any], allow: Sequence[str] | None = None) -> 
                     for b in data.get("branches", [])]
         flow = Flow(data["name"], state=state, inputs=data.get("inputs"), nodes={n.name: n for n in nodes},
                     edges=[tuple(e) for e in data.get("edges", [])], branches=branches)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ArtifactError):
-            raise
+    except ArtifactError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - wrong shapes raise AttributeError, pydantic's errors...: all malformed
         raise ArtifactError(f"malformed artifact: {type(exc).__name__}: {exc}") from exc
     return flow
 

@@ -50,6 +50,7 @@ def validate_flow(flow: Flow) -> None:
         problems += _reach_problems(flow, graph)
         if not problems:
             problems += _data_problems(flow, graph)
+    problems += _state_problems(flow)
     if problems:
         raise FlowValidationError(f"flow {flow.name!r} is invalid: " + "; ".join(problems))
 
@@ -76,6 +77,32 @@ def _name_problems(flow: Flow) -> list[str]:
     return problems
 
 
+def state_keys(state: type | None) -> set[str] | None:
+    """The keys a user's state type declares (TypedDict, pydantic model or dataclass); None when unknown."""
+    if state is None:
+        return None
+    fields = getattr(state, "model_fields", None) or getattr(state, "__dataclass_fields__", None)
+    if isinstance(fields, dict):
+        return set(fields)
+    keys = {k for cls in getattr(state, "__mro__", ()) for k in getattr(cls, "__annotations__", {})}
+    return keys or None
+
+
+def _state_problems(flow: Flow) -> list[str]:
+    """LangGraph silently drops a write to, and never fills a read of, a key the state schema lacks."""
+    keys = state_keys(flow.state)
+    if keys is None:
+        return []
+    name = getattr(flow.state, "__name__", "the state")
+    problems = []
+    for node in flow.nodes.values():
+        for verb, wanted in (("reads", node.reads), ("writes", node.writes)):
+            missing = [k for k in wanted if k not in keys]
+            if missing:
+                problems.append(f"node {node.name!r} {verb} {missing}, which the state schema {name} does not declare")
+    return problems
+
+
 def _reach_problems(flow: Flow, graph: nx.DiGraph) -> list[str]:
     problems = []
     reachable = nx.descendants(graph, START)
@@ -86,6 +113,8 @@ def _reach_problems(flow: Flow, graph: nx.DiGraph) -> list[str]:
     stuck = [n for n in flow.nodes if n in reachable and n not in can_end]
     for component in nx.strongly_connected_components(graph.subgraph(stuck)):
         cycle = sorted(component)
+        if len(cycle) == 1 and not graph.has_edge(cycle[0], cycle[0]):
+            continue  # a node that only leads into a closed cycle: that cycle is reported
         problems.append(f"cycle {' -> '.join(cycle + cycle[:1])} has no way out to END")
     return problems
 

@@ -201,10 +201,14 @@ class ModelCaller:
     def _maybe_downgrade(
         self, model: BaseChatModel, identity: str, schema: dict[str, Any] | None, exc: BaseException
     ) -> bool:
-        """llama.cpp's server rejects `json_schema` but takes `json_object` with a schema: remember and retry."""
+        """llama.cpp's server rejects `json_schema` but takes `json_object` with a schema: remember and retry.
+
+        A strict server says 400/422; `llama_cpp.server` says 500 with a validation error naming `json_schema`.
+        """
         if schema is None or not is_openai(model) or identity in self._json_object_only:
             return False
-        if getattr(exc, "status_code", None) not in (400, 422):
+        status = getattr(exc, "status_code", None)
+        if status not in (400, 422) and not (isinstance(status, int) and status >= 500 and "json_schema" in str(exc)):
             return False
         with self._lock:
             self._json_object_only.add(identity)

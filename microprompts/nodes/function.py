@@ -13,7 +13,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict
 
-from microprompts.nodes.runtime import NodeTrace, Recorder, recorder_of
+from microprompts.nodes.runtime import NodeTrace, Recorder, recorder_of, state_dict
 
 DEFAULT_ALLOWED = ("microprompts", "examples")
 
@@ -105,7 +105,8 @@ class FunctionNode(BaseModel):
     def run(self, state: dict[str, Any], recorder: Recorder | None = None) -> dict[str, Any]:
         """Call the function and check it returned a dict of updates."""
         started = time.perf_counter()
-        trace = NodeTrace(node=self.name, kind=self.kind, inputs={k: state.get(k) for k in self.reads})
+        values = state_dict(state)  # the function itself gets the state as LangGraph gives it
+        trace = NodeTrace(node=self.name, kind=self.kind, inputs={k: values.get(k) for k in self.reads})
         try:
             result = self.fn(state)
             if not isinstance(result, dict):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from microprompts.models import UsageMeter
 from microprompts.nodes.parse import OutputParseError, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages
-from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of
+from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, json_schema, with_reasoning
 from microprompts.nodes.sections import DEFAULT_TITLES, DataFormat, Example, Section
 
@@ -26,7 +26,7 @@ class NodeInputError(ValueError):
 class Params(BaseModel):
     """A node's tunable parameters: model, sampling, example count, data format, reasoning, votes."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt parameter is an error, not a no-op
 
     model: str | None = None
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -137,6 +137,7 @@ class MicroPrompt(BaseModel):
 
     def run(self, state: dict[str, Any], runtime: Runtime, recorder: Recorder | None = None) -> dict[str, Any]:
         """Render, call the model (k samples), parse with one repair, vote; returns the output fields."""
+        state = state_dict(state)
         missing = [k for k in self.inputs if k not in state]
         if missing:
             raise NodeInputError(f"node {self.name!r} needs input(s) {missing} that the state does not have")

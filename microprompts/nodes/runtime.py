@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from typing import Any
@@ -41,6 +42,17 @@ class Recorder:
         """Append a node's trace."""
         with self._lock:
             self.traces.append(trace)
+
+
+def state_dict(state: Any) -> dict[str, Any]:
+    """A LangGraph state as a dict: TypedDict states already are; pydantic and dataclass states are dumped."""
+    if isinstance(state, dict):
+        return state
+    if isinstance(state, BaseModel):
+        return state.model_dump()
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return dataclasses.asdict(state)
+    raise TypeError(f"a node got a state of type {type(state).__name__}; expected a dict, pydantic model or dataclass")
 
 
 def recorder_of(config: RunnableConfig | None) -> Recorder | None:

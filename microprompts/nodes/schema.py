@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 REASONING = "reasoning"
 
@@ -37,14 +37,17 @@ def with_reasoning(model: type[BaseModel]) -> type[BaseModel]:
 
 def model_from_schema(schema: dict[str, Any], name: str | None = None) -> type[BaseModel]:
     """Rebuild a pydantic model from a JSON schema (objects, arrays, scalars, enums): artifacts hold no code."""
-    title = name or schema.get("title") or "Output"
+    title = str(schema.get("title") or name or "Output")  # the schema's own title, so the schema round-trips
     required = set(schema.get("required", []))
     fields: dict[str, Any] = {}
     for key, prop in schema.get("properties", {}).items():
         annotation = _annotation(prop, f"{title}_{key}")
         default = ... if key in required else prop.get("default", None)
-        fields[key] = (annotation, Field(default, description=prop.get("description")))
-    return create_model(str(title).replace(" ", ""), **fields)
+        fields[key] = (annotation, Field(default, title=prop.get("title"), description=prop.get("description")))
+    return create_model(
+        title.replace(" ", "") or "Output", __config__=ConfigDict(title=title), __doc__=schema.get("description"),
+        **fields,
+    )
 
 
 def _annotation(prop: dict[str, Any], name: str) -> Any:
@@ -74,7 +77,8 @@ def _annotation(prop: dict[str, Any], name: str) -> Any:
     if kind == "object":
         if "properties" in prop:
             return model_from_schema(prop, name)
-        return dict[str, Any]
+        values = prop.get("additionalProperties")
+        return dict[str, _annotation(values, name) if isinstance(values, dict) else Any]  # type: ignore[misc]
     return Any
 
 

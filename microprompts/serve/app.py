@@ -9,6 +9,7 @@ error body for every failure.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -75,7 +76,16 @@ def check_models(flow: Flow, model: ModelLike | None) -> None:
         resolve_model(spec)
 
 
-def _artifact_hash(flow: Flow) -> str | None:
+def artifact_hash(flow: Flow, target: Flow | str | Path) -> str | None:
+    """The artifact file's own content hash when serving one (a reloaded flow can hash differently: an output
+    class outside the allowed modules is rebuilt from its schema), else the flow's; None when it has none."""
+    if not isinstance(target, Flow) and str(target).endswith(".json"):
+        try:
+            recorded = json.loads(Path(target).read_text(encoding="utf-8")).get("content_hash")
+            if isinstance(recorded, str):
+                return recorded
+        except (OSError, ValueError, AttributeError):
+            pass
     try:
         return flow.content_hash()
     except Exception:  # noqa: BLE001 - a flow with unimportable code runs, it just has no artifact hash
@@ -102,7 +112,7 @@ def create_app(
     the_flow = load_target(flow, allow_modules)
     check_models(the_flow, model)
     run_store = RunStore(store) if isinstance(store, (str, Path)) else store
-    agent = Agent(the_flow, model=model, caller=caller, store=run_store, artifact_hash=_artifact_hash(the_flow))
+    agent = Agent(the_flow, model=model, caller=caller, store=run_store, artifact_hash=artifact_hash(the_flow, flow))
     inputs_model, invoke_model, batch_model = request_models(the_flow, max_batch)
     schemas = {"name": the_flow.name, "artifact_hash": agent.artifact_hash, "input": schema_of(inputs_model),
                "output": schema_of(output_model(the_flow))}

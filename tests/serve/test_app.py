@@ -274,3 +274,14 @@ def test_odd_input_keys_are_served(make_client):
     client = make_client(flow=flow, model=InstantChatModel(reply='{"answer": "ok"}'))
     assert client.get("/schema").json()["input"]["required"] == ["_private", "with space"]
     assert client.post("/invoke", json={"input": {"_private": 1, "with space": None}}).status_code == 200
+
+
+def test_artifact_hash_is_the_files_own(tmp_path, make_client):
+    from microprompts.serve.app import create_app
+
+    path = tmp_path / "only_prompt.json"
+    flow = Flow("seats").then(seat_flow().nodes["recommend"])  # output class in tests.serve.helpers
+    recorded = flow.save(str(path))
+    app = create_app(path, model=InstantChatModel.for_flow(flow))  # default allow-list: the class is rebuilt
+    assert app.state.agent.flow.content_hash() != recorded
+    assert app.state.agent.artifact_hash == recorded

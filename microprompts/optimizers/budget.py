@@ -69,6 +69,7 @@ class BudgetTracker:
         self.budget = budget
         self.total = Charge()
         self.exhausted: set[Role] = set()
+        self.reason: str | None = None  # why the budget last refused a call
         self.exempt = False
         self.seconds_offset = 0.0
         self._clock = clock
@@ -87,7 +88,8 @@ class BudgetTracker:
         limit = self.budget.seconds
         if limit is not None and not self.exempt and self.seconds() >= limit:
             self.exhausted.add("task")
-            raise BudgetExceeded(f"the budget of {limit:g} seconds is spent")
+            self.reason = f"the budget of {limit:g} seconds is spent"
+            raise BudgetExceeded(self.reason)
 
     # --- charging --------------------------------------------------------------------------------
     def _limit_hit(self, role: Role) -> str | None:
@@ -108,6 +110,7 @@ class BudgetTracker:
             reason = None if self.exempt else self._limit_hit(role)
             if reason:
                 self.exhausted.add(role)
+                self.reason = reason
                 raise BudgetExceeded(reason)
             self._seen[role].add(key)
             self._add(role, calls=1, key=key)

@@ -99,7 +99,7 @@ class Evaluator:
             evaluation = run_flow(candidate.flow, [row for _, row in missing], self.metric, model=self.model,
                                   caller=self.caller, concurrency=self.concurrency)
         if "task" in self.tracker.exhausted and not self.tracker.exempt:
-            raise BudgetExceeded(f"the budget ran out while evaluating candidate {candidate.id}")
+            raise BudgetExceeded(f"{self.tracker.reason or 'the budget is spent'} (while scoring {candidate.id})")
         self.live_runs += 1
         self._file.append({"key": record_key, "candidate": candidate.id, "rows": [k for k, _ in missing],
                            "results": [r.model_dump(mode="json") for r in evaluation.rows],

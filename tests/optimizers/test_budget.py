@@ -1,0 +1,158 @@
+"""Budgets and the evaluator: limits hold, repeats are free, a candidate is never evaluated twice."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from microprompts.flows import Flow
+from microprompts.models import CallCache, ModelCaller
+from microprompts.optimizers import Budget, BudgetExceeded, exact_match, optimize
+from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, call_key
+from microprompts.optimizers.candidate import Candidate, Mutation
+from microprompts.optimizers.evaluator import Evaluator, keyed_rows
+from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoning
+from tests.fakes.chat import ScriptedChatModel
+from tests.optimizers import engine_helpers as h
+
+METRIC = exact_match("label")
+
+
+def test_tracker_charges_new_requests_once_and_stops_at_the_limit() -> None:
+    tracker = BudgetTracker(Budget(calls=2, optimizer_calls=1))
+    assert tracker.reserve("task", "a") is True
+    assert tracker.reserve("task", "a") is False  # a repeat within the run is free
+    assert tracker.reserve("task", "b") is True
+    with pytest.raises(BudgetExceeded, match="2 task-model calls"):
+        tracker.reserve("task", "c")
+    assert tracker.reserve("task", "a") is False  # repeats stay free after the limit
+    assert tracker.reserve("optimizer", "a") is True  # roles are counted apart
+    with pytest.raises(BudgetExceeded, match="optimizer-model"):
+        tracker.reserve("optimizer", "z")
+    with tracker.exempted():
+        assert tracker.reserve("task", "d") is True
+    assert tracker.total.task_calls == 3 and tracker.exhausted == {"task", "optimizer"}
+
+
+def test_tracker_scope_and_replay_line_up() -> None:
+    first = BudgetTracker(Budget(tokens=100))
+    with first.scope() as charge:
+        first.reserve("task", "k1")
+        first.add_tokens("task", 60)
+        first.reserve("task", "k2")
+        first.add_tokens("task", 50)
+    with pytest.raises(BudgetExceeded, match="100 tokens"):
+        first.reserve("task", "k3")
+    second = BudgetTracker(Budget(tokens=100))
+    second.replay(charge)
+    assert second.total.task_calls == 2 and second.total.task_tokens == 110
+    assert second.reserve("task", "k1") is False
+    with pytest.raises(BudgetExceeded):
+        second.reserve("task", "k3")
+
+
+def test_budgeted_caller_caches_truncated_replies_under_the_callers_key(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "c.sqlite")
+    model = ScriptedChatModel(replies=["cut off"], finish_reason="length")
+    caller = BudgetedCaller(cache, BudgetTracker(Budget()), "task")
+    messages = [HumanMessage(content="hi")]
+    first = caller.complete(model, messages, max_tokens=5)
+    assert first.finish_reason == "length" and not first.cached
+    key = call_key(model, messages, None, 0.0, 5, 0)
+    assert cache.get(key) is not None
+    again = ModelCaller(cache=cache).complete(model, messages, max_tokens=5)  # the plain caller finds it too
+    assert again.cached and again.text == "cut off" and model.call_count == 1
+
+
+@pytest.mark.parametrize("calls", [5, 17, 40])
+def test_calls_budget_holds(calls: int) -> None:
+    model = h.model()
+    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=model,
+                      mutators=h.search_mutators(), budget=Budget(calls=calls), minibatch=4, concurrency=4,
+                      progress=False) if calls > 8 else None
+    if result is None:
+        with pytest.raises(BudgetExceeded, match="before the baseline"):
+            optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=model,
+                     budget=Budget(calls=calls), progress=False)
+        assert model.call_count <= calls
+        return
+    assert model.call_count <= calls
+    assert result.usage["charged_calls"] <= calls
+    assert result.stopped and "budget" in result.stopped
+
+
+def test_tokens_budget_overshoots_by_at_most_the_calls_in_flight() -> None:
+    model = h.model()
+    concurrency = 4
+    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=model,
+                      mutators=h.search_mutators(), budget=Budget(tokens=6000), concurrency=concurrency,
+                      minibatch=4, progress=False)
+    per_call = max(c for c in [sum(len(str(m.content)) for m in call.messages) // 4 + 40 for call in model.calls])
+    assert result.usage["charged_tokens"] <= 6000 + concurrency * per_call
+    assert result.stopped and "tokens" in result.stopped
+
+
+class _SameChild:
+    """A mutator that always proposes the same child."""
+
+    name = "same"
+    kind = "structure"
+    needs_evaluation = False
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return ["classify.params.data_format"]
+
+    def propose(self, candidate: Candidate, ctx: Any, n: int = 1) -> list[tuple[Flow, Mutation]]:
+        base = h.topic_flow()
+        child = base.replace_node(base.nodes["classify"].with_params(data_format="json"))
+        return [(child, Mutation(operator=self.name, kind="structure", address="classify.params.data_format"))]
+
+
+def test_a_candidate_seen_twice_is_not_evaluated_twice() -> None:
+    model = h.model()
+    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=model,
+                      mutators=[_SameChild(), ToggleReasoning()], minibatch=0, progress=False)
+    ids = [e["id"] for e in result.history if e["event"] == "candidate"]
+    assert len(ids) == len(set(ids))
+    assert result.usage["evaluations_run"] == len(ids)
+    requests = [call_key(model, c.messages, None, 0.0, 256, 0) for c in model.calls]
+    assert len(requests) == len(set(requests))  # no request was ever sent twice
+
+
+def test_evaluator_runs_only_missing_rows_and_is_thread_safe(tmp_path: Path) -> None:
+    model = h.model()
+    tracker = BudgetTracker(Budget())
+    caller = BudgetedCaller(CallCache(tmp_path / "c.sqlite"), tracker, "task")
+    evaluator = Evaluator(METRIC, model, caller, tracker, concurrency=3)
+    candidate = Candidate(h.topic_flow())
+    dev = keyed_rows("dev", h.rows(0, 6))
+    evaluator.run(candidate, dev[:3])
+    assert model.call_count == 3
+    full = evaluator.run(candidate, dev)
+    assert model.call_count == 6 and full.n == 6 and [r.index for r in full.rows] == list(range(6))
+    evaluator.run(candidate, list(reversed(dev)))
+    assert model.call_count == 6 and evaluator.live_runs == 2
+    assert threading.active_count() >= 1
+
+
+def test_optimizer_budget_disables_only_the_model_based_operators() -> None:
+    optimizer = ScriptedChatModel(replies=["nope"], repeat_last=True)
+
+    class AsksModel(DataFormat):
+        name = "asks_model"
+
+        def propose(self, candidate: Candidate, ctx: Any, n: int = 1) -> list[tuple[Flow, Mutation]]:
+            ctx.caller.complete(ctx.optimizer_model, [HumanMessage(content=f"idea {ctx.rng.random()}")])
+            return super().propose(candidate, ctx, n)
+
+    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=h.model(),
+                      optimizer_model=optimizer, mutators=[AsksModel(), ToggleReasoning(), h.search_mutators()[2]],
+                      budget=Budget(optimizer_calls=2), minibatch=4, progress=False)
+    assert optimizer.call_count == 2
+    assert result.usage["optimizer_calls"] == 2
+    operators = {e["operator"] for e in result.history if e["event"] == "candidate"}
+    assert {"toggle_reasoning", "choose_examples"} & operators

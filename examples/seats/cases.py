@@ -17,12 +17,11 @@ Write a dataset: ``python -m examples.seats.cases --n 60 --seed 0 --out seats.js
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
+
+from examples._jsonl import generator_main
 
 Cabin = Literal["economy", "premium", "business"]
 Position = Literal["window", "aisle", "middle"]
@@ -201,22 +200,9 @@ def generate(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return [case.row() for case in generate_cases(n, seed)]
 
 
-def write_jsonl(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Write rows as JSON lines."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     """``python -m examples.seats.cases --n 60 --seed 0 --out FILE.jsonl``."""
-    parser = argparse.ArgumentParser(description="Generate seat recommendation cases as JSONL.")
-    parser.add_argument("--n", type=int, default=60, help="number of rows")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--out", required=True, help="output .jsonl file")
-    args = parser.parse_args(argv)
-    write_jsonl(generate(args.n, args.seed), args.out)
-    print(f"wrote {args.n} rows to {args.out}")
+    generator_main(generate, "seat recommendation cases", argv)
 
 
 if __name__ == "__main__":

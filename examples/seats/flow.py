@@ -14,7 +14,9 @@ from microprompts import Flow, MicroPrompt
 class Seats(BaseModel):
     """The recommendation: seat ids taken from the available list, best first."""
 
-    recommended_seats: list[str] = Field(description="Seat ids from available_seats, best first.")
+    recommended_seats: list[str] = Field(
+        min_length=1, max_length=3, description="Seat ids from available_seats, best first."
+    )
 
 
 recommend = MicroPrompt(

@@ -1,0 +1,55 @@
+"""The embedded model (SmolLM2 in process) runs a real flow: grammar-constrained enum output, usage, cache."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from microprompts import CallCache, ModelCaller, evaluate, resolve_model
+from microprompts.models import LocalChatModel, ModelSpecError, smollm2_path
+from tests.integration._flow import LABELS, ROWS, label_match, topic_flow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def local_model() -> LocalChatModel:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install 'microprompts[local]')")
+    try:
+        smollm2_path()
+    except ModelSpecError as exc:
+        pytest.skip(str(exc))
+    model = resolve_model("local")
+    assert isinstance(model, LocalChatModel)
+    return model
+
+
+def test_local_model_runs_a_flow_with_a_json_schema_grammar_and_the_cache(local_model, tmp_path, monkeypatch):
+    formats = []
+    generate = LocalChatModel._generate
+
+    def spy(self, messages, stop=None, run_manager=None, **kwargs):
+        formats.append(kwargs.get("response_format"))
+        return generate(self, messages, stop, run_manager, **kwargs)
+
+    monkeypatch.setattr(LocalChatModel, "_generate", spy)
+    cache = CallCache(tmp_path / "calls.sqlite")
+    first = evaluate(topic_flow(), ROWS, label_match, model="local", caller=ModelCaller(cache=cache))
+    assert first.errors == 0, [r.error for r in first.rows]
+    schema = topic_flow().nodes["topic"].output_schema()
+    assert formats == [{"type": "json_object", "schema": schema}] * 2  # llama.cpp turns it into a grammar
+    assert schema["properties"]["label"]["enum"] == list(LABELS)
+    for row in first.rows:
+        assert row.prediction["label"] in LABELS
+        (trace,) = row.traces
+        assert len(trace.replies) == 1  # the grammar made the first reply valid: no repair
+        assert trace.usage.prompt_tokens > trace.rendered_tokens // 2 > 0
+    assert first.usage.calls == 2 and first.usage.cached_calls == 0
+    assert first.usage.prompt_tokens > 50 and first.usage.completion_tokens > 0
+
+    second = evaluate(topic_flow(), ROWS, label_match, model="local", caller=ModelCaller(cache=cache))
+    assert second.usage.calls == 0 and second.usage.cached_calls == 2
+    assert [r.prediction for r in second.rows] == [r.prediction for r in first.rows]
+

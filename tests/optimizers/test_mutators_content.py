@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
-from microprompts.flows import Flow
-from microprompts.models import BudgetExceeded, Completion
-from microprompts.nodes import MicroPrompt
+from microprompts.flows import EvalResult, Flow, RowResult
+from microprompts.models import BudgetExceeded, Completion, Usage
+from microprompts.nodes import MicroPrompt, NodeTrace
 from microprompts.optimizers.addresses import check_mutation
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._ask import accept_text, fit_blocks, parse_object
@@ -52,7 +52,7 @@ def counting_optimizer() -> ScriptedChatModel:
     def respond(messages: list[BaseMessage]) -> Any:
         if "most responsible" in str(messages[-1].content):
             return _critique_or({})(messages)
-        return {"instruction": f"Map the topic word to its section (variant {next(counter)})."}
+        return {"instruction": f"Map topic to label: sports, politics or tech (v{next(counter)})."}
 
     return ScriptedChatModel(replies=respond)
 
@@ -89,11 +89,24 @@ def test_each_operator_yields_valid_children_that_touch_only_what_it_declares(op
 
 def test_compress_children_are_shorter_and_too_long_replies_are_rejected() -> None:
     flow = long_pipeline()
+    only_task = ["classify.guidelines", "extract", "reply"]
     short = ScriptedChatModel(replies=[{"instruction": "Map the topic to its section."}])
-    children = Compress().propose(Candidate(flow), make_ctx(short), n=1)
+    children = Compress().propose(Candidate(flow), make_ctx(short, frozen=only_task), n=1)
     assert len(children) == 1 and len(children[0][1].after) < len(LONG_TASK)
     longer = ScriptedChatModel(replies=[{"instruction": LONG_TASK + " Also be careful."}])
-    assert Compress().propose(Candidate(flow), make_ctx(longer), n=1) == []
+    assert Compress().propose(Candidate(flow), make_ctx(longer, frozen=only_task), n=1) == []
+
+
+def test_rewrites_that_drop_a_label_or_field_name_the_text_mentions_are_rejected() -> None:
+    flow = pipeline()
+    only_guidelines = ["classify.task", "extract", "reply"]
+    echo = ScriptedChatModel(replies=[{"instruction": "Rewrite this guideline in different words."}])
+    assert Paraphrase().propose(Candidate(flow), make_ctx(echo, frozen=only_guidelines), n=1) == []
+    dropped = ScriptedChatModel(replies=[{"instruction": "Sports is about games; elections go to the news."}])
+    assert Paraphrase().propose(Candidate(flow), make_ctx(dropped, frozen=only_guidelines), n=1) == []
+    kept = ScriptedChatModel(replies=[{"instruction": "SPORTS: games, athletes. Politics: elections."}])
+    (_, mutation), = Paraphrase().propose(Candidate(flow), make_ctx(kept, frozen=only_guidelines), n=1)
+    assert mutation.after == "SPORTS: games, athletes. Politics: elections."
 
 
 BAD_REPLIES = {
@@ -217,9 +230,10 @@ def test_opro_shows_the_trajectory_worst_to_best_and_rejects_a_text_already_scor
 
 
 # --- blame -------------------------------------------------------------------------------------------------
-def test_blame_finds_the_middle_node_that_gives_wrong_outputs_whatever_the_model_says() -> None:
+@pytest.mark.parametrize("expected", [("topic", "label", "reply"), ("reply",)], ids=["all_fields", "final_only"])
+def test_blame_finds_the_middle_node_that_gives_wrong_outputs_whatever_the_model_says(expected: tuple) -> None:
     flow = pipeline()
-    evaluation = run(flow, rows(("topic", "label", "reply")), "wrong")
+    evaluation = run(flow, rows(expected), "wrong")
     liar = ScriptedChatModel(replies=[{"critique": "The reply step is bad.", "node": "reply"}])
     ctx = make_ctx(liar, evaluation=evaluation)
     node, critique = blame(flow, evaluation, ctx)
@@ -230,18 +244,28 @@ def test_blame_finds_the_middle_node_that_gives_wrong_outputs_whatever_the_model
     assert schema["properties"]["node"]["enum"] == ["classify"]
 
 
-def test_blame_lets_the_model_choose_among_the_failing_fields_feeders_when_only_the_final_output_is_known() -> None:
+def manual_evaluation(reply: str) -> EvalResult:
+    """One failing row whose traces are all plausible: only the final reply is wrong, and it leaks nothing."""
+    outputs = [("extract", {"text": "election news"}, {"topic": "election"}),
+               ("classify", {"topic": "election"}, {"label": "politics"}),
+               ("reply", {"label": "politics"}, {"reply": reply})]
+    traces = [NodeTrace(node=n, kind="micro_prompt", inputs=i, output=o) for n, i, o in outputs]
+    row = RowResult(index=0, inputs={"text": "election news"}, expected={"reply": "Section: politics"},
+                    prediction={"topic": "election", "label": "politics", "reply": reply}, traces=traces)
+    return EvalResult(score=0.0, n=1, errors=0, rows=[row], usage=Usage(), seconds=0.0)
+
+
+def test_blame_lets_the_model_choose_among_the_failing_fields_feeders_when_evidence_is_weak() -> None:
     flow = pipeline()
-    evaluation = run(flow, rows(("reply",)), "wrong")
-    model = ScriptedChatModel(replies=_critique_or({}))
-    ctx = make_ctx(model, evaluation=evaluation)
+    evaluation = manual_evaluation("Headline")
+    ctx = make_ctx(ScriptedChatModel(replies=_critique_or({})), evaluation=evaluation)
     node, critique = blame(flow, evaluation, ctx)
     assert (node, critique) == ("classify", "classify maps every topic to sports; it must map election to politics.")
     assert isinstance(ctx.caller, SpyCaller)
     sent = ctx.caller.requests[0]
     assert sent[1]["schema"]["properties"]["node"]["enum"] == ["extract", "classify", "reply"]
     text = str(sent[0][-1].content)
-    assert "step classify -> " in text and "sports" in text  # the end-to-end traces are shown
+    assert 'step classify -> {"label": "politics"}' in text and "Headline" in text  # the end-to-end traces
 
 
 def test_blame_falls_back_on_evidence_when_the_model_is_weak_or_absent() -> None:
@@ -249,8 +273,10 @@ def test_blame_falls_back_on_evidence_when_the_model_is_weak_or_absent() -> None
     for reply in ("garbage", json.dumps({"critique": "", "node": "classify"}), {"critique": "x", "node": "nope"}):
         ctx = make_ctx(ScriptedChatModel(replies=[reply]), evaluation=run(flow, rows(("topic", "label")), "wrong"))
         assert blame(flow, ctx.evaluation, ctx)[0] == "classify"  # type: ignore[arg-type]
-    evaluation = run(flow, rows(("reply",)), "wrong")
-    assert blame(flow, evaluation, make_ctx(None, evaluation=evaluation))[0] == "reply"  # the failing field's writer
+    evaluation = manual_evaluation("Headline")
+    node, critique = blame(flow, evaluation, make_ctx(None, evaluation=evaluation))
+    assert node == "reply"  # weak evidence and no model: the failing field's writer
+    assert '"Section: politics"' in critique and "Headline" in critique
 
 
 def test_blame_picks_the_node_whose_trace_has_an_error() -> None:

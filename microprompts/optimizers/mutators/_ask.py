@@ -48,11 +48,12 @@ def meta_messages(body: str) -> list[BaseMessage]:
     return [SystemMessage(content=SYSTEM), HumanMessage(content=body)]
 
 
-def text_schema(max_chars: int, key: str = INSTRUCTION) -> dict[str, Any]:
-    """`{key: str}` with a length bound: a local model's grammar then cannot ramble."""
+def text_schema(key: str = INSTRUCTION) -> dict[str, Any]:
+    """`{key: str}`. No `maxLength`: llama.cpp unrolls it into one nested rule per character (slow, and refused
+    past a few hundred); length is bounded by `max_tokens` and checked on the reply instead."""
     return {
         "type": "object",
-        "properties": {key: {"type": "string", "minLength": 1, "maxLength": max_chars}},
+        "properties": {key: {"type": "string"}},
         "required": [key],
         "additionalProperties": False,
     }
@@ -64,8 +65,18 @@ def tokens_for(chars: int) -> int:
 
 
 def normalized(text: str) -> str:
-    """Whitespace- and case-insensitive form, for 'is this the same text?'."""
-    return re.sub(r"\s+", " ", text).strip().casefold()
+    """Case-, spacing- and punctuation-insensitive form, for 'is this the same text?'."""
+    return re.sub(r"[\W_]+", " ", text).strip().casefold()
+
+
+def mentions(text: str, term: str) -> bool:
+    """True when `term` occurs in `text` as a whole word (case-insensitive)."""
+    return re.search(rf"(?<![\w]){re.escape(term)}(?![\w])", text, re.IGNORECASE) is not None
+
+
+def dropped_terms(original: str, new: str, terms: Iterable[str]) -> list[str]:
+    """The `terms` that `original` mentions and `new` does not: a rewrite must keep labels and field names."""
+    return [t for t in terms if t and mentions(original, t) and not mentions(new, t)]
 
 
 def ask_json(
@@ -103,11 +114,13 @@ def parse_object(reply: Completion) -> dict[str, Any] | None:
 
 def accept_text(
     data: dict[str, Any] | None, *, key: str = INSTRUCTION, max_chars: int, original: str = "",
-    seen: Iterable[str] = (),
+    seen: Iterable[str] = (), keep: Iterable[str] = (),
 ) -> str | None:
-    """The reply's text when it is usable: a non-empty string, at most `max_chars`, new.
+    """The reply's text when it is usable: a non-empty string, at most `max_chars`, new, keeping `keep`.
 
-    'New' means different (ignoring case and spacing) from `original` and from every text in `seen`.
+    'New' means different (ignoring case, spacing and punctuation) from `original` and every text in `seen`;
+    every term of `keep` that `original` mentions must still be mentioned (a weak optimizer model that answers
+    with an echo of its instructions drops them).
     """
     if data is None:
         return None
@@ -123,17 +136,21 @@ def accept_text(
     if norm == normalized(original) or any(norm == normalized(s) for s in seen):
         log.debug("rejected: reply repeats a text already tried")
         return None
+    lost = dropped_terms(original, text, keep)
+    if lost:
+        log.debug("rejected: reply drops %s", lost)
+        return None
     return text
 
 
 def ask_text(
     ctx: MutationContext, body: str, *, max_chars: int, original: str, seen: Iterable[str] = (), temperature: float,
-    sample: int,
+    sample: int, keep: Iterable[str] = (),
 ) -> str | None:
     """Ask for `{"instruction": str}` and return the accepted text, or None (see `accept_text`)."""
-    data = ask_json(ctx, meta_messages(body), text_schema(max_chars), max_tokens=tokens_for(max_chars),
+    data = ask_json(ctx, meta_messages(body), text_schema(), max_tokens=tokens_for(max_chars),
                     temperature=temperature, sample=sample)
-    return accept_text(data, max_chars=max_chars, original=original, seen=seen)
+    return accept_text(data, max_chars=max_chars, original=original, seen=seen, keep=keep)
 
 
 def fit_blocks(blocks: list[str], budget: int) -> list[str]:

@@ -2,9 +2,10 @@
 
 `blame` weighs hard evidence from the failing rows before it asks the optimizer model anything:
 
-- strong: a micro-prompt whose trace has an error (the first in run order), or one whose output field is among
+- strong: a micro-prompt whose trace has an error (the first in run order); one whose output field is among
   the row's expected outputs and is wrong while every node feeding it is right (it got good input and gave a
-  bad answer);
+  bad answer); or an upstream node whose output value shows up in the wrong field and not in the expected one
+  (the wrong value started there and was passed on);
 - weak: only a final field is wrong and its writer depends on earlier nodes, so the fault may be upstream.
 
 With strong evidence the model only writes the critique (its choice is constrained to the evidenced node).
@@ -22,7 +23,7 @@ import networkx as nx
 
 from microprompts.flows import EvalResult, Flow, RowResult
 from microprompts.nodes import MicroPrompt
-from microprompts.optimizers.mutators._ask import ask_json, clip, fit_blocks, meta_messages, show
+from microprompts.optimizers.mutators._ask import ask_json, clip, fit_blocks, mentions, meta_messages, show
 from microprompts.optimizers.mutators._prompts import CRITIQUE
 from microprompts.optimizers.mutators._shared import micro_prompts_in_order
 from microprompts.optimizers.mutators.base import MutationContext
@@ -84,7 +85,10 @@ def evidence(flow: Flow, rows: Sequence[RowResult], candidates: Sequence[str]) -
         first = wrong[0]
         feeders = set(nx.ancestors(deps, first)) & set(candidates)
         compared = {n for n in here if _compared(flow.nodes[n], row)}
-        if feeders <= compared or not feeders:
+        leaks = [n for n in here if n in feeders and _leaked(row, n, first, flow)]
+        if leaks:
+            strong[leaks[0]] += 1  # a wrong value came from upstream and was passed on faithfully
+        elif feeders <= compared or not feeders:
             strong[first] += 1  # every upstream producer was checked and found right: the fault is here
         else:
             weak[first] += 1
@@ -98,6 +102,32 @@ def _compared(node: Any, row: RowResult) -> bool:
 def _wrong_fields(node: Any, row: RowResult, name: str) -> list[str]:
     got = _row_output(row, name)
     return [k for k in node.writes if k in row.expected and not same_value(got.get(k), row.expected[k])]
+
+
+def _atoms(value: Any) -> list[str]:
+    """The scalar values inside an output, as text: what can be traced into a later node's output."""
+    if isinstance(value, dict):
+        return [a for v in value.values() for a in _atoms(v)]
+    if isinstance(value, list):
+        return [a for v in value for a in _atoms(v)]
+    if value is None or isinstance(value, bool):
+        return []
+    return [str(value)]
+
+
+def _leaked(row: RowResult, feeder: str, writer: str, flow: Flow) -> bool:
+    """True when a value `feeder` wrote shows up in a wrong field of `writer` and not in the expected value.
+
+    Only values of 3+ characters count, matched as whole words, so short tokens do not match by accident.
+    """
+    got = _row_output(row, writer)
+    fields = _wrong_fields(flow.nodes[writer], row, writer)
+    values = [a for a in _atoms(_row_output(row, feeder)) if len(a.strip()) >= 3]
+    for field in fields:
+        produced, expected = " ".join(_atoms(got.get(field))), " ".join(_atoms(row.expected[field]))
+        if any(mentions(produced, v) and not mentions(expected, v) for v in values):
+            return True
+    return False
 
 
 def _named_in(node: MicroPrompt, feedback: str) -> bool:
@@ -145,7 +175,7 @@ def _ask_critique(
     schema = {
         "type": "object",
         "properties": {
-            "critique": {"type": "string", "minLength": 1, "maxLength": CRITIQUE_CHARS},
+            "critique": {"type": "string"},  # no maxLength: see _ask.text_schema
             "node": {"type": "string", "enum": options},
         },
         "required": ["critique", "node"],
@@ -202,7 +232,10 @@ def heuristic_critique(flow: Flow, node: str, rows: Sequence[RowResult], limit: 
         got = _row_output(row, node)
         expected = {k: row.expected[k] for k in writes if k in row.expected}
         text = f"On input {show(trace.inputs if trace else row.inputs, 120)} it wrote {show(got, 120)}"
-        text += f" where {show(expected, 120)} was expected." if expected else "."
+        if expected:
+            text += f" where {show(expected, 120)} was expected."
+        else:
+            text += f"; the flow then gave {show(row.prediction, 120)} where {show(row.expected, 120)} was expected."
         if row.feedback:
             text += f" Feedback: {clip(row.feedback, 120)}"
         parts.append(text)

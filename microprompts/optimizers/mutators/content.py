@@ -64,6 +64,23 @@ def with_section_text(flow: Flow, node: str, kind: str, text: str) -> Flow:
     return flow.replace_node(mp.replace(sections=sections))
 
 
+def node_terms(mp: MicroPrompt) -> list[str]:
+    """Words a rewrite of the node's text must not lose: input and output names, and the output's enum labels."""
+    terms = [*mp.reads, *mp.writes]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            terms.extend(v for v in node.get("enum", ()) if isinstance(v, str))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(mp.output_schema())
+    return list(dict.fromkeys(t for t in terms if t.strip()))
+
+
 def step_line(mp: MicroPrompt) -> str:
     """One line naming a step, what it reads and what it writes (context for every meta-prompt)."""
     return P.STEP.format(node=mp.name, reads=", ".join(mp.reads) or "nothing", writes=", ".join(mp.writes))
@@ -78,6 +95,7 @@ class SectionTextMutator:
     temperature = 0.7
     needs_text = True  # only sections that already say something
     needs_evaluation = False  # the engine runs the parent on feedback rows first only for operators that read it
+    keep_terms = True  # a rewrite must keep the labels and field names the text mentions (see `node_terms`)
 
     def __init__(self, max_chars: int = MAX_SECTION_CHARS) -> None:
         self.max_chars = max_chars
@@ -124,9 +142,12 @@ class SectionTextMutator:
         """The new text of `mp`'s `kind` section, or None when no acceptable reply came back."""
         raise NotImplementedError
 
-    def _ask(self, ctx: MutationContext, body: str, original: str, seen: Sequence[str], limit: int) -> str | None:
+    def _ask(
+        self, ctx: MutationContext, body: str, original: str, seen: Sequence[str], limit: int, mp: MicroPrompt
+    ) -> str | None:
+        keep = node_terms(mp) if self.keep_terms else ()
         return ask_text(ctx, body, max_chars=limit, original=original, seen=seen, temperature=self.temperature,
-                        sample=ctx.rng.randrange(1_000_000))
+                        sample=ctx.rng.randrange(1_000_000), keep=keep)
 
 
 class Paraphrase(SectionTextMutator):
@@ -138,7 +159,7 @@ class Paraphrase(SectionTextMutator):
         text = section_text(mp, kind)
         limit = min(max(int(len(text) * 1.5), 200), max(self.max_chars, len(text)))
         body = P.PARAPHRASE.format(step=step_line(mp), section=kind, text=text)
-        return self._ask(ctx, body, text, seen, limit)
+        return self._ask(ctx, body, text, seen, limit, mp)
 
 
 class Compress(SectionTextMutator):
@@ -156,7 +177,7 @@ class Compress(SectionTextMutator):
         text = section_text(mp, kind)
         limit = int(len(text) * self.ratio)
         body = P.COMPRESS.format(step=step_line(mp), section=kind, text=text, length=len(text), limit=limit)
-        return self._ask(ctx, body, text, seen, limit)
+        return self._ask(ctx, body, text, seen, limit, mp)
 
 
 class InduceInstruction(SectionTextMutator):
@@ -169,6 +190,7 @@ class InduceInstruction(SectionTextMutator):
     name = "induce"
     kinds = ("task",)
     needs_text = False
+    keep_terms = False  # a new instruction, not a rewrite of the old one
     needs_evaluation = True  # pairs for inner nodes come from the traces of rows the flow got right
 
     def demos(self, flow: Flow, mp: MicroPrompt, ctx: MutationContext) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -204,7 +226,7 @@ class InduceInstruction(SectionTextMutator):
         blocks = [f"Input: {show(i, 400)}\nOutput: {show(o, 300)}" for i, o in pairs]
         blocks = fit_blocks(blocks, ctx.max_prompt_chars - fixed - 2 * len(blocks))
         body = P.INDUCE.format(step=step_line(mp), examples="\n\n".join(blocks), text=shown)
-        return self._ask(ctx, body, text, seen, self.max_chars)
+        return self._ask(ctx, body, text, seen, self.max_chars, mp)
 
 
 class OproProposal(SectionTextMutator):
@@ -215,6 +237,7 @@ class OproProposal(SectionTextMutator):
 
     name = "opro"
     needs_text = False
+    keep_terms = False
     needs_evaluation = True  # the current text's score joins the trajectory
     temperature = 1.0
 
@@ -252,7 +275,8 @@ class OproProposal(SectionTextMutator):
             shown = "\n".join(f"text:\n<<<\n{clip(t, 500)}\n>>>\nscore: {s:.3f}" for t, s in points)
             body = P.OPRO.format(step=step_line(mp), section=kind, trajectory=shown, examples=examples)
             if len(body) + len(P.SYSTEM) <= ctx.max_prompt_chars:
-                return self._ask(ctx, body, section_text(mp, kind), [t for t, _ in points] + seen, self.max_chars)
+                return self._ask(ctx, body, section_text(mp, kind), [t for t, _ in points] + seen, self.max_chars,
+                                 mp)
             if examples:
                 examples = ""
             else:
@@ -291,7 +315,7 @@ class TextualGradient(SectionTextMutator):
             before = section_text(mp, kind)
             body = P.EDIT.format(step=step_line(mp), critique=clip(critique, CRITIQUE_CHARS), section=kind,
                                  text=before)
-            after = self._ask(ctx, body, before, seen, max(self.max_chars, len(before)))
+            after = self._ask(ctx, body, before, seen, max(self.max_chars, len(before)), mp)
             if after is None:
                 continue
             seen.append(after)

@@ -285,3 +285,14 @@ def test_artifact_hash_is_the_files_own(tmp_path, make_client):
     app = create_app(path, model=InstantChatModel.for_flow(flow))  # default allow-list: the class is rebuilt
     assert app.state.agent.flow.content_hash() != recorded
     assert app.state.agent.artifact_hash == recorded
+
+
+def test_unexpected_errors_are_a_500_json_body_without_traceback(make_client):
+    client = make_client()
+
+    def broken(run_id: str) -> None:
+        raise RuntimeError("database on fire\nTraceback (most recent call last): nope")
+
+    client.app.state.store.get = broken
+    error = assert_error(client.get("/runs/some-id"), 500, "internal_error")
+    assert error["message"] == "internal server error"

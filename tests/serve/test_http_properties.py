@@ -77,7 +77,8 @@ def test_any_bytes_get_200_or_a_4xx_json_error(client, path, raw, content_type):
 @PROPERTY
 @given(input_=st.builds(lambda p, s: {"preferences": p, "available_seats": s}, json_values, json_values))
 def test_any_valid_shaped_input_runs(client, input_):
-    response = client.post("/invoke", content=json.dumps({"input": input_}), headers={"content-type": "application/json"})
+    body = json.dumps({"input": input_})
+    response = client.post("/invoke", content=body, headers={"content-type": "application/json"})
     check(response)
     if response.status_code == 200:
         assert set(response.json()["output"]) == {"recommended_seats", "top_seat", "n_seats"}

@@ -193,3 +193,18 @@ def test_a_flow_with_a_user_state_type_is_not_split() -> None:
     assert SplitNode().propose(Candidate(flow), make_ctx(None), n=3) == []
     with pytest.raises(ValueError):
         split_node(flow, "classify")
+
+
+def test_children_of_a_flow_with_a_loop_still_validate() -> None:
+    from tests.optimizers.mutator_helpers import route_label
+
+    flow = pipeline().branch("reply", route_label, {"write": "classify", "desk": END})
+    made: dict[str, list[Flow]] = {}
+    for mutator in graph_mutators():
+        for child, _ in mutator.propose(Candidate(flow), make_ctx(None), n=10):
+            child.validate()
+            check_mutation(flow, child, mutator.addresses(flow))
+            made.setdefault(mutator.name, []).append(child)
+    assert {k: len(v) for k, v in made.items()} == {"insert_check": 3, "split_node": 3, "vote": 3}
+    after_reply = next(c for c in made["insert_check"] if "reply_check" in c.nodes)
+    assert after_reply.branches[0].source == "reply_check"  # the loop now leaves from the check node

@@ -6,15 +6,24 @@ Run it: ``microprompts run examples/seats/flow.py:flow --input '{"preferences": 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
 
 from microprompts import Flow, MicroPrompt
 
+SEAT_ID = r"^(economy|premium|business)_[0-9]{1,2}[A-F]_(aisle|middle|window)$"
+SeatId = Annotated[str, StringConstraints(pattern=SEAT_ID)]
+
 
 class Seats(BaseModel):
-    """The recommendation: seat ids taken from the available list, best first."""
+    """The recommendation: up to 3 well-formed seat ids, best first.
 
-    recommended_seats: list[str] = Field(
+    The schema (pattern, at most 3 items) becomes llama.cpp's grammar, so a small model cannot run on into an
+    endless list or an endless id; whether the ids are really available is the metric's business.
+    """
+
+    recommended_seats: list[SeatId] = Field(
         min_length=1, max_length=3, description="Seat ids from available_seats, best first."
     )
 

@@ -102,8 +102,9 @@ class SectionTextMutator:
 
     def addresses(self, flow: Flow) -> list[str]:
         """Every section this operator may rewrite."""
-        return [section_address(mp.name, s.kind) for mp in flow.micro_prompts() for s in mp.sections
-                if s.kind in self.kinds and self._eligible(s.text)]
+        return list(dict.fromkeys(  # the first section of a kind: a second one has its own address (`#1`)
+            section_address(mp.name, kind) for mp in flow.micro_prompts() for kind in self.kinds
+            if (section := mp.section(kind)) is not None and self._eligible(section.text)))
 
     def _eligible(self, text: str) -> bool:
         return bool(text.strip()) or not self.needs_text

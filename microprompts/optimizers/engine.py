@@ -112,12 +112,13 @@ class Engine:
 
     @property
     def incumbent(self) -> Record:
-        """The best full-dev candidate so far (the earliest among equals)."""
+        """The best full-dev candidate so far (the cheaper, then the earlier, among equals)."""
         return self.top(self.scored, 1)[0]
 
     def top(self, records: Sequence[Record], k: int) -> list[Record]:
-        """The `k` best full-dev records by objective; ties keep the given order."""
-        ranked = sorted((r for r in records if r.objective is not None), key=lambda r: -(r.objective or 0.0))
+        """The `k` best full-dev records by objective; ties go to fewer tokens per row, then to the earlier."""
+        ranked = sorted((r for r in records if r.objective is not None),
+                        key=lambda r: (-(r.objective or 0.0), r.tokens_per_row or 0.0))
         return ranked[:k]
 
     def minibatch_rows(self) -> KeyedRows:
@@ -128,9 +129,9 @@ class Engine:
         return [self.dev_rows[i] for i in picked]
 
     def screen(self, pending: Sequence[Pending], parent: Record, top_k: int = 1) -> list[Record]:
-        """Score children on one minibatch; promote to full dev those that beat the incumbent there by more than
-        -`margin` (strictly better at margin 0), and the `top_k` best that beat their parent there. Rewards the
-        operators; journals every child."""
+        """Score children on one minibatch; promote to full dev those that beat the incumbent there (by more than
+        -`margin`), and the `top_k` best of the rest that are no worse than their parent there (ties: fewer tokens
+        first). Rewards the operators (a win is beating the parent); journals every child."""
         if not pending:
             return []
         rows = self.minibatch_rows()
@@ -146,8 +147,10 @@ class Engine:
                 record.minibatch_objective = self._objective_on(record, rows)
                 records.append(record)
             promote = [r for r in records if whole or (r.minibatch_objective or 0.0) > incumbent_mb - self.margin]
-            better = [r for r in records if r not in promote and (r.minibatch_objective or 0.0) > parent_mb]
-            promote += sorted(better, key=lambda r: -(r.minibatch_objective or 0.0))[:top_k]
+            level = [r for r in records
+                     if r not in promote and (r.minibatch_objective or 0.0) >= parent_mb - self.margin]
+            level.sort(key=lambda r: (-(r.minibatch_objective or 0.0), self.evaluator.tokens_per_row(r.id, rows)))
+            promote += level[:top_k]
             for record in records:
                 if record in promote:
                     self._full(record)
@@ -205,13 +208,16 @@ class Engine:
                      if name not in self.disabled and self._open(m, parent.flow)]
         out: list[Pending] = []
         blocked: set[str] = set()
+        used: set[str] = set()
         evaluation = None
         attempts = 0
         while len(out) < n and attempts < 3 * n + len(operators):
             names = [o for o in operators if o not in blocked and o not in self.disabled]
+            fresh = [o for o in names if o not in used]  # one child per operator while others are left
             if not names:
                 break
-            name = self.bandit.choose(names)
+            name = self.bandit.choose(fresh or names)
+            used.add(name)
             mutator = self.mutators[name]
             attempts += 1
             if getattr(mutator, "needs_evaluation", True) and evaluation is None and self.train_rows:

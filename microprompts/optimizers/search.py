@@ -39,7 +39,7 @@ class BeamSearch:
     """Keep the `beam_width` best candidates; each level, expand each into `mutations_per_candidate` children."""
 
     beam_width: int = 3
-    depth: int = 4
+    depth: int = 6
     mutations_per_candidate: int = 4
     top_k: int = 1  # per parent, the best children that beat it on the minibatch also go to full dev
     name: str = "beam"
@@ -66,7 +66,7 @@ class RegularizedEvolution:
 
     population: int = 8
     sample_size: int = 3
-    cycles: int = 30
+    cycles: int = 50
     name: str = "evolution"
 
     def run(self, engine: Engine) -> None:

@@ -49,8 +49,9 @@ def file_sha256(path: str | Path) -> str:
 
 
 def default_threads() -> int:
-    """All cores unless `MICROPROMPTS_THREADS` says otherwise (llama.cpp's own default is half)."""
-    return int(os.environ.get("MICROPROMPTS_THREADS") or os.cpu_count() or 1)
+    """`MICROPROMPTS_THREADS`, else all cores but one: llama.cpp's spinning threads collapse when oversubscribed
+    (measured here: a 50-token call took 20-50 s with 2 threads on a busy 2-core machine, ~1 s with 1)."""
+    return int(os.environ.get("MICROPROMPTS_THREADS") or max(1, (os.cpu_count() or 2) - 1))
 
 
 def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:

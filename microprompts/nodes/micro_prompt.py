@@ -15,7 +15,7 @@ from microprompts.models import UsageMeter
 from microprompts.nodes.parse import OutputParseError, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
-from microprompts.nodes.schema import REASONING, json_schema, with_reasoning
+from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
 from microprompts.nodes.sections import DEFAULT_TITLES, DataFormat, Example, Section
 
 
@@ -35,6 +35,7 @@ class Params(BaseModel):
     data_format: DataFormat = "markdown"
     reasoning: bool = False
     samples: int = Field(1, ge=1, le=15)
+    choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
 
 
 class DefaultOutput(BaseModel):
@@ -102,9 +103,12 @@ class MicroPrompt(BaseModel):
         """The schema the model must satisfy (with the reasoning field when that is on)."""
         return with_reasoning(self.output) if self.params.reasoning else self.output
 
-    def output_schema(self) -> dict[str, Any]:
-        """The JSON schema sent to constrained backends."""
-        return json_schema(self.output_model())
+    def output_schema(self, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON schema sent to constrained backends; with `inputs`, `choices` become per-row enums."""
+        schema = json_schema(self.output_model())
+        if inputs is not None and self.params.choices:
+            schema = constrain_choices(schema, self.params.choices, inputs)
+        return schema
 
     def shown_examples(self) -> tuple[Example, ...]:
         """The examples the prompt shows: the first `n_examples` (all when unset)."""
@@ -167,7 +171,8 @@ class MicroPrompt(BaseModel):
         self, model: Any, messages: list[BaseMessage], sample: int, runtime: Runtime, meter: UsageMeter,
         trace: NodeTrace,
     ) -> dict[str, Any]:
-        schema = self.output_schema()
+        inputs = trace.inputs
+        schema = self.output_schema(inputs)
         target = self.output_model()
         p = self.params
         call = dict(schema=schema, temperature=p.temperature, max_tokens=p.max_tokens, sample=sample,
@@ -176,6 +181,7 @@ class MicroPrompt(BaseModel):
         trace.replies.append(reply.text)
         try:
             parsed = parse_reply(reply.text, target)
+            check_choices(parsed.model_dump(mode="json"), p.choices, inputs)
         except ValueError as first:
             repair = messages + [
                 AIMessage(content=reply.text),
@@ -185,6 +191,7 @@ class MicroPrompt(BaseModel):
             trace.replies.append(fixed.text)
             try:
                 parsed = parse_reply(fixed.text, target)
+                check_choices(parsed.model_dump(mode="json"), p.choices, inputs)
             except ValueError as second:
                 raise OutputParseError(self.name, fixed.text, str(second)) from second
         data = parsed.model_dump(mode="json")

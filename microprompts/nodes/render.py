@@ -37,6 +37,8 @@ def _section_body(mp: MicroPrompt, section: Section) -> str:
         schema = mp.output_schema()
         parts.append("Reply with one JSON object with these fields:")
         parts += describe_fields(schema)
+        for field, key in mp.params.choices.items():
+            parts.append(f"Each value of {field} must be copied exactly from {key}.")
         if mp.params.reasoning:
             parts.append(f"Write `{REASONING}` first, then the answer fields.")
     elif section.kind == "examples":

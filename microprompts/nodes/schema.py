@@ -99,3 +99,37 @@ def _type_words(prop: dict[str, Any]) -> str:
     if kind == "array":
         return f"list of {_type_words(prop.get('items', {}))}"
     return str(kind)
+
+
+def allowed_values(value: Any) -> list[str] | None:
+    """The distinct string values an input offers as choices (a list of strings), or None."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(dict.fromkeys(value))
+    return None
+
+
+def constrain_choices(schema: dict[str, Any], choices: dict[str, str], inputs: dict[str, Any]) -> dict[str, Any]:
+    """Turn `field -> input key` choices into enums for this row, so a grammar cannot invent values."""
+    schema = json.loads(json.dumps(schema))
+    for field, key in choices.items():
+        allowed = allowed_values(inputs.get(key))
+        prop = schema.get("properties", {}).get(field)
+        if allowed is None or prop is None:
+            continue
+        if prop.get("type") == "array":
+            prop["items"] = {"type": "string", "enum": allowed}
+        elif prop.get("type") == "string":
+            prop["enum"] = allowed
+    return schema
+
+
+def check_choices(data: dict[str, Any], choices: dict[str, str], inputs: dict[str, Any]) -> None:
+    """Raise ValueError when an output value is not among its input's choices (for unconstrained backends)."""
+    for field, key in choices.items():
+        allowed = allowed_values(inputs.get(key))
+        if allowed is None or field not in data:
+            continue
+        values = data[field] if isinstance(data[field], list) else [data[field]]
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise ValueError(f"{field}: {bad[0]!r} is not one of the values in {key!r}")

@@ -1,0 +1,80 @@
+"""Constrain an output field to the values an input lists (or lift that constraint): a structure move, no model.
+
+Small models invent ids (seats, labels, names) that are not among the options they were given; a per-row enum
+(a grammar on llama.cpp, a checked reply elsewhere) removes that failure mode entirely when it applies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args, get_origin
+
+from microprompts.flows import Flow
+from microprompts.nodes import MicroPrompt
+from microprompts.nodes.schema import allowed_values
+from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.mutators._moves import Move, MoveMutator, prompts, swap_node
+from microprompts.optimizers.mutators.base import MutationContext
+
+__all__ = ["Choices", "choice_fields", "list_inputs"]
+
+
+def choice_fields(mp: MicroPrompt) -> list[str]:
+    """Output fields that can take a per-row enum: `str` or `list[str]`."""
+    fields = []
+    for name, info in mp.output.model_fields.items():
+        annotation = info.annotation
+        if annotation is str or (get_origin(annotation) is list and get_args(annotation) == (str,)):
+            fields.append(name)
+    return fields
+
+
+def list_inputs(mp: MicroPrompt, rows: list[dict[str, Any]]) -> list[str]:
+    """The node's inputs that hold a list of strings in every sampled row where they appear."""
+    keys = []
+    for key in mp.inputs:
+        seen = [row[key] for row in rows if key in row]
+        if seen and all(allowed_values(v) is not None for v in seen):
+            keys.append(key)
+    return keys
+
+
+def _node_rows(mp: MicroPrompt, ctx: MutationContext) -> list[dict[str, Any]]:
+    """What this node reads on some rows: from the candidate's traces when it has them, else the train inputs."""
+    rows: list[dict[str, Any]] = []
+    if ctx.evaluation is not None:
+        for result in ctx.evaluation.rows[:20]:
+            rows += [t.inputs for t in result.traces if t.node == mp.name]
+    if not rows:
+        for row in list(ctx.train)[:20]:
+            rows.append(dict(row.inputs) if hasattr(row, "inputs") else dict(row.get("inputs", {})))
+    return rows
+
+
+class Choices(MoveMutator):
+    """Set `params.choices[field] = input` (values must come from that input's list), or remove such a constraint."""
+
+    name = "choices"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return [f"{mp.name}.params.choices" for mp in prompts(flow) if choice_fields(mp)]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        out = []
+        for mp in prompts(candidate.flow):
+            fields = choice_fields(mp)
+            if not fields:
+                continue
+            current = dict(mp.params.choices)
+            address = f"{mp.name}.params.choices"
+            for field in fields:
+                if field in current:
+                    lifted = {k: v for k, v in current.items() if k != field}
+                    out.append(Move(address, current, lifted, swap_node(candidate.flow, mp.with_params(choices=lifted)),
+                                    note=f"let {field} take any value"))
+                    continue
+                for key in list_inputs(mp, _node_rows(mp, ctx)):
+                    added = {**current, field: key}
+                    out.append(Move(address, current, added, swap_node(candidate.flow, mp.with_params(choices=added)),
+                                    note=f"{field} must come from {key}"))
+        return out

@@ -146,7 +146,7 @@ def make_handler(upstream: str, counters: Counters, timeout: float):
                 return self._json(200, {"reset": parts[1]})
             if parts[0] == "_health":
                 try:
-                    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
+                    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=25)
                     conn.request("GET", "/v1/models")
                     ok = conn.getresponse().status == 200
                     conn.close()

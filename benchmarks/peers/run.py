@@ -111,9 +111,9 @@ def wait_for_llama_server_package(timeout: float) -> None:
         time.sleep(30)
 
 
-def http_ok(url: str) -> bool:
+def http_ok(url: str, timeout: float = 30) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status == 200
     except Exception:  # noqa: BLE001
         return False
@@ -222,6 +222,9 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             error = f"timed out after {args.cell_timeout} s (killed)"
+        except BaseException:  # the harness is stopping: take the runner down with it
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
     wall = time.time() - started
     time.sleep(0.5)
     stats = proxy_call(args.port, "GET", f"/_stats/{tag}")
@@ -283,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="rewrite peers.md / peers.png from peers.json")
     args = ap.parse_args(argv)
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     profile = "quick" if args.quick else "full"
     args.tasks = args.tasks or (["implicatures", "seats"] if args.quick else DEFAULT_TASKS)
     args.systems = args.systems or DEFAULT_SYSTEMS

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
 MAX_ERRORS = 10**6
+MAX_TOKENS = 1024  # DSPy sets no limit by default: cap a small model's runaway replies
 
 
 def main(config_path: str) -> None:
@@ -84,7 +85,8 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     urls = cell["urls"]
 
     def lm(role: str, **kw):
-        return dspy.LM(f"openai/{cell['model']}", api_base=urls[role], api_key="dummy", **kw)
+        return dspy.LM(f"openai/{cell['model']}", api_base=urls[role], api_key="dummy", max_tokens=MAX_TOKENS,
+                       timeout=1800, **kw)
 
     task_lm = lm("task", temperature=0.0)
     opt_lm = lm("optimizer", temperature=1.0) if cell["system"] == "dspy-gepa" else lm("optimizer")
@@ -125,7 +127,7 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         num_trials = max(1, (budget - reserve) // (len(dev) * n_preds) - 1)
         result["config"] = {"optimizer": "MIPROv2", "auto": None, "num_candidates": n, "num_trials": num_trials,
                             "minibatch": False, "max_bootstrapped_demos": 4, "max_labeled_demos": 4,
-                            "init_temperature": 1.0, "num_threads": threads, "max_errors": MAX_ERRORS,
+                            "init_temperature": 1.0, "num_threads": threads, "max_tokens": MAX_TOKENS, "max_errors": MAX_ERRORS,
                             "seed": cell["seed"], "why": "light-mode n; trials sized to the budget; light mode "
                             "turns minibatching off for a valset <= 50 rows"}
         optimizer = dspy.MIPROv2(metric=metric, prompt_model=opt_lm, task_model=task_lm, auto=None,
@@ -135,7 +137,7 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         max_calls = max(len(dev) + 1, budget // n_preds)
         result["config"] = {"optimizer": "GEPA", "auto": None, "max_metric_calls": max_calls,
                             "reflection_minibatch_size": 3, "candidate_selection_strategy": "pareto",
-                            "use_merge": True, "reflection_lm": "qwen (role optimizer), temperature 1.0",
+                            "use_merge": True, "max_tokens": MAX_TOKENS, "reflection_lm": "qwen (role optimizer), temperature 1.0",
                             "num_threads": threads, "seed": cell["seed"], "feedback": "common.feedback"}
         optimizer = dspy.GEPA(metric=gepa_metric, max_metric_calls=max_calls, reflection_lm=opt_lm,
                               num_threads=threads, seed=cell["seed"], track_stats=True,

@@ -85,7 +85,7 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         kwargs = dict(train=rows_of(cell["train"]), dev=rows_of(cell["dev"]), metric=metric, search=search,
                       budget=Budget(calls=int(cell["budget_calls"])), model=spec(cell, "task"),
                       optimizer_model=spec(cell, "optimizer"), run_dir=str(Path(cell["work_dir"]) / "run"),
-                      seed=int(cell["seed"]))
+                      seed=int(cell["seed"]), concurrency=int(cell.get("concurrency", 4)), progress=False)
         accepted = inspect.signature(optimize).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
             kwargs = {k: v for k, v in kwargs.items() if k in accepted}
@@ -97,9 +97,10 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         out["fit_seconds"] = time.time() - t0
         best = res.best
         out["dev_score"] = getattr(res, "best_score", None)
-        usage = getattr(res, "usage", None)
-        out["own_view"] = {"usage": usage.model_dump() if hasattr(usage, "model_dump") else str(usage),
-                           "dev_baseline": getattr(res, "baseline_score", None)}
+        summary = res.summary() if hasattr(res, "summary") else {}
+        out["own_view"] = {"usage": getattr(res, "usage", None), "dev_baseline": getattr(res, "baseline_score", None),
+                           "stopped": getattr(res, "stopped", None), "summary": summary,
+                           "lineage": (res.lineage() if hasattr(res, "lineage") else None)}
         try:
             best.save(str(Path(cell["work_dir"]) / "best.json"))
         except Exception:  # noqa: BLE001

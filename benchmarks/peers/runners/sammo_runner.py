@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
+MAX_TOKENS = 1024
 ROLE: contextvars.ContextVar[str | None] = contextvars.ContextVar("role", default=None)
 
 
@@ -56,6 +57,7 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     from sammo.mutators import APO, BagOfMutators, InduceInstructions, Paraphrase
     from sammo.runners import OpenAIChat
     from sammo.search import BeamSearch
+    from sammo.store import InMemoryDict
     from sammo.throttler import AtMost
 
     urls = cell["urls"]
@@ -63,6 +65,11 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     class RoutedRunner(OpenAIChat):
         def _rest_url(self):  # noqa: D401 - route each call by the role of what is running
             return urls[ROLE.get() or "optimizer"].rstrip("/") + self.SUFFIX
+
+        async def _execute_request(self, request, fingerprint, priority=0):
+            if request.get("max_tokens") is None:  # SAMMO sends none: cap a small model's runaway replies
+                request = {**request, "max_tokens": MAX_TOKENS}
+            return await super()._execute_request(request, fingerprint, priority)
 
     original_arun = Output.arun
 
@@ -113,27 +120,29 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     budget = int(cell["budget_calls"])
     max_evals = max(1, budget // max(1, len(cell["dev"])))
     config = {
-        "search": "BeamSearch", "depth": 4, "beam_width": 4, "mutations_per_beam": 2, "n_initial_candidates": 4,
+        "search": "BeamSearch", "depth": 4, "beam_width": 4, "mutations_per_beam": 2, "n_initial_candidates": 1,
         "add_previous": True, "max_evals": max_evals,
+        "note": "n_initial_candidates=1: the study samples 4 starting points from its 4-variant one_of; our search space is the one seed instruction",
         "mutators": "BagOfMutators(InduceInstructions(d_incontext), APO(num_gradients=2, steps_per_gradient=1, "
                     "num_rewrites=0), Paraphrase, sample_for_init_candidates=True)",
         "fit_on": f"dev ({len(cell['dev'])} rows)", "prompt": "raw: Instructions / Output labels / Input / Output:",
-        "runner": "OpenAIChat(model_id='qwen', rate_limit=AtMost(4, 'running'), cache=in-memory dict)",
+        "runner": "OpenAIChat(model_id='qwen', rate_limit=AtMost(4, 'running'), cache=InMemoryDict(), timeout=1800)",
+        "max_tokens": f"{MAX_TOKENS} where SAMMO sends none",
         "source": "microsoft/sammo examples/paper_instruction_tuning, method 'sammo'",
     }
     result["config"] = config
     runner = RoutedRunner(model_id="qwen", api_config={"api_key": "dummy", "base_url": urls["optimizer"]},
-                          cache={}, rate_limit=AtMost(4, "running"), timeout=600, max_retries=3)
+                          cache=InMemoryDict(), rate_limit=AtMost(4, "running"), timeout=1800, max_retries=3)
     mutators = BagOfMutators(
         search_space,
-        InduceInstructions({"id": "instructions"}, d_incontext),
-        APO({"id": "instructions", "_child": "content"}, None, num_gradients=2, steps_per_gradient=1,
+        InduceInstructions("#instructions", d_incontext),
+        APO("#instructions content", None, num_gradients=2, steps_per_gradient=1,
             num_rewrites=0),
-        Paraphrase({"id": "instructions"}),
+        Paraphrase("#instructions"),
         sample_for_init_candidates=True,
     )
     search = BeamSearch(runner, mutators, objective, maximize=True, depth=4, mutations_per_beam=2,
-                        n_initial_candidates=4, beam_width=4, add_previous=True, max_evals=max_evals)
+                        n_initial_candidates=1, beam_width=4, add_previous=True, max_evals=max_evals)
     t0 = time.time()
     search.fit(d_dev)
     fit_seconds = time.time() - t0

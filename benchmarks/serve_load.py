@@ -55,6 +55,7 @@ class Result:
     warmup_s: float = 0.0
     startup_s: float = 0.0
     runs_stored: int = 0
+    load_avg_1m: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,7 +93,7 @@ def serve_fake(args: argparse.Namespace) -> None:
 def start_server(model: str, flow: str, port: int, concurrency: int, store: Path, stack: ExitStack,
                  log: Path) -> float:
     """Start the agent server for `model`; returns seconds until /health answered."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MICROPROMPTS_CACHE": "off"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MICROPROMPTS_CACHE": "off"}  # MICROPROMPTS_THREADS passes on
     common = ["--port", str(port), "--max-concurrency", str(concurrency), "--store", str(store)]
     if model == "fake":
         command = [sys.executable, __file__, "--serve-fake", "--flow", flow, *common]
@@ -172,6 +173,7 @@ def run_scenario(model: str, n: int, k: int, flow: str, inputs: list[dict[str, A
         if warm.status_code != 200:
             raise RuntimeError(f"warm-up request failed: {warm.status_code} {warm.text[:300]}")
         asyncio.run(drive(base, inputs, n, k, result))
+        result.load_avg_1m = round(os.getloadavg()[0], 2)  # how busy the machine was (other processes included)
         stack.close()
         result.runs_stored = RunStore(store).count() - 1  # minus the warm-up run
     return result
@@ -197,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flow", default=DEFAULT_FLOW)
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serve_load.json"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads of the embedded model (sets MICROPROMPTS_THREADS for the server)")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--max-concurrency", type=int, default=16, help=argparse.SUPPRESS)
@@ -207,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from tests.fakes import free_port
 
+    if args.threads is not None:
+        os.environ["MICROPROMPTS_THREADS"] = str(args.threads)
     inputs = load_inputs(args.data)
     results = []
     for spec in args.scenario or DEFAULT_SCENARIOS:
@@ -219,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "serve_load", "flow": args.flow, "data": args.data, "endpoint": "POST /invoke",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+                    "load_avg_1m": round(os.getloadavg()[0], 2),
+                    "llama_threads": os.environ.get("MICROPROMPTS_THREADS", "default (all cores)")},
         "results": [asdict(r) for r in results],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -296,3 +296,10 @@ def test_unexpected_errors_are_a_500_json_body_without_traceback(make_client):
     client.app.state.store.get = broken
     error = assert_error(client.get("/runs/some-id"), 500, "internal_error")
     assert error["message"] == "internal server error"
+
+
+def test_query_validation_errors_are_json(make_client):
+    client = make_client()
+    assert_error(client.get("/runs", params={"limit": 0}), 422, "validation_error")
+    assert_error(client.get("/runs", params={"limit": "many"}), 422, "validation_error")
+    assert client.get("/runs", params={"limit": 5}).json() == {"runs": []}

@@ -128,6 +128,7 @@ def measure_model(rows: int) -> dict[str, Any]:
     except ImportError as exc:
         return {"skipped": f"llama_cpp cannot be imported ({exc})"}
     from microprompts.models import resolve_model
+    from microprompts.models.local import default_threads
 
     model = resolve_model("local")
     warm = ModelCaller(cache=None)
@@ -141,7 +142,7 @@ def measure_model(rows: int) -> dict[str, Any]:
         "calls_per_s": round(u.calls / seconds, 2), "tokens_per_s": round(u.tokens / seconds, 1),
         "prompt_tokens_per_s": round(u.prompt_tokens / seconds, 1),
         "completion_tokens_per_s": round(u.completion_tokens / seconds, 1),
-        "threads": int(os.environ.get("MICROPROMPTS_THREADS") or os.cpu_count() or 1),
+        "threads": default_threads(),
     }
 
 

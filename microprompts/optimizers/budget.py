@@ -19,7 +19,7 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from microprompts.models import BudgetExceeded, CallCache, Completion, ModelCaller, UsageMeter, request_key
+from microprompts.models import BudgetExceeded, CallCache, Completion, ModelCaller, request_key
 from microprompts.models.spec import model_identity
 
 __all__ = ["Budget", "BudgetExceeded", "BudgetTracker", "BudgetedCaller", "Charge"]
@@ -182,16 +182,12 @@ class BudgetedCaller(ModelCaller):
         self.tracker = tracker
         self.role: Role = role
 
-    def complete(
-        self, model: BaseChatModel, messages: list[BaseMessage], *, schema: dict[str, Any] | None = None,
-        temperature: float = 0.0, max_tokens: int = 256, sample: int = 0, node: str | None = None,
-        meter: UsageMeter | None = None,
-    ) -> Completion:
+    def complete(self, model: BaseChatModel, messages: list[BaseMessage], **kwargs: Any) -> Completion:
         """As ModelCaller.complete, charged to the budget (BudgetExceeded before a request it cannot take)."""
-        key = call_key(model, messages, schema, temperature, max_tokens, sample)
+        key = call_key(model, messages, kwargs.get("schema"), kwargs.get("temperature", 0.0),
+                       kwargs.get("max_tokens", 256), kwargs.get("sample", 0))
         new = self.tracker.reserve(self.role, key)
-        done = super().complete(model, messages, schema=schema, temperature=temperature, max_tokens=max_tokens,
-                                sample=sample, node=node, meter=meter)
+        done = super().complete(model, messages, **kwargs)
         if new:
             self.tracker.add_tokens(self.role, done.prompt_tokens + done.completion_tokens)
         if not done.cached and done.finish_reason == "length" and self.cache is not None:

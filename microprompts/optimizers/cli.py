@@ -72,7 +72,8 @@ def optimize_command(
     models: Annotated[list[str] | None, typer.Option("--models", help="Model spec a node may switch to "
                                                      "(repeatable).")] = None,
     out: Annotated[str | None, typer.Option("--out", help="Run directory (default runs/<flow name>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (without it, a run there "
+                                         "starts over, keeping its call cache).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     map: MapOpt = None,
     frozen: Annotated[list[str] | None, typer.Option("--frozen", help="Address pattern never changed, e.g. "

@@ -101,6 +101,7 @@ class Engine:
         return record
 
     def _objective_on(self, record: Record, rows: KeyedRows) -> float:
+        self.evaluator.run(record.candidate, rows)  # free when already scored there (the usual case)
         return self.objective(self.evaluator.score(record.id, rows), self.evaluator.tokens_per_row(record.id, rows))
 
     def _full(self, record: Record) -> None:

@@ -35,7 +35,7 @@ def crash_after(n: int) -> Any:
 
 def _args(search: Any) -> dict[str, Any]:
     return dict(train=h.rows(0, 10), dev=h.rows(100, 10), test=h.rows(200, 6), metric=exact_match("label"),
-                mutators=h.search_mutators(), search=search, minibatch=5, progress=False, budget=Budget(calls=160))
+                mutators=h.search_mutators(), search=search, minibatch=5, progress=False, budget=Budget(calls=120))
 
 
 def _requests(model: SimulatedChatModel) -> list[str]:
@@ -55,7 +55,7 @@ def _flow() -> Flow:
 @pytest.mark.parametrize(("search", "crash_at"), [
     (BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4), 7),  # inside the baseline
     (BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4), 45),
-    (RegularizedEvolution(population=4, sample_size=2, cycles=12), 100),
+    (RegularizedEvolution(population=4, sample_size=2, cycles=12), 80),
 ])
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path: Path, search: Any, crash_at: int) -> None:
     reference_model = h.model("reference")

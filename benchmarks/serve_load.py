@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_fake:
         serve_fake(args)
         return 0
+    from microprompts.models.local import default_threads
     from tests.fakes import free_port
 
     if args.threads is not None:
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_avg_1m": round(os.getloadavg()[0], 2),
-                    "llama_threads": os.environ.get("MICROPROMPTS_THREADS", "default (all cores)")},
+                    "llama_threads": default_threads()},
         "results": [asdict(r) for r in results],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

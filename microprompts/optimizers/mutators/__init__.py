@@ -13,11 +13,12 @@ __all__ = ["MutationContext", "Mutator", "default_mutators", "no_model_mutators"
 
 def no_model_mutators() -> list[Any]:
     """Every operator that needs no optimizer model: section structure, examples, phrase edits, parameters."""
+    from microprompts.optimizers.mutators.choices import Choices
     from microprompts.optimizers.mutators.params import param_mutators
     from microprompts.optimizers.mutators.phrases import DeleteSentence, SwapSentences
     from microprompts.optimizers.mutators.structure import structure_mutators
 
-    return [*structure_mutators(), DeleteSentence(), SwapSentences(), *param_mutators()]
+    return [*structure_mutators(), Choices(), DeleteSentence(), SwapSentences(), *param_mutators()]
 
 
 def _optional(module: str, factory: str, optimizer_model_available: bool, always: bool) -> list[Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -11,7 +13,13 @@ REASONING = "reasoning"
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with `$ref`s inlined, so every backend's grammar can take it."""
+    """The model's JSON schema with `$ref`s inlined, so every backend's grammar can take it (a fresh copy)."""
+    return copy.deepcopy(_json_schema(model))
+
+
+@lru_cache(maxsize=1024)
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Memoized per class: pydantic regenerates a schema on every call, half of a node's own overhead."""
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
 
@@ -50,6 +58,12 @@ def model_from_schema(schema: dict[str, Any], name: str | None = None) -> type[B
     )
 
 
+_LIMITS = {
+    "pattern": "pattern", "minLength": "min_length", "maxLength": "max_length", "minItems": "min_length",
+    "maxItems": "max_length", "minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt", "exclusiveMaximum": "lt",
+}
+
+
 def _annotation(prop: dict[str, Any], name: str) -> Any:
     if "enum" in prop:
         return Literal[tuple(prop["enum"])]  # type: ignore[misc]
@@ -62,6 +76,10 @@ def _annotation(prop: dict[str, Any], name: str) -> Any:
             result = result | option
         return result
     kind = prop.get("type")
+    limits = {field: prop[key] for key, field in _LIMITS.items() if key in prop}
+    if kind in ("string", "integer", "number", "array") and limits:
+        plain = _annotation({k: v for k, v in prop.items() if k not in _LIMITS}, name)
+        return Annotated[plain, Field(**limits)]  # keeps pattern, lengths and bounds, so grammars keep them
     if kind == "string":
         return str
     if kind == "integer":

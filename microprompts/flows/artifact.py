@@ -32,6 +32,9 @@ def content_hash(data: dict[str, Any]) -> str:
 
 
 def _output_ref(output: type[BaseModel]) -> str | None:
+    kept = getattr(output, "__microprompts_ref__", None)
+    if kept:
+        return str(kept)  # rebuilt from an artifact whose class was not imported: keep its ref, and its hash
     if output.__module__ == "microprompts.nodes.schema":
         return None  # rebuilt from a schema or derived (reasoning): no importable class behind it
     try:
@@ -89,6 +92,8 @@ def node_from_dict(data: dict[str, Any], allow: Sequence[str] | None) -> MicroPr
                 output = candidate
         except RefError:
             pass  # rebuilt from its schema instead: the artifact still runs, with no code imported
+        if output.__module__ == "microprompts.nodes.schema":
+            output.__microprompts_ref__ = out["ref"]  # type: ignore[attr-defined]  # same artifact, same hash
     return MicroPrompt(
         data["name"], sections=[Section(**s) for s in data["sections"]], inputs=data["inputs"], output=output,
         examples=data.get("examples", []), params=Params(**data.get("params", {})),

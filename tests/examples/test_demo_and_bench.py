@@ -13,17 +13,21 @@ from tests.examples.oracles import seats_oracle
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_prints_a_table_and_a_sample(monkeypatch, capsys):
-    rows = [json.loads(line) for line in (ROOT / "examples/seats/data/test.jsonl").read_text().splitlines()]
+def test_demo_optimizes_reports_saves_and_runs_the_best_flow(monkeypatch, capsys, tmp_path):
+    rows = []
+    for split in ("train", "dev", "test"):
+        rows += [json.loads(line) for line in (ROOT / f"examples/seats/data/{split}.jsonl").read_text().splitlines()]
     model = seats_oracle(rows)
     monkeypatch.setattr(runtime, "resolve_model", lambda spec, *args, **kwargs: model)
-    assert demo.optimize_step(demo.seats_flow, demo.load_splits(), "local") is None
-    assert demo.main(["--limit", "4"]) == 0
+    out_dir = tmp_path / "run"
+    assert demo.main(["--budget-calls", "40", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
-    assert "score" in out and "calls" in out and "tokens" in out and "seconds" in out
     seed_line = next(line for line in out.splitlines() if line.startswith("seed "))
-    assert seed_line.split()[1:3] == ["1.000", "4"]
-    assert '"predicted"' in out and '"expected"' in out
+    best_line = next(line for line in out.splitlines() if line.startswith("optimized "))
+    assert seed_line.split()[1:] == ["1.000", "1.000"]  # the oracle is always right
+    assert float(best_line.split()[2]) == 1.0
+    assert (out_dir / "best.json").is_file() and (out_dir / "report.html").is_file()
+    assert '"recommended_seats"' in out and "prompt diff" in out
 
 
 def test_overhead_benchmark_writes_its_json(tmp_path, capsys):

@@ -1,0 +1,1 @@
+"""Task definitions used by the benchmark scripts (flows, metrics and seeded data splits)."""

@@ -11,7 +11,10 @@ Control endpoints (plain JSON):
   POST /_reset/<tag>         forget one tag's counters (a cell that is re-run starts from zero)
   GET  /_health              200 when the upstream answers /v1/models
 
-Run: ``python proxy.py --upstream http://127.0.0.1:8801 --port 8800 [--stats-file F]``.
+With ``--max-tokens-cap N`` it clamps each request's ``max_tokens`` to N (the only change it makes to a request;
+every clamped request is counted as ``capped``).
+
+Run: ``python proxy.py --upstream http://127.0.0.1:8801 --port 8800 [--stats-file F] [--max-tokens-cap N]``.
 """
 
 from __future__ import annotations
@@ -81,7 +84,25 @@ def usage_of(body: bytes) -> tuple[int, int]:
     return prompt, completion
 
 
-def make_handler(upstream: str, counters: Counters, timeout: float):
+def cap_max_tokens(body: bytes, cap: int) -> tuple[bytes, bool]:
+    """The one change the proxy may make: a request asking for no limit or more than `cap` generated tokens gets
+    `cap` (a server-side generation limit, the same for every system; a 0.5B model on 2 busy cores makes ~6
+    tokens/s, and its runaway repetitions would otherwise hold the one server for minutes)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body, False
+    if not isinstance(data, dict):
+        return body, False
+    keys = [k for k in ("max_tokens", "max_completion_tokens") if data.get(k) is not None]
+    if keys and all(int(data[k]) <= cap for k in keys):
+        return body, False
+    for k in keys or ["max_tokens"]:
+        data[k] = cap
+    return json.dumps(data).encode(), True
+
+
+def make_handler(upstream: str, counters: Counters, timeout: float, max_tokens_cap: int | None = None):
     parsed = urllib.parse.urlparse(upstream)
 
     class Handler(BaseHTTPRequestHandler):
@@ -113,6 +134,9 @@ def make_handler(upstream: str, counters: Counters, timeout: float):
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
             started = time.perf_counter()
             counted = path.split("?")[0].rstrip("/") in COUNTED
+            capped = False
+            if counted and body and max_tokens_cap:
+                body, capped = cap_max_tokens(body, max_tokens_cap)
             try:
                 conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
                 conn.request(method, path, body=body, headers=headers)
@@ -127,7 +151,7 @@ def make_handler(upstream: str, counters: Counters, timeout: float):
             if counted:
                 prompt, completion = usage_of(data) if status == 200 else (0, 0)
                 counters.add(tag, role, requests=1, ok=int(status == 200), errors=int(status != 200),
-                             prompt_tokens=prompt, completion_tokens=completion,
+                             prompt_tokens=prompt, completion_tokens=completion, capped=int(capped),
                              seconds=time.perf_counter() - started)
             self.send_response(status)
             for key, value in resp_headers:
@@ -170,10 +194,12 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--stats-file")
-    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--max-tokens-cap", type=int, default=None, help="clamp every request's max_tokens to this")
     args = ap.parse_args()
     counters = Counters(args.stats_file)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(args.upstream, counters, args.timeout))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(args.upstream, counters, args.timeout,
+                                                                    args.max_tokens_cap))
     server.daemon_threads = True
     print(f"proxy on http://{args.host}:{args.port} -> {args.upstream}", flush=True)
     server.serve_forever()

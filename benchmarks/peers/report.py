@@ -55,6 +55,39 @@ def _ordered(cells: dict) -> list[tuple[str, list[dict]]]:
     return out
 
 
+MICRO = ("microprompts-beam", "microprompts-evolution")
+PEERS = ("sammo", "dspy-mipro", "dspy-gepa", "textgrad")
+
+
+def summary_rows(store: dict) -> list[dict]:
+    """Per task: the best microprompts system and the best peer by test score, with their task-model calls."""
+    out = []
+    for task, rows in _ordered(store.get("cells", {})):
+        ok = [c for c in rows if c.get("status") == "ok" and c.get("test_score") is not None]
+        by = {c["system"]: c for c in rows}
+        micro = max((c for c in ok if c["system"] in MICRO), key=lambda c: c["test_score"], default=None)
+        peer = max((c for c in ok if c["system"] in PEERS), key=lambda c: c["test_score"], default=None)
+        peer_calls = [_calls(c, "task") for c in rows if c["system"] in PEERS and c.get("status") == "ok"]
+        base = by.get("baseline")
+        row = {"task": task, "baseline": base.get("test_score") if base else None,
+               "micro": micro["system"] if micro else None, "micro_score": micro["test_score"] if micro else None,
+               "micro_calls": _calls(micro, "task") if micro else None,
+               "peer": peer["system"] if peer else None, "peer_score": peer["test_score"] if peer else None,
+               "peer_calls": _calls(peer, "task") if peer else None,
+               "max_peer_calls": max(peer_calls) if peer_calls else None,
+               "peers_done": sum(1 for s in PEERS if s in by), "peers_failed": sum(
+                   1 for s in PEERS if s in by and by[s].get("status") == "failed")}
+        if micro and peer:
+            row["micro_best"] = micro["test_score"] >= peer["test_score"]
+            row["within_calls"] = row["max_peer_calls"] is None or row["micro_calls"] <= row["max_peer_calls"]
+        out.append(row)
+    return out
+
+
+def _fmt(value, digits=3) -> str:
+    return "-" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+
+
 def markdown(store: dict) -> str:
     settings = store.get("settings", {})
     model = store.get("model", {})
@@ -69,7 +102,8 @@ def markdown(store: dict) -> str:
         f"{model.get('n_threads')} threads) for every system and role (task model and optimizer model alike). "
         f"Budget: {settings.get('budget_calls')} task-model calls while optimizing; splits train "
         f"{settings.get('train')} / dev {settings.get('dev')} / test {settings.get('test')} rows (seed "
-        f"{settings.get('seed')}; fewer where the task has fewer).",
+        f"{settings.get('seed')}; fewer where the task has fewer). Every call's generation is capped at "
+        f"{settings.get('max_tokens_cap')} tokens by the proxy, the same for every system.",
         "",
         "Calls and tokens are counted at the server by the counting proxy, per role: **task** = the task model "
         "while optimizing (the budgeted calls), **opt** = the optimizer / proposer / reflection model, **test** = "
@@ -78,6 +112,19 @@ def markdown(store: dict) -> str:
         "with other work, so times are indicative only.",
         "",
     ]
+    summary = summary_rows(store)
+    if summary:
+        lines += ["## Summary", "",
+                  "| task | baseline | best microprompts (calls) | best peer (calls) | most task calls by a peer | "
+                  "microprompts best? | peers failed |", "|---|---|---|---|---|---|---|"]
+        for r in summary:
+            verdict = "-" if "micro_best" not in r else ("yes" if r["micro_best"] else "no") + (
+                "" if r.get("within_calls") else " (more calls)")
+            lines.append(
+                f"| {r['task']} | {_fmt(r['baseline'])} | {_fmt(r['micro_score'])} {r['micro'] or ''} "
+                f"({_fmt(r['micro_calls'])}) | {_fmt(r['peer_score'])} {r['peer'] or ''} ({_fmt(r['peer_calls'])}) | "
+                f"{_fmt(r['max_peer_calls'])} | {verdict} | {r['peers_failed']}/{r['peers_done']} |")
+        lines.append("")
     for task, rows in _ordered(store.get("cells", {})):
         metric = SCORE_NAME.get((rows[0].get("config") or {}).get("metric", ""), "")
         first = rows[0]

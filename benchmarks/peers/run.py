@@ -122,8 +122,8 @@ def http_ok(url: str, timeout: float = 30) -> bool:
 class Servers:
     """The model server and the counting proxy, started once and stopped at exit."""
 
-    def __init__(self, model_path: str, port: int, work: Path, threads: int, n_ctx: int) -> None:
-        self.port, self.work = port, work
+    def __init__(self, model_path: str, port: int, work: Path, threads: int, n_ctx: int, max_tokens_cap: int) -> None:
+        self.port, self.work, self.max_tokens_cap = port, work, max_tokens_cap
         self.procs: list[subprocess.Popen] = []
         self.model_path, self.threads, self.n_ctx = model_path, threads, n_ctx
 
@@ -141,7 +141,8 @@ class Servers:
         proxy_log = open(self.work / "proxy.log", "a")
         self.procs.append(subprocess.Popen(
             [sys.executable, str(HERE / "proxy.py"), "--upstream", f"http://127.0.0.1:{upstream}",
-             "--port", str(self.port), "--stats-file", str(self.work / "proxy_stats.json")],
+             "--port", str(self.port), "--stats-file", str(self.work / "proxy_stats.json"),
+             "--max-tokens-cap", str(self.max_tokens_cap)],
             stdout=proxy_log, stderr=subprocess.STDOUT, start_new_session=True))
         deadline = time.time() + 300
         while not http_ok(f"http://127.0.0.1:{self.port}/_health"):
@@ -247,6 +248,7 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
         "tokens": {role: {"prompt": int(v.get("prompt_tokens", 0)), "completion": int(v.get("completion_tokens", 0))}
                    for role, v in stats.items()},
         "server_seconds": {role: round(v.get("seconds", 0.0), 1) for role, v in stats.items()},
+        "capped_calls": {role: int(v.get("capped", 0)) for role, v in stats.items() if v.get("capped")},
     }
     predictions = raw.get("predictions")
     if record["status"] == "ok" and predictions is not None:
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8800, help="proxy port (the model server takes PORT+1)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-ctx", type=int, default=4096)
+    ap.add_argument("--max-tokens-cap", type=int, default=512,
+                    help="the server-side limit on generated tokens per call, the same for every system")
     ap.add_argument("--concurrency", type=int, default=4, help="requests a system may keep in flight")
     ap.add_argument("--cell-timeout", type=int, default=4 * 3600)
     ap.add_argument("--out", default=None, help="results stem (default benchmarks/results/peers[.quick])")
@@ -298,9 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work) if args.work else HERE / "work" / profile
     work.mkdir(parents=True, exist_ok=True)
     settings = {"budget_calls": args.budget_calls, "train": args.train_size, "dev": args.dev_size,
-                "test": args.test_size, "seed": args.seed, "model": args.model, "n_ctx": args.n_ctx}
+                "test": args.test_size, "seed": args.seed, "model": args.model, "n_ctx": args.n_ctx,
+                "max_tokens_cap": args.max_tokens_cap}
 
-    results_path = stem.with_suffix(".json") if stem.suffix != ".json" else stem
+    results_path = stem if stem.name.endswith(".json") else stem.with_name(stem.name + ".json")
     store = json.loads(results_path.read_text()) if results_path.is_file() else {}
     cells: dict[str, dict] = store.get("cells", {})
     if args.report_only:
@@ -312,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     model_path = get_model(args.model)
     log(f"model: {model_path}")
     wait_for_llama_server_package(timeout=3 * 3600)
-    servers = Servers(model_path, args.port, work, args.threads, args.n_ctx)
+    servers = Servers(model_path, args.port, work, args.threads, args.n_ctx, args.max_tokens_cap)
     servers.start()
 
     def save() -> None:

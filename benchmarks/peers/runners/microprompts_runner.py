@@ -50,6 +50,14 @@ def describe(flow) -> str:
         return f"(could not describe: {exc})"
 
 
+def _value(attr):
+    """A result attribute that may be a method or a property."""
+    try:
+        return attr() if callable(attr) else attr
+    except Exception as exc:  # noqa: BLE001 - reporting must not lose a finished run
+        return f"(unavailable: {exc})"
+
+
 def main(config_path: str) -> None:
     cell = common.load_cell(config_path)
     meta = cell["meta"]
@@ -97,10 +105,10 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         out["fit_seconds"] = time.time() - t0
         best = res.best
         out["dev_score"] = getattr(res, "best_score", None)
-        summary = res.summary() if hasattr(res, "summary") else {}
+        summary = _value(getattr(res, "summary", None))
         out["own_view"] = {"usage": getattr(res, "usage", None), "dev_baseline": getattr(res, "baseline_score", None),
                            "stopped": getattr(res, "stopped", None), "summary": summary,
-                           "lineage": (res.lineage() if hasattr(res, "lineage") else None)}
+                           "lineage": _value(getattr(res, "lineage", None))}
         try:
             best.save(str(Path(cell["work_dir"]) / "best.json"))
         except Exception:  # noqa: BLE001

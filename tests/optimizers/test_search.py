@@ -33,7 +33,7 @@ def _run(search: object, seed: int, **kwargs: object) -> object:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_beam_search_finds_the_known_best(seed: int) -> None:
-    result = _run(BeamSearch(beam_width=2, depth=4, mutations_per_candidate=4), seed)
+    result = _run(BeamSearch(beam_width=2, depth=5, mutations_per_candidate=4), seed)
     assert result.baseline_score < 0.5
     assert result.best_score == 1.0 and h.is_best(result.best)
     lineage = result.lineage
@@ -149,3 +149,21 @@ def test_cost_weight_prefers_cheaper_prompts() -> None:
     assert cheap.best_candidate.id == cheap.baseline.id or cheap.best_score < 1.0
     tokens = {p["id"]: p["tokens_per_row"] for p in cheap.points}
     assert tokens[cheap.best_candidate.id] == min(tokens.values())
+
+
+def test_bandit_tries_high_prior_operators_first_and_evidence_overrides_priors() -> None:
+    bandit = OperatorBandit(random.Random(0), priors={"strong": 0.9, "weak": 0.1})
+    names = ["weak", "other", "strong"]
+    first = bandit.choose(names)
+    assert first == "strong"
+    bandit.record("strong", 0.0)
+    assert bandit.choose(names) == "other"  # unknown prior 0.2 beats 0.1 among the untried
+    for name in names:
+        bandit.record(name, 1.0 if name == "weak" else 0.0)
+    picks = []
+    for _ in range(30):
+        name = bandit.choose(names)
+        picks.append(name)
+        bandit.record(name, 1.0 if name == "weak" else 0.0)
+    assert picks.count("weak") > 20
+    assert bandit.stats()["strong"]["prior"] == 0.9

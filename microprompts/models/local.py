@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import threading
@@ -52,6 +53,19 @@ def default_threads() -> int:
     """`MICROPROMPTS_THREADS`, else all cores but one: llama.cpp's spinning threads collapse when oversubscribed
     (measured here: a 50-token call took 20-50 s with 2 threads on a busy 2-core machine, ~1 s with 1)."""
     return int(os.environ.get("MICROPROMPTS_THREADS") or max(1, (os.cpu_count() or 2) - 1))
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free loaded models before interpreter teardown, when llama.cpp's own finalizers would find None."""
+    with _LOAD_LOCK:
+        for llama, lock in _LOADED.values():
+            with lock:
+                try:
+                    llama.close()
+                except Exception:  # noqa: BLE001 - best effort at exit
+                    pass
+        _LOADED.clear()
 
 
 def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:

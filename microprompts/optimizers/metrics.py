@@ -6,19 +6,16 @@ score in [0, 1] with feedback that says what was wrong (the optimizer feeds it t
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import re
 import string
-import sys
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from microprompts.data.dataset import Dataset, Row
 from microprompts.flows.score import MetricError, Score, as_score
+from microprompts.nodes.function import RefError, load_object
 
 __all__ = [
     "Metric",
@@ -245,33 +242,12 @@ def f1(field: str = "output", expected_field: str | None = None) -> Metric:
 
 
 def _import_metric(spec: str, target: str, attr: str) -> Callable[..., Any]:
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        path = Path(target)
-        if not path.is_file():
-            raise ValueError(f"metric {spec!r}: file {target!r} not found")
-        module_name = f"_microprompts_metric_{abs(hash(str(path.resolve())))}"
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise ValueError(f"metric {spec!r}: cannot load {target!r} as a Python file")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            sys.modules.pop(module_name, None)
-            raise ValueError(
-                f"metric {spec!r}: importing {target!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-    else:
-        try:
-            module = importlib.import_module(target)
-        except Exception as exc:
-            raise ValueError(
-                f"metric {spec!r}: cannot import {target!r}: {type(exc).__name__}: {exc}"
-            ) from exc
-    func = getattr(module, attr, None)
-    if func is None:
-        raise ValueError(f"metric {spec!r}: {target!r} has no attribute {attr!r}")
+    try:
+        func = load_object(f"{target}:{attr}")
+    except RefError as exc:
+        raise ValueError(f"metric {spec!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+        raise ValueError(f"metric {spec!r}: importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
     if not callable(func):
         raise ValueError(f"metric {spec!r}: {attr!r} in {target!r} is not callable")
     return func

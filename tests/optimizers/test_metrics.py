@@ -228,7 +228,7 @@ def test_resolve_file_and_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("jaccard", "unknown metric 'jaccard'"),
         ("f1:a:b", "unknown metric"),
         ("exact_match::sammo", "empty part"),
-        ("missing/file.py:func", "not found"),
+        ("missing/file.py:func", "no such file"),
         ("no_such_module_xyz:func", "cannot import"),
         ("microprompts.optimizers.metrics:nope", "no attribute 'nope'"),
         ("microprompts.optimizers.metrics:_MODES", "not callable"),

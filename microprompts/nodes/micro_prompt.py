@@ -180,8 +180,7 @@ class MicroPrompt(BaseModel):
         reply = runtime.caller.complete(model, messages, **call)
         trace.replies.append(reply.text)
         try:
-            parsed = parse_reply(reply.text, target)
-            check_choices(parsed.model_dump(mode="json"), p.choices, inputs)
+            data = self._validated(reply.text, target, inputs)
         except ValueError as first:
             repair = messages + [
                 AIMessage(content=reply.text),
@@ -190,13 +189,17 @@ class MicroPrompt(BaseModel):
             fixed = runtime.caller.complete(model, repair, **call)
             trace.replies.append(fixed.text)
             try:
-                parsed = parse_reply(fixed.text, target)
-                check_choices(parsed.model_dump(mode="json"), p.choices, inputs)
+                data = self._validated(fixed.text, target, inputs)
             except ValueError as second:
                 raise OutputParseError(self.name, fixed.text, str(second)) from second
-        data = parsed.model_dump(mode="json")
         if p.reasoning and REASONING not in self.output.model_fields:
             data.pop(REASONING, None)
+        return data
+
+    def _validated(self, text: str, target: type[BaseModel], inputs: dict[str, Any]) -> dict[str, Any]:
+        """The reply as validated JSON data, its choices checked; raises ValueError with a short reason."""
+        data = parse_reply(text, target).model_dump(mode="json")
+        check_choices(data, self.params.choices, inputs)
         return data
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig = None) -> dict[str, Any]:

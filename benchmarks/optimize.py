@@ -57,7 +57,7 @@ def log(message: str) -> None:
 
 
 def git_commit() -> dict[str, Any]:
-    """HEAD, and whether the library (microprompts/) differs from it in the working tree."""
+    """HEAD, and whether the library (microprompts/, examples/) differs from it in the working tree."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -167,7 +167,7 @@ def run_cell(task_name: str, search: str, args: argparse.Namespace, model: str, 
         "candidates": len(candidates), "full_dev": sum(1 for e in candidates if e.get("dev") is not None),
         "winning_path": winning_path(result), "operators": promotions(result.history),
         "bandit": result.operators, "load_avg_before": load_before, "load_avg_after": load_average(),
-        **git_commit(), "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **args.code, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_dir": str(run_dir.relative_to(ROOT)),
     }
 
@@ -312,6 +312,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the missing cells one after another, writing the results after each."""
     args = parse_args(argv)
+    args.code = git_commit()  # the code this process loaded (others may commit while it runs)
     os.environ["MICROPROMPTS_THREADS"] = str(args.threads)
     path = model_path(args.model)
     model = f"local:{path}"

@@ -68,3 +68,19 @@ def test_choices_mutator_respects_frozen() -> None:
     ctx = MutationContext(train=[{"inputs": {"options": ["a"], "note": "x"}}], metric=lambda e, p: 1.0,
                           rng=random.Random(0), frozen=["pick.params.*"])
     assert Choices().propose(Candidate(flow), ctx, n=5) == []
+
+
+def test_constrained_string_fields_can_take_choices() -> None:
+    from typing import Annotated
+
+    from pydantic import Field
+
+    from microprompts.optimizers.mutators.choices import choice_fields
+
+    class Ids(BaseModel):
+        ids: list[Annotated[str, Field(pattern="^[a-z]+$")]] = Field(max_length=3)
+        one: Annotated[str, Field(min_length=1)]
+        count: int
+
+    mp = MicroPrompt("ids", task="t", inputs={"options": "o"}, output=Ids)
+    assert choice_fields(mp) == ["ids", "one"]

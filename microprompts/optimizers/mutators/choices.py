@@ -6,7 +6,7 @@ Small models invent ids (seats, labels, names) that are not among the options th
 
 from __future__ import annotations
 
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
@@ -18,12 +18,19 @@ from microprompts.optimizers.mutators.base import MutationContext
 __all__ = ["Choices", "choice_fields", "list_inputs"]
 
 
+def _is_str(annotation: Any) -> bool:
+    """`str`, or `str` with constraints (`Annotated[str, ...]`, e.g. a pattern)."""
+    if get_origin(annotation) is Annotated:
+        return _is_str(get_args(annotation)[0])
+    return annotation is str
+
+
 def choice_fields(mp: MicroPrompt) -> list[str]:
-    """Output fields that can take a per-row enum: `str` or `list[str]`."""
+    """Output fields that can take a per-row enum: `str` or `list[str]` (constrained strings included)."""
     fields = []
     for name, info in mp.output.model_fields.items():
         annotation = info.annotation
-        if annotation is str or (get_origin(annotation) is list and get_args(annotation) == (str,)):
+        if _is_str(annotation) or (get_origin(annotation) is list and _is_str(get_args(annotation)[0])):
             fields.append(name)
     return fields
 

@@ -22,7 +22,7 @@ def main(src: str, dst: str) -> None:
     if not tasks:
         return
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes[0], tasks, strict=False):
         for c in (c for c in cells if c["task"] == task):
             x = int((c.get("calls") or {}).get("task", 0))
             ax.scatter(x, c["test_score"], marker=MARKERS.get(c["system"], "o"), s=90 if "micro" in c["system"] else 60,
@@ -32,9 +32,9 @@ def main(src: str, dst: str) -> None:
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test score")
-    handles, labels = {}, {}
+    handles, _labels = {}, {}
     for ax in axes[0]:
-        for h, label in zip(*ax.get_legend_handles_labels()):
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=False):
             handles.setdefault(label, h)
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(8, len(handles)),
                fontsize=8, frameon=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+
 from examples.seats.metric import seat_metric  # noqa: E402
 from microprompts.data.dataset import Row  # noqa: E402
 from microprompts.flows.score import as_score  # noqa: E402
@@ -21,5 +22,6 @@ rows = common.read_jsonl(Path(sys.argv[1]) / "test.jsonl")
 values = []
 for r in rows:
     example = Row(inputs=r["inputs"], output=r["output"], id=r["id"])
-    values.append(as_score(seat_metric(example, {"recommended_seats": common.seat_items(predictions.get(r["id"]))})).value)
+    predicted = {"recommended_seats": common.seat_items(predictions.get(r["id"]))}
+    values.append(as_score(seat_metric(example, predicted)).value)
 print(json.dumps({"score": sum(values) / len(values), "n": len(values)}))

@@ -127,7 +127,8 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         num_trials = max(1, (budget - reserve) // (len(dev) * n_preds) - 1)
         result["config"] = {"optimizer": "MIPROv2", "auto": None, "num_candidates": n, "num_trials": num_trials,
                             "minibatch": False, "max_bootstrapped_demos": 4, "max_labeled_demos": 4,
-                            "init_temperature": 1.0, "num_threads": threads, "max_tokens": MAX_TOKENS, "max_errors": MAX_ERRORS,
+                            "init_temperature": 1.0, "num_threads": threads, "max_tokens": MAX_TOKENS,
+                            "max_errors": MAX_ERRORS,
                             "seed": cell["seed"], "why": "light-mode n; trials sized to the budget; light mode "
                             "turns minibatching off for a valset <= 50 rows"}
         optimizer = dspy.MIPROv2(metric=metric, prompt_model=opt_lm, task_model=task_lm, auto=None,
@@ -137,7 +138,8 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         max_calls = max(len(dev) + 1, budget // n_preds)
         result["config"] = {"optimizer": "GEPA", "auto": None, "max_metric_calls": max_calls,
                             "reflection_minibatch_size": 3, "candidate_selection_strategy": "pareto",
-                            "use_merge": True, "max_tokens": MAX_TOKENS, "reflection_lm": "qwen (role optimizer), temperature 1.0",
+                            "use_merge": True, "max_tokens": MAX_TOKENS,
+                            "reflection_lm": "qwen (role optimizer), temperature 1.0",
                             "num_threads": threads, "seed": cell["seed"], "feedback": "common.feedback"}
         optimizer = dspy.GEPA(metric=gepa_metric, max_metric_calls=max_calls, reflection_lm=opt_lm,
                               num_threads=threads, seed=cell["seed"], track_stats=True,

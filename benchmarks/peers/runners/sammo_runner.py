@@ -91,7 +91,7 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         inputs = y_true.inputs.raw_values
         preds = y_pred.outputs.normalized_values(on_empty="")
         values, mistakes = [], []
-        for i, (text, pred) in enumerate(zip(inputs, preds)):
+        for i, (text, pred) in enumerate(zip(inputs, preds, strict=False)):
             value = common.score(metric, rows_by_text[text], pred)
             values.append(value)
             if value < 1.0:
@@ -122,7 +122,8 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     config = {
         "search": "BeamSearch", "depth": 4, "beam_width": 4, "mutations_per_beam": 2, "n_initial_candidates": 1,
         "add_previous": True, "max_evals": max_evals,
-        "note": "n_initial_candidates=1: the study samples 4 starting points from its 4-variant one_of; our search space is the one seed instruction",
+        "note": ("n_initial_candidates=1: the study samples 4 starting points from its 4-variant one_of; "
+                 "our search space is the one seed instruction"),
         "mutators": "BagOfMutators(InduceInstructions(d_incontext), APO(num_gradients=2, steps_per_gradient=1, "
                     "num_rewrites=0), Paraphrase, sample_for_init_candidates=True)",
         "fit_on": f"dev ({len(cell['dev'])} rows)", "prompt": "raw: Instructions / Output labels / Input / Output:",
@@ -152,7 +153,7 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     finally:
         ROLE.reset(token)
     preds = pred.outputs.normalized_values(on_empty="")
-    predictions = {row["id"]: p for row, p in zip(cell["test"], preds)}
+    predictions = {row["id"]: p for row, p in zip(cell["test"], preds, strict=False)}
     best = search.best
     return {
         "predictions": predictions,

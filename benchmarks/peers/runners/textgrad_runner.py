@@ -88,8 +88,8 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     def evaluate(prompt_text: str, rows: list[dict], eng) -> tuple[float, dict]:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             preds = list(pool.map(lambda r: ask(eng, prompt_text, r), rows))
-        values = [common.score(metric, r, p) for r, p in zip(rows, preds)]
-        return sum(values) / max(1, len(values)), {r["id"]: p for r, p in zip(rows, preds)}
+        values = [common.score(metric, r, p) for r, p in zip(rows, preds, strict=False)]
+        return sum(values) / max(1, len(values)), {r["id"]: p for r, p in zip(rows, preds, strict=False)}
 
     def eval_fn_for(row: dict):
         def check(prediction, ground_truth_answer):

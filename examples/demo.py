@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     """Optimize, report, save, run the optimized agent once, and show the prompt changes."""
     parser = argparse.ArgumentParser(description="microprompts demo: optimize the seat example end to end.")
     parser.add_argument("--model", default="local", help="task model spec (default: the embedded model)")
-    parser.add_argument("--budget-calls", type=int, default=150, help="task-model calls for the search")
+    parser.add_argument("--budget-calls", type=int, default=300, help="task-model calls for the search")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     args = parser.parse_args(argv)
     splits = load_splits()

@@ -129,7 +129,11 @@ def markdown(store: dict) -> str:
         metric = SCORE_NAME.get((rows[0].get("config") or {}).get("metric", ""), "")
         first = rows[0]
         metric = {"hotpot": SCORE_NAME["hotpot"], "seats": SCORE_NAME["seats"]}.get(task, SCORE_NAME["em"])
-        lines += [f"## {task}", "", f"Test score: {metric}. Test rows: {first.get('test_n', '?')}.", "",
+        cs = first.get("settings") or {}
+        commits = sorted({c.get("commit", "?")[:10] for c in rows})
+        lines += [f"## {task}", "", f"Test score: {metric}. Test rows: {first.get('test_n', '?')}. Budget "
+                  f"{cs.get('budget_calls')} task-model calls; train {cs.get('train')} / dev {cs.get('dev')} / test "
+                  f"{cs.get('test')} (seed {cs.get('seed')}). Measured on commit(s) {', '.join(commits)}.", "",
                   "| system | test score | task calls | opt calls | test calls | tokens (task+opt) | wall s | status |",
                   "|---|---|---|---|---|---|---|---|"]
         for c in rows:

@@ -264,6 +264,23 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
     return record
 
 
+def commit_results(paths: list[Path], message: str) -> None:
+    """Commit only the result files (pathspec-limited; retried while another commit holds the index lock)."""
+    rel = [str(p.relative_to(REPO)) for p in paths if p.exists()]
+    for _ in range(10):
+        add = subprocess.run(["git", "add", "--", *rel], cwd=REPO, capture_output=True, text=True)
+        if add.returncode == 0:
+            done = subprocess.run(["git", "commit", "-q", "-m", message, "--", *rel], cwd=REPO,
+                                  capture_output=True, text=True)
+            if done.returncode == 0 or "nothing to commit" in (done.stdout + done.stderr):
+                return
+            if "index.lock" not in done.stderr:
+                log(f"commit failed: {done.stderr.strip()[:200]}")
+                return
+        time.sleep(5)
+    log("commit gave up: the index stayed locked")
+
+
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -287,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="work folder (default benchmarks/peers/work/<profile>)")
     ap.add_argument("--redo", action="store_true", help="re-run cells that already have a result")
     ap.add_argument("--retry-failed", action="store_true", help="re-run cells recorded as failed")
+    ap.add_argument("--commit", action="store_true", help="git-commit the result files after every cell")
     ap.add_argument("--report-only", action="store_true", help="rewrite peers.md / peers.png from peers.json")
     args = ap.parse_args(argv)
 
@@ -320,10 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     servers = Servers(model_path, args.port, work, args.threads, args.n_ctx, args.max_tokens_cap)
     servers.start()
 
+    command = "python benchmarks/peers/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    runs = store.setdefault("runs", [])
+    runs.append({"command": command, "settings": settings, "tasks": args.tasks, "systems": args.systems,
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": git_commit()})
+
     def save() -> None:
         store.update({
             "title": "microprompts vs SAMMO, DSPy (MIPROv2, GEPA) and TextGrad on one local model",
-            "command": "python benchmarks/peers/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": command,
             "model": {"name": args.model, "path": Path(model_path).name, "server": "llama_cpp.server",
                       "n_ctx": args.n_ctx, "n_threads": args.threads},
             "machine": f"{os.cpu_count()} CPU cores, no GPU",
@@ -349,8 +372,13 @@ def main(argv: list[str] | None = None) -> int:
                 record = run_cell(task, system, args, data_dir, work, settings)
                 cells[key] = record
                 save()
+                if args.commit:
+                    commit_results([results_path, results_path.with_suffix(".md"), results_path.with_suffix(".png")],
+                                   f"benchmarks/results: peers {key} ({record['status']}, test "
+                                   f"{record.get('test_score')}, {record.get('calls', {}).get('task', 0)} task calls)")
+                error = f"error: {str(record.get('error'))[:200]}" if record.get("error") else ""
                 log(f"{key}: {record['status']} score={record.get('test_score')} calls={record.get('calls')} "
-                    f"wall={record['wall_seconds']}s {('error: ' + str(record.get('error'))[:200]) if record.get('error') else ''}")
+                    f"wall={record['wall_seconds']}s {error}")
         save()
     finally:
         servers.stop()

@@ -9,7 +9,7 @@ One command does everything::
 What it does, in order:
 
 1. installs each peer in its own virtual environment under ``benchmarks/peers/.venvs/`` (sammo==0.3.3,
-   dspy==3.4.*, textgrad; plus matplotlib for the plot), once;
+   dspy[optuna]==3.4.*, textgrad; plus matplotlib for the plot), once;
 2. gets the model (``../shared/tools/bench-model qwen-0.5b``) and starts ONE ``python -m llama_cpp.server``
    with the project's venv on 127.0.0.1, and the counting proxy (``proxy.py``) in front of it;
 3. writes each task's train / dev / test rows (JSONL) into the work folder (never into the repository);
@@ -49,7 +49,7 @@ PROJECT_PY = REPO / ".venv" / "bin" / "python"
 VENVS = HERE / ".venvs"
 PEER_VENVS = {
     "sammo": ["sammo==0.3.3"],
-    "dspy": ["dspy==3.4.*"],
+    "dspy": ["dspy[optuna]==3.4.*"],
     "textgrad": ["textgrad"],
     "plot": ["matplotlib"],
 }

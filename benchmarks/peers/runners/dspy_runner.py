@@ -165,7 +165,7 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         prompts.append(f"## {name}\n{pred.signature.instructions}\n({len(pred.demos)} demos)")
     errors = [e for _, _, e in outs if e]
     return {
-        "predictions": {rid: p for rid, p in outs},
+        "predictions": {rid: p for rid, p, _ in outs},
         "test_errors": len(errors), "test_error_examples": errors[:3],
         "best_prompt": "\n".join(prompts)[:4000], "fit_seconds": fit_seconds,
         "own_view": {"task_lm_calls": len(task_lm.history), "optimizer_lm_calls": len(opt_lm.history),

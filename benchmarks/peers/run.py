@@ -241,7 +241,7 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
     record = {
         "task": task, "system": system, "status": raw.get("status", "failed"), "error": raw.get("error"),
         "settings": settings, "commit": git_commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "wall_seconds": round(wall, 1), "config": raw.get("config", {}), "dev_score": raw.get("dev_score"),
+        "wall_seconds": round(wall, 1), "n_threads": args.threads, "config": raw.get("config", {}), "dev_score": raw.get("dev_score"),
         "best_prompt": raw.get("best_prompt"), "own_view": raw.get("own_view"), "log": str(log_path),
         "calls": {role: int(v.get("requests", 0)) for role, v in stats.items()},
         "call_errors": {role: int(v.get("errors", 0)) for role, v in stats.items() if v.get("errors")},
@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="budget 60, 20 test rows, 2 tasks: prove the harness")
     ap.add_argument("--model", default="qwen-0.5b", help="bench-model name")
     ap.add_argument("--port", type=int, default=8800, help="proxy port (the model server takes PORT+1)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="model server threads (1 is ~10x faster than 2 when another process holds the cores)")
     ap.add_argument("--n-ctx", type=int, default=4096)
     ap.add_argument("--max-tokens-cap", type=int, default=512,
                     help="the server-side limit on generated tokens per call, the same for every system")

@@ -48,6 +48,11 @@ class Row(BaseModel):
     output: dict[str, Any] = {}
     id: str | None = None
 
+    @classmethod
+    def of(cls, value: Row | Mapping[str, Any]) -> Row:
+        """A Row as it is, or a raw dict (``{"inputs", "output"}`` or the seed talk's form) normalized."""
+        return value if isinstance(value, Row) else _normalize(value, {}, "example", "example")
+
 
 class DatasetError(ValueError):
     """A dataset that cannot be read or normalized; the message names the file, the row and the problem."""

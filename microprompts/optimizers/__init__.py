@@ -18,6 +18,7 @@ from microprompts.optimizers.metrics import (
     exact_match,
     f1,
     jaccard,
+    llm_judge,
     normalize,
     resolve_metric,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "f1",
     "is_frozen",
     "jaccard",
+    "llm_judge",
     "normalize",
     "one_of",
     "optimize",

@@ -11,11 +11,13 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from microprompts.data.dataset import Dataset, Row
+from microprompts.data.dataset import Row
 from microprompts.flows.score import MetricError, Score, as_score
 from microprompts.nodes.function import RefError, load_object
+from microprompts.optimizers.judge import llm_judge
 
 __all__ = [
     "Metric",
@@ -25,6 +27,7 @@ __all__ = [
     "exact_match",
     "f1",
     "jaccard",
+    "llm_judge",
     "normalize",
     "resolve_metric",
 ]
@@ -40,7 +43,7 @@ _FEEDBACK_CHARS = 200
 _FEEDBACK_ITEMS = 10
 _FORMS = (
     "exact_match, exact_match:FIELD, exact_match:FIELD:none|basic|sammo, jaccard:FIELD[:VALID_FROM], "
-    "f1:FIELD, path/file.py:func or package.module:func"
+    "f1:FIELD, llm_judge:RUBRIC_FILE[:MODEL_SPEC], path/file.py:func or package.module:func"
 )
 
 
@@ -91,11 +94,6 @@ def _expected(example: Row, key: str) -> list[Any]:
     return answers
 
 
-def _as_row(example: Row | dict[str, Any]) -> Row:
-    """Metrics take a Row; a raw dict (``{"inputs", "output"}`` or the seed talk's form) is normalized."""
-    return example if isinstance(example, Row) else Dataset.from_rows([example], source="example")[0]
-
-
 def _missing(field: str, prediction: dict[str, Any]) -> Score | None:
     if not isinstance(prediction, dict) or field not in prediction:
         return Score(value=0.0, feedback=f"prediction has no field {field!r}")
@@ -119,7 +117,7 @@ def exact_match(field: str = "output", normalize: str = "basic", expected_field:
     key = expected_field or field
 
     def metric(example: Row, prediction: dict[str, Any]) -> Score:
-        example = _as_row(example)
+        example = Row.of(example)
         missing = _missing(field, prediction)
         if missing:
             return missing
@@ -168,7 +166,7 @@ def jaccard(
     key = expected_field or field
 
     def metric(example: Row, prediction: dict[str, Any]) -> Score:
-        example = _as_row(example)
+        example = Row.of(example)
         missing = _missing(field, prediction)
         if missing:
             return missing
@@ -227,7 +225,7 @@ def f1(field: str = "output", expected_field: str | None = None) -> Metric:
     key = expected_field or field
 
     def metric(example: Row, prediction: dict[str, Any]) -> Score:
-        example = _as_row(example)
+        example = Row.of(example)
         missing = _missing(field, prediction)
         if missing:
             return missing
@@ -253,10 +251,23 @@ def _import_metric(spec: str, target: str, attr: str) -> Callable[..., Any]:
     return func
 
 
+def _judge_from_spec(spec: str, rest: str) -> Callable[..., Any]:
+    """``llm_judge:RUBRIC_FILE[:MODEL_SPEC]``: the rubric is read from a text file; the model spec (which may
+    itself hold colons, as in ``openai:NAME@URL``) is everything after the file, ``local`` when absent."""
+    path, _, model = rest.partition(":")
+    try:
+        rubric = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"metric {spec!r}: cannot read the rubric file {path!r}: {exc}") from exc
+    return llm_judge(rubric, model or "local")
+
+
 def resolve_metric(spec: str) -> Callable[..., Any]:
     """Turn a metric spec (``exact_match[:FIELD[:MODE]]``, ``jaccard:FIELD[:VALID_FROM]``, ``f1[:FIELD]``,
-    ``path/file.py:func``, ``package.module:func``) into a metric function."""
+    ``llm_judge:RUBRIC_FILE[:MODEL_SPEC]``, ``path/file.py:func``, ``package.module:func``) into a metric."""
     spec = spec.strip()
+    if spec.startswith("llm_judge:") and len(spec) > len("llm_judge:"):
+        return _judge_from_spec(spec, spec[len("llm_judge:"):])
     name, _, rest = spec.partition(":")
     args = rest.split(":") if rest else []
     if any(not arg for arg in args):
@@ -269,7 +280,7 @@ def resolve_metric(spec: str) -> Callable[..., Any]:
         return jaccard(args[0], valid_from=args[1] if len(args) == 2 else None)
     if name == "f1" and len(args) <= 1:
         return f1(*args)
-    if name not in ("exact_match", "jaccard", "f1") and ":" in spec:
+    if name not in ("exact_match", "jaccard", "f1", "llm_judge") and ":" in spec:
         target, _, attr = spec.rpartition(":")
         if target and attr.isidentifier():
             return _import_metric(spec, target, attr)

@@ -53,3 +53,22 @@ def test_local_model_runs_a_flow_with_a_json_schema_grammar_and_the_cache(local_
     assert second.usage.calls == 0 and second.usage.cached_calls == 2
     assert [r.prediction for r in second.rows] == [r.prediction for r in first.rows]
 
+
+
+def test_llm_judge_on_the_embedded_model_gives_grammar_valid_verdicts_and_caches_them(local_model, tmp_path):
+    from microprompts.data import Row
+    from microprompts.optimizers import llm_judge
+
+    cache = CallCache(tmp_path / "judge.sqlite")
+    rows = [Row(inputs={"question": "What is the capital of France?"}, output={"answer": "Paris"}, id=str(i))
+            for i in range(2)]
+    predictions = [{"answer": "Paris"}, {"answer": "Berlin"}]
+    metric = llm_judge("The answer names the right city.", "local", caller=ModelCaller(cache=cache), max_tokens=96)
+    scores = [metric(row, p) for row, p in zip(rows, predictions, strict=True)]
+    for score in scores:
+        assert score.value in {0.0, 0.25, 0.5, 0.75, 1.0}, score  # the grammar kept the grade in 1..5
+        assert score.feedback.startswith("judge ") and not score.feedback.startswith("judge failed"), score
+    assert metric.meter.snapshot().calls >= 2
+    again = llm_judge("The answer names the right city.", "local", caller=ModelCaller(cache=cache), max_tokens=96)
+    assert [again(row, p) for row, p in zip(rows, predictions, strict=True)] == scores
+    assert again.meter.snapshot().calls == 0

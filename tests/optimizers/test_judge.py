@@ -1,0 +1,122 @@
+"""``llm_judge`` with a scripted judge model: what it is sent, how grades map to scores, failures, the cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from microprompts import CallCache, ModelCaller, evaluate
+from microprompts.data import Row
+from microprompts.optimizers import llm_judge, resolve_metric
+from microprompts.optimizers.judge import JudgeMetric
+from tests.fakes.chat import ScriptedChatModel
+
+EXAMPLE = Row(inputs={"question": "What is the capital of France?"}, output={"answer": "Paris"}, id="q1")
+RUBRIC = "- The answer names the right city.\n- It is one short sentence."
+
+
+def judge(replies, **kwargs) -> tuple[JudgeMetric, ScriptedChatModel]:
+    model = ScriptedChatModel(replies=replies)
+    return llm_judge(RUBRIC, model, caller=ModelCaller(cache=None, base_delay=0.0), **kwargs), model
+
+
+@pytest.mark.parametrize(("grade", "value"), [(1, 0.0), (3, 0.5), (5, 1.0)])
+def test_grades_map_onto_zero_to_one_and_the_reason_is_the_feedback(grade: int, value: float) -> None:
+    metric, _ = judge([{"reason": "Names  Paris,\nbut rambles.", "score": grade}])
+    score = metric(EXAMPLE, {"answer": "Paris"})
+    assert score.value == value
+    assert score.feedback == f"judge {grade}/5: Names Paris, but rambles."
+
+
+def test_the_judge_sees_rubric_input_reference_and_only_the_chosen_fields() -> None:
+    metric, model = judge([{"reason": "ok", "score": 4}], fields=["answer"])
+    metric(EXAMPLE, {"answer": "Paris.", "scratch": "SECRET-SCRATCH"})
+    (call,) = model.calls
+    assert "## Rubric\n- The answer names the right city.\n- It is one short sentence." in call.system
+    assert "What is the capital of France?" in call.user and '"Paris"' in call.user
+    assert '"Paris."' in call.user and "SECRET-SCRATCH" not in call.user
+    assert call.temperature == 0.0
+
+
+def test_reference_can_be_hidden_and_long_values_are_truncated() -> None:
+    metric, model = judge([{"reason": "ok", "score": 2}], reference=False, max_chars=100)
+    metric(EXAMPLE, {"answer": "x" * 5000})
+    user = model.calls[0].user
+    assert "(none given)" in user and '"Paris"' not in user
+    assert "...(truncated)" in user and len(user) < 400
+
+
+def test_an_out_of_range_grade_is_repaired_once_then_the_row_scores_zero_with_the_reason() -> None:
+    metric, model = judge([{"reason": "great", "score": 9}, {"reason": "great", "score": 5}])
+    assert metric(EXAMPLE, {"answer": "Paris"}).value == 1.0
+    assert model.call_count == 2  # the repair turn fixed it
+
+    metric, _ = judge([{"reason": "?", "score": 0}, "not json at all"])
+    score = metric(EXAMPLE, {"answer": "Paris"})
+    assert score.value == 0.0 and score.feedback.startswith("judge failed: OutputParseError")
+
+
+def test_a_failing_judge_model_is_retried_then_scores_zero_never_raises() -> None:
+    metric, model = judge([TimeoutError("slow")] * 2 + [{"reason": "fine", "score": 5}])
+    assert metric(EXAMPLE, {"answer": "Paris"}).value == 1.0  # transient errors are retried
+    metric, _ = judge([ValueError("bad request")])
+    score = metric(EXAMPLE, {"answer": "Paris"})
+    assert score.value == 0.0 and "judge failed: ModelCallError" in score.feedback
+
+
+def test_cached_verdicts_cost_no_call_and_the_meter_counts_the_judge(tmp_path: Path) -> None:
+    model = ScriptedChatModel(replies=[{"reason": "ok", "score": 3}])
+    cache = CallCache(tmp_path / "judge.sqlite")
+    first = llm_judge(RUBRIC, model, caller=ModelCaller(cache=cache))
+    first(EXAMPLE, {"answer": "Lyon"})
+    assert first.meter.snapshot().calls == 1 and first.meter.snapshot().prompt_tokens > 0
+    again = llm_judge(RUBRIC, model, caller=ModelCaller(cache=cache))
+    assert again(EXAMPLE, {"answer": "Lyon"}).value == 0.5
+    assert model.call_count == 1 and again.meter.snapshot().cached_calls == 1
+
+
+def test_a_judge_scores_a_whole_evaluation() -> None:
+    from microprompts import Flow, MicroPrompt
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        answer: str
+
+    flow = Flow("qa").then(MicroPrompt("answer", task="Answer the question.", inputs=["question"], output=Answer))
+    task_model = ScriptedChatModel(replies=[{"answer": "Paris"}, {"answer": "Rome"}])
+    metric, judge_model = judge([{"reason": "right", "score": 5}, {"reason": "wrong city", "score": 1}])
+    rows = [EXAMPLE, Row(inputs={"question": "Capital of Italy?"}, output={"answer": "Rome"}, id="q2")]
+    report = evaluate(flow, rows, metric, model=task_model, caller=ModelCaller(cache=None), concurrency=1)
+    assert [r.score for r in report.rows] == [1.0, 0.0]
+    assert report.rows[1].feedback == "judge 1/5: wrong city"
+    assert judge_model.call_count == 2 and task_model.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"rubric": " "}, "non-empty rubric"), ({"scale": 1}, "scale"), ({"scale": True}, "scale"),
+     ({"max_chars": 10}, "max_chars")],
+)
+def test_bad_judge_settings_are_rejected(kwargs: dict, message: str) -> None:
+    settings = {"rubric": RUBRIC, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        llm_judge(settings.pop("rubric"), ScriptedChatModel(), **settings)
+
+
+def test_metric_spec_reads_the_rubric_file_and_keeps_colons_of_the_model_spec(tmp_path: Path) -> None:
+    rubric = tmp_path / "rubric.txt"
+    rubric.write_text("Be polite.\n", encoding="utf-8")
+    metric = resolve_metric(f"llm_judge:{rubric}:openai:qwen@http://127.0.0.1:9/v1")
+    assert isinstance(metric, JudgeMetric)
+    assert metric.model == "openai:qwen@http://127.0.0.1:9/v1" and "Be polite." in metric.node.sections[-1].text
+    assert resolve_metric(f"llm_judge:{rubric}").model == "local"
+    with pytest.raises(ValueError, match="cannot read the rubric file"):
+        resolve_metric(f"llm_judge:{tmp_path / 'missing.txt'}")
+
+
+def test_a_judge_accepts_raw_dict_examples() -> None:
+    metric, model = judge([{"reason": "ok", "score": 5}])
+    assert metric({"input": "hi", "output": "hello"}, {"output": "hello"}).value == 1.0
+    assert json.loads(model.calls[0].user.split("reference: ", 1)[1].splitlines()[0]) == {"output": "hello"}

@@ -241,7 +241,8 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
     record = {
         "task": task, "system": system, "status": raw.get("status", "failed"), "error": raw.get("error"),
         "settings": settings, "commit": git_commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "wall_seconds": round(wall, 1), "n_threads": args.threads, "config": raw.get("config", {}), "dev_score": raw.get("dev_score"),
+        "wall_seconds": round(wall, 1), "n_threads": args.threads, "config": raw.get("config", {}),
+        "dev_score": raw.get("dev_score"),
         "best_prompt": raw.get("best_prompt"), "own_view": raw.get("own_view"), "log": str(log_path),
         "calls": {role: int(v.get("requests", 0)) for role, v in stats.items()},
         "call_errors": {role: int(v.get("errors", 0)) for role, v in stats.items() if v.get("errors")},

@@ -61,8 +61,14 @@ class JudgeMetric:
     """
 
     def __init__(
-        self, node: MicroPrompt, model: ModelLike, scale: int, fields: Sequence[str] | None, reference: bool,
-        caller: ModelCaller | None, max_chars: int,
+        self,
+        node: MicroPrompt,
+        model: ModelLike,
+        scale: int,
+        fields: Sequence[str] | None,
+        reference: bool,
+        caller: ModelCaller | None,
+        max_chars: int,
     ) -> None:
         self.node = node
         self.model = model
@@ -132,8 +138,10 @@ def llm_judge(
         raise ValueError(f"llm_judge max_chars must be at least 100, got {max_chars}")
     node = MicroPrompt(
         "judge",
-        sections=[*default_sections(JUDGE_TASK, None, False), Section(kind="guidelines", title="Rubric",
-                                                                      text=rubric.strip())],
+        sections=[
+            *default_sections(JUDGE_TASK, None, False),
+            Section(kind="guidelines", title="Rubric", text=rubric.strip()),
+        ],
         inputs={
             "task_input": "what the graded system was given",
             "reference": "an expected output, for comparison (it may be worded differently from a good response)",

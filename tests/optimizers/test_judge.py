@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from microprompts import CallCache, ModelCaller, evaluate
+from microprompts import CallCache, Flow, MicroPrompt, ModelCaller, evaluate
 from microprompts.data import Row
 from microprompts.optimizers import llm_judge, resolve_metric
 from microprompts.optimizers.judge import JudgeMetric
@@ -78,9 +79,6 @@ def test_cached_verdicts_cost_no_call_and_the_meter_counts_the_judge(tmp_path: P
 
 
 def test_a_judge_scores_a_whole_evaluation() -> None:
-    from microprompts import Flow, MicroPrompt
-    from pydantic import BaseModel
-
     class Answer(BaseModel):
         answer: str
 
@@ -96,8 +94,12 @@ def test_a_judge_scores_a_whole_evaluation() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"rubric": " "}, "non-empty rubric"), ({"scale": 1}, "scale"), ({"scale": True}, "scale"),
-     ({"max_chars": 10}, "max_chars")],
+    [
+        ({"rubric": " "}, "non-empty rubric"),
+        ({"scale": 1}, "scale"),
+        ({"scale": True}, "scale"),
+        ({"max_chars": 10}, "max_chars"),
+    ],
 )
 def test_bad_judge_settings_are_rejected(kwargs: dict, message: str) -> None:
     settings = {"rubric": RUBRIC, **kwargs}

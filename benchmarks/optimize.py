@@ -298,6 +298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--note", action="append", default=[], help="a note stored with the results (repeatable)")
     parser.add_argument("--replace", action="store_true", help="discard an existing results file of another config")
     parser.add_argument("--progress", action="store_true", help="show the optimizer's progress bar")
+    parser.add_argument("--redo", action="append", default=[], metavar="TASK/SEARCH",
+                        help="run this cell again from scratch (its run directory is set aside; repeatable)")
     parser.add_argument("--no-share-cache", dest="share_cache", action="store_false",
                         help="do not start a cell's call cache from the same task's finished other search")
     args = parser.parse_args(argv)
@@ -340,11 +342,16 @@ def main(argv: list[str] | None = None) -> int:
     for task in args.tasks:
         for search in args.searches:
             key = f"{task}/{search}"
+            run_dir = RUNS / tag / f"{task}.{search}"
+            if key in args.redo:
+                store["cells"].pop(key, None)
+                if run_dir.exists():
+                    shutil.move(str(run_dir), str(run_dir.with_name(run_dir.name + f".redone-{int(time.time())}")))
             if key in store["cells"]:
                 log(f"{key}: done before, skipped")
                 continue
             log(f"{key}: running (budget {args.budget_calls} calls, dev {args.dev}, test {args.test})")
-            cell = run_cell(task, search, args, model, RUNS / tag / f"{task}.{search}")
+            cell = run_cell(task, search, args, model, run_dir)
             store["cells"][key] = cell
             write(store, args.out)
             log(f"{key}: test {100 * cell['baseline_test']:.1f} -> {100 * cell['best_test']:.1f} "

@@ -23,6 +23,7 @@ from microprompts._io import atomic_write_text
 from microprompts.flows import Flow, Metric
 from microprompts.models import BudgetExceeded, CallCache, ModelLike, resolve_model
 from microprompts.models.spec import model_identity
+from microprompts.models.usage import Usage, UsageMeter
 from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
 from microprompts.optimizers.engine import Engine, Record
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows, keyed_rows
@@ -158,6 +159,7 @@ def optimize(
         run_path.mkdir(parents=True, exist_ok=True)
         _check_run(run_path, fingerprint, resume)
     cache = _open_cache(run_path)
+    metric_before = _metric_usage(metric)
     tracker = BudgetTracker(budget)
     task_caller = BudgetedCaller(cache, tracker, "task", before_call)
     opt_caller = BudgetedCaller(cache, tracker, "optimizer", before_call)
@@ -187,13 +189,19 @@ def optimize(
     finally:
         bar.close()
     return _finish(engine, evaluator, tracker, task_caller, opt_caller, test_rows, strategy, stopped, run_path,
-                   cache)
+                   cache, metric_before)
+
+
+def _metric_usage(metric: Any) -> Usage | None:
+    """What a metric that calls a model (``llm_judge``: it has a ``meter``) has spent so far; None for others."""
+    meter = getattr(metric, "meter", None)
+    return meter.snapshot() if isinstance(meter, UsageMeter) else None
 
 
 def _finish(
     engine: Engine, evaluator: Evaluator, tracker: BudgetTracker, task_caller: BudgetedCaller,
     opt_caller: BudgetedCaller, test_rows: KeyedRows | None, strategy: Search, stopped: str | None,
-    run_path: Path | None, cache: CallCache,
+    run_path: Path | None, cache: CallCache, metric_before: Usage | None = None,
 ) -> OptimizeResult:
     """Final figures (test split outside the budget), artifacts and the result."""
     best, baseline = engine.incumbent, engine.baseline
@@ -214,6 +222,11 @@ def _finish(
         "charged_tokens": tracker.total.task_tokens + tracker.total.optimizer_tokens, "seconds": tracker.seconds(),
         "evaluations_run": evaluator.live_runs, "evaluations_replayed": evaluator.replayed_runs,
     }
+    metric_now = _metric_usage(engine.metric)
+    if metric_before is not None and metric_now is not None:  # a judge's calls: the metric's cost, not the budget's
+        usage.update(metric_calls=metric_now.calls - metric_before.calls,
+                     metric_cached_calls=metric_now.cached_calls - metric_before.cached_calls,
+                     metric_tokens=metric_now.tokens - metric_before.tokens)
     result = OptimizeResult(
         best=best.flow, best_candidate=best.candidate, baseline=baseline.candidate,
         baseline_score=baseline.dev or 0.0, best_score=best.dev or 0.0, test_baseline=test_baseline,

@@ -74,6 +74,7 @@ class OptimizeResult:
             "optimizer_calls": self.usage["optimizer_calls"], "tokens": self.usage["tokens"],
             "seconds": round(self.usage["seconds"], 3), "stopped": self.stopped,
             "run_dir": str(self.run_dir) if self.run_dir is not None else None,
+            **({"metric_calls": self.usage["metric_calls"]} if "metric_calls" in self.usage else {}),
         }
 
     def report(self) -> str:

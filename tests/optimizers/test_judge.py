@@ -78,10 +78,11 @@ def test_cached_verdicts_cost_no_call_and_the_meter_counts_the_judge(tmp_path: P
     assert model.call_count == 1 and again.meter.snapshot().cached_calls == 1
 
 
-def test_a_judge_scores_a_whole_evaluation() -> None:
-    class Answer(BaseModel):
-        answer: str
+class Answer(BaseModel):
+    answer: str
 
+
+def test_a_judge_scores_a_whole_evaluation() -> None:
     flow = Flow("qa").then(MicroPrompt("answer", task="Answer the question.", inputs=["question"], output=Answer))
     task_model = ScriptedChatModel(replies=[{"answer": "Paris"}, {"answer": "Rome"}])
     metric, judge_model = judge([{"reason": "right", "score": 5}, {"reason": "wrong city", "score": 1}])
@@ -122,3 +123,17 @@ def test_a_judge_accepts_raw_dict_examples() -> None:
     metric, model = judge([{"reason": "ok", "score": 5}])
     assert metric({"input": "hi", "output": "hello"}, {"output": "hello"}).value == 1.0
     assert json.loads(model.calls[0].user.split("reference: ", 1)[1].splitlines()[0]) == {"output": "hello"}
+
+
+def test_optimize_reports_what_a_judge_metric_spent_apart_from_the_task_budget(tmp_path: Path) -> None:
+    from microprompts import Budget, optimize
+
+    flow = Flow("qa").then(MicroPrompt("answer", task="Answer the question.", inputs=["question"], output=Answer))
+    rows = [Row(inputs={"question": f"q{i}?"}, output={"answer": f"a{i}"}, id=str(i)) for i in range(6)]
+    task_model = ScriptedChatModel(replies=lambda messages: {"answer": "a1"})
+    metric, judge_model = judge(lambda messages: {"reason": "ok", "score": 3})
+    result = optimize(flow, train=rows, dev=rows[:4], metric=metric, model=task_model, budget=Budget(calls=12),
+                      search="beam", seed=0, run_dir=tmp_path / "run")
+    assert result.usage["metric_calls"] == judge_model.call_count > 0
+    assert result.usage["calls"] <= 12 and result.baseline_score == 0.5
+    assert result.summary()["metric_calls"] == judge_model.call_count

@@ -91,6 +91,8 @@ class ModelCaller:
         self.before_call = before_call
         self.meter = UsageMeter()
         self._json_object_only: set[str] = set()
+        self._format_known: set[str] = set()  # identities whose structured-output format has been settled
+        self._probes: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def complete(
@@ -142,14 +144,7 @@ class ModelCaller:
                 self.before_call()  # may raise BudgetExceeded: the budget is checked before paying
             started = time.perf_counter()
             try:
-                kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
-                try:
-                    message = model.invoke(messages, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - classified just below
-                    if not self._maybe_downgrade(model, identity, schema, exc):
-                        raise
-                    kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
-                    message = model.invoke(messages, **kwargs)
+                message = self._invoke(model, identity, messages, schema, temperature, max_tokens, sample)
             except BudgetExceeded:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is either retried or reported
@@ -176,6 +171,43 @@ class ModelCaller:
             return done
         reason = f"{type(last).__name__}: {last}" if last else "no attempt made"
         raise ModelCallError(f"model call failed after retries ({reason[:300]})") from last
+
+    def _invoke(
+        self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,
+        temperature: float, max_tokens: int, sample: int,
+    ) -> BaseMessage:
+        """One request; a structured one to a server that rejects `json_schema` is sent again as `json_object`."""
+        probe = self._format_probe(model, identity, schema)
+        if probe is not None:
+            probe.acquire()
+        try:
+            kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
+            try:
+                message = model.invoke(messages, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - classified just below
+                if not self._maybe_downgrade(model, identity, schema, exc):
+                    raise
+                kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
+                message = model.invoke(messages, **kwargs)
+            if probe is not None:
+                with self._lock:
+                    self._format_known.add(identity)
+            return message
+        finally:
+            if probe is not None:
+                probe.release()
+
+    def _format_probe(
+        self, model: BaseChatModel, identity: str, schema: dict[str, Any] | None
+    ) -> threading.Lock | None:
+        """Until an OpenAI-compatible server has answered one structured request, such requests go out one at a
+        time, so a server that rejects `json_schema` rejects one request rather than every one in flight."""
+        if schema is None or not is_openai(model):
+            return None
+        with self._lock:
+            if identity in self._format_known or identity in self._json_object_only:
+                return None
+            return self._probes.setdefault(identity, threading.Lock())
 
     def _kwargs(
         self, model: BaseChatModel, identity: str, schema: dict[str, Any] | None, temperature: float,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import openai
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from microprompts import CallCache, ModelCaller
+from microprompts import CallCache, ModelCaller, resolve_model
 from microprompts.models import BudgetExceeded, ModelCallError, UsageMeter, is_transient, request_key
+from microprompts.models.spec import model_identity
 from tests.fakes.chat import ScriptedChatModel
 
 MESSAGES = [SystemMessage(content="Say a label."), HumanMessage(content="text: x")]
@@ -247,6 +250,29 @@ def test_a_500_naming_json_schema_downgrades_like_llama_cpp_server(sleeps):
     assert ModelCaller().complete(model, MESSAGES, schema=SCHEMA).text == '{"label": "a"}'
     assert [c.response_format["type"] for c in model.calls] == ["json_schema", "json_object"]
     assert sleeps == []
+
+
+def test_concurrent_requests_to_a_server_that_rejects_json_schema_cost_one_rejection(fake_openai):
+    """Until the format is settled, structured requests go out one at a time: 8 in flight, 1 rejected."""
+    server = fake_openai(lambda request: '{"label": "a"}', reject_json_schema=True, reject_status=500)
+    model = resolve_model(f"openai:fake-model@{server.base_url}")
+    caller = ModelCaller(base_delay=0.0)
+    messages = [[HumanMessage(content=f"row {i}")] for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(lambda m: caller.complete(model, m, schema=SCHEMA), messages))
+    assert [d.text for d in done] == ['{"label": "a"}'] * 8
+    kinds = [(rf or {}).get("type") for rf in server.response_formats]
+    assert kinds.count("json_schema") == 1 and kinds.count("json_object") == 8
+
+
+def test_a_server_that_takes_json_schema_is_probed_once_then_runs_concurrently(fake_openai):
+    server = fake_openai(lambda request: '{"label": "a"}')
+    model = resolve_model(f"openai:fake-model@{server.base_url}")
+    caller = ModelCaller(base_delay=0.0)
+    caller.complete(model, MESSAGES, schema=SCHEMA)
+    assert caller._format_probe(model, "unused", None) is None
+    assert caller._format_probe(model, model_identity(model), SCHEMA) is None  # settled: no more serializing
+    assert [(rf or {}).get("type") for rf in server.response_formats] == ["json_schema"]
 
 
 def test_an_ordinary_500_is_retried_not_downgraded(sleeps):

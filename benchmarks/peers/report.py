@@ -16,7 +16,18 @@ SCORE_NAME = {"em": "accuracy", "seats": "seat score (Jaccard - penalties)", "ho
 
 
 def _calls(cell: dict, role: str) -> int:
-    return int((cell.get("calls") or {}).get(role, 0))
+    """Requests of a role that the server answered (rejected ones, such as a probe of the structured-output format
+    or a retried error, are counted apart: see ``_calls_text``)."""
+    return int((cell.get("calls") or {}).get(role, 0)) - _errors(cell, role)
+
+
+def _errors(cell: dict, role: str) -> int:
+    return int((cell.get("call_errors") or {}).get(role, 0))
+
+
+def _calls_text(cell: dict, role: str) -> str:
+    errors = _errors(cell, role)
+    return f"{_calls(cell, role)}" + (f" (+{errors} rejected)" if errors else "")
 
 
 def _tokens(cell: dict, roles=("task", "optimizer")) -> int:
@@ -107,7 +118,9 @@ def markdown(store: dict) -> str:
         "",
         "Calls and tokens are counted at the server by the counting proxy, per role: **task** = the task model "
         "while optimizing (the budgeted calls), **opt** = the optimizer / proposer / reflection model, **test** = "
-        "the final run on the test rows. Every system's test predictions are scored by the same function "
+        "the final run on the test rows. A call counts when the server answered it; requests it rejected (HTTP "
+        "errors: a probe of the structured-output format, a retried failure) are shown apart as `(+N rejected)`. "
+        "Every system's test predictions are scored by the same function "
         "(`benchmarks/peers/common.py`). Wall time is the whole cell (optimizing and testing); the CPU is shared "
         "with other work, so times are indicative only.",
         "",
@@ -124,6 +137,10 @@ def markdown(store: dict) -> str:
                 f"| {r['task']} | {_fmt(r['baseline'])} | {_fmt(r['micro_score'])} {r['micro'] or ''} "
                 f"({_fmt(r['micro_calls'])}) | {_fmt(r['peer_score'])} {r['peer'] or ''} ({_fmt(r['peer_calls'])}) | "
                 f"{_fmt(r['max_peer_calls'])} | {verdict} | {r['peers_failed']}/{r['peers_done']} |")
+        compared = [r for r in summary if "micro_best" in r]
+        wins = sum(1 for r in compared if r["micro_best"] and r["within_calls"])
+        lines += ["", f"microprompts has the best test score at no more task-model calls than a peer on **{wins} of "
+                  f"{len(compared)}** task(s) with results (planned: {', '.join(TASK_ORDER)}; ties count as best)."]
         lines.append("")
     for task, rows in _ordered(store.get("cells", {})):
         metric = SCORE_NAME.get((rows[0].get("config") or {}).get("metric", ""), "")
@@ -140,8 +157,8 @@ def markdown(store: dict) -> str:
             status = c.get("status", "?")
             if c.get("error"):
                 status += ": " + str(c["error"]).replace("|", "/").replace("\n", " ")[:160]
-            lines.append(f"| {c['system']} | {_score(c)} | {_calls(c, 'task')} | {_calls(c, 'optimizer')} | "
-                         f"{_calls(c, 'test')} | {_tokens(c)} | {c.get('wall_seconds', 0):.0f} | {status} |")
+            lines.append(f"| {c['system']} | {_score(c)} | {_calls_text(c, 'task')} | {_calls_text(c, 'optimizer')} | "
+                         f"{_calls_text(c, 'test')} | {_tokens(c)} | {c.get('wall_seconds', 0):.0f} | {status} |")
         lines += ["", "<details><summary>configuration per system</summary>", ""]
         for c in rows:
             lines.append(f"- **{c['system']}**: {_config(c)}")

@@ -308,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retry-failed", action="store_true", help="re-run cells recorded as failed")
     ap.add_argument("--commit", action="store_true", help="git-commit the result files after every cell")
     ap.add_argument("--report-only", action="store_true", help="rewrite peers.md / peers.png from peers.json")
+    ap.add_argument("--notes", type=Path, default=None,
+                    help="a markdown file whose text becomes the report's Notes section (stored in peers.json)")
     args = ap.parse_args(argv)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -328,7 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     results_path = stem if stem.name.endswith(".json") else stem.with_name(stem.name + ".json")
     store = json.loads(results_path.read_text()) if results_path.is_file() else {}
     cells: dict[str, dict] = store.get("cells", {})
+    if args.notes is not None:
+        store["notes"] = args.notes.read_text(encoding="utf-8").strip()
     if args.report_only:
+        common.write_json(results_path, store)
         report.write_all(results_path, store, python_of("plot"))
         return 0
 

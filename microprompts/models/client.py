@@ -180,6 +180,11 @@ class ModelCaller:
         probe = self._format_probe(model, identity, schema)
         if probe is not None:
             probe.acquire()
+            with self._lock:
+                settled = identity in self._format_known or identity in self._json_object_only
+            if settled:  # another request settled the format while this one waited: go out in parallel
+                probe.release()
+                probe = None
         try:
             kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
             try:
@@ -235,13 +240,17 @@ class ModelCaller:
     ) -> bool:
         """llama.cpp's server rejects `json_schema` but takes `json_object` with a schema: remember and retry.
 
-        A strict server says 400/422; `llama_cpp.server` says 500 with a validation error naming `json_schema`.
+        A strict server says 400/422, `llama_cpp.server` says 500; either way the message names `json_schema` or
+        `response_format` (any other rejection is not about the output format and is not downgraded).
         """
         if schema is None or not is_openai(model) or identity in self._json_object_only:
             return False
         status = getattr(exc, "status_code", None)
-        if status not in (400, 422) and not (isinstance(status, int) and status >= 500 and "json_schema" in str(exc)):
+        text = str(exc)
+        if not isinstance(status, int) or not (status in (400, 422) or status >= 500):
             return False
+        if "json_schema" not in text and "response_format" not in text:
+            return False  # another rejection (a context-length 400, say) is not about the output format
         with self._lock:
             self._json_object_only.add(identity)
         return True

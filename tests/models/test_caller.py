@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,10 +20,15 @@ MESSAGES = [SystemMessage(content="Say a label."), HumanMessage(content="text: x
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
 
 
-def http_error(cls: type[openai.APIStatusError], status: int, headers: dict | None = None) -> openai.APIStatusError:
+def http_error(
+    cls: type[openai.APIStatusError], status: int, headers: dict | None = None, message: str = ""
+) -> openai.APIStatusError:
     request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
     response = httpx.Response(status, headers=headers or {}, request=request)
-    return cls(f"HTTP {status}", response=response, body=None)
+    return cls(f"HTTP {status}{message}", response=response, body=None)
+
+
+FORMAT_REJECTED = ": response_format json_schema is not supported"
 
 
 @pytest.fixture
@@ -214,7 +221,8 @@ def test_other_models_get_no_response_format():
 
 
 def test_a_400_on_json_schema_downgrades_to_json_object_and_is_remembered(sleeps):
-    model = ChatOpenAI(replies=[http_error(openai.BadRequestError, 400), '{"label": "a"}', '{"label": "b"}'])
+    model = ChatOpenAI(replies=[http_error(openai.BadRequestError, 400, message=FORMAT_REJECTED), '{"label": "a"}',
+                                '{"label": "b"}'])
     caller = ModelCaller()
     assert caller.complete(model, MESSAGES, schema=SCHEMA).text == '{"label": "a"}'
     assert [c.response_format["type"] for c in model.calls] == ["json_schema", "json_object"]
@@ -232,12 +240,23 @@ def test_a_400_without_a_schema_is_not_downgraded_and_fails_fast():
 
 
 def test_a_400_after_the_downgrade_fails_with_model_call_error():
-    bad = http_error(openai.BadRequestError, 400)
+    bad = http_error(openai.BadRequestError, 400, message=FORMAT_REJECTED)
     model = ChatOpenAI(replies=[bad, bad, "never"])
     with pytest.raises(ModelCallError, match="BadRequestError"):
         ModelCaller().complete(model, MESSAGES, schema=SCHEMA)
     assert model.call_count == 2
 
+
+
+def test_a_400_about_something_else_is_not_a_format_downgrade():
+    """A context-length 400 on the first request must not switch the server to json_object for good."""
+    model = ChatOpenAI(replies=[http_error(openai.BadRequestError, 400, message=": maximum context length exceeded"),
+                                '{"label": "a"}'])
+    caller = ModelCaller()
+    with pytest.raises(ModelCallError, match="context length"):
+        caller.complete(model, MESSAGES, schema=SCHEMA)
+    caller.complete(model, MESSAGES[1:], schema=SCHEMA)
+    assert [c.response_format["type"] for c in model.calls] == ["json_schema", "json_schema"]
 
 
 def test_a_500_naming_json_schema_downgrades_like_llama_cpp_server(sleeps):
@@ -265,14 +284,28 @@ def test_concurrent_requests_to_a_server_that_rejects_json_schema_cost_one_rejec
     assert kinds.count("json_schema") == 1 and kinds.count("json_object") == 8
 
 
-def test_a_server_that_takes_json_schema_is_probed_once_then_runs_concurrently(fake_openai):
-    server = fake_openai(lambda request: '{"label": "a"}')
-    model = resolve_model(f"openai:fake-model@{server.base_url}")
+def test_requests_waiting_on_the_probe_go_out_in_parallel_once_it_settles():
+    """8 structured requests at once to a slow server that takes json_schema: the first goes alone, the 7 that
+    waited behind it then run concurrently (not one at a time)."""
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def slow(messages):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return '{"label": "a"}'
+
+    model = ChatOpenAI(replies=slow)
     caller = ModelCaller(base_delay=0.0)
-    caller.complete(model, MESSAGES, schema=SCHEMA)
-    assert caller._format_probe(model, "unused", None) is None
-    assert caller._format_probe(model, model_identity(model), SCHEMA) is None  # settled: no more serializing
-    assert [(rf or {}).get("type") for rf in server.response_formats] == ["json_schema"]
+    messages = [[HumanMessage(content=f"row {i}")] for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda m: caller.complete(model, m, schema=SCHEMA), messages))
+    assert peak[0] >= 4
+    assert all(c.response_format["type"] == "json_schema" for c in model.calls) and model.call_count == 8
+    assert caller._format_probe(model, model_identity(model), SCHEMA) is None  # settled: no more probing
 
 
 def test_an_ordinary_500_is_retried_not_downgraded(sleeps):

@@ -68,7 +68,7 @@ def evaluate(
     flow: Annotated[str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name.")],
     data: Annotated[str, typer.Option("--data", help="Dataset file: JSON, JSONL or CSV.")],
     metric: Annotated[str, typer.Option("--metric", help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
-                                        "or path.py:fn / module:fn.")],
+                                        "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.")],
     model: ModelOpt = None,
     map: MapOpt = None,
     split: Annotated[str | None, typer.Option(help="For split files (SAMMO): train, dev or test.")] = None,

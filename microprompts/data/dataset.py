@@ -51,7 +51,9 @@ class Row(BaseModel):
     @classmethod
     def of(cls, value: Row | Mapping[str, Any]) -> Row:
         """A Row as it is, or a raw dict (``{"inputs", "output"}`` or the seed talk's form) normalized."""
-        return value if isinstance(value, Row) else _normalize(value, {}, "example", "example")
+        if isinstance(value, Row):
+            return value
+        return _normalize(dict(value) if isinstance(value, Mapping) else value, {}, "example", "example")
 
 
 class DatasetError(ValueError):

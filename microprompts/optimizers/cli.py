@@ -56,7 +56,7 @@ def optimize_command(
                                              "SearchSpace).")],
     train: Annotated[str, typer.Option("--train", help="Training rows (JSON, JSONL, CSV) or a SAMMO split file.")],
     metric: Annotated[str, typer.Option("--metric", help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
-                                        "or path.py:fn / module:fn.")],
+                                        "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.")],
     dev: Annotated[str | None, typer.Option("--dev", help="Dev rows, for selection (default: the split file's).")]
     = None,
     test: Annotated[str | None, typer.Option("--test", help="Held-out rows for the final figures.")] = None,

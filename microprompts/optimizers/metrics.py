@@ -252,9 +252,12 @@ def _import_metric(spec: str, target: str, attr: str) -> Callable[..., Any]:
 
 
 def _judge_from_spec(spec: str, rest: str) -> Callable[..., Any]:
-    """``llm_judge:RUBRIC_FILE[:MODEL_SPEC]``: the rubric is read from a text file; the model spec (which may
-    itself hold colons, as in ``openai:NAME@URL``) is everything after the file, ``local`` when absent."""
-    path, _, model = rest.partition(":")
+    """``llm_judge:RUBRIC_FILE[:MODEL_SPEC]``: the rubric is read from a text file; the model spec (which may hold
+    colons itself, as in ``openai:NAME@URL``) is what follows the file, ``local`` when nothing does. The file is the
+    longest prefix that names an existing file, so a path with a colon (``C:\\rubric.txt``) works too."""
+    cuts = [i for i, ch in enumerate(rest) if ch == ":"] + [len(rest)]
+    found = [i for i in cuts if Path(rest[:i]).is_file()]
+    path, model = (rest[: found[-1]], rest[found[-1] + 1 :]) if found else rest.partition(":")[::2]
     try:
         rubric = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -155,6 +155,8 @@ def optimize(
         "cost_weight": cost_weight, "mutators": [m.name for m in ops], "frozen": list(frozen),
         "models": list(models), "model": _model_label(model), "optimizer_model": _model_label(optimizer_model),
     }
+    if callable(getattr(metric, "fingerprint", None)):  # a metric that calls a model (llm_judge): its rubric too
+        fingerprint["metric"] = json.loads(json.dumps(metric.fingerprint(), sort_keys=True, default=str))
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
         _check_run(run_path, fingerprint, resume)

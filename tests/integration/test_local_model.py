@@ -63,12 +63,12 @@ def test_llm_judge_on_the_embedded_model_gives_grammar_valid_verdicts_and_caches
     rows = [Row(inputs={"question": "What is the capital of France?"}, output={"answer": "Paris"}, id=str(i))
             for i in range(2)]
     predictions = [{"answer": "Paris"}, {"answer": "Berlin"}]
-    metric = llm_judge("The answer names the right city.", "local", caller=ModelCaller(cache=cache), max_tokens=96)
+    metric = llm_judge("The answer names the right city.", "local", caller=ModelCaller(cache=cache))
     scores = [metric(row, p) for row, p in zip(rows, predictions, strict=True)]
     for score in scores:
         assert score.value in {0.0, 0.25, 0.5, 0.75, 1.0}, score  # the grammar kept the grade in 1..5
         assert score.feedback.startswith("judge ") and not score.feedback.startswith("judge failed"), score
     assert metric.meter.snapshot().calls >= 2
-    again = llm_judge("The answer names the right city.", "local", caller=ModelCaller(cache=cache), max_tokens=96)
+    again = llm_judge("The answer names the right city.", "local", caller=ModelCaller(cache=cache))
     assert [again(row, p) for row, p in zip(rows, predictions, strict=True)] == scores
     assert again.meter.snapshot().calls == 0

@@ -298,6 +298,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--note", action="append", default=[], help="a note stored with the results (repeatable)")
     parser.add_argument("--replace", action="store_true", help="discard an existing results file of another config")
     parser.add_argument("--progress", action="store_true", help="show the optimizer's progress bar")
+    parser.add_argument("--merge", type=Path, action="append", default=[], metavar="FILE",
+                        help="add the cells of another results file of the same configuration (a process that ran "
+                             "some cells beside this one with --out), rewrite the results and exit")
     parser.add_argument("--redo", action="append", default=[], metavar="TASK/SEARCH",
                         help="run this cell again from scratch (its run directory is set aside; repeatable)")
     parser.add_argument("--no-share-cache", dest="share_cache", action="store_false",
@@ -337,6 +340,18 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("tasks", "searches"):  # the planned matrix grows to what was asked now and before
             config[key] = list(dict.fromkeys(old["config"][key] + config[key]))
         config["tasks"] = [t for t in TASKS if t in config["tasks"]]
+    if args.merge:
+        for other_path in args.merge:
+            other = json.loads(other_path.read_text(encoding="utf-8"))
+            mismatch = {k for k in config if k not in ("tasks", "searches") and other["config"].get(k) != config[k]}
+            if mismatch:
+                print(f"{other_path}: another configuration ({', '.join(sorted(mismatch))})", file=sys.stderr)
+                return 2
+            store["cells"].update(other["cells"])
+            store["notes"] = list(dict.fromkeys(store["notes"] + other.get("notes", [])))
+        write(store, args.out)
+        print(table(store))
+        return 0
     tag = f"{'quick-' if args.quick else ''}b{args.budget_calls}-d{args.dev}-t{args.test}-s{args.seed}-" \
           f"{args.model}-{'optmodel' if args.optimizer_model else 'nomodel'}"
     for task in args.tasks:

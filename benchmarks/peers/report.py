@@ -36,8 +36,8 @@ def _tokens(cell: dict, roles=("task", "optimizer")) -> int:
 
 
 def _score(cell: dict) -> str:
-    if cell.get("status") == "n/a":
-        return "n/a"
+    if cell.get("status") in ("n/a", "unfinished"):
+        return cell["status"]
     if cell.get("status") != "ok" or cell.get("test_score") is None:
         return "failed"
     text = f"{cell['test_score']:.3f}"

@@ -21,10 +21,11 @@ def main(src: str, dst: str) -> None:
              if any(c["task"] == t for c in cells)]
     if not tasks:
         return
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(8.0, 4.2 * len(tasks)), 4.6), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=False):
         for c in (c for c in cells if c["task"] == task):
-            x = int((c.get("calls") or {}).get("task", 0))
+            # answered calls, as in peers.md (a rejected request is counted apart there)
+            x = int((c.get("calls") or {}).get("task", 0)) - int((c.get("call_errors") or {}).get("task", 0))
             ax.scatter(x, c["test_score"], marker=MARKERS.get(c["system"], "o"), s=90 if "micro" in c["system"] else 60,
                        label=c["system"])
         ax.set_title(task)
@@ -36,11 +37,11 @@ def main(src: str, dst: str) -> None:
     for ax in axes[0]:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=False):
             handles.setdefault(label, h)
-    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(8, len(handles)),
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(4, len(handles)),
                fontsize=8, frameon=False)
     budget = store.get("settings", {}).get("budget_calls")
     fig.suptitle(f"Test score vs task-model calls (budget {budget}; qwen2.5-coder-0.5b on 2 CPU cores)")
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.14, 1, 0.95))
     fig.savefig(dst, dpi=110)
 
 

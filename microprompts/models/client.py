@@ -180,9 +180,7 @@ class ModelCaller:
         probe = self._format_probe(model, identity, schema)
         if probe is not None:
             probe.acquire()
-            with self._lock:
-                settled = identity in self._format_known or identity in self._json_object_only
-            if settled:  # another request settled the format while this one waited: go out in parallel
+            if self._format_settled(identity):  # another request settled it while this one waited: go in parallel
                 probe.release()
                 probe = None
         try:
@@ -207,12 +205,15 @@ class ModelCaller:
     ) -> threading.Lock | None:
         """Until an OpenAI-compatible server has answered one structured request, such requests go out one at a
         time, so a server that rejects `json_schema` rejects one request rather than every one in flight."""
-        if schema is None or not is_openai(model):
+        if schema is None or not is_openai(model) or self._format_settled(identity):
             return None
         with self._lock:
-            if identity in self._format_known or identity in self._json_object_only:
-                return None
             return self._probes.setdefault(identity, threading.Lock())
+
+    def _format_settled(self, identity: str) -> bool:
+        """Whether a structured request to this server has been answered (json_schema works) or downgraded."""
+        with self._lock:
+            return identity in self._format_known or identity in self._json_object_only
 
     def _kwargs(
         self, model: BaseChatModel, identity: str, schema: dict[str, Any] | None, temperature: float,

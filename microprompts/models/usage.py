@@ -27,6 +27,17 @@ class Usage(BaseModel):
             failures=self.failures + other.failures,
         )
 
+    def __sub__(self, other: Usage) -> Usage:
+        """What was spent since `other` (a snapshot of the same running total)."""
+        return Usage(
+            calls=self.calls - other.calls,
+            cached_calls=self.cached_calls - other.cached_calls,
+            prompt_tokens=self.prompt_tokens - other.prompt_tokens,
+            completion_tokens=self.completion_tokens - other.completion_tokens,
+            seconds=self.seconds - other.seconds,
+            failures=self.failures - other.failures,
+        )
+
     @property
     def tokens(self) -> int:
         """Prompt plus completion tokens of paid calls."""

@@ -226,9 +226,8 @@ def _finish(
     }
     metric_now = _metric_usage(engine.metric)
     if metric_before is not None and metric_now is not None:  # a judge's calls: the metric's cost, not the budget's
-        usage.update(metric_calls=metric_now.calls - metric_before.calls,
-                     metric_cached_calls=metric_now.cached_calls - metric_before.cached_calls,
-                     metric_tokens=metric_now.tokens - metric_before.tokens)
+        spent = metric_now - metric_before
+        usage.update(metric_calls=spent.calls, metric_cached_calls=spent.cached_calls, metric_tokens=spent.tokens)
     result = OptimizeResult(
         best=best.flow, best_candidate=best.candidate, baseline=baseline.candidate,
         baseline_score=baseline.dev or 0.0, best_score=best.dev or 0.0, test_baseline=test_baseline,

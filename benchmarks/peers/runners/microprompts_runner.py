@@ -86,10 +86,7 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         result["config"] = {"flow": "the seed flow, unoptimized", "nodes": list(flow.nodes)}
         best = flow
     else:
-        from microprompts.optimizers import (
-            Budget,
-            optimize,  # noqa: F401 - absent until the optimizer lands
-        )
+        from microprompts.optimizers import Budget, optimize
 
         search = system.split("-", 1)[1]
         kwargs = dict(train=rows_of(cell["train"]), dev=rows_of(cell["dev"]), metric=metric, search=search,

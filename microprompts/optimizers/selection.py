@@ -71,6 +71,10 @@ class OperatorBandit:
 
         return max(order, key=ucb)
 
+    def estimate(self, name: str) -> float:
+        """The operator's mean reward so far, its prior counted as one pull (no exploration bonus)."""
+        return (self.wins.get(name, 0.0) + self.prior(name)) / (self.pulls.get(name, 0) + 1)
+
     def record(self, name: str, reward: float) -> None:
         """Add one outcome for `name`."""
         self.pulls[name] = self.pulls.get(name, 0) + 1

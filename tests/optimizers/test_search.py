@@ -167,3 +167,18 @@ def test_bandit_tries_high_prior_operators_first_and_evidence_overrides_priors()
         bandit.record(name, 1.0 if name == "weak" else 0.0)
     assert picks.count("weak") > 20
     assert bandit.stats()["strong"]["prior"] == 0.9
+
+
+def test_minibatch_ties_go_to_the_operator_with_the_better_record() -> None:
+    """Every prompt scores 1.0 here, so both children tie their parent on the minibatch: the one promoted to full
+    dev is the higher-prior operator's (examples), not the cheaper child's (a data format)."""
+    task = h.SimTask("always", answer=h.answer, labels=h.LABELS, base=1.0)
+    result = optimize(h.topic_flow(), train=h.rows(0, 10), dev=h.rows(100, 10), metric=METRIC,
+                      model=h.SimulatedChatModel(task=task), mutators=[h.DataFormat(), h.ChooseExamples()],
+                      search=BeamSearch(beam_width=1, depth=1, mutations_per_candidate=2), minibatch=5,
+                      progress=False)
+    children = [e for e in result.history if e["event"] == "candidate" and e["status"] != "baseline"]
+    assert sorted(e["operator"] for e in children) == ["choose_examples", "data_format"]
+    assert all(e["minibatch"] == 1.0 for e in children)
+    promoted = [e["operator"] for e in children if e["status"] == "promoted"]
+    assert promoted == ["choose_examples"]

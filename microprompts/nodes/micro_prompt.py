@@ -12,11 +12,11 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from microprompts.models import UsageMeter
-from microprompts.nodes.parse import OutputParseError, parse_reply
+from microprompts.nodes.parse import OutputParseError, parse_lines, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
-from microprompts.nodes.sections import DEFAULT_TITLES, DataFormat, Example, Section
+from microprompts.nodes.sections import DEFAULT_TITLES, DataFormat, Example, ReplyFormat, Section
 
 
 class NodeInputError(ValueError):
@@ -24,7 +24,7 @@ class NodeInputError(ValueError):
 
 
 class Params(BaseModel):
-    """A node's tunable parameters: model, sampling, example count, data format, reasoning, votes."""
+    """A node's tunable parameters: model, sampling, example count, data and reply formats, reasoning, votes."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt parameter is an error, not a no-op
 
@@ -33,6 +33,7 @@ class Params(BaseModel):
     max_tokens: int = Field(256, ge=1, le=8192)
     n_examples: int | None = Field(None, ge=0)
     data_format: DataFormat = "markdown"
+    reply_format: ReplyFormat = "json"
     reasoning: bool = False
     samples: int = Field(1, ge=1, le=15)
     choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
@@ -103,6 +104,10 @@ class MicroPrompt(BaseModel):
         """The schema the model must satisfy (with the reasoning field when that is on)."""
         return with_reasoning(self.output) if self.params.reasoning else self.output
 
+    def request_schema(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """The schema a call sends for this row: None for `lines` replies, which are free text."""
+        return self.output_schema(inputs) if self.params.reply_format == "json" else None
+
     def output_schema(self, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """The JSON schema sent to constrained backends; with `inputs`, `choices` become per-row enums."""
         schema = json_schema(self.output_model())
@@ -172,7 +177,7 @@ class MicroPrompt(BaseModel):
         trace: NodeTrace,
     ) -> dict[str, Any]:
         inputs = trace.inputs
-        schema = self.output_schema(inputs)
+        schema = self.request_schema(inputs)
         target = self.output_model()
         p = self.params
         call = dict(schema=schema, temperature=p.temperature, max_tokens=p.max_tokens, sample=sample,
@@ -182,9 +187,10 @@ class MicroPrompt(BaseModel):
         try:
             data = self._validated(reply.text, target, inputs)
         except ValueError as first:
+            wanted = "JSON object" if p.reply_format == "json" else "`field: value` lines"
             repair = messages + [
                 AIMessage(content=reply.text),
-                HumanMessage(content=f"That reply is invalid ({first}). Reply with only the corrected JSON object."),
+                HumanMessage(content=f"That reply is invalid ({first}). Reply with only the corrected {wanted}."),
             ]
             fixed = runtime.caller.complete(model, repair, **call)
             trace.replies.append(fixed.text)
@@ -198,7 +204,8 @@ class MicroPrompt(BaseModel):
 
     def _validated(self, text: str, target: type[BaseModel], inputs: dict[str, Any]) -> dict[str, Any]:
         """The reply as validated JSON data, its choices checked; raises ValueError with a short reason."""
-        data = parse_reply(text, target).model_dump(mode="json")
+        parse = parse_reply if self.params.reply_format == "json" else parse_lines
+        data = parse(text, target).model_dump(mode="json")
         check_choices(data, self.params.choices, inputs)
         return data
 

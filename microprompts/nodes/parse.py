@@ -1,4 +1,5 @@
-"""Parsing a model's reply into the node's typed output, with a clear error carrying the raw reply."""
+"""Parsing a model's reply (a JSON object, or `field: value` lines) into the node's typed output, with a clear
+error carrying the raw reply."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+from microprompts.nodes.schema import json_schema
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
@@ -42,9 +45,83 @@ def parse_reply(text: str, model: type[BaseModel]) -> BaseModel:
     data = extract_json(text)
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    return _validate(model, data)
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    """`model` from parsed data; raises ValueError naming the first field that is wrong."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
         raise ValueError(f"{where}: {first.get('msg')}") from exc
+
+
+_DECOR = " \t\r\n*`\"'_"
+
+
+def _label_pattern(names: list[str]) -> re.Pattern[str]:
+    """A line that starts a field: `name: value`, `**Name:** value`, or a label alone (`[[ ## name ## ]]`)."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"^[^\w\n]*(?P<name>{alternatives})(?:[^\w\n:=]*[:=]|[^\w\n]*$)[ \t]*(?P<rest>.*)$",
+                      re.IGNORECASE | re.MULTILINE)
+
+
+def _segments(text: str, names: list[str]) -> dict[str, str]:
+    """Each field's text: from its label to the next label (the last one wins when a field repeats)."""
+    matches = list(_label_pattern(names).finditer(text))
+    by_lower = {n.lower(): n for n in names}
+    out: dict[str, str] = {}
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        out[by_lower[m.group("name").lower()]] = text[m.start("rest"):end]
+    return out
+
+
+def _coerce(raw: str, prop: dict[str, Any]) -> Any:
+    """One field's text as the JSON value its schema asks for, leniently (case, decoration, surrounding words)."""
+    text = raw.strip(_DECOR)
+    branches = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+    if "anyOf" in prop and text.lower() in {"", "null", "none"}:
+        return None
+    prop = branches[0] if branches else prop
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    kind = prop.get("type")
+    if "enum" in prop or kind in ("integer", "number", "boolean"):
+        text = text.splitlines()[0].strip(_DECOR + ".") if text else text
+    if "enum" in prop:
+        values = {str(v).lower(): v for v in prop["enum"]}
+        if text.lower() in values:
+            return values[text.lower()]
+        found = [(m.start(), values[m.group(0).lower()]) for v in values
+                 if (m := re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text, re.IGNORECASE))]
+        return min(found, key=lambda f: f[0])[1] if found else text
+    if kind in ("integer", "number"):
+        number = re.search(r"-?\d+(?:\.\d+)?", text.replace(",", ""))
+        return number.group(0) if number else text
+    if kind == "array":
+        items = [i.strip(_DECOR + "-•") for i in re.split(r"[,;\n]", text)]
+        return [i for i in items if i]
+    return text
+
+
+def parse_lines(text: str, model: type[BaseModel]) -> BaseModel:
+    """Validate a `field: value` lines reply against `model`; a JSON object, or bare text when the model has one
+    field, is taken too. Raises ValueError with a short reason."""
+    try:
+        return parse_reply(text, model)  # the model wrote JSON after all
+    except ValueError:
+        pass
+    props: dict[str, Any] = json_schema(model).get("properties", {})
+    names = list(props)
+    segments = _segments(text, names)
+    if not segments:
+        if len(names) != 1:
+            raise ValueError(f"no `{names[0] if names else 'field'}: value` line found")
+        segments = {names[0]: text}
+    return _validate(model, {name: _coerce(value, props[name]) for name, value in segments.items()})

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
-from microprompts.nodes.schema import REASONING, describe_fields
-from microprompts.nodes.sections import DataFormat, Section
+from microprompts.nodes.schema import REASONING, describe_fields, describe_lines
+from microprompts.nodes.sections import DataFormat, ReplyFormat, Section
 
 if TYPE_CHECKING:
     from microprompts.nodes.micro_prompt import MicroPrompt
@@ -29,21 +29,32 @@ def render_data(data: dict[str, Any], fmt: DataFormat) -> str:
     return "\n".join(f"{k}: {render_value(v)}" for k, v in data.items())
 
 
+def render_reply(output: dict[str, Any], fmt: ReplyFormat) -> str:
+    """An output as the model should write it: a JSON object, or `field: value` lines (on a new line)."""
+    if fmt == "lines":
+        return "\n" + "\n".join(f"{k}: {render_value(v)}" for k, v in output.items())
+    return json.dumps(output, ensure_ascii=False)
+
+
 def _section_body(mp: MicroPrompt, section: Section) -> str:
     parts = [section.text] if section.text else []
     if section.kind == "inputs":
         parts += [f"- {k}: {d}" if d else f"- {k}" for k, d in mp.inputs.items()]
     elif section.kind == "output_format":
         schema = mp.output_schema()
-        parts.append("Reply with one JSON object with these fields:")
-        parts += describe_fields(schema)
+        if mp.params.reply_format == "lines":
+            parts.append("Reply with one line per field, in this order, and nothing else:")
+            parts += describe_lines(schema)
+        else:
+            parts.append("Reply with one JSON object with these fields:")
+            parts += describe_fields(schema)
         for field, key in mp.params.choices.items():
             parts.append(f"Each value of {field} must be copied exactly from {key}.")
         if mp.params.reasoning:
             parts.append(f"Write `{REASONING}` first, then the answer fields.")
     elif section.kind == "examples":
         for i, example in enumerate(mp.shown_examples(), 1):
-            output = json.dumps(example.output, ensure_ascii=False)
+            output = render_reply(example.output, mp.params.reply_format)
             parts.append(f"Example {i}\nInput:\n{render_data(example.inputs, mp.params.data_format)}\nOutput: {output}")
     return "\n".join(parts)
 

@@ -108,6 +108,15 @@ def describe_fields(schema: dict[str, Any]) -> list[str]:
     return lines
 
 
+def describe_lines(schema: dict[str, Any]) -> list[str]:
+    """The `lines` reply format: one `name: <type>` line per output field, its description after it."""
+    lines = []
+    for key, prop in schema.get("properties", {}).items():
+        words = _type_words(prop).replace('"', "")
+        lines.append(f"{key}: <{words}>" + (f"  ({prop['description']})" if prop.get("description") else ""))
+    return lines
+
+
 def _type_words(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return "one of " + ", ".join(json.dumps(v) for v in prop["enum"])

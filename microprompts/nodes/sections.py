@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict
 
 SectionKind = Literal["task", "inputs", "output_format", "examples", "guidelines", "text"]
 DataFormat = Literal["markdown", "xml", "json"]
+# How the model answers: one JSON object (grammar-constrained where the backend can), or one `field: value` line
+# per field in free text, parsed leniently (small models often answer better in plain text than inside JSON).
+ReplyFormat = Literal["json", "lines"]
 
 
 class Section(BaseModel):

@@ -132,9 +132,10 @@ class Engine:
     def screen(self, pending: Sequence[Pending], parent: Record, top_k: int = 1) -> list[Record]:
         """Score children on one minibatch; promote to full dev those that beat the incumbent there (by more than
         -`margin`), and the `top_k` best of the rest that are no worse than their parent there. A minibatch of a few
-        rows ties often, so ties go to the operator with the better record (its bandit estimate), then to fewer
-        tokens: otherwise the cheapest child (seldom the one carrying examples) always wins them. Rewards the
-        operators (a win is beating the parent); journals every child."""
+        rows ties often, so ties go to the operator with the better record (its bandit estimate), then to the
+        shorter prompt: otherwise the cheapest child (seldom the one carrying examples) always wins them. The prompt's
+        size, not the tokens spent, so that a repaired bad reply does not change the path. Rewards the operators (a
+        win is beating the parent); journals every child."""
         if not pending:
             return []
         rows = self.minibatch_rows()
@@ -153,7 +154,7 @@ class Engine:
             level = [r for r in records
                      if r not in promote and (r.minibatch_objective or 0.0) >= parent_mb - self.margin]
             level.sort(key=lambda r: (-(r.minibatch_objective or 0.0), -self.bandit.estimate(r.operator or ""),
-                                      self.evaluator.tokens_per_row(r.id, rows)))
+                                      self.evaluator.prompt_tokens_per_row(r.id, rows)))
             promote += level[:top_k]
             for record in records:
                 if record in promote:

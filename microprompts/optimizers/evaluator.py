@@ -121,6 +121,14 @@ class Evaluator:
         """Mean score of already-run rows."""
         return self.result(candidate_id, rows).score if rows else 0.0
 
+    def prompt_tokens_per_row(self, candidate_id: str, rows: KeyedRows) -> float:
+        """Mean size of the prompts a row renders (one per micro-prompt run), whatever the model replied: a cost
+        that a retried fault or a repair turn does not change."""
+        if not rows:
+            return 0.0
+        return sum(t.rendered_tokens for key, _ in rows for t in self._memo[(candidate_id, key)].traces
+                   if t.kind == "micro_prompt") / len(rows)
+
     def tokens_per_row(self, candidate_id: str, rows: KeyedRows) -> float:
         """Mean tokens a row takes (cache-independent estimate) over already-run rows."""
         if not rows:

@@ -22,11 +22,11 @@ class Objective:
 
 
 # Prior mean reward per operator, worth one pull: where to look first under a small budget. Measured here on
-# SmolLM2 and Qwen 0.5B (DESIGN.md): constrained outputs, the right examples and the data format move small
-# models most; phrase edits and k-sample votes (k times the calls) least. Evidence overrides a prior after a
+# SmolLM2 and Qwen 0.5B (DESIGN.md): constrained outputs, the reply format, the right examples and the data format
+# move small models most; phrase edits and k-sample votes (k times the calls) least. Evidence overrides a prior after a
 # few pulls, so operator choice is still learned per task and model.
 DEFAULT_PRIORS: dict[str, float] = {
-    "choices": 0.7, "choose_examples": 0.55, "example_count": 0.5, "bootstrap_examples": 0.5,
+    "choices": 0.7, "reply_format": 0.6, "choose_examples": 0.55, "example_count": 0.5, "bootstrap_examples": 0.5,
     "textual_gradient": 0.4, "induce": 0.35, "data_format": 0.35, "toggle_reasoning": 0.3, "opro": 0.3,
     "model": 0.3, "paraphrase": 0.25, "add_guideline": 0.2, "phrase_bank": 0.2, "remove_node": 0.2,
     "compress": 0.15, "insert_check": 0.15, "split_node": 0.15, "temperature": 0.1, "max_tokens": 0.1,

@@ -74,13 +74,14 @@ class SearchSpace:
 
     @classmethod
     def default(cls, flow: Flow) -> SearchSpace:
-        """A built-in space for flows that declare none: per micro-prompt, data format x reasoning field
-        (x showing no or all examples, when it has some)."""
+        """A built-in space for flows that declare none: per micro-prompt, data format x reply format x reasoning
+        field (x showing no or all examples, when it has some)."""
         choices: dict[str, OneOf] = {}
         for node in flow.nodes.values():
             if not isinstance(node, MicroPrompt):
                 continue
             choices[f"{node.name}.params.data_format"] = one_of("markdown", "xml", "json")
+            choices[f"{node.name}.params.reply_format"] = one_of("json", "lines")
             choices[f"{node.name}.output.reasoning"] = one_of(False, True)
             if node.examples:
                 choices[f"{node.name}.params.n_examples"] = one_of(0, None)

@@ -10,8 +10,9 @@ does change, which is why this test holds only under the conditions it sets up:
 
 - the repair is a new request, charged to the budget: a faulty run whose budget binds stops earlier than the
   fault-free one (so the budget here does not bind, and both runs must end by the search's own depth);
-- the bad reply and the repair count in the row's tokens, and ties in score go to fewer tokens per row, so the
-  faulty run may promote another of equally scored children (the search's path may differ; its best has not here);
+- the bad reply and the repair count in the row's tokens, and ties in full-dev score go to fewer tokens per row, so
+  the faulty run may keep another of equally scored candidates in its beam (the search's path may differ; its best
+  has not here). Screening ties are broken by prompt size, which a fault does not change;
 - the repair itself may draw garbage (1 in 20 here), and then the row fails (one repair, by design) and scores 0
   in the faulty run only. That changes the best only if it lands on rows that decide it; with this schedule's seed it
   does not, and the test checks that every failed row is such a double garbage, nothing else.

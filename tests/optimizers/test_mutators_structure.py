@@ -18,7 +18,7 @@ from microprompts.optimizers.mutators import MutationContext, default_mutators, 
 from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount
 from microprompts.optimizers.mutators.params import ModelChoice, Samples, Temperature
 from microprompts.optimizers.mutators.phrases import DeleteSentence, SwapSentences, join_units, split_units
-from microprompts.optimizers.mutators.structure import AddGuideline, DropSection, ReorderSections
+from microprompts.optimizers.mutators.structure import AddGuideline, DropSection, ReorderSections, ReplyFormat
 from tests.optimizers import engine_helpers as h
 
 METRIC = exact_match("label")
@@ -171,3 +171,15 @@ def test_default_mutators_have_unique_names_and_respect_the_optimizer_flag() -> 
     assert len({m.name for m in without}) == len(without)
     assert {m.name for m in no_model_mutators()} <= {m.name for m in without}
     assert len(with_model) >= len(without)
+
+
+def test_reply_format_switches_json_and_lines_and_the_child_still_answers() -> None:
+    flow = h.topic_flow()
+    [(child, mutation)] = ReplyFormat().propose(Candidate(flow), _ctx(), n=3)
+    assert (mutation.address, mutation.before, mutation.after) == ("classify.params.reply_format", "json", "lines")
+    assert touched(flow, child) == {"classify.params.reply_format"}
+    assert "label: <one of sports, business, world, tech>" in child.nodes["classify"].render(
+        {"headline": "headline number 1"})[0].content
+    back = ReplyFormat().propose(Candidate(child), _ctx(), n=3)
+    assert [m.after for _, m in back] == ["json"]
+    assert _evaluation(child).errors == 0

@@ -1,4 +1,5 @@
-"""Section-structure mutators that need no model: drop, reorder and add sections, reasoning field, data format."""
+"""Section-structure mutators that need no model: drop, reorder and add sections, reasoning field, data and reply
+formats."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from microprompts.optimizers.edit import insert_section
 from microprompts.optimizers.mutators._moves import Move, MoveMutator, prompts, swap_node
 from microprompts.optimizers.mutators.base import MutationContext
 
-__all__ = ["GUIDELINE_PHRASES", "AddGuideline", "DataFormat", "DropSection", "ReorderSections", "ToggleReasoning",
-           "structure_mutators"]
+__all__ = ["GUIDELINE_PHRASES", "AddGuideline", "DataFormat", "DropSection", "ReorderSections", "ReplyFormat",
+           "ToggleReasoning", "structure_mutators"]
 
 CORE_KINDS = ("task", "inputs", "output_format")
 DATA_FORMATS = ("markdown", "xml", "json")
+REPLY_FORMATS = ("json", "lines")
 
 GUIDELINE_PHRASES = (
     "Read every input carefully before answering.",
@@ -166,9 +168,25 @@ class DataFormat(MoveMutator):
                 for mp in prompts(candidate.flow) for fmt in DATA_FORMATS if fmt != mp.params.data_format]
 
 
+class ReplyFormat(MoveMutator):
+    """Switch how a node answers: a (grammar-constrained) JSON object, or free-text `field: value` lines, which
+    small models often answer better in (measured on implicatures with Qwen 0.5B: dev 0.57 -> 0.77)."""
+
+    name = "reply_format"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return [f"{mp.name}.params.reply_format" for mp in prompts(flow)]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        return [Move(f"{mp.name}.params.reply_format", mp.params.reply_format, fmt,
+                     swap_node(candidate.flow, mp.with_params(reply_format=fmt)))
+                for mp in prompts(candidate.flow) for fmt in REPLY_FORMATS if fmt != mp.params.reply_format]
+
+
 def structure_mutators() -> list[MoveMutator]:
     """Every section-structure mutator of this module and of the examples module."""
     from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount
 
-    return [DropSection(), ReorderSections(), AddGuideline(), ToggleReasoning(), DataFormat(), ExampleCount(),
-            ChooseExamples(), BootstrapExamples()]
+    return [DropSection(), ReorderSections(), AddGuideline(), ToggleReasoning(), DataFormat(), ReplyFormat(),
+            ExampleCount(), ChooseExamples(), BootstrapExamples()]

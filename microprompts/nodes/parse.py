@@ -58,7 +58,7 @@ def _validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
         raise ValueError(f"{where}: {first.get('msg')}") from exc
 
 
-_DECOR = " \t\r\n*`\"'_"
+_DECOR = " \t\r\n*`\"'"
 
 
 def _label_pattern(names: list[str]) -> re.Pattern[str]:

@@ -109,11 +109,15 @@ def describe_fields(schema: dict[str, Any]) -> list[str]:
 
 
 def describe_lines(schema: dict[str, Any]) -> list[str]:
-    """The `lines` reply format: one `name: <type>` line per output field, its description after it."""
+    """The `lines` reply format: one `name: <your name>` line per output field, its description after it.
+
+    Allowed values are left out on purpose: listing them ("<one of yes, no>", or "<yes or no>") made Qwen 0.5B
+    answer "no" on 29 of 30 implicatures dev rows (0.50; with the bare placeholder 0.77). The lenient parser maps
+    a reply onto the allowed values, and a repair turn names them when a reply has none."""
     lines = []
     for key, prop in schema.get("properties", {}).items():
-        words = _type_words(prop).replace('"', "")
-        lines.append(f"{key}: <{words}>" + (f"  ({prop['description']})" if prop.get("description") else ""))
+        described = f"  ({prop['description']})" if prop.get("description") else ""
+        lines.append(f"{key}: <your {key.replace('_', ' ')}>{described}")
     return lines
 
 

@@ -178,7 +178,7 @@ def test_reply_format_switches_json_and_lines_and_the_child_still_answers() -> N
     [(child, mutation)] = ReplyFormat().propose(Candidate(flow), _ctx(), n=3)
     assert (mutation.address, mutation.before, mutation.after) == ("classify.params.reply_format", "json", "lines")
     assert touched(flow, child) == {"classify.params.reply_format"}
-    assert "label: <one of sports, business, world, tech>" in child.nodes["classify"].render(
+    assert "label: <your label>  (The headline's section.)" in child.nodes["classify"].render(
         {"headline": "headline number 1"})[0].content
     back = ReplyFormat().propose(Candidate(child), _ctx(), n=3)
     assert [m.after for _, m in back] == ["json"]

@@ -55,6 +55,33 @@ def test_local_model_runs_a_flow_with_a_json_schema_grammar_and_the_cache(local_
 
 
 
+def test_local_model_answers_in_lines_without_a_grammar_and_the_reply_parses(local_model, tmp_path, monkeypatch):
+    formats = []
+    generate = LocalChatModel._generate
+
+    def spy(self, messages, stop=None, run_manager=None, **kwargs):
+        formats.append(kwargs.get("response_format"))
+        return generate(self, messages, stop, run_manager, **kwargs)
+
+    monkeypatch.setattr(LocalChatModel, "_generate", spy)
+    flow = topic_flow()
+    node = flow.nodes["topic"].with_params(reply_format="lines")
+    flow = flow.evolve(nodes={"topic": node})
+    caller = ModelCaller(cache=CallCache(tmp_path / "calls.sqlite"))
+    result = evaluate(flow, ROWS, label_match, model="local", caller=caller)
+    assert formats and all(f is None for f in formats)  # free text: no grammar
+    # Without a grammar SmolLM2 may run on into another "Example" instead of answering: that row is a clean parse
+    # failure naming the allowed values (after one repair turn), never a crash; the other row parses.
+    assert result.errors < len(ROWS)
+    for row in result.rows:
+        assert not row.traces[0].replies[0].lstrip().startswith("{")
+        if row.error:
+            assert row.error.startswith("OutputParseError") and "'sports'" in row.error
+            assert len(row.traces[0].replies) == 2
+        else:
+            assert row.prediction["label"] in LABELS
+
+
 def test_llm_judge_on_the_embedded_model_gives_grammar_valid_verdicts_and_caches_them(local_model, tmp_path):
     from microprompts.data import Row
     from microprompts.optimizers import llm_judge

@@ -59,6 +59,7 @@ def _validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
 
 
 _DECOR = " \t\r\n*`\"'"
+_RUN_ON = re.compile(r"\n\s*Example \d+\s*\n")  # the heading of a worked example the model went on to invent
 
 
 def _label_pattern(names: list[str]) -> re.Pattern[str]:
@@ -69,13 +70,14 @@ def _label_pattern(names: list[str]) -> re.Pattern[str]:
 
 
 def _segments(text: str, names: list[str]) -> dict[str, str]:
-    """Each field's text: from its label to the next label (the last one wins when a field repeats)."""
+    """Each field's text: from its label to the next label. The first one wins when a field repeats: a small model
+    that runs on past its answer (into another "Example") writes the same labels again."""
     matches = list(_label_pattern(names).finditer(text))
     by_lower = {n.lower(): n for n in names}
     out: dict[str, str] = {}
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        out[by_lower[m.group("name").lower()]] = text[m.start("rest"):end]
+        out.setdefault(by_lower[m.group("name").lower()], text[m.start("rest"):end])
     return out
 
 
@@ -119,6 +121,7 @@ def parse_lines(text: str, model: type[BaseModel]) -> BaseModel:
         pass
     props: dict[str, Any] = json_schema(model).get("properties", {})
     names = list(props)
+    text = _RUN_ON.split(text, maxsplit=1)[0]
     segments = _segments(text, names)
     if not segments:
         if len(names) != 1:

@@ -35,7 +35,7 @@ NODE = MicroPrompt("cls", task="Does it mean yes?", inputs={"text": "The text."}
 @pytest.mark.parametrize("text", [
     "label: yes", "Label: Yes", "**label:** yes.", "label = yes", "[[ ## label ## ]]\nyes\n\n[[ ## completed ## ]]",
     "yes", "The answer is yes.", '{"label": "yes"}', "label: `yes` because she agrees",
-    "I think so.\nlabel: no\nlabel: yes",
+    "I think so.\nlabel: yes\n\nExample 2\nInput:\ntext: nope\nOutput:\nlabel: no",
 ])
 def test_a_one_field_reply_is_read_leniently(text: str) -> None:
     assert parse_lines(text, Label).model_dump() == {"label": "yes"}
@@ -90,3 +90,11 @@ def test_a_bad_lines_reply_is_repaired_in_its_own_format_then_raises() -> None:
         NODE.run({"text": "hm"}, runtime(model))
     assert "`field: value` lines" in model.calls[1].messages[-1].content
     assert info.value.raw == "label: unsure"
+
+
+def test_a_run_on_into_another_example_is_cut_off() -> None:
+    class Note(BaseModel):
+        summary: str
+
+    text = "summary: The seats are fine.\n\nExample 3\nInput:\ntext: more\nOutput:\nsummary: invented"
+    assert parse_lines(text, Note).summary == "The seats are fine."

@@ -56,6 +56,27 @@ class MoveMutator:
         return f"{type(self).__name__}()"
 
 
+class ParamChoice(MoveMutator):
+    """Set one parameter of a node to another of `values`: subclasses set `param` and `values` (the data format,
+    the reply format, max tokens...)."""
+
+    param: ClassVar[str]
+    values: tuple[Any, ...] = ()
+
+    def allowed(self, mp: MicroPrompt, value: Any) -> bool:
+        """Whether `value` may replace the node's current one (it always differs from it)."""
+        return True
+
+    def addresses(self, flow: Flow) -> list[str]:
+        return [f"{mp.name}.params.{self.param}" for mp in prompts(flow)]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        return [Move(f"{mp.name}.params.{self.param}", getattr(mp.params, self.param), value,
+                     swap_node(candidate.flow, mp.with_params(**{self.param: value})))
+                for mp in prompts(candidate.flow) for value in self.values
+                if value != getattr(mp.params, self.param) and self.allowed(mp, value)]
+
+
 def prompts(flow: Flow) -> list[MicroPrompt]:
     """The flow's micro-prompt nodes, in order."""
     return flow.micro_prompts()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from microprompts.flows import Flow
+from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.candidate import Candidate
-from microprompts.optimizers.mutators._moves import Move, MoveMutator, prompts, swap_node
+from microprompts.optimizers.mutators._moves import Move, MoveMutator, ParamChoice, prompts, swap_node
 from microprompts.optimizers.mutators.base import MutationContext
 
 __all__ = ["MaxTokens", "ModelChoice", "Samples", "Temperature", "param_mutators"]
@@ -30,41 +33,29 @@ class ModelChoice(MoveMutator):
                 for mp in prompts(candidate.flow) for spec in dict.fromkeys(ctx.models) if spec != mp.params.model]
 
 
-class Temperature(MoveMutator):
+class Temperature(ParamChoice):
     """Change a node's sampling temperature (never to 0 while it votes over k > 1 samples)."""
 
     name = "temperature"
     kind = "parameters"
+    param = "temperature"
 
     def __init__(self, values: tuple[float, ...] = TEMPERATURES) -> None:
         self.values = values
 
-    def addresses(self, flow: Flow) -> list[str]:
-        return [f"{mp.name}.params.temperature" for mp in prompts(flow)]
-
-    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
-        return [Move(f"{mp.name}.params.temperature", mp.params.temperature, t,
-                     swap_node(candidate.flow, mp.with_params(temperature=t)))
-                for mp in prompts(candidate.flow) for t in self.values
-                if t != mp.params.temperature and not (t == 0 and mp.params.samples > 1)]
+    def allowed(self, mp: MicroPrompt, value: Any) -> bool:
+        return not (value == 0 and mp.params.samples > 1)
 
 
-class MaxTokens(MoveMutator):
+class MaxTokens(ParamChoice):
     """Change a node's reply length limit (a lower limit saves tokens; too low truncates replies)."""
 
     name = "max_tokens"
     kind = "parameters"
+    param = "max_tokens"
 
     def __init__(self, values: tuple[int, ...] = MAX_TOKENS) -> None:
         self.values = values
-
-    def addresses(self, flow: Flow) -> list[str]:
-        return [f"{mp.name}.params.max_tokens" for mp in prompts(flow)]
-
-    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
-        return [Move(f"{mp.name}.params.max_tokens", mp.params.max_tokens, m,
-                     swap_node(candidate.flow, mp.with_params(max_tokens=m)))
-                for mp in prompts(candidate.flow) for m in self.values if m != mp.params.max_tokens]
 
 
 class Samples(MoveMutator):

@@ -26,15 +26,21 @@ def local_model() -> LocalChatModel:
     return model
 
 
-def test_local_model_runs_a_flow_with_a_json_schema_grammar_and_the_cache(local_model, tmp_path, monkeypatch):
-    formats = []
+@pytest.fixture
+def formats(monkeypatch) -> list:
+    """The `response_format` of every call the embedded model gets in the test (None: free text)."""
+    seen: list = []
     generate = LocalChatModel._generate
 
     def spy(self, messages, stop=None, run_manager=None, **kwargs):
-        formats.append(kwargs.get("response_format"))
+        seen.append(kwargs.get("response_format"))
         return generate(self, messages, stop, run_manager, **kwargs)
 
     monkeypatch.setattr(LocalChatModel, "_generate", spy)
+    return seen
+
+
+def test_local_model_runs_a_flow_with_a_json_schema_grammar_and_the_cache(local_model, tmp_path, formats):
     cache = CallCache(tmp_path / "calls.sqlite")
     first = evaluate(topic_flow(), ROWS, label_match, model="local", caller=ModelCaller(cache=cache))
     assert first.errors == 0, [r.error for r in first.rows]
@@ -55,15 +61,7 @@ def test_local_model_runs_a_flow_with_a_json_schema_grammar_and_the_cache(local_
 
 
 
-def test_local_model_answers_in_lines_without_a_grammar_and_the_reply_parses(local_model, tmp_path, monkeypatch):
-    formats = []
-    generate = LocalChatModel._generate
-
-    def spy(self, messages, stop=None, run_manager=None, **kwargs):
-        formats.append(kwargs.get("response_format"))
-        return generate(self, messages, stop, run_manager, **kwargs)
-
-    monkeypatch.setattr(LocalChatModel, "_generate", spy)
+def test_local_model_answers_in_lines_without_a_grammar_and_the_reply_parses(local_model, tmp_path, formats):
     flow = topic_flow()
     node = flow.nodes["topic"].with_params(reply_format="lines")
     flow = flow.evolve(nodes={"topic": node})

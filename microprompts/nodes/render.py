@@ -30,10 +30,9 @@ def render_data(data: dict[str, Any], fmt: DataFormat) -> str:
 
 
 def render_reply(output: dict[str, Any], fmt: ReplyFormat) -> str:
-    """An output as the model should write it: a JSON object, or `field: value` lines (on a new line)."""
-    if fmt == "lines":
-        return "\n" + "\n".join(f"{k}: {render_value(v)}" for k, v in output.items())
-    return json.dumps(output, ensure_ascii=False)
+    """An output as the model should write it: a JSON object, or `field: value` lines (on a new line), which are
+    the markdown data format's lines."""
+    return "\n" + render_data(output, "markdown") if fmt == "lines" else render_data(output, "json")
 
 
 def _section_body(mp: MicroPrompt, section: Section) -> str:

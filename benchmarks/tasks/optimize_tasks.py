@@ -13,7 +13,11 @@ come from ``examples/seats/data`` (train, dev and test files pooled, then split 
 | implicatures | SAMMO ``implicatures.json`` (100 / 50 / 100) | ``yes`` / ``no`` | exact match (SAMMO norm.) |
 
 Splits: a seeded shuffle; dev and test sizes are arguments, train is the rest. For implicatures the SAMMO file's
-own splits are kept apart: dev is a seeded sample of ``d_val``, test of ``d_test``, train is ``d_train``.
+own splits are kept apart: dev is a seeded sample of ``d_val``, test of ``d_test``, train is ``d_train``. The
+yes/no tasks (navigate, sports_understanding, implicatures) are stratified by their label, so dev and test hold
+yes and no in the same proportions: with Qwen 0.5B answering one label on every row, unstratified splits of
+opposite majorities (sports: dev 63% yes, test 42%) turned a flip of that constant answer into a dev gain and a
+test loss.
 """
 
 from __future__ import annotations
@@ -91,10 +95,10 @@ class Task:
     source: str
 
 
-def _shuffled_splits(ds: Dataset, dev: int, test: int, seed: int) -> Splits:
+def _shuffled_splits(ds: Dataset, dev: int, test: int, seed: int, stratify: str | None = None) -> Splits:
     if dev + test >= len(ds):
         raise ValueError(f"{ds.name}: {len(ds)} rows cannot give dev {dev} + test {test} and a train split")
-    parts = ds.split(train=len(ds) - dev - test, dev=dev, test=test, seed=seed)
+    parts = ds.split(train=len(ds) - dev - test, dev=dev, test=test, seed=seed, stratify=stratify)
     return Splits(list(parts.train or []), list(parts.dev or []), list(parts.test or []))
 
 
@@ -104,10 +108,10 @@ def _file(path: Path) -> Path:
     return path
 
 
-def _bbh(task: str) -> Callable[[int, int, int], Splits]:
+def _bbh(task: str, stratify: str | None = None) -> Callable[[int, int, int], Splits]:
     def splits(dev: int, test: int, seed: int) -> Splits:
         return _shuffled_splits(Dataset.load(_file(SHARED_DATA / "bbh" / f"{task}.jsonl"), map=BBH_MAP),
-                                dev, test, seed)
+                                dev, test, seed, stratify)
 
     return splits
 
@@ -122,17 +126,19 @@ def _implicatures(dev: int, test: int, seed: int) -> Splits:
     ds = Dataset.load(_file(SHARED_DATA / "sammo_instruction_tuning" / "implicatures.json"),
                       map={"input": "inputs.dialogue", "output": "output.answer"})
     assert ds.train is not None and ds.dev is not None and ds.test is not None
-    return Splits(list(ds.train), list(ds.dev.sample(dev, seed)), list(ds.test.sample(test, seed)))
+    return Splits(list(ds.train), list(ds.dev.sample(dev, seed, stratify="answer")),
+                  list(ds.test.sample(test, seed, stratify="answer")))
 
 
 TASKS: dict[str, Task] = {
     "seats": Task("seats", seats_flow, seat_metric, _seats, "examples/seats/data (pooled)"),
-    "navigate": Task("navigate", navigate_flow, exact_match("answer"), _bbh("navigate"),
+    "navigate": Task("navigate", navigate_flow, exact_match("answer"), _bbh("navigate", stratify="answer"),
                      "../shared/data/bbh/navigate.jsonl"),
     "object_counting": Task("object_counting", counting_flow, exact_match("answer"), _bbh("object_counting"),
                             "../shared/data/bbh/object_counting.jsonl"),
     "sports_understanding": Task("sports_understanding", sports_flow, exact_match("answer"),
-                                 _bbh("sports_understanding"), "../shared/data/bbh/sports_understanding.jsonl"),
+                                 _bbh("sports_understanding", stratify="answer"),
+                                 "../shared/data/bbh/sports_understanding.jsonl"),
     "implicatures": Task("implicatures", implicatures_flow, exact_match("answer", normalize="sammo"),
                          _implicatures, "../shared/data/sammo_instruction_tuning/implicatures.json"),
 }

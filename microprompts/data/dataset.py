@@ -288,10 +288,13 @@ class Dataset:
 
     # ---------------------------------------------------------------------------------------- splitting
     def split(
-        self, train: float | int = 0.5, dev: float | int = 0.25, test: float | int = 0.25, seed: int = 0
+        self, train: float | int = 0.5, dev: float | int = 0.25, test: float | int = 0.25, seed: int = 0,
+        stratify: str | None = None,
     ) -> Dataset:
         """Shuffle with ``random.Random(seed)`` and cut into train/dev/test; an ``int`` is a row count, a
-        ``float`` a fraction of the rows. An empty part is ``None``. Returns a new Dataset."""
+        ``float`` a fraction of the rows. An empty part is ``None``. Returns a new Dataset. ``stratify`` names an
+        output field (a label): each part then holds its values in the whole set's proportions (within one row
+        per value), so a small dev set cannot favour one label that test does not."""
         sizes = (train, dev, test)
         n = len(self.rows)
         if any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in sizes):
@@ -308,8 +311,11 @@ class Dataset:
             cum += fraction
             acc += count
             bounds.append(min(n, acc + round(free * cum)))
-        order = list(self.rows)
-        random.Random(seed).shuffle(order)
+        if stratify is None:
+            order = list(self.rows)
+            random.Random(seed).shuffle(order)
+        else:
+            order = _stratified(self.rows, stratify, random.Random(seed))
         parts = [order[bounds[i] : bounds[i + 1]] for i in range(3)]
         made = {
             label: Dataset(part, name=f"{self.name}:{label}" if self.name else label) if part else None
@@ -319,11 +325,15 @@ class Dataset:
             self.rows, name=self.name, incontext=self.incontext, instructions=self.instructions, **made
         )
 
-    def sample(self, n: int, seed: int = 0) -> Dataset:
-        """A seeded random sample of ``min(n, len(self))`` rows, as a new Dataset."""
+    def sample(self, n: int, seed: int = 0, stratify: str | None = None) -> Dataset:
+        """A seeded random sample of ``min(n, len(self))`` rows, as a new Dataset; ``stratify`` (an output
+        field) keeps its values in the whole set's proportions, as in :meth:`split`."""
         if n < 0:
             raise ValueError(f"sample size must be non-negative, got {n}")
-        picked = random.Random(seed).sample(self.rows, min(n, len(self.rows)))
+        if stratify is None:
+            picked = random.Random(seed).sample(self.rows, min(n, len(self.rows)))
+        else:
+            picked = _stratified(self.rows, stratify, random.Random(seed))[:n]
         return Dataset(picked, name=self.name)
 
     # ------------------------------------------------------------------------------------------ access
@@ -346,3 +356,21 @@ class Dataset:
         parts = [f"{label}={len(getattr(self, label))}" for label in self._LABELS if getattr(self, label)]
         extra = (", " + ", ".join(parts)) if parts else ""
         return f"Dataset(name={self.name!r}, rows={len(self.rows)}{extra})"
+
+
+def _stratified(rows: Sequence[Row], field: str, rng: random.Random) -> list[Row]:
+    """The rows in a seeded order whose every run of consecutive rows holds each value of ``output[field]`` in
+    proportion (within one row): each value's rows are shuffled, then spread evenly at a random phase."""
+    groups: dict[str, list[Row]] = {}
+    for i, row in enumerate(rows):
+        if field not in row.output:
+            raise ValueError(f"cannot stratify on output field {field!r}: row {row.id or i + 1} has no such field "
+                             f"(it has {sorted(row.output) or 'none'})")
+        groups.setdefault(json.dumps(row.output[field], sort_keys=True, default=str), []).append(row)
+    keyed: list[tuple[float, Row]] = []
+    for members in groups.values():
+        rng.shuffle(members)
+        phase = rng.random()
+        keyed += [((i + phase) / len(members), row) for i, row in enumerate(members)]
+    keyed.sort(key=lambda pair: pair[0])
+    return [row for _, row in keyed]

@@ -340,3 +340,39 @@ def test_load_gsm8k_and_hotpotqa() -> None:
     )
     assert len(hotpot) == 200 and {"question", "context"} <= set(hotpot[0].inputs)
     assert hotpot[0].output == {"answer": "romance"} and hotpot[0].id
+
+
+def labelled(yes: int, no: int) -> Dataset:
+    rows = [{"input": str(i), "target": "yes" if i < yes else "no", "id": i} for i in range(yes + no)]
+    return Dataset.from_rows(rows, name="labels")
+
+
+def share(ds: Dataset | None, label: str = "yes") -> int:
+    assert ds is not None
+    return sum(r.output["output"] == label for r in ds)
+
+
+def test_stratified_split_keeps_label_proportions_in_every_part() -> None:
+    ds = labelled(yes=63, no=37)
+    for seed in range(20):
+        parts = ds.split(train=50, dev=20, test=30, seed=seed, stratify="output")
+        assert sorted(ids(parts.train) + ids(parts.dev) + ids(parts.test), key=int) == ids(ds)
+        assert abs(share(parts.dev) - 0.63 * 20) <= 1 and abs(share(parts.test) - 0.63 * 30) <= 1
+    plain = [share(ds.split(train=50, dev=20, test=30, seed=s).dev) for s in range(20)]
+    assert max(plain) - min(plain) > 2  # without it, dev's share of a label swings with the seed
+
+
+def test_stratified_split_and_sample_are_seeded_and_leave_the_plain_ones_alone() -> None:
+    ds = labelled(yes=10, no=30)
+    first, again = ds.split(seed=3, stratify="output"), ds.split(seed=3, stratify="output")
+    assert ids(first.dev) == ids(again.dev) and ids(first.dev) != ids(ds.split(seed=4, stratify="output").dev)
+    assert ids(ds.split(seed=3).dev) != ids(first.dev)  # a different order, and the old one unchanged
+    assert ids(ds.sample(8, seed=3)) == ids(ds.sample(8, seed=3))
+    picked = ds.sample(8, seed=3, stratify="output")
+    assert len(picked) == 8 and share(picked) == 2
+    assert ids(picked) == ids(ds.sample(8, seed=3, stratify="output"))
+
+
+def test_stratify_on_a_missing_field_names_it() -> None:
+    with pytest.raises(ValueError, match="cannot stratify on output field 'label': row 0 has no such field"):
+        labelled(2, 2).split(stratify="label")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import microprompts.nodes.runtime as runtime
 from benchmarks import overhead
+from benchmarks.tasks.optimize_tasks import SHARED_DATA, TASKS
 from examples import demo
+from microprompts.data import Dataset
 from tests.examples.oracles import seats_oracle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,3 +44,25 @@ def test_overhead_benchmark_writes_its_json(tmp_path, capsys):
     assert len(o["samples_us"]["microprompts"]) == len(o["samples_us"]["langgraph"]) == 2
     assert data["embedded_model"] is None
     assert "ratio" in capsys.readouterr().out
+
+
+
+def _yes(rows) -> int:
+    return sum(str(r.output["answer"]).lower() == "yes" for r in rows)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "bbh").is_dir(), reason="../shared/data absent (the benchmark data)")
+@pytest.mark.parametrize("task", ["navigate", "sports_understanding", "implicatures"])
+def test_benchmark_yes_no_tasks_split_dev_and_test_by_label(task):
+    """A model that answers one label everywhere scores alike on dev and on the pool test comes from: the yes/no
+    tasks' splits are stratified (sports' unstratified dev was 63% yes, its test 42%)."""
+    splits = TASKS[task].splits(30, 50, 0)
+    if task == "implicatures":  # dev is sampled from the file's d_val, test from its d_test
+        ds = Dataset.load(SHARED_DATA / "sammo_instruction_tuning" / "implicatures.json",
+                          map={"input": "inputs.dialogue", "output": "output.answer"})
+        dev_pool, test_pool = list(ds.dev or []), list(ds.test or [])
+    else:
+        dev_pool = test_pool = splits.train + splits.dev + splits.test
+    assert len(splits.dev) == 30 and len(splits.test) == 50
+    assert abs(_yes(splits.dev) - 30 * _yes(dev_pool) / len(dev_pool)) <= 1
+    assert abs(_yes(splits.test) - 50 * _yes(test_pool) / len(test_pool)) <= 1

@@ -1,4 +1,5 @@
-"""The demo and the overhead benchmark run (on scripted and instant fake models) and report what they promise."""
+"""The demo and the overhead benchmark run (on scripted and instant fake models) and report what they promise; the
+optimize benchmark's tasks split their data as they say."""
 
 from __future__ import annotations
 

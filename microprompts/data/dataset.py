@@ -293,7 +293,7 @@ class Dataset:
     ) -> Dataset:
         """Shuffle with ``random.Random(seed)`` and cut into train/dev/test; an ``int`` is a row count, a
         ``float`` a fraction of the rows. An empty part is ``None``. Returns a new Dataset. ``stratify`` names an
-        output field (a label): each part then holds its values in the whole set's proportions (within one row
+        output field (a label): each part then holds its values in the whole set's proportions (to about a row
         per value), so a small dev set cannot favour one label that test does not."""
         sizes = (train, dev, test)
         n = len(self.rows)

@@ -360,7 +360,7 @@ class Dataset:
 
 def _stratified(rows: Sequence[Row], field: str, rng: random.Random) -> list[Row]:
     """The rows in a seeded order whose every run of consecutive rows holds each value of ``output[field]`` in
-    proportion (within one row): each value's rows are shuffled, then spread evenly at a random phase."""
+    proportion (to about a row): each value's rows are shuffled, then spread evenly at a random phase."""
     groups: dict[str, list[Row]] = {}
     for i, row in enumerate(rows):
         if field not in row.output:

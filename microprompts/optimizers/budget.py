@@ -101,6 +101,24 @@ class BudgetTracker:
             return f"the budget of {b.tokens} tokens is spent"
         return None
 
+    def calls_left(self, role: Role = "task") -> int | None:
+        """New requests the budget can still take for `role`; None when its calls are unlimited (or exempt)."""
+        limit = self.budget.calls if role == "task" else self.budget.optimizer_calls
+        if limit is None or self.exempt:
+            return None
+        spent = self.total.task_calls if role == "task" else self.total.optimizer_calls
+        return max(0, limit - spent)
+
+    def require(self, calls: int, what: str, role: Role = "task") -> None:
+        """Raise BudgetExceeded, before any of it is spent, when fewer than `calls` new requests are left for
+        `what`: work that cannot finish cannot change the result, so it is not started."""
+        left = self.calls_left(role)
+        if left is not None and left < calls:
+            self.exhausted.add(role)
+            self.reason = (f"{left} {'task' if role == 'task' else 'optimizer'}-model calls left, fewer than the "
+                           f"{calls} {what}")
+            raise BudgetExceeded(self.reason)
+
     def reserve(self, role: Role, key: str) -> bool:
         """Charge one call for a request first seen now (True), or nothing for a repeat (False); raises
         BudgetExceeded when the budget cannot take a new request."""

@@ -140,6 +140,7 @@ class Engine:
             return []
         rows = self.minibatch_rows()
         whole = len(rows) == len(self.dev_rows)
+        pending = self._affordable(pending, len(rows), whole)
         incumbent_mb, parent_mb = self._objective_on(self.incumbent, rows), self._objective_on(parent, rows)
         records: list[Record] = []
         try:
@@ -158,6 +159,7 @@ class Engine:
             promote += level[:top_k]
             for record in records:
                 if record in promote:
+                    self._require_dev(len(rows))
                     self._full(record)
         except BudgetExceeded:
             for record in records:
@@ -174,10 +176,33 @@ class Engine:
             self._log(record)
         return records
 
+    def _require_dev(self, done: int = 0) -> None:
+        """Raise BudgetExceeded, spending nothing, when the calls left cannot score a candidate on the dev rows it
+        has not run (`done` of them ran already; a row costs at least one new call): it could never be chosen."""
+        need = len(self.dev_rows) - done
+        if need > 0:
+            self.tracker.require(need, f"calls that scoring a candidate on {need} more dev rows takes")
+
+    def _affordable(self, pending: Sequence[Pending], rows: int, whole: bool) -> list[Pending]:
+        """The children that the calls left can screen on `rows` rows while one of them can still be scored on all
+        of dev; the rest are journaled as skipped and may be proposed again. Raises BudgetExceeded when not even one
+        child can reach dev."""
+        self._require_dev()
+        dev, left = len(self.dev_rows), self.tracker.calls_left()
+        if left is None:
+            return list(pending)
+        keep = left // dev if whole else 1 + (left - dev) // max(1, rows)
+        for p in pending[keep:]:
+            self.seen.discard(p.candidate.id)
+            self.journal.append({"event": "skipped", "id": p.candidate.id, "parent": p.candidate.parent,
+                                 "operator": p.operator, "reason": f"{left} task-model calls left"})
+        return list(pending[:keep])
+
     def score_full(self, candidate: Candidate, operator: str, touched: list[str]) -> Record | None:
         """Score a candidate on the full dev set directly (enumeration); None when it was seen before."""
         if candidate.id in self.seen:
             return None
+        self._require_dev()
         self.seen.add(candidate.id)
         record = Record(candidate, operator, touched)
         self.records[record.id] = record
@@ -208,6 +233,7 @@ class Engine:
     def expand(self, parent: Record, n: int) -> list[Pending]:
         """Up to `n` valid new children of `parent`, each from an operator the bandit picks."""
         self.tracker.check_time()
+        self._require_dev()
         self.expansions += 1
         operators = [name for name, m in self.mutators.items()
                      if name not in self.disabled and self._open(m, parent.flow)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,36 @@ def test_calls_budget_holds(calls: int) -> None:
     assert model.call_count <= calls
     assert result.usage["charged_calls"] <= calls
     assert result.stopped and "budget" in result.stopped
+
+
+def test_tracker_require_refuses_work_the_calls_left_cannot_finish() -> None:
+    tracker = BudgetTracker(Budget(calls=10))
+    for key in "abcdef":
+        tracker.reserve("task", key)
+    assert tracker.calls_left() == 4 and tracker.calls_left("optimizer") is None
+    tracker.require(4, "calls a dev pass takes")  # exactly enough: no error, nothing charged
+    with pytest.raises(BudgetExceeded, match="4 task-model calls left, fewer than the 5 calls a dev pass takes"):
+        tracker.require(5, "calls a dev pass takes")
+    assert tracker.total.task_calls == 6 and "task" in tracker.exhausted
+    with tracker.exempted():
+        assert tracker.calls_left() is None
+
+
+@pytest.mark.parametrize("search", ["beam", "evolution"])
+@pytest.mark.parametrize("calls", [23, 40, 61])
+def test_search_does_not_start_a_candidate_it_cannot_score_on_dev(search: str, calls: int, tmp_path: Path) -> None:
+    dev = 8
+    model = h.model()
+    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, dev), metric=METRIC, model=model,
+                      mutators=h.search_mutators(), search=search, budget=Budget(calls=calls), minibatch=3,
+                      run_dir=tmp_path / "run", progress=False)
+    assert result.stopped and "fewer than" in result.stopped
+    assert calls - result.usage["charged_calls"] < dev  # it stopped only when a dev pass no longer fitted
+    assert model.call_count == result.usage["charged_calls"] <= calls
+    kept = [json.loads(line) for line in (tmp_path / "run" / "evaluations.jsonl").read_text().splitlines()]
+    assert sum(k["charge"]["task_calls"] for k in kept) == model.call_count  # no paid evaluation was cut off
+    candidates = [e for e in result.history if e["event"] == "candidate" and e["status"] != "baseline"]
+    assert candidates and all(e["minibatch_n"] == 3 for e in candidates)
 
 
 def test_tokens_budget_overshoots_by_at_most_the_calls_in_flight() -> None:

@@ -115,8 +115,8 @@ class BudgetTracker:
         left = self.calls_left(role)
         if left is not None and left < calls:
             self.exhausted.add(role)
-            self.reason = (f"{left} {'task' if role == 'task' else 'optimizer'}-model calls left, fewer than the "
-                           f"{calls} {what}")
+            self.reason = (f"{left} {'task' if role == 'task' else 'optimizer'}-model call{'' if left == 1 else 's'} "
+                           f"left, fewer than the {calls} {what}")
             raise BudgetExceeded(self.reason)
 
     def reserve(self, role: Role, key: str) -> bool:

@@ -90,7 +90,7 @@ def _coerce(raw: str, prop: dict[str, Any]) -> Any:
     prop = branches[0] if branches else prop
     if text[:1] in "[{":
         try:
-            return json.loads(text)
+            return _cut(json.loads(text), prop)
         except ValueError:
             pass
     kind = prop.get("type")
@@ -108,8 +108,14 @@ def _coerce(raw: str, prop: dict[str, Any]) -> Any:
         return number.group(0) if number else text
     if kind == "array":
         items = [i.strip(_DECOR + "-•") for i in re.split(r"[,;\n]", text)]
-        return [i for i in items if i]
+        return _cut([i for i in items if i], prop)
     return text
+
+
+def _cut(value: Any, prop: dict[str, Any]) -> Any:
+    """A list cut to the schema's `maxItems` (lists are best first; a JSON reply's grammar enforces the same bound)."""
+    limit = prop.get("maxItems")
+    return value[:limit] if isinstance(value, list) and isinstance(limit, int) else value
 
 
 def parse_lines(text: str, model: type[BaseModel]) -> BaseModel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from microprompts import Example, MicroPrompt, ModelCaller, OutputParseError
 from microprompts.nodes import Runtime
@@ -47,6 +47,15 @@ def test_several_fields_multi_line_values_and_types() -> None:
     assert parsed.model_dump() == {"reasoning": "First I count.\nThen I add.", "count": 12,
                                    "seats": ["A1", "B2", "C3"], "note": None}
     assert parse_lines('reasoning: r\ncount: 3\nseats: ["A1"]', Rich).seats == ["A1"]
+
+
+class Top2(BaseModel):
+    seats: list[str] = Field(max_length=2, description="Best first.")
+
+
+@pytest.mark.parametrize("text", ["seats: A1, B2, C3, D4", 'seats: ["A1", "B2", "C3"]', "seats:\n- A1\n- B2\n- C3"])
+def test_a_list_longer_than_its_max_items_is_cut_best_first(text: str) -> None:
+    assert parse_lines(text, Top2).seats == ["A1", "B2"]
 
 
 @pytest.mark.parametrize(("text", "reason"), [

@@ -30,9 +30,9 @@ def render_data(data: dict[str, Any], fmt: DataFormat) -> str:
 
 
 def render_reply(output: dict[str, Any], fmt: ReplyFormat) -> str:
-    """An output as the model should write it after an example's `Output:`: a JSON object on the same line, or
-    `field: value` lines (the markdown data format's lines) starting on the next."""
-    return "\n" + render_data(output, "markdown") if fmt == "lines" else " " + render_data(output, "json")
+    """An output as the model should write it: a JSON object, or `field: value` lines (on a new line), which are
+    the markdown data format's lines."""
+    return "\n" + render_data(output, "markdown") if fmt == "lines" else render_data(output, "json")
 
 
 def _section_body(mp: MicroPrompt, section: Section) -> str:
@@ -54,7 +54,7 @@ def _section_body(mp: MicroPrompt, section: Section) -> str:
     elif section.kind == "examples":
         for i, example in enumerate(mp.shown_examples(), 1):
             output = render_reply(example.output, mp.params.reply_format)
-            parts.append(f"Example {i}\nInput:\n{render_data(example.inputs, mp.params.data_format)}\nOutput:{output}")
+            parts.append(f"Example {i}\nInput:\n{render_data(example.inputs, mp.params.data_format)}\nOutput: {output}")
     return "\n".join(parts)
 
 

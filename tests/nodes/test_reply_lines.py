@@ -72,7 +72,7 @@ def test_a_reply_that_does_not_fit_names_the_problem(text: str, reason: str) -> 
 def test_lines_render_in_the_output_format_and_the_examples() -> None:
     system = NODE.render({"text": "ok"})[0].content
     assert "Reply with one line per field, in this order, and nothing else:\nlabel: <your label>\n" in system
-    assert "Output:\nlabel: yes" in system and "Output: \n" not in system and "JSON" not in system
+    assert "Output: \nlabel: yes" in system and "JSON" not in system
     reasoning = NODE.with_params(reasoning=True).render({"text": "ok"})[0].content
     assert reasoning.index("reasoning: <your reasoning>  (Brief") < reasoning.index("label: <your label>")
     assert "Write `reasoning` first" in reasoning

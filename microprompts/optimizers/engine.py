@@ -17,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 
 from microprompts.flows import Flow, Metric
 from microprompts.models import BudgetExceeded
+from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.addresses import check_mutation, is_frozen
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker
 from microprompts.optimizers.candidate import Candidate, Mutation
@@ -159,7 +160,7 @@ class Engine:
             promote += level[:top_k]
             for record in records:
                 if record in promote:
-                    self._require_dev(len(rows))
+                    self._require_dev(len(rows), self.row_calls(record.candidate, record.touched))
                     self._full(record)
         except BudgetExceeded:
             for record in records:
@@ -176,27 +177,47 @@ class Engine:
             self._log(record)
         return records
 
-    def _require_dev(self, done: int = 0) -> None:
+    @staticmethod
+    def row_calls(candidate: Candidate, touched: Sequence[str]) -> int:
+        """The fewest new calls a row of this child takes: each micro-prompt it changed is asked anew, once per
+        sample (unchanged nodes repeat the parent's requests, which are free); at least one."""
+        names = {address.split(".", 1)[0] for address in touched}
+        nodes = candidate.flow.nodes
+        return max(1, sum(node.params.samples for name in names
+                          if isinstance(node := nodes.get(name), MicroPrompt)))
+
+    def _require_dev(self, done: int = 0, per_row: int = 1) -> None:
         """Raise BudgetExceeded, spending nothing, when the calls left cannot score a candidate on the dev rows it
-        has not run (`done` of them ran already; a row costs at least one new call): it could never be chosen."""
-        need = len(self.dev_rows) - done
+        has not run (`done` ran already; a row costs at least `per_row` new calls): it could never be chosen."""
+        need = (len(self.dev_rows) - done) * per_row
         if need > 0:
-            self.tracker.require(need, f"calls that scoring a candidate on {need} more dev rows takes")
+            self.tracker.require(need, f"calls that scoring a candidate on {len(self.dev_rows) - done} more dev rows "
+                                       "takes")
 
     def _affordable(self, pending: Sequence[Pending], rows: int, whole: bool) -> list[Pending]:
-        """The children that the calls left can screen on `rows` rows while one of them can still be scored on all
-        of dev; the rest are journaled as skipped and may be proposed again. Raises BudgetExceeded when not even one
-        child can reach dev."""
+        """The children, in order, that the calls left can screen on `rows` rows while one of them can still be
+        scored on the rest of dev; the others are journaled as skipped and may be proposed again. Raises
+        BudgetExceeded when not even one child can reach dev."""
         self._require_dev()
         dev, left = len(self.dev_rows), self.tracker.calls_left()
         if left is None:
             return list(pending)
-        keep = left // dev if whole else 1 + (left - dev) // max(1, rows)
-        for p in pending[keep:]:
+        kept: list[Pending] = []
+        screening, promotion = 0, None
+        for p in pending:
+            per_row = self.row_calls(p.candidate, p.touched)
+            rest = 0 if whole else (dev - rows) * per_row
+            cheapest = rest if promotion is None else min(promotion, rest)
+            if screening + rows * per_row + cheapest <= left:
+                kept.append(p)
+                screening, promotion = screening + rows * per_row, cheapest
+                continue
             self.seen.discard(p.candidate.id)
             self.journal.append({"event": "skipped", "id": p.candidate.id, "parent": p.candidate.parent,
                                  "operator": p.operator, "reason": f"{left} task-model calls left"})
-        return list(pending[:keep])
+        if not kept:
+            self._require_dev(per_row=min(self.row_calls(p.candidate, p.touched) for p in pending))
+        return kept
 
     def score_full(self, candidate: Candidate, operator: str, touched: list[str]) -> Record | None:
         """Score a candidate on the full dev set directly (enumeration); None when it was seen before."""

@@ -15,7 +15,9 @@ from microprompts.models import CallCache, ModelCaller
 from microprompts.optimizers import Budget, BudgetExceeded, exact_match, optimize
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, call_key
 from microprompts.optimizers.candidate import Candidate, Mutation
+from microprompts.optimizers.engine import Engine
 from microprompts.optimizers.evaluator import Evaluator, keyed_rows
+from microprompts.optimizers.mutators.graph import Vote
 from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoning
 from tests.fakes.chat import ScriptedChatModel
 from tests.optimizers import engine_helpers as h
@@ -99,16 +101,27 @@ def test_tracker_require_refuses_work_the_calls_left_cannot_finish() -> None:
         assert tracker.calls_left() is None
 
 
+def test_a_childs_row_costs_a_call_per_sample_of_each_micro_prompt_it_changed() -> None:
+    flow = h.topic_flow()
+    voted = flow.replace_node(flow.nodes["classify"].with_params(samples=5, temperature=0.7))
+    assert Engine.row_calls(Candidate(voted), ["classify.params.samples", "classify.params.temperature"]) == 5
+    assert Engine.row_calls(Candidate(flow), ["classify.sections.task"]) == 1
+    assert Engine.row_calls(Candidate(h.pipeline()), ["graph.edges", "tidy.fn"]) == 1  # no micro-prompt: at least 1
+
+
 @pytest.mark.parametrize("search", ["beam", "evolution"])
-@pytest.mark.parametrize("calls", [23, 40, 61])
-def test_search_does_not_start_a_candidate_it_cannot_score_on_dev(search: str, calls: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("calls", "vote"), [(23, False), (40, False), (61, False), (70, True), (130, True)])
+def test_search_does_not_start_a_candidate_it_cannot_score_on_dev(search: str, calls: int, vote: bool,
+                                                                  tmp_path: Path) -> None:
     dev = 8
     model = h.model()
+    mutators = [Vote(ks=(5,)), *h.search_mutators()] if vote else h.search_mutators()
     result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, dev), metric=METRIC, model=model,
-                      mutators=h.search_mutators(), search=search, budget=Budget(calls=calls), minibatch=3,
+                      mutators=mutators, search=search, budget=Budget(calls=calls), minibatch=3,
                       run_dir=tmp_path / "run", progress=False)
     assert result.stopped and "fewer than" in result.stopped
-    assert calls - result.usage["charged_calls"] < dev  # it stopped only when a dev pass no longer fitted
+    if not vote:
+        assert calls - result.usage["charged_calls"] < dev  # it stopped only when a dev pass no longer fitted
     assert model.call_count == result.usage["charged_calls"] <= calls
     kept = [json.loads(line) for line in (tmp_path / "run" / "evaluations.jsonl").read_text().splitlines()]
     assert sum(k["charge"]["task_calls"] for k in kept) == model.call_count  # no paid evaluation was cut off

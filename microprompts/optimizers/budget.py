@@ -25,6 +25,7 @@ from microprompts.models.spec import model_identity
 __all__ = ["Budget", "BudgetExceeded", "BudgetTracker", "BudgetedCaller", "Charge"]
 
 Role = Literal["task", "optimizer"]
+_MODEL: dict[Role, str] = {"task": "task-model", "optimizer": "optimizer-model"}
 
 
 @dataclass(frozen=True)
@@ -92,22 +93,24 @@ class BudgetTracker:
             raise BudgetExceeded(self.reason)
 
     # --- charging --------------------------------------------------------------------------------
+    def _calls(self, role: Role) -> tuple[int, int | None]:
+        """Calls charged so far to `role`, and its limit (None: unlimited)."""
+        t, b = self.total, self.budget
+        return (t.task_calls, b.calls) if role == "task" else (t.optimizer_calls, b.optimizer_calls)
+
     def _limit_hit(self, role: Role) -> str | None:
         b, t = self.budget, self.total
-        calls, limit = (t.task_calls, b.calls) if role == "task" else (t.optimizer_calls, b.optimizer_calls)
+        calls, limit = self._calls(role)
         if limit is not None and calls >= limit:
-            return f"the budget of {limit} {'task-model' if role == 'task' else 'optimizer-model'} calls is spent"
+            return f"the budget of {limit} {_MODEL[role]} calls is spent"
         if b.tokens is not None and t.task_tokens + t.optimizer_tokens >= b.tokens:
             return f"the budget of {b.tokens} tokens is spent"
         return None
 
     def calls_left(self, role: Role = "task") -> int | None:
         """New requests the budget can still take for `role`; None when its calls are unlimited (or exempt)."""
-        limit = self.budget.calls if role == "task" else self.budget.optimizer_calls
-        if limit is None or self.exempt:
-            return None
-        spent = self.total.task_calls if role == "task" else self.total.optimizer_calls
-        return max(0, limit - spent)
+        spent, limit = self._calls(role)
+        return None if limit is None or self.exempt else max(0, limit - spent)
 
     def require(self, calls: int, what: str, role: Role = "task") -> None:
         """Raise BudgetExceeded, before any of it is spent, when fewer than `calls` new requests are left for
@@ -115,8 +118,7 @@ class BudgetTracker:
         left = self.calls_left(role)
         if left is not None and left < calls:
             self.exhausted.add(role)
-            self.reason = (f"{left} {'task' if role == 'task' else 'optimizer'}-model call{'' if left == 1 else 's'} "
-                           f"left, fewer than the {calls} {what}")
+            self.reason = f"{left} {_MODEL[role]} call{'' if left == 1 else 's'} left, fewer than the {calls} {what}"
             raise BudgetExceeded(self.reason)
 
     def reserve(self, role: Role, key: str) -> bool:

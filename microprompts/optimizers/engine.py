@@ -189,10 +189,9 @@ class Engine:
     def _require_dev(self, done: int = 0, per_row: int = 1) -> None:
         """Raise BudgetExceeded, spending nothing, when the calls left cannot score a candidate on the dev rows it
         has not run (`done` ran already; a row costs at least `per_row` new calls): it could never be chosen."""
-        need = (len(self.dev_rows) - done) * per_row
-        if need > 0:
-            self.tracker.require(need, f"calls that scoring a candidate on {len(self.dev_rows) - done} more dev rows "
-                                       "takes")
+        rows = len(self.dev_rows) - done
+        if rows > 0:
+            self.tracker.require(rows * per_row, f"calls that scoring a candidate on {rows} more dev rows takes")
 
     def _affordable(self, pending: Sequence[Pending], rows: int, whole: bool) -> list[Pending]:
         """The children, in order, that the calls left can screen on `rows` rows while one of them can still be
@@ -204,8 +203,8 @@ class Engine:
             return list(pending)
         kept: list[Pending] = []
         screening, promotion = 0, None
-        for p in pending:
-            per_row = self.row_calls(p.candidate, p.touched)
+        costs = [self.row_calls(p.candidate, p.touched) for p in pending]
+        for p, per_row in zip(pending, costs, strict=True):
             rest = 0 if whole else (dev - rows) * per_row
             cheapest = rest if promotion is None else min(promotion, rest)
             if screening + rows * per_row + cheapest <= left:
@@ -216,7 +215,7 @@ class Engine:
             self.journal.append({"event": "skipped", "id": p.candidate.id, "parent": p.candidate.parent,
                                  "operator": p.operator, "reason": f"{left} task-model calls left"})
         if not kept:
-            self._require_dev(per_row=min(self.row_calls(p.candidate, p.touched) for p in pending))
+            self._require_dev(per_row=min(costs))
         return kept
 
     def score_full(self, candidate: Candidate, operator: str, touched: list[str]) -> Record | None:

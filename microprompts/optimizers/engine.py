@@ -159,8 +159,7 @@ class Engine:
                                       self.evaluator.prompt_tokens_per_row(r.id, rows)))
             promote += level[:top_k]
             for record in records:
-                if record in promote:
-                    self._require_dev(len(rows), self.row_calls(record.candidate, record.touched))
+                if record in promote and self._can_finish(record, len(rows)):
                     self._full(record)
         except BudgetExceeded:
             for record in records:
@@ -185,6 +184,24 @@ class Engine:
         nodes = candidate.flow.nodes
         return max(1, sum(node.params.samples for name in names
                           if isinstance(node := nodes.get(name), MicroPrompt)))
+
+    def _can_finish(self, record: Record, done: int) -> bool:
+        """Whether the calls left can score a screened child on the dev rows past its `done` minibatch rows. The
+        cost is what its minibatch charged, scaled to those rows (so repair turns and the downstream nodes a change
+        reaches count), or its `row_calls` a row when the minibatch charged nothing new. A child that cannot finish
+        is journaled as skipped, and a cheaper one after it may still be promoted."""
+        left, rest = self.tracker.calls_left(), len(self.dev_rows) - done
+        if left is None or rest <= 0:
+            return True
+        charged = self.evaluator.task_calls.get(record.id, 0)
+        need = -(-charged * rest // done) if charged else rest * self.row_calls(record.candidate, record.touched)
+        if need <= left:
+            return True
+        self.journal.append({"event": "skipped", "id": record.id, "parent": record.candidate.parent,
+                             "operator": record.operator,
+                             "reason": f"{left} task-model calls left, fewer than the {need} that scoring it on "
+                                       f"{rest} more dev rows takes"})
+        return False
 
     def _require_dev(self, done: int = 0, per_row: int = 1) -> None:
         """Raise BudgetExceeded, spending nothing, when the calls left cannot score a candidate on the dev rows it

@@ -70,6 +70,7 @@ class Evaluator:
         self._stored = {rec["key"]: rec for rec in self._file.existing}
         self.live_runs = 0  # evaluations that ran the flow in this process
         self.replayed_runs = 0  # evaluations taken back from the run directory
+        self.task_calls: dict[str, int] = {}  # task-model calls each candidate's runs charged (replays included)
 
     def has(self, candidate_id: str, rows: KeyedRows) -> bool:
         """True when every row of `rows` was already run for this candidate."""
@@ -84,16 +85,18 @@ class Evaluator:
             record_key = f"{cid}|{_digest([k for k, _ in missing], 24)}"
             stored = self._stored.get(record_key)
             if stored is not None:
-                self.tracker.replay(Charge.from_json(stored["charge"]))
+                charge = Charge.from_json(stored["charge"])
+                self.tracker.replay(charge)
                 results = [RowResult.model_validate(r) for r in stored["results"]]
                 self.replayed_runs += 1
             else:
-                results = self._run_live(candidate, missing, record_key)
+                results, charge = self._run_live(candidate, missing, record_key)
+            self.task_calls[cid] = self.task_calls.get(cid, 0) + charge.task_calls
             for (key, _), result in zip(missing, results, strict=True):
                 self._memo[(cid, key)] = result
         return self.result(cid, rows)
 
-    def _run_live(self, candidate: Candidate, missing: KeyedRows, record_key: str) -> list[RowResult]:
+    def _run_live(self, candidate: Candidate, missing: KeyedRows, record_key: str) -> tuple[list[RowResult], Charge]:
         self.tracker.check_time()
         with self.tracker.scope() as charge:
             evaluation = run_flow(candidate.flow, [row for _, row in missing], self.metric, model=self.model,
@@ -104,7 +107,7 @@ class Evaluator:
         self._file.append({"key": record_key, "candidate": candidate.id, "rows": [k for k, _ in missing],
                            "results": [r.model_dump(mode="json") for r in evaluation.rows],
                            "charge": charge.to_json()})
-        return evaluation.rows
+        return evaluation.rows, charge
 
     def result(self, candidate_id: str, rows: KeyedRows) -> EvalResult:
         """The memoized results of a candidate on `rows` as one EvalResult (rows in the order given)."""

@@ -15,8 +15,9 @@ from microprompts.models import CallCache, ModelCaller
 from microprompts.optimizers import Budget, BudgetExceeded, exact_match, optimize
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, call_key
 from microprompts.optimizers.candidate import Candidate, Mutation
-from microprompts.optimizers.engine import Engine
+from microprompts.optimizers.engine import Engine, Pending
 from microprompts.optimizers.evaluator import Evaluator, keyed_rows
+from microprompts.optimizers.journal import Journal
 from microprompts.optimizers.mutators.graph import Vote
 from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoning
 from tests.fakes.chat import ScriptedChatModel
@@ -200,3 +201,44 @@ def test_optimizer_budget_disables_only_the_model_based_operators() -> None:
     assert result.usage["optimizer_calls"] == 2
     operators = {e["operator"] for e in result.history if e["event"] == "candidate"}
     assert {"toggle_reasoning", "choose_examples"} & operators
+
+
+def _engine(tmp_path: Path, calls: int, model: Any) -> Engine:
+    """An engine on the topic task: 8 dev rows, a 2-row minibatch, and a margin that promotes every child."""
+    tracker = BudgetTracker(Budget(calls=calls))
+    caller = BudgetedCaller(CallCache(tmp_path / "c.sqlite"), tracker, "task")
+    return Engine(flow=h.topic_flow(), train=[], train_rows=[], dev_rows=keyed_rows("dev", h.rows(100, 8)),
+                  metric=METRIC, mutators=[], evaluator=Evaluator(METRIC, model, caller, tracker), tracker=tracker,
+                  journal=Journal(None, False), seed=0, minibatch=2, margin=1.0)
+
+
+def _child(engine: Engine, touched: list[str], **params: Any) -> Pending:
+    flow = h.topic_flow()
+    child = flow.replace_node(flow.nodes["classify"].with_params(**params))
+    mutation = Mutation(operator="test", kind="parameters", address=touched[0])
+    return Pending(Candidate(child, parent=engine.baseline.id, mutation=mutation, generation=1), "test", touched)
+
+
+def test_promotion_skips_a_child_the_calls_left_cannot_finish_and_promotes_a_cheaper_one(tmp_path: Path) -> None:
+    model = h.model()
+    engine = _engine(tmp_path, 48, model)  # 8 for the baseline; 40 left
+    vote = _child(engine, ["classify.params.samples", "classify.params.temperature"], samples=5, temperature=0.7)
+    cheap = _child(engine, ["classify.params.data_format"], data_format="json")
+    records = engine.screen([vote, cheap], engine.baseline)  # screening takes 10 + 2: 28 left
+    by_id = {r.id: r for r in records}
+    assert by_id[vote.candidate.id].dev is None  # its 6 more rows take 30 calls
+    assert by_id[cheap.candidate.id].dev is not None  # 6 calls: it still fits after the vote is passed over
+    skipped = [e for e in engine.journal.entries if e.get("event") == "skipped"]
+    assert [e["id"] for e in skipped] == [vote.candidate.id] and "fewer than the 30" in skipped[0]["reason"]
+    assert model.call_count == engine.tracker.total.task_calls == 8 + 12 + 6
+
+
+def test_promotion_costs_a_child_by_what_its_minibatch_charged(tmp_path: Path) -> None:
+    model = h.model()
+    engine = _engine(tmp_path, 47, model)  # 39 left after the baseline
+    # the change's address names no micro-prompt, so the static estimate is one call a row; each row took five
+    hidden = _child(engine, ["graph.edges"], samples=5, temperature=0.7)
+    assert Engine.row_calls(hidden.candidate, hidden.touched) == 1
+    [record] = engine.screen([hidden], engine.baseline)
+    assert record.dev is None and record.status == "screened_out"  # its 6 more rows take 30 calls; 29 are left
+    assert model.call_count == engine.tracker.total.task_calls  # nothing was cut off mid-run

@@ -236,10 +236,17 @@ class Engine:
         return kept
 
     def score_full(self, candidate: Candidate, operator: str, touched: list[str]) -> Record | None:
-        """Score a candidate on the full dev set directly (enumeration); None when it was seen before."""
+        """Score a candidate on the full dev set directly (enumeration); None when it was seen before, or when the
+        calls left cannot score it at `row_calls` a row (journaled as skipped: a cheaper one may still fit)."""
         if candidate.id in self.seen:
             return None
         self._require_dev()
+        need, left = len(self.dev_rows) * self.row_calls(candidate, touched), self.tracker.calls_left()
+        if left is not None and need > left:
+            self.journal.append({"event": "skipped", "id": candidate.id, "parent": candidate.parent,
+                                 "operator": operator, "reason": f"{left} task-model calls left, fewer than the "
+                                                                 f"{need} that scoring it on dev takes"})
+            return None
         self.seen.add(candidate.id)
         record = Record(candidate, operator, touched)
         self.records[record.id] = record

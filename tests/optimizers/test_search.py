@@ -9,6 +9,7 @@ import pytest
 from microprompts.nodes import Section
 from microprompts.optimizers import (
     BeamSearch,
+    Budget,
     Enumerate,
     RegularizedEvolution,
     SearchSpace,
@@ -182,3 +183,18 @@ def test_minibatch_ties_go_to_the_operator_with_the_better_record() -> None:
     assert all(e["minibatch"] == 1.0 for e in children)
     promoted = [e["operator"] for e in children if e["status"] == "promoted"]
     assert promoted == ["choose_examples"]
+
+
+def test_enumerate_skips_a_combination_the_calls_left_cannot_score_and_goes_on() -> None:
+    space = SearchSpace(h.topic_flow(), {"classify.params.samples": one_of(5, 1),
+                                         "classify.params.temperature": one_of(0.7),
+                                         "classify.params.data_format": one_of("markdown", "json")})
+    model = h.model()
+    result = optimize(space, dev=h.rows(100, 4), metric=METRIC, model=model, search="enumerate",
+                      budget=Budget(calls=30), progress=False)
+    scored = [e["mutation"]["after"] for e in result.history if e["event"] == "candidate" and e["mutation"]]
+    skipped = [e for e in result.history if e["event"] == "skipped"]
+    assert len(skipped) == 1 and "fewer than the 20" in skipped[0]["reason"]  # 5 samples x 4 rows; 6 calls left
+    assert [(s["classify.params.samples"], s["classify.params.data_format"]) for s in scored] == [
+        (5, "markdown"), (1, "markdown"), (1, "json")]  # the single-sample ones after it were still scored
+    assert model.call_count == result.usage["charged_calls"] <= 30

@@ -146,10 +146,8 @@ def run_cell(task_name: str, search: str, args: argparse.Namespace, model: str, 
         result = optimize(task.flow, resume=True, **kwargs)
     wall = time.monotonic() - started
     candidates = [e for e in result.history if e.get("event") == "candidate"]
-    # the search's charged calls: the whole budget when it stopped the search (calls never overshoot), else the
-    # count at the last journaled candidate; the rest of the charged calls scored test (outside the budget)
-    search_calls = args.budget_calls if result.stopped else max((e.get("calls", 0) for e in candidates), default=0)
     u = result.usage
+    search_calls = u["search_calls"]  # the search's charged calls; the rest scored test (outside the budget)
     base, best = result.test_baseline or 0.0, result.test_best or 0.0
     return {
         "task": task_name, "search": search, "search_config": result.search,

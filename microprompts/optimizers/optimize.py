@@ -207,6 +207,7 @@ def _finish(
 ) -> OptimizeResult:
     """Final figures (test split outside the budget), artifacts and the result."""
     best, baseline = engine.incumbent, engine.baseline
+    search_calls = tracker.total.task_calls  # what the search spent, before the test split (outside the budget)
     test_baseline = test_best = None
     if test_rows:
         with tracker.exempted():
@@ -220,6 +221,7 @@ def _finish(
         "completion_tokens": task.completion_tokens, "optimizer_calls": opt.calls,
         "optimizer_cached_calls": opt.cached_calls, "tokens": task.tokens + opt.tokens,
         "failures": task.failures + opt.failures, "charged_calls": tracker.total.task_calls,
+        "search_calls": search_calls,
         "charged_optimizer_calls": tracker.total.optimizer_calls,
         "charged_tokens": tracker.total.task_tokens + tracker.total.optimizer_tokens, "seconds": tracker.seconds(),
         "evaluations_run": evaluator.live_runs, "evaluations_replayed": evaluator.replayed_runs,

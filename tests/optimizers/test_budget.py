@@ -117,13 +117,15 @@ def test_search_does_not_start_a_candidate_it_cannot_score_on_dev(search: str, c
     dev = 8
     model = h.model()
     mutators = [Vote(ks=(5,)), *h.search_mutators()] if vote else h.search_mutators()
-    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, dev), metric=METRIC, model=model,
-                      mutators=mutators, search=search, budget=Budget(calls=calls), minibatch=3,
+    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, dev), test=h.rows(200, 4), metric=METRIC,
+                      model=model, mutators=mutators, search=search, budget=Budget(calls=calls), minibatch=3,
                       run_dir=tmp_path / "run", progress=False)
     assert result.stopped and "fewer than" in result.stopped
+    spent = result.usage["search_calls"]
     if not vote:
-        assert calls - result.usage["charged_calls"] < dev  # it stopped only when a dev pass no longer fitted
-    assert model.call_count == result.usage["charged_calls"] <= calls
+        assert calls - spent < dev  # it stopped only when a dev pass no longer fitted
+    assert spent <= calls and model.call_count == result.usage["charged_calls"]
+    assert 0 < result.usage["charged_calls"] - spent <= 4 * (1 + 5)  # test: seed and best (a vote of 5) on 4 rows
     kept = [json.loads(line) for line in (tmp_path / "run" / "evaluations.jsonl").read_text().splitlines()]
     assert sum(k["charge"]["task_calls"] for k in kept) == model.call_count  # no paid evaluation was cut off
     candidates = [e for e in result.history if e["event"] == "candidate" and e["status"] != "baseline"]

@@ -112,14 +112,21 @@ class BudgetTracker:
         spent, limit = self._calls(role)
         return None if limit is None or self.exempt else max(0, limit - spent)
 
+    def shortfall(self, calls: int, what: str, role: Role = "task") -> str | None:
+        """Why `calls` new requests for `what` do not fit in what is left for `role`; None when they do."""
+        left = self.calls_left(role)
+        if left is None or left >= calls:
+            return None
+        return f"{left} {_MODEL[role]} call{'' if left == 1 else 's'} left, fewer than the {calls} {what}"
+
     def require(self, calls: int, what: str, role: Role = "task") -> None:
         """Raise BudgetExceeded, before any of it is spent, when fewer than `calls` new requests are left for
         `what`: work that cannot finish cannot change the result, so it is not started."""
-        left = self.calls_left(role)
-        if left is not None and left < calls:
+        reason = self.shortfall(calls, what, role)
+        if reason is not None:
             self.exhausted.add(role)
-            self.reason = f"{left} {_MODEL[role]} call{'' if left == 1 else 's'} left, fewer than the {calls} {what}"
-            raise BudgetExceeded(self.reason)
+            self.reason = reason
+            raise BudgetExceeded(reason)
 
     def reserve(self, role: Role, key: str) -> bool:
         """Charge one call for a request first seen now (True), or nothing for a repeat (False); raises

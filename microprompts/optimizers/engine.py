@@ -190,18 +190,20 @@ class Engine:
         cost is what its minibatch charged, scaled to those rows (so repair turns and the downstream nodes a change
         reaches count), or its `row_calls` a row when the minibatch charged nothing new. A child that cannot finish
         is journaled as skipped, and a cheaper one after it may still be promoted."""
-        left, rest = self.tracker.calls_left(), len(self.dev_rows) - done
-        if left is None or rest <= 0:
+        rest = len(self.dev_rows) - done
+        if rest <= 0:
             return True
         charged = self.evaluator.task_calls.get(record.id, 0)
         need = -(-charged * rest // done) if charged else rest * self.row_calls(record.candidate, record.touched)
-        if need <= left:
-            return True
-        self.journal.append({"event": "skipped", "id": record.id, "parent": record.candidate.parent,
-                             "operator": record.operator,
-                             "reason": f"{left} task-model calls left, fewer than the {need} that scoring it on "
-                                       f"{rest} more dev rows takes"})
-        return False
+        return self._fits(record.candidate, record.operator, need,
+                          f"calls that scoring it on {rest} more dev rows takes")
+
+    def _fits(self, candidate: Candidate, operator: str | None, calls: int, what: str) -> bool:
+        """Whether `calls` new task-model calls are left for `what`; if not, the candidate is journaled as skipped."""
+        reason = self.tracker.shortfall(calls, what)
+        if reason is not None:
+            self._skip(candidate, operator, reason)
+        return reason is None
 
     def _require_dev(self, done: int = 0, per_row: int = 1) -> None:
         """Raise BudgetExceeded, spending nothing, when the calls left cannot score a candidate on the dev rows it
@@ -229,8 +231,7 @@ class Engine:
                 screening, promotion = screening + rows * per_row, cheapest
                 continue
             self.seen.discard(p.candidate.id)
-            self.journal.append({"event": "skipped", "id": p.candidate.id, "parent": p.candidate.parent,
-                                 "operator": p.operator, "reason": f"{left} task-model calls left"})
+            self._skip(p.candidate, p.operator, f"{left} task-model calls left")
         if not kept:
             self._require_dev(per_row=min(costs))
         return kept
@@ -241,11 +242,9 @@ class Engine:
         if candidate.id in self.seen:
             return None
         self._require_dev()
-        need, left = len(self.dev_rows) * self.row_calls(candidate, touched), self.tracker.calls_left()
-        if left is not None and need > left:
-            self.journal.append({"event": "skipped", "id": candidate.id, "parent": candidate.parent,
-                                 "operator": operator, "reason": f"{left} task-model calls left, fewer than the "
-                                                                 f"{need} that scoring it on dev takes"})
+        rows = len(self.dev_rows)
+        if not self._fits(candidate, operator, rows * self.row_calls(candidate, touched),
+                          f"calls that scoring it on {rows} dev rows takes"):
             return None
         self.seen.add(candidate.id)
         record = Record(candidate, operator, touched)
@@ -347,6 +346,10 @@ class Engine:
         return Pending(candidate, mutator.name, sorted(touched))
 
     # --- journal ---------------------------------------------------------------------------------
+    def _skip(self, candidate: Candidate, operator: str | None, reason: str) -> None:
+        self.journal.append({"event": "skipped", "id": candidate.id, "parent": candidate.parent,
+                             "operator": operator, "reason": reason})
+
     def _reject(self, parent: Record, operator: str, reason: str) -> None:
         self.journal.append({"event": "rejected", "parent": parent.id, "operator": operator, "reason": reason[:300]})
 

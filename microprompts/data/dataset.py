@@ -27,13 +27,15 @@ from __future__ import annotations
 import csv
 import json
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Dataset", "DatasetError", "Row", "parse_map"]
+__all__ = ["Dataset", "DatasetError", "Row", "parse_map", "spread_by"]
+
+T = TypeVar("T")
 
 _SAMMO_KEYS = {"task_id", "instructions", "d_incontext", "d_train", "d_val", "d_test"}
 _SAMMO_SPLITS = (("incontext", "d_incontext"), ("train", "d_train"), ("dev", "d_val"), ("test", "d_test"))
@@ -359,18 +361,25 @@ class Dataset:
 
 
 def _stratified(rows: Sequence[Row], field: str, rng: random.Random) -> list[Row]:
-    """The rows in a seeded order whose every run of consecutive rows holds each value of ``output[field]`` in
-    proportion (to about a row): each value's rows are shuffled, then spread evenly at a random phase."""
-    groups: dict[str, list[Row]] = {}
+    """The rows in a seeded order that keeps each value of ``output[field]`` in proportion (see `spread_by`)."""
     for i, row in enumerate(rows):
         if field not in row.output:
             raise ValueError(f"cannot stratify on output field {field!r}: row {row.id or i + 1} has no such field "
                              f"(it has {sorted(row.output) or 'none'})")
-        groups.setdefault(json.dumps(row.output[field], sort_keys=True, default=str), []).append(row)
-    keyed: list[tuple[float, Row]] = []
+    return spread_by(rows, lambda row: json.dumps(row.output[field], sort_keys=True, default=str), rng)
+
+
+def spread_by(items: Sequence[T], label: Callable[[T], str], rng: random.Random) -> list[T]:
+    """The items in a seeded order whose every run of consecutive items holds each `label` in proportion (to
+    about an item): each label's items are shuffled, then spread evenly at a random phase. Its prefixes are
+    stratified samples."""
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(label(item), []).append(item)
+    keyed: list[tuple[float, T]] = []
     for members in groups.values():
         rng.shuffle(members)
         phase = rng.random()
-        keyed += [((i + phase) / len(members), row) for i, row in enumerate(members)]
+        keyed += [((i + phase) / len(members), item) for i, item in enumerate(members)]
     keyed.sort(key=lambda pair: pair[0])
-    return [row for _, row in keyed]
+    return [item for _, item in keyed]

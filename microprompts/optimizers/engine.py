@@ -128,8 +128,9 @@ class Engine:
 
     def minibatch_rows(self) -> KeyedRows:
         """A fresh seeded minibatch of dev rows (all of dev when the minibatch is not smaller). When dev's expected
-        outputs are a few labels, it holds them in dev's proportions: a random 8 of a 60/40 yes/no dev set is all one
-        label 7 or 8 times one draw in 13, and a child that answers that label everywhere then screens near perfect."""
+        outputs are a few labels, it holds them in dev's proportions: a random 8 of a 60/40 yes/no dev set of 30 holds
+        7 or 8 of one label about one draw in 14, and a child answering that label everywhere then screens near
+        perfect."""
         if self.minibatch <= 0 or self.minibatch >= len(self.dev_rows):
             return list(self.dev_rows)
         if self.labels is None:
@@ -381,7 +382,7 @@ class Engine:
 
 def _few_labels(rows: KeyedRows, minibatch: int) -> list[str] | None:
     """Each row's expected output as a label, when dev holds 2 to `minibatch // 2` distinct ones (a class label,
-    so a minibatch can hold about two rows of each); None otherwise (free text, counts, lists, no expected)."""
+    so a minibatch can hold about two rows of each); None otherwise (free text, lists, many numbers, none)."""
     labels = [json.dumps(row_parts(row)[1], sort_keys=True, default=str) for _, row in rows]
     return labels if 1 < len(set(labels)) <= minibatch // 2 else None
 

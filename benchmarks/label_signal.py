@@ -41,10 +41,12 @@ ASK = "\nAnswer with one word: yes or no."
 
 
 def _text(row: Row) -> str:
+    """The row's inputs as the user turn's text."""
     return "\n".join(str(v) for v in row.inputs.values())
 
 
 def _label(row: Row) -> bool:
+    """Whether the row's expected answer is yes."""
     return str(row.output["answer"]).strip().lower() == "yes"
 
 
@@ -83,6 +85,7 @@ def auc(scored: list[tuple[float, bool]]) -> float:
 
 
 def accuracy(scored: list[tuple[float, bool]], threshold: float) -> float:
+    """The share of rows whose answer, yes when the margin exceeds `threshold`, is right."""
     return sum((m > threshold) == y for m, y in scored) / len(scored)
 
 
@@ -94,6 +97,7 @@ def fit_threshold(scored: list[tuple[float, bool]]) -> float:
 
 
 def measure(llama: Any, task_name: str, k: int, dev_n: int, test_n: int, seed: int) -> dict[str, Any]:
+    """One task at k shots: margins on its dev and test rows, and the figures they give."""
     task = TASKS[task_name]
     splits = task.splits(dev_n, test_n, seed)
     node = next(n for n in task.flow.nodes.values() if isinstance(n, MicroPrompt))
@@ -114,6 +118,7 @@ def measure(llama: Any, task_name: str, k: int, dev_n: int, test_n: int, seed: i
 
 
 def table(cells: list[dict[str, Any]]) -> str:
+    """The cells as a markdown table, scores x100."""
     lines = ["| task | shots | AUC dev | AUC test | test: majority | test: model's choice (yes answers) "
              "| test: dev-fitted threshold |", "|---|---:|---:|---:|---:|---:|---:|"]
     for c in cells:
@@ -124,6 +129,7 @@ def table(cells: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure every task and shot count, print the table, write the JSON and markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", choices=YES_NO, default=list(YES_NO))
     parser.add_argument("--shots", nargs="+", type=int, default=[0, 4], help="examples per prompt (default 0 4)")

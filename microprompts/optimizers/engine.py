@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
 from langchain_core.language_models import BaseChatModel
 
 from microprompts.data import spread_by
@@ -187,11 +188,15 @@ class Engine:
 
     @staticmethod
     def row_calls(candidate: Candidate, touched: Sequence[str]) -> int:
-        """The fewest new calls a row of this child takes: each micro-prompt it changed is asked anew, once per
-        sample (unchanged nodes repeat the parent's requests, which are free); at least one."""
+        """The new calls a row of this child takes, at least one: each micro-prompt it changed, and each one that
+        reads their outputs (directly or further down), is asked anew once per sample; the rest repeat the
+        parent's requests, which are free. Downstream nodes count because a changed output changes their prompt
+        on most rows; repair turns do not (promotion then goes by what the minibatch charged)."""
         names = {address.split(".", 1)[0] for address in touched}
+        readers = candidate.flow.dependencies()
+        reached = set(names).union(*(nx.descendants(readers, n) for n in names if n in readers))
         nodes = candidate.flow.nodes
-        return max(1, sum(node.params.samples for name in names
+        return max(1, sum(node.params.samples for name in reached
                           if isinstance(node := nodes.get(name), MicroPrompt)))
 
     def _can_finish(self, record: Record, done: int) -> bool:

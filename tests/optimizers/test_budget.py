@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
+from pydantic import BaseModel
 
 from microprompts.flows import Flow
 from microprompts.models import CallCache, ModelCaller
+from microprompts.nodes import MicroPrompt
 from microprompts.optimizers import Budget, BudgetExceeded, exact_match, optimize
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, call_key
 from microprompts.optimizers.candidate import Candidate, Mutation
@@ -22,6 +24,10 @@ from microprompts.optimizers.mutators.graph import Vote
 from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoning
 from tests.fakes.chat import ScriptedChatModel
 from tests.optimizers import engine_helpers as h
+
+class Note(BaseModel):
+    note: str
+
 
 METRIC = exact_match("label")
 
@@ -108,6 +114,15 @@ def test_a_childs_row_costs_a_call_per_sample_of_each_micro_prompt_it_changed() 
     assert Engine.row_calls(Candidate(voted), ["classify.params.samples", "classify.params.temperature"]) == 5
     assert Engine.row_calls(Candidate(flow), ["classify.sections.task"]) == 1
     assert Engine.row_calls(Candidate(h.pipeline()), ["graph.edges", "tidy.fn"]) == 1  # no micro-prompt: at least 1
+
+
+def test_a_childs_row_also_costs_the_micro_prompts_that_read_what_it_changed() -> None:
+    explain = MicroPrompt("explain", task="Say why the headline has this section.",
+                          inputs={"headline": "A news headline.", "label": "Its section."}, output=Note, samples=3)
+    flow = h.topic_flow().then(explain)  # classify -> explain (a 3-sample vote) reads its label
+    assert Engine.row_calls(Candidate(flow), ["classify.sections.task"]) == 1 + 3
+    assert Engine.row_calls(Candidate(flow), ["explain.sections.task"]) == 3  # nothing reads explain's note
+    assert Engine.row_calls(Candidate(h.pipeline()), ["tidy.fn"]) == 1  # label_it reads the function's output
 
 
 @pytest.mark.parametrize("search", ["beam", "evolution"])

@@ -25,6 +25,7 @@ from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoni
 from tests.fakes.chat import ScriptedChatModel
 from tests.optimizers import engine_helpers as h
 
+
 class Note(BaseModel):
     note: str
 

@@ -91,6 +91,13 @@ def summary_rows(store: dict) -> list[dict]:
         if micro and peer:
             row["micro_best"] = micro["test_score"] >= peer["test_score"]
             row["within_calls"] = row["max_peer_calls"] is None or row["micro_calls"] <= row["max_peer_calls"]
+            # either search counts when it alone meets both conditions (its score may be below the other's)
+            winner = next((c for c in sorted(ok, key=lambda c: -c["test_score"]) if c["system"] in MICRO
+                           and c["test_score"] >= peer["test_score"]
+                           and (row["max_peer_calls"] is None or _calls(c, "task") <= row["max_peer_calls"])), None)
+            row["counted"] = winner is not None
+            if winner is not None and winner is not micro:
+                row["counted_by"] = f"{winner['system']} {winner['test_score']:.3f} at {_calls(winner, 'task')}"
         out.append(row)
     return out
 
@@ -132,15 +139,17 @@ def markdown(store: dict) -> str:
                   "microprompts best? | peers failed |", "|---|---|---|---|---|---|---|"]
         for r in summary:
             verdict = "-" if "micro_best" not in r else ("yes" if r["micro_best"] else "no") + (
-                "" if r.get("within_calls") else " (more calls)")
+                "" if r.get("within_calls") else " (more calls)") + (
+                f"; counts by {r['counted_by']}" if r.get("counted_by") else "")
             lines.append(
                 f"| {r['task']} | {_fmt(r['baseline'])} | {_fmt(r['micro_score'])} {r['micro'] or ''} "
                 f"({_fmt(r['micro_calls'])}) | {_fmt(r['peer_score'])} {r['peer'] or ''} ({_fmt(r['peer_calls'])}) | "
                 f"{_fmt(r['max_peer_calls'])} | {verdict} | {r['peers_failed']}/{r['peers_done']} |")
         compared = [r for r in summary if "micro_best" in r]
-        wins = sum(1 for r in compared if r["micro_best"] and r["within_calls"])
+        wins = sum(1 for r in compared if r["counted"])
         lines += ["", f"microprompts has the best test score at no more task-model calls than a peer on **{wins} of "
-                  f"{len(compared)}** task(s) with results (planned: {', '.join(TASK_ORDER)}; ties count as best)."]
+                  f"{len(compared)}** task(s) with results (planned: {', '.join(TASK_ORDER)}; ties count as best; "
+                  "either search counts, at no more task calls than the most a peer used)."]
         lines.append("")
     for task, rows in _ordered(store.get("cells", {})):
         metric = SCORE_NAME.get((rows[0].get("config") or {}).get("metric", ""), "")

@@ -7,13 +7,21 @@ The simulated model answers a row right with chance 0.1 + 0.3 (rows rendered as 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from microprompts.data import Row
 from microprompts.flows import Flow
+from microprompts.models import CallCache
 from microprompts.nodes import FunctionNode, MicroPrompt
+from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
+from microprompts.optimizers.engine import Engine
+from microprompts.optimizers.evaluator import Evaluator, keyed_rows
+from microprompts.optimizers.journal import Journal
+from microprompts.optimizers.metrics import exact_match
 from microprompts.optimizers.mutators.examples import ChooseExamples, ExampleCount
 from microprompts.optimizers.mutators.params import Temperature
 from microprompts.optimizers.mutators.structure import AddGuideline, DataFormat, DropSection, ToggleReasoning
@@ -83,3 +91,15 @@ def is_best(flow: Flow, node: str = "classify") -> bool:
     mp = flow.nodes[node]
     assert isinstance(mp, MicroPrompt)
     return mp.params.data_format == "json" and mp.params.reasoning and len(mp.shown_examples()) > 0
+
+
+def engine(dev: Sequence[Row], model: Any, *, budget: Budget | None = None, cache: Path | None = None,
+           minibatch: int = 8, margin: float = 0.0) -> Engine:
+    """An engine on the topic flow with no mutators and seed 0, scored by exact match on the label: for tests that
+    drive screening, minibatches and the budget by hand. Building it scores the baseline on `dev`."""
+    tracker = BudgetTracker(budget or Budget())
+    caller = BudgetedCaller(CallCache(cache), tracker, "task")
+    metric = exact_match("label")
+    return Engine(flow=topic_flow(), train=[], train_rows=[], dev_rows=keyed_rows("dev", list(dev)), metric=metric,
+                  mutators=[], evaluator=Evaluator(metric, model, caller, tracker), tracker=tracker,
+                  journal=Journal(None, False), seed=0, minibatch=minibatch, margin=margin)

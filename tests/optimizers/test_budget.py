@@ -19,7 +19,6 @@ from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, call_k
 from microprompts.optimizers.candidate import Candidate, Mutation
 from microprompts.optimizers.engine import Engine, Pending
 from microprompts.optimizers.evaluator import Evaluator, keyed_rows
-from microprompts.optimizers.journal import Journal
 from microprompts.optimizers.mutators.graph import Vote
 from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoning
 from tests.fakes.chat import ScriptedChatModel
@@ -223,11 +222,8 @@ def test_optimizer_budget_disables_only_the_model_based_operators() -> None:
 
 def _engine(tmp_path: Path, calls: int, model: Any) -> Engine:
     """An engine on the topic task: 8 dev rows, a 2-row minibatch, and a margin that promotes every child."""
-    tracker = BudgetTracker(Budget(calls=calls))
-    caller = BudgetedCaller(CallCache(tmp_path / "c.sqlite"), tracker, "task")
-    return Engine(flow=h.topic_flow(), train=[], train_rows=[], dev_rows=keyed_rows("dev", h.rows(100, 8)),
-                  metric=METRIC, mutators=[], evaluator=Evaluator(METRIC, model, caller, tracker), tracker=tracker,
-                  journal=Journal(None, False), seed=0, minibatch=2, margin=1.0)
+    return h.engine(h.rows(100, 8), model, budget=Budget(calls=calls), cache=tmp_path / "c.sqlite", minibatch=2,
+                    margin=1.0)
 
 
 def _child(engine: Engine, touched: list[str], **params: Any) -> Pending:

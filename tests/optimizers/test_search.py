@@ -7,7 +7,6 @@ import random
 import pytest
 
 from microprompts.data import Row
-from microprompts.models import CallCache
 from microprompts.nodes import Section
 from microprompts.optimizers import (
     BeamSearch,
@@ -20,10 +19,6 @@ from microprompts.optimizers import (
     optimize,
     optional,
 )
-from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker
-from microprompts.optimizers.engine import Engine
-from microprompts.optimizers.evaluator import Evaluator, keyed_rows
-from microprompts.optimizers.journal import Journal
 from microprompts.optimizers.mutators.structure import DataFormat
 from microprompts.optimizers.selection import Objective, OperatorBandit, pareto_front
 from microprompts.optimizers.space import SpaceChoice
@@ -63,29 +58,21 @@ def test_successive_halving_screens_on_a_minibatch() -> None:
     assert all(e["dev"] is None for e in screened) and all(e["dev_n"] == 10 for e in promoted)
 
 
-def _minibatch_engine(dev: list[Row]) -> Engine:
-    tracker = BudgetTracker(Budget())
-    caller = BudgetedCaller(CallCache(None), tracker, "task")
-    return Engine(flow=h.topic_flow(), train=[], train_rows=[], dev_rows=keyed_rows("dev", dev), metric=METRIC,
-                  mutators=[], evaluator=Evaluator(METRIC, h.model(), caller, tracker), tracker=tracker,
-                  journal=Journal(None, False), seed=0, minibatch=8)
-
-
 def test_minibatches_of_a_labelled_dev_set_keep_its_label_proportions() -> None:
     # 18 "sports" and 12 "business" rows: a random 8 of them holds 7 or 8 of one label about one draw in 14.
     dev = h.rows(0, 72)[0::4][:18] + h.rows(1, 48)[0::4]
-    engine = _minibatch_engine(dev)
+    engine = h.engine(dev, h.model())
     assert engine.labels is not None
     for _ in range(200):
         labels = [row.output["label"] for _, row in engine.minibatch_rows()]
         assert len(labels) == 8 and labels.count("sports") in (4, 5)  # 8 x 18/30 = 4.8
-    first, second = _minibatch_engine(dev), _minibatch_engine(dev)  # seeded: a resumed run draws the same ones
+    first, second = h.engine(dev, h.model()), h.engine(dev, h.model())  # seeded: a resumed run draws the same ones
     assert [first.minibatch_rows() for _ in range(3)] == [second.minibatch_rows() for _ in range(3)]
 
 
 def test_minibatches_of_a_free_text_dev_set_stay_plain_random_samples() -> None:
     dev = [Row(inputs=r.inputs, output={"label": f"{r.output['label']} {r.id}"}, id=r.id) for r in h.rows(0, 30)]
-    engine = _minibatch_engine(dev)
+    engine = h.engine(dev, h.model())
     assert engine.labels is None  # 30 distinct expected outputs: not a class label
     rng = random.Random(0)
     assert [k for k, _ in engine.minibatch_rows()] == [f"dev:{i}" for i in sorted(rng.sample(range(30), 8))]

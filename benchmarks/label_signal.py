@@ -90,7 +90,8 @@ def accuracy(scored: list[tuple[float, bool]], threshold: float) -> float:
 
 
 def fit_threshold(scored: list[tuple[float, bool]]) -> float:
-    """The cut between sorted margins that is most accurate on these rows (the lower cut among ties)."""
+    """The cut between sorted margins that is most accurate on these rows (among ties, the one nearest 0, the
+    model's own choice)."""
     margins = sorted({m for m, _ in scored})
     cuts = [margins[0] - 1.0] + [(a + b) / 2 for a, b in zip(margins, margins[1:], strict=False)] + [margins[-1]]
     return max(cuts, key=lambda t: (accuracy(scored, t), -abs(t)))

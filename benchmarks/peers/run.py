@@ -283,6 +283,11 @@ def commit_results(paths: list[Path], message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ main
+def load_store(path: Path) -> dict:
+    """The results file as it is on disk now ({} before the first cell)."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", choices=list(TASKS), default=None)
@@ -328,8 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 "max_tokens_cap": args.max_tokens_cap}
 
     results_path = stem if stem.name.endswith(".json") else stem.with_name(stem.name + ".json")
-    store = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    cells: dict[str, dict] = store.get("cells", {})
+    store = load_store(results_path)
     if args.notes is not None:
         store["notes"] = args.notes.read_text(encoding="utf-8").strip()
     if args.report_only:
@@ -346,18 +350,27 @@ def main(argv: list[str] | None = None) -> int:
     servers.start()
 
     command = "python benchmarks/peers/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    runs = store.setdefault("runs", [])
-    runs.append({"command": command, "settings": settings, "tasks": args.tasks, "systems": args.systems,
-                 "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": git_commit()})
+    this_run = {"command": command, "settings": settings, "tasks": args.tasks, "systems": args.systems,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": git_commit()}
+    ran: dict[str, dict] = {}
 
     def save() -> None:
+        # Re-read the file and lay only this run's cells over it: a second harness writing the same results
+        # (another --port, another --work) loses nothing, and notes edited meanwhile are kept.
+        store = load_store(results_path)
+        if args.notes is not None:
+            store["notes"] = args.notes.read_text(encoding="utf-8").strip()
+        store.setdefault("cells", {}).update(ran)
+        runs = store.setdefault("runs", [])
+        if this_run not in runs:
+            runs.append(this_run)
         store.update({
             "title": "microprompts vs SAMMO, DSPy (MIPROv2, GEPA) and TextGrad on one local model",
             "command": command,
             "model": {"name": args.model, "path": Path(model_path).name, "server": "llama_cpp.server",
                       "n_ctx": args.n_ctx, "n_threads": args.threads},
             "machine": f"{os.cpu_count()} CPU cores, no GPU",
-            "settings": settings, "commit": git_commit(), "cells": cells,
+            "settings": settings, "commit": git_commit(),
             "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })
         common.write_json(results_path, store)
@@ -370,14 +383,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{task}: {meta['sizes']}")
             for system in args.systems:
                 key = f"{task}/{system}"
-                done = cells.get(key)
+                done = ran.get(key) or load_store(results_path).get("cells", {}).get(key)
                 same = done is not None and done.get("settings") == settings
                 if same and not args.redo and not (args.retry_failed and done.get("status") == "failed"):
                     log(f"{key}: done already ({done.get('status')}, score {done.get('test_score')})")
                     continue
                 log(f"{key}: running")
                 record = run_cell(task, system, args, data_dir, work, settings)
-                cells[key] = record
+                ran[key] = record
                 save()
                 if args.commit:
                     commit_results([results_path, results_path.with_suffix(".md"), results_path.with_suffix(".png")],

@@ -1,0 +1,73 @@
+"""The peers harness keeps every cell when two harness runs write the same results file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "peers" / "run.py"
+
+
+def load_harness() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("peers_run", HARNESS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeServers:
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    run = load_harness()
+    monkeypatch.setattr(run, "ensure_venv", lambda name: Path(sys.executable))
+    monkeypatch.setattr(run, "get_model", lambda name: "/models/fake.gguf")
+    monkeypatch.setattr(run, "wait_for_llama_server_package", lambda timeout: None)
+    monkeypatch.setattr(run, "Servers", FakeServers)
+    monkeypatch.setattr(run, "prepare", lambda *args: {"sizes": {}})
+    monkeypatch.setattr(run, "git_commit", lambda: "abc123")
+    monkeypatch.setattr(run.report, "write_all", lambda *args: None)
+    return run
+
+
+def test_a_cell_written_by_another_run_meanwhile_is_kept_and_not_run_again(
+    harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "peers.json"
+    out.write_text(json.dumps({"notes": "kept notes", "cells": {"seats/sammo": {"status": "ok"}}}))
+    ran: list[str] = []
+
+    def fake_cell(task: str, system: str, args: object, data_dir: Path, work: Path, settings: dict) -> dict:
+        ran.append(system)
+        # Another harness instance finishes navigate/sammo while this one runs navigate/baseline.
+        other = json.loads(out.read_text())
+        other["cells"]["navigate/sammo"] = {"status": "ok", "settings": settings, "test_score": 0.4}
+        out.write_text(json.dumps(other))
+        return {"task": task, "system": system, "status": "ok", "settings": settings, "wall_seconds": 1.0}
+
+    monkeypatch.setattr(harness, "run_cell", fake_cell)
+    argv = ["--tasks", "navigate", "--systems", "baseline", "sammo", "--out", str(tmp_path / "peers"),
+            "--work", str(tmp_path / "work"), "--budget-calls", "10"]
+    assert harness.main(argv) == 0
+
+    saved = json.loads(out.read_text())
+    assert ran == ["baseline"]
+    assert set(saved["cells"]) == {"seats/sammo", "navigate/sammo", "navigate/baseline"}
+    assert saved["cells"]["navigate/sammo"]["test_score"] == 0.4
+    assert saved["notes"] == "kept notes"
+    assert [r["systems"] for r in saved["runs"]] == [["baseline", "sammo"]]

@@ -61,8 +61,19 @@ def test_a_cell_written_by_another_run_meanwhile_is_kept_and_not_run_again(
         return {"task": task, "system": system, "status": "ok", "settings": settings, "wall_seconds": 1.0}
 
     monkeypatch.setattr(harness, "run_cell", fake_cell)
-    argv = ["--tasks", "navigate", "--systems", "baseline", "sammo", "--out", str(tmp_path / "peers"),
-            "--work", str(tmp_path / "work"), "--budget-calls", "10"]
+    argv = [
+        "--tasks",
+        "navigate",
+        "--systems",
+        "baseline",
+        "sammo",
+        "--out",
+        str(tmp_path / "peers"),
+        "--work",
+        str(tmp_path / "work"),
+        "--budget-calls",
+        "10",
+    ]
     assert harness.main(argv) == 0
 
     saved = json.loads(out.read_text())

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from microprompts.models.cache import CallCache, request_key
 from microprompts.models.errors import BudgetExceeded, ModelCallError
 from microprompts.models.local import LocalChatModel
-from microprompts.models.spec import is_openai, model_identity
+from microprompts.models.spec import is_compatible_server, is_openai, model_identity
 from microprompts.models.usage import Usage, UsageMeter
 
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -222,6 +222,10 @@ class ModelCaller:
         kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         if sample:
             kwargs["seed"] = sample
+        if is_compatible_server(model):
+            # langchain-openai sends the limit as `max_completion_tokens`, which llama_cpp.server ignores: a
+            # runaway reply then fills the whole context. Such servers read `max_tokens`, so send it too.
+            kwargs["extra_body"] = {**(getattr(model, "extra_body", None) or {}), "max_tokens": max_tokens}
         if schema is None:
             return kwargs
         if isinstance(model, LocalChatModel):

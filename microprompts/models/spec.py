@@ -6,6 +6,7 @@ import json
 import os
 import threading
 from typing import Any
+from urllib.parse import urlparse
 
 from langchain_core.language_models import BaseChatModel
 
@@ -87,3 +88,11 @@ def model_label(model: ModelLike | None) -> str | None:
 def is_openai(model: BaseChatModel) -> bool:
     """True for langchain-openai's ChatOpenAI (structured output through `response_format`)."""
     return model.__class__.__name__ in {"ChatOpenAI", "AzureChatOpenAI"}
+
+
+def is_compatible_server(model: BaseChatModel) -> bool:
+    """True for a ChatOpenAI pointed at a server other than OpenAI's (llama.cpp, vLLM, Ollama, ...)."""
+    if model.__class__.__name__ != "ChatOpenAI":
+        return False
+    base = getattr(model, "openai_api_base", None)
+    return bool(base) and urlparse(str(base)).hostname != "api.openai.com"

@@ -7,6 +7,7 @@ llama.cpp's server rejects `response_format={"type": "json_schema"}`, so the cal
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import HumanMessage
 
 from microprompts import CallCache, ModelCaller, evaluate, resolve_model
 from microprompts.models import model_identity
@@ -27,3 +28,12 @@ def test_openai_spec_runs_a_flow_through_the_json_object_downgrade(llama_url, tm
 
     second = evaluate(topic_flow(), ROWS[:1], label_match, model=spec, caller=caller)
     assert second.usage.calls == 0 and second.usage.cached_calls == 1
+
+
+def test_max_tokens_bounds_the_reply_of_a_real_llama_cpp_server(llama_url):
+    # langchain-openai sends `max_completion_tokens`, which llama_cpp.server ignores; without `max_tokens` in the
+    # body a reply runs to the end of the context.
+    messages = [HumanMessage(content="Write a long story about a lighthouse keeper, in at least 500 words.")]
+    done = ModelCaller(base_delay=0.0).complete(resolve_model(f"openai:smollm2@{llama_url}"), messages, max_tokens=8)
+    assert done.completion_tokens <= 8
+    assert done.finish_reason == "length"

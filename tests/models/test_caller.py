@@ -325,3 +325,27 @@ def test_the_downgrade_through_a_real_chat_openai_client_and_fake_server(fake_op
     assert done.text == '{"label": "a"}'
     kinds = [(rf or {}).get("type") for rf in server.response_formats]
     assert kinds == ["json_schema", "json_object"]
+
+
+def test_a_compatible_server_gets_max_tokens_in_the_body_as_well(fake_openai):
+    # langchain-openai renames max_tokens to max_completion_tokens; llama_cpp.server reads only max_tokens and,
+    # without it, generates to the end of its context.
+    server = fake_openai(lambda request: '{"label": "a"}')
+    model = resolve_model(f"openai:fake-model@{server.base_url}")
+    model.extra_body = {"top_k": 20}
+    ModelCaller().complete(model, MESSAGES, schema=SCHEMA, max_tokens=77)
+    body = server.requests[0]
+    assert body["max_tokens"] == 77
+    assert body["max_completion_tokens"] == 77
+    assert body["top_k"] == 20
+
+
+def test_openai_itself_gets_only_max_completion_tokens():
+    from langchain_openai import ChatOpenAI as RealChatOpenAI
+
+    from microprompts.models.spec import is_compatible_server
+
+    assert not is_compatible_server(RealChatOpenAI(model="gpt-4o-mini", api_key="sk-test"))
+    assert not is_compatible_server(
+        RealChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url="https://api.openai.com/v1"))
+    assert is_compatible_server(RealChatOpenAI(model="q", api_key="x", base_url="http://127.0.0.1:8080/v1"))

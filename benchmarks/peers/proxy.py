@@ -85,9 +85,11 @@ def usage_of(body: bytes) -> tuple[int, int]:
 
 
 def cap_max_tokens(body: bytes, cap: int) -> tuple[bytes, bool]:
-    """The one change the proxy may make: a request asking for no limit or more than `cap` generated tokens gets
-    `cap` (a server-side generation limit, the same for every system; a 0.5B model on 2 busy cores makes ~6
-    tokens/s, and its runaway repetitions would otherwise hold the one server for minutes)."""
+    """The one change the proxy may make: every request leaves with `max_tokens` set to the smallest limit it gave
+    (`max_tokens` or `max_completion_tokens`) and at most `cap`, a server-side generation limit, the same for
+    every system (a 0.5B model on 2 busy cores makes ~6 tokens/s; its runaway repetitions would otherwise hold the
+    one server for minutes). llama_cpp.server reads only `max_tokens`: a request with `max_completion_tokens` alone
+    (langchain-openai's) would otherwise run to the end of the context. Returns whether the body changed."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -95,10 +97,11 @@ def cap_max_tokens(body: bytes, cap: int) -> tuple[bytes, bool]:
     if not isinstance(data, dict):
         return body, False
     keys = [k for k in ("max_tokens", "max_completion_tokens") if data.get(k) is not None]
-    if keys and all(int(data[k]) <= cap for k in keys):
+    limit = min([int(data[k]) for k in keys] + [cap])
+    if data.get("max_tokens") is not None and all(int(data[k]) == limit for k in keys):
         return body, False
-    for k in keys or ["max_tokens"]:
-        data[k] = cap
+    for k in {*keys, "max_tokens"}:
+        data[k] = limit
     return json.dumps(data).encode(), True
 
 

@@ -139,7 +139,9 @@ class ModelCaller:
         temperature: float, max_tokens: int, sample: int, node: str | None, meter: UsageMeter | None,
     ) -> Completion:
         last: BaseException | None = None
+        attempts = 0
         for attempt in range(self.max_attempts):
+            attempts = attempt + 1
             if self.before_call is not None:
                 self.before_call()  # may raise BudgetExceeded: the budget is checked before paying
             started = time.perf_counter()
@@ -170,7 +172,11 @@ class ModelCaller:
             self._account(done.usage(), node, meter)
             return done
         reason = f"{type(last).__name__}: {last}" if last else "no attempt made"
-        raise ModelCallError(f"model call failed after retries ({reason[:300]})") from last
+        # Say how many attempts: a reply cut by its length limit or a 400 is not retried, and the message shows it.
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        if last is not None and not is_transient(last):
+            tries += ", not retryable"
+        raise ModelCallError(f"model call failed after {tries} ({reason[:300]})") from last
 
     def _invoke(
         self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,

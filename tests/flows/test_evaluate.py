@@ -88,7 +88,8 @@ def test_a_model_error_fails_the_row_with_model_call_error():
     model = ScriptedChatModel(replies=[ValueError("bad request")])
     result = evaluate(Flow("one").then(ANSWER), [{"inputs": {"text": "x"}}], model=model,
                       caller=ModelCaller(cache=None, base_delay=0.0))
-    assert result.rows[0].error.startswith("ModelCallError: model call failed after retries (ValueError: bad request")
+    assert result.rows[0].error.startswith(
+        "ModelCallError: model call failed after 1 attempt, not retryable (ValueError: bad request")
     assert result.usage.failures == 1 and result.usage.calls == 0
 
 

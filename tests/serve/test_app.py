@@ -242,7 +242,7 @@ def test_model_call_failures_are_502(make_client, fake_openai):
     client = make_client(model=f"openai:fake@{server.base_url}", caller=ModelCaller(cache=None, max_attempts=2,
                                                                                       base_delay=0.01))
     error = assert_error(client.post("/invoke", json={"input": SEAT_INPUT}), 502, "model_error")
-    assert "after retries" in error["message"]
+    assert "after 2 attempts" in error["message"]
     assert server.calls == 2
 
 

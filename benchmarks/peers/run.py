@@ -384,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             for system in args.systems:
                 key = f"{task}/{system}"
                 done = ran.get(key) or load_store(results_path).get("cells", {}).get(key)
-                same = done is not None and done.get("settings") == settings
+                # An "unfinished" record (a cell stopped with a session) documents calls spent, not a result: run it.
+                same = done is not None and done.get("settings") == settings and done.get("status") != "unfinished"
                 if same and not args.redo and not (args.retry_failed and done.get("status") == "failed"):
                     log(f"{key}: done already ({done.get('status')}, score {done.get('test_score')})")
                     continue

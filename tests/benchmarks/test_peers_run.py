@@ -88,14 +88,43 @@ def test_an_unfinished_cell_runs_again_and_a_finished_one_does_not(
     harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "peers.json"
-    argv = ["--tasks", "hotpot", "--systems", "dspy-mipro", "dspy-gepa", "--out", str(tmp_path / "peers"),
-            "--work", str(tmp_path / "work"), "--budget-calls", "10"]
-    settings = {"budget_calls": 10, "train": 50, "dev": 30, "test": 50, "seed": 0, "model": "qwen-0.5b",
-                "n_ctx": 4096, "max_tokens_cap": 512}
-    out.write_text(json.dumps({"cells": {
-        "hotpot/dspy-mipro": {"status": "unfinished", "settings": settings, "error": "stopped with the session"},
-        "hotpot/dspy-gepa": {"status": "ok", "settings": settings, "test_score": 0.15},
-    }}))
+    argv = [
+        "--tasks",
+        "hotpot",
+        "--systems",
+        "dspy-mipro",
+        "dspy-gepa",
+        "--out",
+        str(tmp_path / "peers"),
+        "--work",
+        str(tmp_path / "work"),
+        "--budget-calls",
+        "10",
+    ]
+    settings = {
+        "budget_calls": 10,
+        "train": 50,
+        "dev": 30,
+        "test": 50,
+        "seed": 0,
+        "model": "qwen-0.5b",
+        "n_ctx": 4096,
+        "max_tokens_cap": 512,
+    }
+    out.write_text(
+        json.dumps(
+            {
+                "cells": {
+                    "hotpot/dspy-mipro": {
+                        "status": "unfinished",
+                        "settings": settings,
+                        "error": "stopped with the session",
+                    },
+                    "hotpot/dspy-gepa": {"status": "ok", "settings": settings, "test_score": 0.15},
+                }
+            }
+        )
+    )
     ran: list[str] = []
 
     def fake_cell(task: str, system: str, args: object, data_dir: Path, work: Path, settings: dict) -> dict:

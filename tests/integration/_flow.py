@@ -33,5 +33,17 @@ ROWS = [
 ]
 
 
+# More rows for the free-text (lines) reply, whose answers on SmolLM2 vary more from row to row.
+LINES_ROWS = ROWS + [
+    {"inputs": {"headline": headline}, "output": {"label": label}}
+    for headline, label in [
+        ("Striker scores twice in cup final", "sports"),
+        ("Leaders meet for peace talks in Geneva", "world"),
+        ("Bank raises interest rates again", "business"),
+        ("App update brings faster search", "tech"),
+    ]
+]
+
+
 def label_match(example, prediction) -> float:
     return float(prediction.get("label") == example["output"]["label"])

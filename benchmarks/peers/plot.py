@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 MARKERS = {"baseline": "s", "baseline-plain": "D", "microprompts-beam": "*", "microprompts-evolution": "P",
            "sammo": "o", "dspy-mipro": "^", "dspy-gepa": "v", "textgrad": "X"}
+# One colour per system in every panel (matplotlib's default cycles by draw order, so it changed between panels).
+COLORS = {name: f"C{i}" for i, name in enumerate(MARKERS)}
 
 
 def main(src: str, dst: str) -> None:
@@ -27,7 +29,7 @@ def main(src: str, dst: str) -> None:
             # answered calls, as in peers.md (a rejected request is counted apart there)
             x = int((c.get("calls") or {}).get("task", 0)) - int((c.get("call_errors") or {}).get("task", 0))
             ax.scatter(x, c["test_score"], marker=MARKERS.get(c["system"], "o"), s=90 if "micro" in c["system"] else 60,
-                       label=c["system"])
+                       color=COLORS.get(c["system"], "C9"), label=c["system"])
         ax.set_title(task)
         ax.set_xlabel("task-model calls while optimizing")
         ax.set_ylim(-0.03, 1.03)
@@ -37,7 +39,8 @@ def main(src: str, dst: str) -> None:
     for ax in axes[0]:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=False):
             handles.setdefault(label, h)
-    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(4, len(handles)),
+    names = sorted(handles, key=lambda n: list(MARKERS).index(n) if n in MARKERS else 99)
+    fig.legend([handles[n] for n in names], names, loc="lower center", ncol=min(4, len(handles)),
                fontsize=8, frameon=False)
     budget = store.get("settings", {}).get("budget_calls")
     fig.suptitle(f"Test score vs task-model calls (budget {budget}; qwen2.5-coder-0.5b on 2 CPU cores)")

@@ -87,7 +87,9 @@ def summary_rows(store: dict) -> list[dict]:
                "peer_calls": _calls(peer, "task") if peer else None,
                "max_peer_calls": max(peer_calls) if peer_calls else None,
                "peers_done": sum(1 for s in PEERS if s in by), "peers_failed": sum(
-                   1 for s in PEERS if s in by and by[s].get("status") == "failed")}
+                   1 for s in PEERS if s in by and by[s].get("status") == "failed"),
+               "peers_unfinished": sum(1 for s in PEERS if s in by and by[s].get("status") == "unfinished"),
+               "peers_na": sum(1 for s in PEERS if s in by and by[s].get("status") == "n/a")}
         if micro and peer:
             row["micro_best"] = micro["test_score"] >= peer["test_score"]
             row["within_calls"] = row["max_peer_calls"] is None or row["micro_calls"] <= row["max_peer_calls"]
@@ -100,6 +102,12 @@ def summary_rows(store: dict) -> list[dict]:
                 row["counted_by"] = f"{winner['system']} {winner['test_score']:.3f} at {_calls(winner, 'task')}"
         out.append(row)
     return out
+
+
+def _peer_status(row: dict) -> str:
+    """Failed peers out of those recorded, with the unfinished and n/a ones named apart (neither is a failure)."""
+    extra = [f"{row[k]} {name}" for k, name in (("peers_unfinished", "unfinished"), ("peers_na", "n/a")) if row.get(k)]
+    return f"{row['peers_failed']}/{row['peers_done']}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _fmt(value, digits=3) -> str:
@@ -144,7 +152,7 @@ def markdown(store: dict) -> str:
             lines.append(
                 f"| {r['task']} | {_fmt(r['baseline'])} | {_fmt(r['micro_score'])} {r['micro'] or ''} "
                 f"({_fmt(r['micro_calls'])}) | {_fmt(r['peer_score'])} {r['peer'] or ''} ({_fmt(r['peer_calls'])}) | "
-                f"{_fmt(r['max_peer_calls'])} | {verdict} | {r['peers_failed']}/{r['peers_done']} |")
+                f"{_fmt(r['max_peer_calls'])} | {verdict} | {_peer_status(r)} |")
         compared = [r for r in summary if "micro_best" in r]
         wins = sum(1 for r in compared if r["counted"])
         lines += ["", f"microprompts has the best test score at no more task-model calls than a peer on **{wins} of "

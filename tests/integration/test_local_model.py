@@ -81,3 +81,24 @@ def test_local_model_answers_in_lines_without_a_grammar_and_every_reply_is_read_
             assert len(row.traces[0].replies) == 2
         else:
             assert row.prediction["label"] in LABELS
+
+
+def test_llm_judge_on_the_embedded_model_gives_grammar_valid_verdicts_and_caches_them(local_model, tmp_path):
+    from microprompts.data import Row
+    from microprompts.optimizers import llm_judge
+
+    cache = CallCache(tmp_path / "judge.sqlite")
+    rows = [
+        Row(inputs={"question": "What is the capital of France?"}, output={"answer": "Paris"}, id=str(i))
+        for i in range(2)
+    ]
+    predictions = [{"answer": "Paris"}, {"answer": "Berlin"}]
+    metric = llm_judge("The answer names the right city.", "local", caller=ModelCaller(cache=cache))
+    scores = [metric(row, p) for row, p in zip(rows, predictions, strict=True)]
+    for score in scores:
+        assert score.value in {0.0, 0.25, 0.5, 0.75, 1.0}, score  # the grammar kept the grade in 1..5
+        assert score.feedback.startswith("judge ") and not score.feedback.startswith("judge failed"), score
+    assert metric.meter.snapshot().calls >= 2
+    again = llm_judge("The answer names the right city.", "local", caller=ModelCaller(cache=cache))
+    assert [again(row, p) for row, p in zip(rows, predictions, strict=True)] == scores
+    assert again.meter.snapshot().calls == 0

@@ -45,6 +45,12 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return run
 
 
+def harness_argv(tmp_path: Path, task: str, *systems: str) -> list[str]:
+    """The harness's command line for one task, writing into tmp_path, at a budget of 10 calls."""
+    out, work = str(tmp_path / "peers"), str(tmp_path / "work")
+    return ["--tasks", task, "--systems", *systems, "--out", out, "--work", work, "--budget-calls", "10"]
+
+
 def test_a_cell_written_by_another_run_meanwhile_is_kept_and_not_run_again(
     harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,20 +67,7 @@ def test_a_cell_written_by_another_run_meanwhile_is_kept_and_not_run_again(
         return {"task": task, "system": system, "status": "ok", "settings": settings, "wall_seconds": 1.0}
 
     monkeypatch.setattr(harness, "run_cell", fake_cell)
-    argv = [
-        "--tasks",
-        "navigate",
-        "--systems",
-        "baseline",
-        "sammo",
-        "--out",
-        str(tmp_path / "peers"),
-        "--work",
-        str(tmp_path / "work"),
-        "--budget-calls",
-        "10",
-    ]
-    assert harness.main(argv) == 0
+    assert harness.main(harness_argv(tmp_path, "navigate", "baseline", "sammo")) == 0
 
     saved = json.loads(out.read_text())
     assert ran == ["baseline"]
@@ -88,19 +81,6 @@ def test_an_unfinished_cell_runs_again_and_a_finished_one_does_not(
     harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "peers.json"
-    argv = [
-        "--tasks",
-        "hotpot",
-        "--systems",
-        "dspy-mipro",
-        "dspy-gepa",
-        "--out",
-        str(tmp_path / "peers"),
-        "--work",
-        str(tmp_path / "work"),
-        "--budget-calls",
-        "10",
-    ]
     settings = {
         "budget_calls": 10,
         "train": 50,
@@ -132,7 +112,7 @@ def test_an_unfinished_cell_runs_again_and_a_finished_one_does_not(
         return {"task": task, "system": system, "status": "ok", "settings": settings, "wall_seconds": 1.0}
 
     monkeypatch.setattr(harness, "run_cell", fake_cell)
-    assert harness.main(argv) == 0
+    assert harness.main(harness_argv(tmp_path, "hotpot", "dspy-mipro", "dspy-gepa")) == 0
 
     saved = json.loads(out.read_text())
     assert ran == ["dspy-mipro"]

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-PROXY = Path(__file__).resolve().parents[2] / "benchmarks" / "peers" / "proxy.py"
+from tests.benchmarks._peers import load_peers_module
 
 
 def load_proxy() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("peers_proxy", PROXY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_peers_module("proxy")
 
 
 @pytest.mark.parametrize(

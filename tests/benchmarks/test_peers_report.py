@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
-PEERS = Path(__file__).resolve().parents[2] / "benchmarks" / "peers"
+from tests.benchmarks._peers import load_peers_module
 
 
 def load_report() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("peers_report", PEERS / "report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_peers_module("report")
 
 
 def cell(system: str, status: str = "ok", score: float | None = None, task_calls: int = 0) -> dict:

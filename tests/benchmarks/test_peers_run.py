@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -10,15 +9,11 @@ from types import ModuleType
 
 import pytest
 
-HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "peers" / "run.py"
+from tests.benchmarks._peers import load_peers_module
 
 
 def load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("peers_run", HARNESS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_peers_module("run")
 
 
 class FakeServers:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 ORDER = ["baseline", "baseline-plain", "microprompts-beam", "microprompts-evolution", "sammo", "dspy-mipro",
@@ -80,16 +81,15 @@ def summary_rows(store: dict) -> list[dict]:
         peer = max((c for c in ok if c["system"] in PEERS), key=lambda c: c["test_score"], default=None)
         peer_calls = [_calls(c, "task") for c in rows if c["system"] in PEERS and c.get("status") == "ok"]
         base = by.get("baseline")
+        statuses = Counter(by[s].get("status") for s in PEERS if s in by)
         row = {"task": task, "baseline": base.get("test_score") if base else None,
                "micro": micro["system"] if micro else None, "micro_score": micro["test_score"] if micro else None,
                "micro_calls": _calls(micro, "task") if micro else None,
                "peer": peer["system"] if peer else None, "peer_score": peer["test_score"] if peer else None,
                "peer_calls": _calls(peer, "task") if peer else None,
                "max_peer_calls": max(peer_calls) if peer_calls else None,
-               "peers_done": sum(1 for s in PEERS if s in by), "peers_failed": sum(
-                   1 for s in PEERS if s in by and by[s].get("status") == "failed"),
-               "peers_unfinished": sum(1 for s in PEERS if s in by and by[s].get("status") == "unfinished"),
-               "peers_na": sum(1 for s in PEERS if s in by and by[s].get("status") == "n/a")}
+               "peers_done": sum(statuses.values()), "peers_failed": statuses["failed"],
+               "peers_unfinished": statuses["unfinished"], "peers_na": statuses["n/a"]}
         if micro and peer:
             row["micro_best"] = micro["test_score"] >= peer["test_score"]
             row["within_calls"] = row["max_peer_calls"] is None or row["micro_calls"] <= row["max_peer_calls"]

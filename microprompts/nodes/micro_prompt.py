@@ -12,11 +12,16 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from microprompts.models import UsageMeter
-from microprompts.nodes.parse import OutputParseError, parse_lines, parse_reply
+from microprompts.nodes.parse import OutputParseError, parse_lines, parse_markers, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
 from microprompts.nodes.sections import DEFAULT_TITLES, DataFormat, Example, ReplyFormat, Section
+
+# Per reply format: how a reply is parsed, and what a repair turn asks for.
+_PARSERS = {"json": parse_reply, "lines": parse_lines, "markers": parse_markers}
+_WANTED = {"json": "JSON object", "lines": "`field: value` lines",
+           "markers": "`[[ ## field ## ]]` blocks, ending with `[[ ## completed ## ]]`"}
 
 
 class NodeInputError(ValueError):
@@ -105,7 +110,7 @@ class MicroPrompt(BaseModel):
         return with_reasoning(self.output) if self.params.reasoning else self.output
 
     def request_schema(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        """The schema a call sends for this row: None for `lines` replies, which are free text."""
+        """The schema a call sends for this row: None for `lines` and `markers` replies, which are free text."""
         return self.output_schema(inputs) if self.params.reply_format == "json" else None
 
     def output_schema(self, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -187,7 +192,7 @@ class MicroPrompt(BaseModel):
         try:
             data = self._validated(reply.text, target, inputs)
         except ValueError as first:
-            wanted = "JSON object" if p.reply_format == "json" else "`field: value` lines"
+            wanted = _WANTED[p.reply_format]
             repair = messages + [
                 AIMessage(content=reply.text),
                 HumanMessage(content=f"That reply is invalid ({first}). Reply with only the corrected {wanted}."),
@@ -204,7 +209,7 @@ class MicroPrompt(BaseModel):
 
     def _validated(self, text: str, target: type[BaseModel], inputs: dict[str, Any]) -> dict[str, Any]:
         """The reply as validated JSON data, its choices checked; raises ValueError with a short reason."""
-        parse = parse_reply if self.params.reply_format == "json" else parse_lines
+        parse = _PARSERS[self.params.reply_format]
         data = parse(text, target).model_dump(mode="json")
         check_choices(data, self.params.choices, inputs)
         return data

@@ -1,5 +1,5 @@
-"""Parsing a model's reply (a JSON object, or `field: value` lines) into the node's typed output, with a clear
-error carrying the raw reply."""
+"""Parsing a model's reply (a JSON object, `field: value` lines or `[[ ## field ## ]]` blocks) into the node's
+typed output, with a clear error carrying the raw reply."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from microprompts.nodes.schema import json_schema
+from microprompts.nodes.schema import COMPLETED, json_schema, marker
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
@@ -134,3 +134,10 @@ def parse_lines(text: str, model: type[BaseModel]) -> BaseModel:
             raise ValueError(f"no `{names[0] if names else 'field'}: value` line found")
         segments = {names[0]: text}
     return _validate(model, {name: _coerce(value, props[name]) for name, value in segments.items()})
+
+
+def parse_markers(text: str, model: type[BaseModel]) -> BaseModel:
+    """Validate a `markers` reply (`[[ ## name ## ]]` blocks) against `model`: the text after the completion marker
+    is dropped, and the rest is read as lines are, whose labels include a marker alone on its line."""
+    end = text.find(marker(COMPLETED))
+    return parse_lines(text if end < 0 else text[:end], model)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
-from microprompts.nodes.schema import REASONING, describe_fields, describe_lines
+from microprompts.nodes.schema import COMPLETED, REASONING, describe_fields, describe_lines, marker
 from microprompts.nodes.sections import DataFormat, ReplyFormat, Section
 
 if TYPE_CHECKING:
@@ -29,10 +29,24 @@ def render_data(data: dict[str, Any], fmt: DataFormat) -> str:
     return "\n".join(f"{k}: {render_value(v)}" for k, v in data.items())
 
 
+def render_marked(data: dict[str, Any]) -> str:
+    """Fields as `[[ ## name ## ]]` blocks, each value on the lines after its marker."""
+    return "\n\n".join(f"{marker(k)}\n{render_value(v)}" for k, v in data.items())
+
+
+def reply_instruction(names: list[str]) -> str:
+    """The request closing a `markers` user turn: which marker to start with and which to end with."""
+    first = marker(names[0]) if names else marker(COMPLETED)
+    return f"Reply with the output fields, starting with `{first}` and ending with `{marker(COMPLETED)}`."
+
+
 def render_reply(output: dict[str, Any], fmt: ReplyFormat) -> str:
-    """An output as the model should write it: a JSON object, or `field: value` lines (on a new line), which are
-    the markdown data format's lines. The lines keep the space after `Output:`: without it SmolLM2 answered neither
-    row of the lines integration test, with it one; every lines result in benchmarks/ was measured with it."""
+    """An output as the model should write it: a JSON object, `field: value` lines (on a new line), which are
+    the markdown data format's lines, or marked blocks closed by the completion marker. The lines keep the space
+    after `Output:`: without it SmolLM2 answered neither row of the lines integration test, with it one; every
+    lines result in benchmarks/ was measured with it."""
+    if fmt == "markers":
+        return "\n" + render_marked(output) + f"\n\n{marker(COMPLETED)}"
     return "\n" + render_data(output, "markdown") if fmt == "lines" else render_data(output, "json")
 
 
@@ -45,6 +59,12 @@ def _section_body(mp: MicroPrompt, section: Section) -> str:
         if mp.params.reply_format == "lines":
             parts.append("Reply with one line per field, in this order, and nothing else:")
             parts += describe_lines(schema)
+        elif mp.params.reply_format == "markers":
+            parts += describe_fields(schema)
+            parts.append("Every exchange is laid out in marked fields, each value on the lines under its marker: the "
+                         "message holds the inputs, your reply the outputs, then the completion marker.")
+            fields = [*mp.inputs, *schema.get("properties", {})]
+            parts.append("\n" + render_marked({k: f"{{{k}}}" for k in fields}) + f"\n\n{marker(COMPLETED)}")
         else:
             parts.append("Reply with one JSON object with these fields:")
             parts += describe_fields(schema)
@@ -55,7 +75,7 @@ def _section_body(mp: MicroPrompt, section: Section) -> str:
     elif section.kind == "examples":
         for i, example in enumerate(mp.shown_examples(), 1):
             output = render_reply(example.output, mp.params.reply_format)
-            parts.append(f"Example {i}\nInput:\n{render_data(example.inputs, mp.params.data_format)}\nOutput: {output}")
+            parts.append(f"Example {i}\nInput:\n{render_inputs(mp, example.inputs)}\nOutput: {output}")
     return "\n".join(parts)
 
 
@@ -73,11 +93,20 @@ def render_section(mp: MicroPrompt, section: Section) -> str:
     return f"## {section.title}\n{body}"
 
 
-def render_messages(mp: MicroPrompt, inputs: dict[str, Any]) -> list[BaseMessage]:
-    """The system prompt (sections in order) and the user turn (this row's inputs)."""
-    system = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))
+def render_inputs(mp: MicroPrompt, inputs: dict[str, Any]) -> str:
+    """A row's inputs as the node shows them: marked blocks for `markers` replies, else its data format."""
     data = {k: inputs[k] for k in mp.inputs if k in inputs}
-    return [SystemMessage(content=system), HumanMessage(content=render_data(data, mp.params.data_format))]
+    return render_marked(data) if mp.params.reply_format == "markers" else render_data(data, mp.params.data_format)
+
+
+def render_messages(mp: MicroPrompt, inputs: dict[str, Any]) -> list[BaseMessage]:
+    """The system prompt (sections in order) and the user turn (this row's inputs; for `markers` replies, with
+    the request to answer in marked fields after them)."""
+    system = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))
+    user = render_inputs(mp, inputs)
+    if mp.params.reply_format == "markers":
+        user += "\n\n" + reply_instruction(list(mp.output_schema().get("properties", {})))
+    return [SystemMessage(content=system), HumanMessage(content=user)]
 
 
 def count_tokens(messages: list[BaseMessage]) -> int:

@@ -10,6 +10,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 REASONING = "reasoning"
+COMPLETED = "completed"  # the marker that closes a `markers` reply
+
+
+def marker(name: str) -> str:
+    """The line that opens a field in the `markers` reply format."""
+    return f"[[ ## {name} ## ]]"
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
 SectionKind = Literal["task", "inputs", "output_format", "examples", "guidelines", "text"]
 DataFormat = Literal["markdown", "xml", "json"]
-# How the model answers: one JSON object (grammar-constrained where the backend can), or one `field: value` line
-# per field in free text, parsed leniently (small models often answer better in plain text than inside JSON).
-ReplyFormat = Literal["json", "lines"]
+# How the model answers: one JSON object (grammar-constrained where the backend can); one `field: value` line per
+# field in free text, parsed leniently (small models often answer better in plain text than inside JSON); or
+# `markers`: the inputs and the reply as `[[ ## field ## ]]` blocks ending in a completion marker, free text too.
+ReplyFormat = Literal["json", "lines", "markers"]
+REPLY_FORMATS: tuple[str, ...] = get_args(ReplyFormat)
 
 
 class Section(BaseModel):

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
+from microprompts.nodes.sections import REPLY_FORMATS
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.edit import set_value
 from microprompts.optimizers.mutators._moves import Move, MoveMutator
@@ -81,7 +82,7 @@ class SearchSpace:
             if not isinstance(node, MicroPrompt):
                 continue
             choices[f"{node.name}.params.data_format"] = one_of("markdown", "xml", "json")
-            choices[f"{node.name}.params.reply_format"] = one_of("json", "lines")
+            choices[f"{node.name}.params.reply_format"] = one_of(*REPLY_FORMATS)
             choices[f"{node.name}.output.reasoning"] = one_of(False, True)
             if node.examples:
                 choices[f"{node.name}.params.n_examples"] = one_of(0, None)

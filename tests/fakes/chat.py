@@ -262,6 +262,8 @@ def unit(*parts: Any) -> float:
 _XML = re.compile(r"<([A-Za-z_][\w.-]*)>(.*?)</\1>", re.DOTALL)
 _MD = re.compile(r"^([A-Za-z_][\w.-]*): ?(.*)$")
 _EXAMPLE_HEADING = re.compile(r"\bExample \d+\b")
+_MARKED = re.compile(r"^\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n\nReply with the output fields|\Z)",
+                     re.DOTALL | re.MULTILINE)
 
 
 def detect_format(text: str) -> str:
@@ -289,6 +291,8 @@ def _value(text: str) -> Any:
 
 def parse_user(text: str) -> dict[str, Any]:
     """A row's inputs back from the rendered user turn (any of the three data formats)."""
+    if text.startswith("[[ ## "):  # the `markers` reply format's user turn
+        return {k: _value(v) for k, v in _MARKED.findall(text)}
     fmt = detect_format(text)
     if fmt == "json":
         return dict(json.loads(text))

@@ -173,13 +173,17 @@ def test_default_mutators_have_unique_names_and_respect_the_optimizer_flag() -> 
     assert len(with_model) >= len(without)
 
 
-def test_reply_format_switches_json_and_lines_and_the_child_still_answers() -> None:
+def test_reply_format_switches_json_lines_and_markers_and_the_child_still_answers() -> None:
     flow = h.topic_flow()
-    [(child, mutation)] = ReplyFormat().propose(Candidate(flow), _ctx(), n=3)
-    assert (mutation.address, mutation.before, mutation.after) == ("classify.params.reply_format", "json", "lines")
+    children = ReplyFormat().propose(Candidate(flow), _ctx(), n=3)
+    assert sorted(m.after for _, m in children) == ["lines", "markers"]
+    child, mutation = next((c, m) for c, m in children if m.after == "lines")
+    assert (mutation.address, mutation.before) == ("classify.params.reply_format", "json")
     assert touched(flow, child) == {"classify.params.reply_format"}
     assert "label: <your label>  (The headline's section.)" in child.nodes["classify"].render(
         {"headline": "headline number 1"})[0].content
     back = ReplyFormat().propose(Candidate(child), _ctx(), n=3)
-    assert [m.after for _, m in back] == ["json"]
+    assert sorted(m.after for _, m in back) == ["json", "markers"]
     assert _evaluation(child).errors == 0
+    marked = next(c for c, m in children if m.after == "markers")
+    assert _evaluation(marked).errors == 0

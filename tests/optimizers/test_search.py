@@ -129,7 +129,7 @@ def test_enumerate_respects_frozen_and_limit() -> None:
 
 
 def test_default_space_and_space_choice_in_beam() -> None:
-    assert SearchSpace.default(h.topic_flow()).size == 12
+    assert SearchSpace.default(h.topic_flow()).size == 18  # 3 data formats x 3 reply formats x reasoning on/off
     space = _space()
     result = optimize(space, dev=h.rows(100, 6), metric=METRIC, model=h.model(), mutators=[],
                       search=BeamSearch(beam_width=1, depth=3, mutations_per_candidate=3), minibatch=0,

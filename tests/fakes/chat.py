@@ -63,6 +63,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from microprompts.models import ModelCaller
+
 __all__ = [
     "Boost", "Call", "ScriptedChatModel", "SimParams", "SimTask", "SimulatedChatModel", "contains",
     "data_format", "detect_format", "has_examples", "min_examples", "parse_user", "reasoning_on",
@@ -434,3 +436,15 @@ def temperature_zero(gain: float) -> Boost:
     """Sampling is greedy (temperature 0)."""
     return Boost("temperature 0", lambda system, p: p.temperature == 0.0, gain)
 
+
+
+class SchemaRecordingCaller(ModelCaller):
+    """A ModelCaller with no cache that records the schema each call sends (None for free-text replies)."""
+
+    def __init__(self) -> None:
+        super().__init__(cache=None, base_delay=0.0)
+        self.schemas: list[dict[str, Any] | None] = []
+
+    def complete(self, model: BaseChatModel, messages: list[BaseMessage], **kwargs: Any) -> Any:
+        self.schemas.append(kwargs.get("schema"))
+        return super().complete(model, messages, **kwargs)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from microprompts import Example, MicroPrompt, ModelCaller, OutputParseError
 from microprompts.nodes import Runtime
 from microprompts.nodes.parse import parse_lines
-from tests.fakes.chat import ScriptedChatModel
+from tests.fakes.chat import SchemaRecordingCaller, ScriptedChatModel
 
 
 class Label(BaseModel):
@@ -79,18 +79,13 @@ def test_lines_render_in_the_output_format_and_the_examples() -> None:
 
 
 def test_a_lines_call_sends_no_schema_and_parses_the_text() -> None:
-    schemas: list[object] = []
-
-    class Recording(ModelCaller):
-        def complete(self, model, messages, **kwargs):  # type: ignore[no-untyped-def]
-            schemas.append(kwargs.get("schema"))
-            return super().complete(model, messages, **kwargs)
-
+    caller = SchemaRecordingCaller()
     model = ScriptedChatModel(replies=["label: No.", '{"label": "no"}'])
-    rt = Runtime(model=model, caller=Recording(cache=None, base_delay=0.0))
+    rt = Runtime(model=model, caller=caller)
     assert NODE.run({"text": "hardly"}, rt) == {"label": "no"}
     assert NODE.with_params(reply_format="json").run({"text": "hardly"}, rt) == {"label": "no"}
-    assert schemas[0] is None and schemas[1]["properties"]["label"]["enum"] == ["yes", "no"]
+    schemas = caller.schemas
+    assert schemas[0] is None and schemas[1] is not None and schemas[1]["properties"]["label"]["enum"] == ["yes", "no"]
 
 
 def test_a_bad_lines_reply_is_repaired_in_its_own_format_then_raises() -> None:

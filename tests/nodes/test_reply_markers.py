@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from microprompts import Example, MicroPrompt, ModelCaller, OutputParseError
 from microprompts.nodes import Runtime
 from microprompts.nodes.parse import parse_markers
-from tests.fakes.chat import ScriptedChatModel
+from tests.fakes.chat import SchemaRecordingCaller, ScriptedChatModel
 
 
 class Label(BaseModel):
@@ -72,17 +72,10 @@ def test_several_fields_keep_multi_line_text_and_drop_the_completion_marker() ->
 
 
 def test_a_markers_call_sends_no_schema_and_repairs_in_its_own_format() -> None:
-    schemas: list[object] = []
-
-    class Recording(ModelCaller):
-        def complete(self, model, messages, **kwargs):  # type: ignore[no-untyped-def]
-            schemas.append(kwargs.get("schema"))
-            return super().complete(model, messages, **kwargs)
-
-    caller = Recording(cache=None, base_delay=0.0)
+    caller = SchemaRecordingCaller()
     good = ScriptedChatModel(replies=["[[ ## label ## ]]\nno\n\n[[ ## completed ## ]]"])
     assert NODE.run({"text": "hardly", "speaker": "A"}, runtime(good, caller)) == {"label": "no"}
-    assert schemas == [None]
+    assert caller.schemas == [None]
     bad = ScriptedChatModel(replies=["[[ ## label ## ]]\nperhaps", "[[ ## label ## ]]\nunsure"])
     with pytest.raises(OutputParseError) as info:
         NODE.run({"text": "hm", "speaker": "A"}, runtime(bad))

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     text = table(cells)
     atomic_write_text(out.with_suffix(".md"), f"# {store['title']}\n\nModel `{store['config']['model_file']}`, "
                       f"greedy; each task's seed flow from `benchmarks/optimize.py`, only `reply_format` changed; "
-                      f"rows: the first {args.rows} of its train + dev splits (seed {args.seed}).\n\n{text}\n")
+                      f"rows: its train + dev splits (seed {args.seed}), at most {args.rows} (the rows column says "
+                      f"how many).\n\n{text}\n")
     print(text)
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0

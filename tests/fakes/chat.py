@@ -66,7 +66,8 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from microprompts.models import ModelCaller
 
 __all__ = [
-    "Boost", "Call", "ScriptedChatModel", "SimParams", "SimTask", "SimulatedChatModel", "contains",
+    "Boost", "Call", "SchemaRecordingCaller", "ScriptedChatModel", "SimParams", "SimTask", "SimulatedChatModel",
+    "contains",
     "data_format", "detect_format", "has_examples", "min_examples", "parse_user", "reasoning_on",
     "temperature_zero", "unit",
 ]

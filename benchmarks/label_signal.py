@@ -17,12 +17,10 @@ flow's rendered JSON prompt: the question is what the model knows, not how one p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.optimize import git_commit, load_average, log, model_path  # noqa: E402
+from benchmarks.optimize import log, model_path, write_cells  # noqa: E402
 from benchmarks.tasks.optimize_tasks import TASKS  # noqa: E402
 from microprompts import MicroPrompt  # noqa: E402
-from microprompts._io import atomic_write_text  # noqa: E402
 from microprompts.data import Row  # noqa: E402
 
 YES_NO = ("navigate", "sports_understanding", "implicatures")
@@ -158,20 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(measure(llama, task_name, k, args.dev, args.test, args.seed))
             log(f"  AUC test {cells[-1]['auc_test']}, majority {cells[-1]['test_majority']}, "
                 f"dev-fitted threshold {cells[-1]['test_dev_threshold']}")
-    store = {
-        "title": "Yes/no signal in the task model (log p(yes) - log p(no))",
-        "config": {"model": args.model, "model_file": Path(path).name, "dev": args.dev, "test": args.test,
-                   "seed": args.seed, "threads": args.threads, "quick": args.quick},
-        "machine": {"cpus": os.cpu_count(), "load_avg": load_average()}, **git_commit(),
-        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cells": cells,
-    }
-    atomic_write_text(out, json.dumps(store, indent=1) + "\n")
-    text = table(cells)
-    atomic_write_text(out.with_suffix(".md"), f"# {store['title']}\n\nModel `{store['config']['model_file']}`; "
-                      f"dev {args.dev} / test {args.test} rows of `benchmarks/optimize.py`'s splits (seed "
-                      f"{args.seed}). Scores x100.\n\n{text}\n")
-    print(text)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    config = {"model": args.model, "model_file": Path(path).name, "dev": args.dev, "test": args.test,
+              "seed": args.seed, "threads": args.threads, "quick": args.quick}
+    write_cells(out, "Yes/no signal in the task model (log p(yes) - log p(no))", config, cells,
+                f"Model `{config['model_file']}`; dev {args.dev} / test {args.test} rows of `benchmarks/optimize.py`'s "
+                f"splits (seed {args.seed}). Scores x100.", table(cells))
     return 0
 
 

@@ -73,6 +73,20 @@ def load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def write_cells(out: Path, title: str, config: dict[str, Any], cells: list[dict[str, Any]], intro: str,
+                text: str) -> None:
+    """A one-table benchmark's results: JSON (config, machine, commit, time, cells) and markdown (title, intro,
+    table) written atomically, then the table printed."""
+    store = {
+        "title": title, "config": config, "machine": {"cpus": os.cpu_count(), "load_avg": load_average()},
+        **git_commit(), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cells": cells,
+    }
+    atomic_write_text(out, json.dumps(store, indent=1) + "\n")
+    atomic_write_text(out.with_suffix(".md"), f"# {title}\n\n{intro}\n\n{text}\n")
+    print(text)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
 def model_path(name: str) -> str:
     """The bench model's GGUF path (downloaded by the shared tool on first use)."""
     out = subprocess.run([str(BENCH_MODEL), name], capture_output=True, text=True, check=True)

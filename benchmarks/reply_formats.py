@@ -9,11 +9,9 @@ Writes ``results/reply_formats.json`` and ``.md``; ``--quick`` runs navigate on 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.optimize import git_commit, load_average, log, model_path  # noqa: E402
+from benchmarks.optimize import log, model_path, write_cells  # noqa: E402
 from benchmarks.tasks.optimize_tasks import TASKS  # noqa: E402
 from microprompts import Flow  # noqa: E402
-from microprompts._io import atomic_write_text  # noqa: E402
 from microprompts.flows import evaluate  # noqa: E402
 from microprompts.models import ModelCaller  # noqa: E402
 from microprompts.nodes.sections import REPLY_FORMATS  # noqa: E402
@@ -85,21 +82,12 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{task_name} as {fmt}: {len(rows)} train + dev rows")
             cells.append(measure(task_name, fmt, rows, model))
             log(f"  score {cells[-1]['score']}, answers {cells[-1]['top_answers']}")
-    store = {
-        "title": "The seed flow in each reply format (train + dev rows, never test)",
-        "config": {"model": args.model, "model_file": Path(model).name, "rows": args.rows, "dev": args.dev,
-                   "seed": args.seed, "threads": os.environ.get("MICROPROMPTS_THREADS"), "quick": args.quick},
-        "machine": {"cpus": os.cpu_count(), "load_avg": load_average()}, **git_commit(),
-        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cells": cells,
-    }
-    atomic_write_text(out, json.dumps(store, indent=1) + "\n")
-    text = table(cells)
-    atomic_write_text(out.with_suffix(".md"), f"# {store['title']}\n\nModel `{store['config']['model_file']}`, "
-                      f"greedy; each task's seed flow from `benchmarks/optimize.py`, only `reply_format` changed; "
-                      f"rows: its train + dev splits (seed {args.seed}), at most {args.rows} (the rows column says "
-                      f"how many).\n\n{text}\n")
-    print(text)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    config = {"model": args.model, "model_file": Path(model).name, "rows": args.rows, "dev": args.dev,
+              "seed": args.seed, "threads": os.environ.get("MICROPROMPTS_THREADS"), "quick": args.quick}
+    write_cells(out, "The seed flow in each reply format (train + dev rows, never test)", config, cells,
+                f"Model `{config['model_file']}`, greedy; each task's seed flow from `benchmarks/optimize.py`, only "
+                f"`reply_format` changed; rows: its train + dev splits (seed {args.seed}), at most {args.rows} (the "
+                f"rows column says how many).", table(cells))
     return 0
 
 

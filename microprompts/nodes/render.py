@@ -34,6 +34,11 @@ def render_marked(data: dict[str, Any]) -> str:
     return "\n\n".join(f"{marker(k)}\n{render_value(v)}" for k, v in data.items())
 
 
+def render_closed(data: dict[str, Any]) -> str:
+    """Marked blocks closed by the completion marker: a `markers` reply, or the shape of one exchange."""
+    return f"{render_marked(data)}\n\n{marker(COMPLETED)}"
+
+
 def reply_instruction(names: list[str]) -> str:
     """The request closing a `markers` user turn: which marker to start with and which to end with."""
     first = marker(names[0]) if names else marker(COMPLETED)
@@ -46,7 +51,7 @@ def render_reply(output: dict[str, Any], fmt: ReplyFormat) -> str:
     after `Output:`: without it SmolLM2 answered neither row of the lines integration test, with it one; every
     lines result in benchmarks/ was measured with it."""
     if fmt == "markers":
-        return "\n" + render_marked(output) + f"\n\n{marker(COMPLETED)}"
+        return "\n" + render_closed(output)
     return "\n" + render_data(output, "markdown") if fmt == "lines" else render_data(output, "json")
 
 
@@ -64,7 +69,7 @@ def _section_body(mp: MicroPrompt, section: Section) -> str:
             parts.append("Every exchange is laid out in marked fields, each value on the lines under its marker: the "
                          "message holds the inputs, your reply the outputs, then the completion marker.")
             fields = [*mp.inputs, *schema.get("properties", {})]
-            parts.append("\n" + render_marked({k: f"{{{k}}}" for k in fields}) + f"\n\n{marker(COMPLETED)}")
+            parts.append("\n" + render_closed({k: f"{{{k}}}" for k in fields}))
         else:
             parts.append("Reply with one JSON object with these fields:")
             parts += describe_fields(schema)

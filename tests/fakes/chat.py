@@ -438,7 +438,6 @@ def temperature_zero(gain: float) -> Boost:
     return Boost("temperature 0", lambda system, p: p.temperature == 0.0, gain)
 
 
-
 class SchemaRecordingCaller(ModelCaller):
     """A ModelCaller with no cache that records the schema each call sends (None for free-text replies)."""
 

@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.optimize import log, model_path, write_cells  # noqa: E402
 from benchmarks.tasks.optimize_tasks import TASKS  # noqa: E402
 from microprompts import Flow  # noqa: E402
-from microprompts.flows import evaluate  # noqa: E402
+from microprompts.evals import evaluate  # noqa: E402
 from microprompts.models import ModelCaller  # noqa: E402
 from microprompts.nodes.sections import REPLY_FORMATS  # noqa: E402
 

@@ -1,15 +1,9 @@
 """microprompts: agentic workloads as LangGraph flows of micro-prompts, optimized end to end."""
 
-from microprompts.flows import (
-    ArtifactError,
-    EvalResult,
-    Flow,
-    FlowValidationError,
-    MetricError,
-    Score,
-    as_score,
-    evaluate,
-)
+
+from microprompts._version import VERSION
+from microprompts.evals import EvalResult, Metric, MetricError, Score, as_score, evaluate, metrics
+from microprompts.flows import ArtifactError, Flow, FlowValidationError
 from microprompts.models import CallCache, ModelCaller, Usage, resolve_model
 from microprompts.nodes import Example, FunctionNode, MicroPrompt, OutputParseError, Params, Section
 from microprompts.optimizers import (
@@ -19,7 +13,6 @@ from microprompts.optimizers import (
     OptimizeResult,
     RegularizedEvolution,
     SearchSpace,
-    metrics,
     one_of,
     optimize,
     optional,
@@ -27,8 +20,8 @@ from microprompts.optimizers import (
 
 __all__ = [
     "ArtifactError", "BeamSearch", "Budget", "CallCache", "Enumerate", "EvalResult", "Example", "Flow",
-    "FlowValidationError", "FunctionNode", "MetricError", "MicroPrompt", "ModelCaller", "OptimizeResult",
+    "FlowValidationError", "FunctionNode", "Metric", "MetricError", "MicroPrompt", "ModelCaller", "OptimizeResult",
     "OutputParseError", "Params", "RegularizedEvolution", "Score", "SearchSpace", "Section", "Usage", "as_score",
     "evaluate", "metrics", "one_of", "optimize", "optional", "resolve_model",
 ]
-__version__ = "0.1.0"
+__version__ = VERSION

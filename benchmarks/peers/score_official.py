@@ -15,7 +15,7 @@ import common  # noqa: E402
 
 from examples.seats.metric import seat_metric  # noqa: E402
 from microprompts.data.dataset import Row  # noqa: E402
-from microprompts.flows.score import as_score  # noqa: E402
+from microprompts.evals.score import as_score  # noqa: E402
 
 predictions = json.loads(sys.stdin.read())
 rows = common.read_jsonl(Path(sys.argv[1]) / "test.jsonl")

@@ -34,7 +34,7 @@ from examples.seats.flow import flow as seats_flow
 from examples.seats.metric import seat_metric
 from microprompts import Flow, MicroPrompt
 from microprompts.data import Dataset
-from microprompts.optimizers.metrics import exact_match
+from microprompts.evals.metrics import exact_match
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"

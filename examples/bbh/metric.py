@@ -5,6 +5,6 @@ CLI: ``--metric examples/bbh/metric.py:bbh_metric`` with ``--map target=output.a
 
 from __future__ import annotations
 
-from microprompts.optimizers.metrics import exact_match
+from microprompts.evals.metrics import exact_match
 
 bbh_metric = exact_match("answer")

@@ -6,6 +6,6 @@ CLI: ``--metric examples/seats/metric.py:seat_metric``.
 
 from __future__ import annotations
 
-from microprompts.optimizers.metrics import jaccard
+from microprompts.evals.metrics import jaccard
 
 seat_metric = jaccard("recommended_seats", valid_from="available_seats", penalty=0.25, k=3)

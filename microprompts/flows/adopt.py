@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.graph import StateGraph
 
-from microprompts.flows.flow import Branch, Flow
+from microprompts.flows.structure import Branch
 from microprompts.nodes import FunctionNode, MicroPrompt
 
 
@@ -19,8 +19,9 @@ def _callable_of(spec: Any) -> Any:
     return getattr(runnable, "func", None) or getattr(runnable, "afunc", None) or runnable
 
 
-def flow_from_graph(builder: StateGraph, name: str | None = None) -> Flow:
-    """Nodes that are MicroPrompts stay themselves; other callables become FunctionNodes (by import path)."""
+def graph_parts(builder: StateGraph, name: str | None = None) -> dict[str, Any]:
+    """A flow's parts (the keyword arguments of `Flow`) from a LangGraph `StateGraph`. Nodes that are MicroPrompts
+    stay themselves; other callables become FunctionNodes (by import path)."""
     if not isinstance(builder, StateGraph):
         raise AdoptError(f"expected a langgraph StateGraph, got {type(builder).__name__}")
     nodes: dict[str, MicroPrompt | FunctionNode] = {}
@@ -42,4 +43,5 @@ def flow_from_graph(builder: StateGraph, name: str | None = None) -> Flow:
                 raise AdoptError(f"branch from {source!r} has no path map; pass one to add_conditional_edges")
             branches.append(Branch(source, router, {str(k): str(v) for k, v in ends.items()}))
     schema = builder.state_schema if getattr(builder, "state_schema", None) is not dict else None
-    return Flow(name or "adopted", state=schema, nodes=nodes, edges=sorted(builder.edges), branches=branches)
+    return {"name": name or "adopted", "state": schema, "nodes": nodes, "edges": sorted(builder.edges),
+            "branches": branches}

@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from microprompts._io import assert_no_secrets, atomic_write_text
-from microprompts.flows.flow import Branch, Flow
+from microprompts.flows.structure import Branch, FlowShape
+from microprompts.flows.validate import validate_flow
 from microprompts.nodes import FunctionNode, MicroPrompt, Params, RefError, Section, load_object, ref_of
 from microprompts.nodes.function import DEFAULT_ALLOWED
 from microprompts.nodes.schema import json_schema, model_from_schema
@@ -60,7 +61,7 @@ def node_to_dict(node: MicroPrompt | FunctionNode) -> dict[str, Any]:
     }
 
 
-def flow_to_dict(flow: Flow) -> dict[str, Any]:
+def flow_to_dict(flow: FlowShape) -> dict[str, Any]:
     """The whole flow as JSON, hashed."""
     data: dict[str, Any] = {
         "kind": KIND,
@@ -100,8 +101,9 @@ def node_from_dict(data: dict[str, Any], allow: Sequence[str] | None) -> MicroPr
     )
 
 
-def flow_from_dict(data: dict[str, Any], allow: Sequence[str] | None = None) -> Flow:
-    """A flow from its artifact; checks kind, version and hash; imports only from `allow` (default list)."""
+def flow_parts(data: dict[str, Any], allow: Sequence[str] | None = None) -> dict[str, Any]:
+    """A flow's parts (the keyword arguments of `Flow`) from its artifact; checks kind, version and hash;
+    imports only from `allow` (default list)."""
     allow = tuple(allow) if allow is not None else DEFAULT_ALLOWED
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise ArtifactError(f"not a microprompts flow artifact (kind must be {KIND!r})")
@@ -114,18 +116,18 @@ def flow_from_dict(data: dict[str, Any], allow: Sequence[str] | None = None) -> 
         state = load_object(data["state"], allow) if data.get("state") else None
         branches = [Branch(b["source"], load_object(b["router"], allow), dict(b["mapping"]))
                     for b in data.get("branches", [])]
-        flow = Flow(data["name"], state=state, inputs=data.get("inputs"), nodes={n.name: n for n in nodes},
-                    edges=[tuple(e) for e in data.get("edges", [])], branches=branches)
+        edges = [(str(a), str(b)) for a, b in data.get("edges", [])]
+        return {"name": data["name"], "state": state, "inputs": data.get("inputs"),
+                "nodes": {n.name: n for n in nodes}, "edges": edges, "branches": branches}
     except ArtifactError:
         raise
     except Exception as exc:  # noqa: BLE001 - wrong shapes raise AttributeError, pydantic's errors...: all malformed
         raise ArtifactError(f"malformed artifact: {type(exc).__name__}: {exc}") from exc
-    return flow
 
 
-def save_flow(flow: Flow, path: str | Path) -> str:
+def save_flow(flow: FlowShape, path: str | Path) -> str:
     """Validate, serialize, refuse secrets, write atomically; returns the content hash."""
-    flow.validate()
+    validate_flow(flow)
     data = flow_to_dict(flow)
     text = json.dumps(data, indent=2, ensure_ascii=False)
     assert_no_secrets(text, f"artifact {path}")
@@ -133,12 +135,12 @@ def save_flow(flow: Flow, path: str | Path) -> str:
     return data["content_hash"]
 
 
-def load_flow(path: str | Path, allow: Sequence[str] | None = None) -> Flow:
-    """Read and check an artifact file."""
+def read_artifact(path: str | Path) -> dict[str, Any]:
+    """An artifact file's JSON (checked by `flow_parts`); ArtifactError when it cannot be read or parsed."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ArtifactError(f"cannot read artifact {path}: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"artifact {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    return flow_from_dict(data, allow)
+    return data

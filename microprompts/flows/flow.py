@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import networkx as nx
@@ -11,50 +10,19 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from microprompts.flows.adopt import graph_parts
+from microprompts.flows.artifact import flow_parts, flow_to_dict, read_artifact, save_flow
+from microprompts.flows.structure import Branch, FlowShape, Node, RouterError
+from microprompts.flows.validate import control_graph, dependency_graph, validate_flow
 from microprompts.models import ModelCaller, ModelLike
-from microprompts.nodes import FunctionNode, MicroPrompt, Runtime
+from microprompts.nodes import MicroPrompt, Runtime
 from microprompts.nodes.runtime import recorder_of
 
-Node = MicroPrompt | FunctionNode
+__all__ = ["Branch", "Flow", "Node", "RouterError"]
 
 
-class RouterError(ValueError):
-    """A router returned a label its branch does not map."""
-
-
-@dataclass(frozen=True)
-class Branch:
-    """A conditional edge: after `source`, `router(state)` picks a label, `mapping` turns it into a node."""
-
-    source: str
-    router: Callable[..., Any]
-    mapping: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Flow:
+class Flow(FlowShape):
     """A graph of nodes; builder methods return a new Flow, so a flow is a value the optimizer can mutate."""
-
-    name: str
-    state: type | None = None
-    inputs: tuple[str, ...] | None = None
-    nodes: dict[str, Node] = field(default_factory=dict)
-    edges: tuple[tuple[str, str], ...] = ()
-    branches: tuple[Branch, ...] = ()
-    last: str | None = None
-
-    def __init__(
-        self, name: str, state: type | None = None, inputs: Sequence[str] | None = None,
-        nodes: dict[str, Node] | None = None, edges: Sequence[tuple[str, str]] = (),
-        branches: Sequence[Branch] = (), last: str | None = None,
-    ) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "state", state)
-        object.__setattr__(self, "inputs", tuple(inputs) if inputs is not None else None)
-        object.__setattr__(self, "nodes", dict(nodes or {}))
-        object.__setattr__(self, "edges", tuple((a, b) for a, b in edges))
-        object.__setattr__(self, "branches", tuple(branches))
-        object.__setattr__(self, "last", last)
 
     def evolve(self, **changes: Any) -> Flow:
         """A copy with some fields replaced."""
@@ -93,49 +61,16 @@ class Flow:
             raise KeyError(f"flow {self.name!r} has no node {node.name!r}")
         return self.evolve(nodes={**self.nodes, node.name: node})
 
-    # --- what it reads and writes ---------------------------------------------------------------
-    @property
-    def input_keys(self) -> tuple[str, ...]:
-        """The keys a caller must provide: declared, else what nodes read that no node writes."""
-        if self.inputs is not None:
-            return self.inputs
-        written = {k for n in self.nodes.values() for k in n.writes}
-        seen: dict[str, None] = {}
-        for node in self.nodes.values():
-            for key in node.reads:
-                if key not in written:
-                    seen[key] = None
-        return tuple(seen)
-
-    @property
-    def output_keys(self) -> tuple[str, ...]:
-        """Every key a node writes: the prediction a metric sees."""
-        seen: dict[str, None] = {}
-        for node in self.nodes.values():
-            for key in node.writes:
-                seen[key] = None
-        return tuple(seen)
-
-    def micro_prompts(self) -> list[MicroPrompt]:
-        """The micro-prompt nodes, in insertion order."""
-        return [n for n in self.nodes.values() if isinstance(n, MicroPrompt)]
-
     def graph(self) -> nx.DiGraph:
         """The control graph as networkx (START, END, nodes, edges and branch targets)."""
-        from microprompts.flows.validate import control_graph
-
         return control_graph(self)
 
     def dependencies(self) -> nx.DiGraph:
         """The data-dependency graph as networkx: writer -> reader, labelled by key."""
-        from microprompts.flows.validate import dependency_graph
-
         return dependency_graph(self)
 
     def validate(self) -> Flow:
         """Check the flow; raises FlowValidationError with every problem. Returns self for chaining."""
-        from microprompts.flows.validate import validate_flow
-
         validate_flow(self)
         return self
 
@@ -175,36 +110,26 @@ class Flow:
     # --- artifacts -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The JSON artifact (versioned, content-hashed, no code, no secrets)."""
-        from microprompts.flows.artifact import flow_to_dict
-
         return flow_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], allow: Sequence[str] | None = None) -> Flow:
         """Rebuild a flow from its artifact; function nodes import only from allowed modules."""
-        from microprompts.flows.artifact import flow_from_dict
-
-        return flow_from_dict(data, allow)
+        return cls(**flow_parts(data, allow))
 
     def save(self, path: str) -> str:
         """Write the artifact atomically; returns its content hash."""
-        from microprompts.flows.artifact import save_flow
-
         return save_flow(self, path)
 
     @classmethod
     def load(cls, path: str, allow: Sequence[str] | None = None) -> Flow:
         """Read an artifact written by `save`."""
-        from microprompts.flows.artifact import load_flow
-
-        return load_flow(path, allow)
+        return cls.from_dict(read_artifact(path), allow)
 
     @classmethod
     def from_graph(cls, builder: StateGraph, name: str | None = None) -> Flow:
         """Adopt an existing LangGraph `StateGraph` whose nodes include MicroPrompts."""
-        from microprompts.flows.adopt import flow_from_graph
-
-        return flow_from_graph(builder, name)
+        return cls(**graph_parts(builder, name))
 
     def content_hash(self) -> str:
         """The artifact's content hash: equal for flows that behave the same."""

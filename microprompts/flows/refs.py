@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from microprompts.flows.artifact import ArtifactError, load_flow
+from microprompts.flows.artifact import ArtifactError
 from microprompts.flows.flow import Flow
 from microprompts.nodes import RefError, load_object
 
@@ -15,7 +15,7 @@ def load_flow_ref(ref: str, allow: Sequence[str] | None = None) -> Flow:
     if ref.endswith(".json"):
         if not Path(ref).is_file():
             raise ArtifactError(f"no artifact file {ref}")
-        return load_flow(ref, allow)
+        return Flow.load(ref, allow)
     if ":" not in ref:
         raise RefError(f"unknown flow reference {ref!r}: expected FILE.json, path/file.py:name or module:name")
     obj = load_object(ref)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import networkx as nx
 from langgraph.graph import END, START
 
-if TYPE_CHECKING:
-    from microprompts.flows.flow import Flow
+from microprompts.flows.structure import FlowShape
 
 
 class FlowValidationError(ValueError):
     """A flow that cannot run as drawn; the message names every problem found."""
 
 
-def control_graph(flow: Flow) -> nx.DiGraph:
+def control_graph(flow: FlowShape) -> nx.DiGraph:
     """Nodes and control edges (plain edges and branch targets), with START and END; implicit ends added."""
     graph = nx.DiGraph()
     graph.add_nodes_from([START, END])
@@ -30,7 +27,7 @@ def control_graph(flow: Flow) -> nx.DiGraph:
     return graph
 
 
-def dependency_graph(flow: Flow) -> nx.DiGraph:
+def dependency_graph(flow: FlowShape) -> nx.DiGraph:
     """Data dependencies: an edge writer -> reader for each state key one node writes and another reads."""
     graph = nx.DiGraph()
     graph.add_nodes_from(flow.nodes)
@@ -42,7 +39,7 @@ def dependency_graph(flow: Flow) -> nx.DiGraph:
     return graph
 
 
-def validate_flow(flow: Flow) -> None:
+def validate_flow(flow: FlowShape) -> None:
     """Raise FlowValidationError listing every problem, or return quietly."""
     problems = _name_problems(flow)
     if not problems:
@@ -55,7 +52,7 @@ def validate_flow(flow: Flow) -> None:
         raise FlowValidationError(f"flow {flow.name!r} is invalid: " + "; ".join(problems))
 
 
-def _name_problems(flow: Flow) -> list[str]:
+def _name_problems(flow: FlowShape) -> list[str]:
     known = set(flow.nodes) | {START, END}
     problems = []
     if not flow.nodes:
@@ -88,7 +85,7 @@ def state_keys(state: type | None) -> set[str] | None:
     return keys or None
 
 
-def _state_problems(flow: Flow) -> list[str]:
+def _state_problems(flow: FlowShape) -> list[str]:
     """LangGraph silently drops a write to, and never fills a read of, a key the state schema lacks."""
     keys = state_keys(flow.state)
     if keys is None:
@@ -103,7 +100,7 @@ def _state_problems(flow: Flow) -> list[str]:
     return problems
 
 
-def _reach_problems(flow: Flow, graph: nx.DiGraph) -> list[str]:
+def _reach_problems(flow: FlowShape, graph: nx.DiGraph) -> list[str]:
     problems = []
     reachable = nx.descendants(graph, START)
     for name in flow.nodes:
@@ -119,7 +116,7 @@ def _reach_problems(flow: Flow, graph: nx.DiGraph) -> list[str]:
     return problems
 
 
-def _data_problems(flow: Flow, graph: nx.DiGraph) -> list[str]:
+def _data_problems(flow: FlowShape, graph: nx.DiGraph) -> list[str]:
     problems = []
     inputs = set(flow.input_keys)
     for node in flow.nodes.values():

@@ -1,10 +1,10 @@
 """What one step is: micro-prompts, function nodes, routers, rendering and parsing."""
 
 from microprompts.nodes.function import FunctionNode, RefError, Router, load_object, ref_of
-from microprompts.nodes.micro_prompt import DefaultOutput, MicroPrompt, NodeInputError, Params
+from microprompts.nodes.micro_prompt import DefaultOutput, MicroPrompt, NodeInputError
 from microprompts.nodes.parse import OutputParseError, extract_json, parse_reply
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, default_caller
-from microprompts.nodes.sections import Example, Section
+from microprompts.nodes.sections import Example, Params, Section
 
 __all__ = [
     "DefaultOutput", "Example", "FunctionNode", "MicroPrompt", "NodeInputError", "NodeTrace", "OutputParseError",

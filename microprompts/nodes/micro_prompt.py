@@ -9,14 +9,14 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from microprompts.models import UsageMeter
 from microprompts.nodes.parse import OutputParseError, parse_lines, parse_markers, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
-from microprompts.nodes.sections import DEFAULT_TITLES, DataFormat, Example, ReplyFormat, Section
+from microprompts.nodes.sections import DEFAULT_TITLES, Example, Params, Section
 
 # Per reply format: how a reply is parsed, and what a repair turn asks for.
 _PARSERS = {"json": parse_reply, "lines": parse_lines, "markers": parse_markers}
@@ -26,22 +26,6 @@ _WANTED = {"json": "JSON object", "lines": "`field: value` lines",
 
 class NodeInputError(ValueError):
     """A node was run without one of the inputs it reads."""
-
-
-class Params(BaseModel):
-    """A node's tunable parameters: model, sampling, example count, data and reply formats, reasoning, votes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt parameter is an error, not a no-op
-
-    model: str | None = None
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(256, ge=1, le=8192)
-    n_examples: int | None = Field(None, ge=0)
-    data_format: DataFormat = "markdown"
-    reply_format: ReplyFormat = "json"
-    reasoning: bool = False
-    samples: int = Field(1, ge=1, le=15)
-    choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
 
 
 class DefaultOutput(BaseModel):

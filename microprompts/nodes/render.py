@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
 from microprompts.nodes.schema import COMPLETED, REASONING, describe_fields, describe_lines, marker
-from microprompts.nodes.sections import DataFormat, ReplyFormat, Section
+from microprompts.nodes.sections import DataFormat, Example, Params, ReplyFormat, Section
 
-if TYPE_CHECKING:
-    from microprompts.nodes.micro_prompt import MicroPrompt
+
+class Prompt(Protocol):
+    """What rendering reads of a micro-prompt (a `MicroPrompt` is one)."""
+
+    @property
+    def sections(self) -> tuple[Section, ...]:
+        """Its sections, in order."""
+        ...
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """Its input keys and their descriptions."""
+        ...
+
+    @property
+    def params(self) -> Params:
+        """Its parameters."""
+        ...
+
+    def output_schema(self, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON schema of its reply."""
+        ...
+
+    def shown_examples(self) -> tuple[Example, ...]:
+        """The examples the prompt shows."""
+        ...
 
 
 def render_value(value: Any) -> str:
@@ -55,7 +79,7 @@ def render_reply(output: dict[str, Any], fmt: ReplyFormat) -> str:
     return "\n" + render_data(output, "markdown") if fmt == "lines" else render_data(output, "json")
 
 
-def _section_body(mp: MicroPrompt, section: Section) -> str:
+def _section_body(mp: Prompt, section: Section) -> str:
     parts = [section.text] if section.text else []
     if section.kind == "inputs":
         parts += [f"- {k}: {d}" if d else f"- {k}" for k, d in mp.inputs.items()]
@@ -84,7 +108,7 @@ def _section_body(mp: MicroPrompt, section: Section) -> str:
     return "\n".join(parts)
 
 
-def render_section(mp: MicroPrompt, section: Section) -> str:
+def render_section(mp: Prompt, section: Section) -> str:
     """One section in the prompt's data format; empty when it has nothing to say."""
     body = _section_body(mp, section)
     if not body:
@@ -98,13 +122,13 @@ def render_section(mp: MicroPrompt, section: Section) -> str:
     return f"## {section.title}\n{body}"
 
 
-def render_inputs(mp: MicroPrompt, inputs: dict[str, Any]) -> str:
+def render_inputs(mp: Prompt, inputs: dict[str, Any]) -> str:
     """A row's inputs as the node shows them: marked blocks for `markers` replies, else its data format."""
     data = {k: inputs[k] for k in mp.inputs if k in inputs}
     return render_marked(data) if mp.params.reply_format == "markers" else render_data(data, mp.params.data_format)
 
 
-def render_messages(mp: MicroPrompt, inputs: dict[str, Any]) -> list[BaseMessage]:
+def render_messages(mp: Prompt, inputs: dict[str, Any]) -> list[BaseMessage]:
     """The system prompt (sections in order) and the user turn (this row's inputs; for `markers` replies, with
     the request to answer in marked fields after them)."""
     system = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))

@@ -1,10 +1,10 @@
-"""Sections and examples: the ordered, typed parts a micro-prompt is made of."""
+"""Sections, examples and parameters: the ordered, typed parts a micro-prompt is made of."""
 
 from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 SectionKind = Literal["task", "inputs", "output_format", "examples", "guidelines", "text"]
 DataFormat = Literal["markdown", "xml", "json"]
@@ -32,6 +32,22 @@ class Example(BaseModel):
 
     inputs: dict[str, Any]
     output: dict[str, Any]
+
+
+class Params(BaseModel):
+    """A node's tunable parameters: model, sampling, example count, data and reply formats, reasoning, votes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt parameter is an error, not a no-op
+
+    model: str | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, ge=1, le=8192)
+    n_examples: int | None = Field(None, ge=0)
+    data_format: DataFormat = "markdown"
+    reply_format: ReplyFormat = "json"
+    reasoning: bool = False
+    samples: int = Field(1, ge=1, le=15)
+    choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
 
 
 DEFAULT_TITLES: dict[str, str] = {

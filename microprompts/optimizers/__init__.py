@@ -1,4 +1,4 @@
-"""Optimizers: how a flow improves. Metrics, mutators, search strategies, the budgeted evaluator and `optimize`."""
+"""Optimizers: how a flow improves. Mutators, search strategies, the budgeted evaluator and `optimize`."""
 
 from microprompts.optimizers.addresses import (
     MutationViolation,
@@ -10,18 +10,6 @@ from microprompts.optimizers.addresses import (
 from microprompts.optimizers.budget import Budget, BudgetExceeded
 from microprompts.optimizers.candidate import Candidate, Mutation
 from microprompts.optimizers.journal import ResumeError
-from microprompts.optimizers.metrics import (
-    Metric,
-    MetricError,
-    Score,
-    as_score,
-    exact_match,
-    f1,
-    jaccard,
-    llm_judge,
-    normalize,
-    resolve_metric,
-)
 from microprompts.optimizers.mutators import MutationContext, Mutator, default_mutators
 from microprompts.optimizers.optimize import optimize
 from microprompts.optimizers.result import OptimizeResult
@@ -34,8 +22,6 @@ __all__ = [
     "BudgetExceeded",
     "Candidate",
     "Enumerate",
-    "Metric",
-    "MetricError",
     "Mutation",
     "MutationContext",
     "MutationViolation",
@@ -43,22 +29,14 @@ __all__ = [
     "OptimizeResult",
     "RegularizedEvolution",
     "ResumeError",
-    "Score",
     "Search",
     "SearchSpace",
     "address_values",
-    "as_score",
     "check_mutation",
     "default_mutators",
-    "exact_match",
-    "f1",
     "is_frozen",
-    "jaccard",
-    "llm_judge",
-    "normalize",
     "one_of",
     "optimize",
     "optional",
-    "resolve_metric",
     "touched",
 ]

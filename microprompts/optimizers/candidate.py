@@ -1,13 +1,16 @@
-"""Candidates and lineage: a flow value plus where it came from (parent, operator, address, before/after)."""
+"""Candidates and lineage: a flow value plus where it came from (parent, operator, address, before/after), and the
+record of how the search scored it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from microprompts.flows import Flow
+
+__all__ = ["Candidate", "Mutation", "MutationKind", "Pending", "Record"]
 
 MutationKind = Literal["content", "structure", "graph", "parameters"]
 
@@ -36,3 +39,38 @@ class Candidate:
     def id(self) -> str:
         """Short content hash: two candidates with the same flow are the same candidate."""
         return self.flow.content_hash().split(":")[-1][:16]
+
+
+@dataclass(eq=False)
+class Pending:
+    """A valid, new child waiting to be scored."""
+
+    candidate: Candidate
+    operator: str
+    touched: list[str]
+
+
+@dataclass(eq=False)
+class Record:
+    """A scored candidate: minibatch and full-dev results, cost, and what made it."""
+
+    candidate: Candidate
+    operator: str | None
+    touched: list[str] = field(default_factory=list)
+    minibatch: float | None = None
+    minibatch_n: int = 0
+    minibatch_objective: float | None = None
+    dev: float | None = None
+    tokens_per_row: float | None = None
+    objective: float | None = None
+    status: str = ""
+
+    @property
+    def id(self) -> str:
+        """The candidate's id."""
+        return self.candidate.id
+
+    @property
+    def flow(self) -> Flow:
+        """The candidate's flow."""
+        return self.candidate.flow

@@ -10,61 +10,27 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 from langchain_core.language_models import BaseChatModel
 
 from microprompts.data import spread_by
-from microprompts.flows import Flow, Metric
-from microprompts.flows.evaluate import row_parts
-from microprompts.models import BudgetExceeded
+from microprompts.evals import Metric
+from microprompts.evals.evaluate import row_parts
+from microprompts.flows import Flow
+from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.addresses import check_mutation, is_frozen
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker
-from microprompts.optimizers.candidate import Candidate, Mutation
+from microprompts.optimizers.candidate import Candidate, Mutation, Pending, Record
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows
 from microprompts.optimizers.journal import Journal
 from microprompts.optimizers.mutators.base import MutationContext
 from microprompts.optimizers.selection import Objective, OperatorBandit
+from microprompts.optimizers.space import SearchSpace
 
-__all__ = ["Engine", "Pending", "Record"]
-
-
-@dataclass(eq=False)
-class Pending:
-    """A valid, new child waiting to be scored."""
-
-    candidate: Candidate
-    operator: str
-    touched: list[str]
-
-
-@dataclass(eq=False)
-class Record:
-    """A scored candidate: minibatch and full-dev results, cost, and what made it."""
-
-    candidate: Candidate
-    operator: str | None
-    touched: list[str] = field(default_factory=list)
-    minibatch: float | None = None
-    minibatch_n: int = 0
-    minibatch_objective: float | None = None
-    dev: float | None = None
-    tokens_per_row: float | None = None
-    objective: float | None = None
-    status: str = ""
-
-    @property
-    def id(self) -> str:
-        """The candidate's id."""
-        return self.candidate.id
-
-    @property
-    def flow(self) -> Flow:
-        """The candidate's flow."""
-        return self.candidate.flow
+__all__ = ["Engine"]
 
 
 class Engine:
@@ -93,7 +59,13 @@ class Engine:
         self.seen: set[str] = set()
         self.disabled: set[str] = set()
         self.expansions = 0
+        self.space: SearchSpace | None = None
         self.baseline = self._start(flow)
+
+    @property
+    def caller(self) -> ModelCaller:
+        """The task-model caller candidates compile with."""
+        return self.evaluator.caller
 
     # --- scoring ---------------------------------------------------------------------------------
     def _start(self, flow: Flow) -> Record:
@@ -324,7 +296,7 @@ class Engine:
                 self.disabled.add(name)
                 continue
             except Exception as exc:  # noqa: BLE001 - a failing operator loses this turn, the run goes on
-                self._reject(parent, name, f"{type(exc).__name__}: {exc}")
+                self.reject(parent, name, f"{type(exc).__name__}: {exc}")
                 blocked.add(name)
                 continue
             if "optimizer" in self.tracker.exhausted and not exhausted_before:
@@ -351,7 +323,7 @@ class Engine:
                                   generation=parent.candidate.generation + 1)
             cid = candidate.id
         except Exception as exc:  # noqa: BLE001 - invalid children are dropped and journaled
-            self._reject(parent, mutator.name, f"{type(exc).__name__}: {exc}")
+            self.reject(parent, mutator.name, f"{type(exc).__name__}: {exc}")
             self.bandit.record(mutator.name, 0.0)
             return None
         if not touched or cid in self.seen:
@@ -364,7 +336,8 @@ class Engine:
         self.journal.append({"event": "skipped", "id": candidate.id, "parent": candidate.parent,
                              "operator": operator, "reason": reason})
 
-    def _reject(self, parent: Record, operator: str, reason: str) -> None:
+    def reject(self, parent: Record, operator: str, reason: str) -> None:
+        """Journal a proposal that was invalid."""
         self.journal.append({"event": "rejected", "parent": parent.id, "operator": operator, "reason": reason[:300]})
 
     def _log(self, record: Record) -> None:

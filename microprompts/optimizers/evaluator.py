@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from microprompts.flows import EvalResult, Metric, RowResult
-from microprompts.flows import evaluate as run_flow
-from microprompts.flows.evaluate import row_parts
+from microprompts.evals import EvalResult, Metric, RowResult
+from microprompts.evals import evaluate as run_flow
+from microprompts.evals.evaluate import row_parts
 from microprompts.models import BudgetExceeded, ModelLike, Usage
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, Charge
 from microprompts.optimizers.candidate import Candidate

@@ -20,12 +20,14 @@ from langchain_core.language_models import BaseChatModel
 from tqdm.auto import tqdm
 
 from microprompts._io import atomic_write_text
-from microprompts.flows import Flow, Metric
+from microprompts.evals import Metric, resolve_metric
+from microprompts.flows import Flow
 from microprompts.models import BudgetExceeded, CallCache, ModelLike, resolve_model
 from microprompts.models.spec import model_identity
 from microprompts.models.usage import Usage, UsageMeter
 from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
-from microprompts.optimizers.engine import Engine, Record
+from microprompts.optimizers.candidate import Record
+from microprompts.optimizers.engine import Engine
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows, keyed_rows
 from microprompts.optimizers.journal import Journal, ResumeError
 from microprompts.optimizers.mutators import default_mutators
@@ -127,8 +129,6 @@ def optimize(
     space = flow if isinstance(flow, SearchSpace) else None
     base: Flow = space.flow if space is not None else flow  # type: ignore[assignment]
     if isinstance(metric, str):
-        from microprompts.optimizers.metrics import resolve_metric
-
         metric = resolve_metric(metric)
     train_list, dev_list = list(train or []), list(dev or [])
     if not dev_list:
@@ -182,7 +182,7 @@ def optimize(
             raise BudgetExceeded(
                 f"the budget ({budget.describe()}) ran out before the baseline was scored on dev ({exc})"
             ) from exc
-        engine.space = space  # type: ignore[attr-defined]
+        engine.space = space
         stopped: str | None = None
         try:
             strategy.run(engine)

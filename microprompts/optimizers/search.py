@@ -6,18 +6,52 @@ operator choice and journaling. Each strategy runs until it is done or the budge
 
 from __future__ import annotations
 
+import random
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from microprompts.models import ModelCaller
 from microprompts.optimizers.addresses import MutationViolation, check_mutation
-from microprompts.optimizers.candidate import Candidate, Mutation
+from microprompts.optimizers.candidate import Candidate, Mutation, Pending, Record
 from microprompts.optimizers.space import SearchSpace
 
-if TYPE_CHECKING:
-    from microprompts.optimizers.engine import Engine
+__all__ = ["BeamSearch", "Engine", "Enumerate", "RegularizedEvolution", "Search", "make_search"]
 
-__all__ = ["BeamSearch", "Enumerate", "RegularizedEvolution", "Search", "make_search"]
+
+class Engine(Protocol):
+    """What a search strategy may ask of the engine that scores, screens and journals candidates."""
+
+    baseline: Record
+    rng: random.Random
+    frozen: tuple[str, ...]
+    space: SearchSpace | None
+
+    @property
+    def caller(self) -> ModelCaller:
+        """The task-model caller candidates compile with."""
+        ...
+
+    def expand(self, parent: Record, n: int) -> list[Pending]:
+        """Up to `n` valid new children of `parent`."""
+        ...
+
+    def screen(self, pending: Sequence[Pending], parent: Record, top_k: int = 1) -> list[Record]:
+        """Score children on a minibatch and promote the promising ones to full dev."""
+        ...
+
+    def top(self, records: Sequence[Record], k: int) -> list[Record]:
+        """The `k` best full-dev records."""
+        ...
+
+    def score_full(self, candidate: Candidate, operator: str, touched: list[str]) -> Record | None:
+        """Score a candidate on full dev directly (None when seen or unaffordable)."""
+        ...
+
+    def reject(self, parent: Record, operator: str, reason: str) -> None:
+        """Journal a proposal that was invalid."""
+        ...
 
 
 class Search(Protocol):
@@ -102,7 +136,7 @@ class Enumerate:
 
     def resolve(self, engine: Engine) -> SearchSpace:
         """The space to enumerate: the given one, else the engine's, else the built-in default for the flow."""
-        return self.space or getattr(engine, "space", None) or SearchSpace.default(engine.baseline.flow)
+        return self.space or engine.space or SearchSpace.default(engine.baseline.flow)
 
     def run(self, engine: Engine) -> None:
         """Every combination in order; invalid ones and ones touching frozen parts are journaled and skipped."""
@@ -112,13 +146,13 @@ class Enumerate:
             if self.limit is not None and count >= self.limit:
                 break
             if isinstance(flow, Exception):
-                engine._reject(base, self.name, f"{type(flow).__name__}: {flow}")
+                engine.reject(base, self.name, f"{type(flow).__name__}: {flow}")
                 continue
             try:
-                flow.compile(caller=engine.evaluator.caller)
+                flow.compile(caller=engine.caller)
                 touched = check_mutation(base.flow, flow, list(space.choices) + _orders(space), engine.frozen)
             except (MutationViolation, ValueError, TypeError, KeyError) as exc:
-                engine._reject(base, self.name, f"{type(exc).__name__}: {exc}")
+                engine.reject(base, self.name, f"{type(exc).__name__}: {exc}")
                 continue
             mutation = Mutation(operator=self.name, kind="structure", address="space", after=labels)
             engine.score_full(Candidate(flow, parent=base.id, mutation=mutation, generation=1), self.name,

@@ -21,7 +21,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
-import microprompts
+from microprompts._version import VERSION
 from microprompts.flows import Flow
 from microprompts.flows.refs import load_flow_ref
 from microprompts.models import ModelCaller, ModelLike, resolve_model
@@ -122,7 +122,7 @@ def create_app(
     background: set[asyncio.Task[None]] = set()
 
     app = FastAPI(
-        title=f"{the_flow.name} agent", version=microprompts.__version__, default_response_class=SafeJSONResponse,
+        title=f"{the_flow.name} agent", version=VERSION, default_response_class=SafeJSONResponse,
         description=f"The microprompts flow `{the_flow.name}` served as an agent "
                     f"(artifact {agent.artifact_hash or 'none'}).",
     )

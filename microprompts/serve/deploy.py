@@ -8,9 +8,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import microprompts
 from microprompts._io import assert_no_secrets, atomic_write_text
+from microprompts._version import VERSION
 from microprompts.flows import ArtifactError, Flow
+from microprompts.nodes.function import DEFAULT_ALLOWED
 
 ARTIFACT_NAME = "artifact.json"
 MODULE_NAME = "agent.py"
@@ -50,8 +51,6 @@ def write_deployment(
     `artifact.json` (a copy), `agent.py`, `langgraph.json` and `requirements.txt`. Returns the paths written.
 
     `model` must be a spec string (no API key: keys come from the environment at run time)."""
-    from microprompts.nodes.function import DEFAULT_ALLOWED
-
     source = Path(artifact)
     if source.suffix != ".json":
         raise ArtifactError(f"deploy needs an artifact JSON file, not {str(source)!r}")
@@ -68,7 +67,7 @@ def write_deployment(
         "langgraph.json": json.dumps({"dependencies": ["."], "graphs": {graph_id(flow.name): f"./{MODULE_NAME}:graph"}},
                                      indent=2) + "\n",
         "requirements.txt": f"# what the graph needs at run time (for `langgraph build` / `up`)\n"
-                            f"microprompts>={microprompts.__version__}\n",
+                            f"microprompts>={VERSION}\n",
     }
     for name, content in files.items():
         assert_no_secrets(content, f"deployment file {name}")

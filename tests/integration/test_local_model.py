@@ -85,7 +85,7 @@ def test_local_model_answers_in_lines_without_a_grammar_and_every_reply_is_read_
 
 def test_llm_judge_on_the_embedded_model_gives_grammar_valid_verdicts_and_caches_them(local_model, tmp_path):
     from microprompts.data import Row
-    from microprompts.optimizers import llm_judge
+    from microprompts.evals import llm_judge
 
     cache = CallCache(tmp_path / "judge.sqlite")
     rows = [

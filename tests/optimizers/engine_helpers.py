@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from microprompts.data import Row
+from microprompts.evals.metrics import exact_match
 from microprompts.flows import Flow
 from microprompts.models import CallCache
 from microprompts.nodes import FunctionNode, MicroPrompt
@@ -21,7 +22,6 @@ from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
 from microprompts.optimizers.engine import Engine
 from microprompts.optimizers.evaluator import Evaluator, keyed_rows
 from microprompts.optimizers.journal import Journal
-from microprompts.optimizers.metrics import exact_match
 from microprompts.optimizers.mutators.examples import ChooseExamples, ExampleCount
 from microprompts.optimizers.mutators.params import Temperature
 from microprompts.optimizers.mutators.structure import AddGuideline, DataFormat, DropSection, ToggleReasoning

@@ -14,8 +14,9 @@ from typing import Any, Literal
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, Field
 
-from microprompts.flows import EvalResult, Flow, evaluate
-from microprompts.flows.evaluate import row_parts
+from microprompts.evals import EvalResult, evaluate
+from microprompts.evals.evaluate import row_parts
+from microprompts.flows import Flow
 from microprompts.models import Completion, ModelCaller
 from microprompts.nodes import FunctionNode, MicroPrompt
 from microprompts.optimizers.mutators.base import MutationContext

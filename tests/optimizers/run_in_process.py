@@ -12,7 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
-from microprompts.optimizers import BeamSearch, Budget, exact_match, optimize
+from microprompts.evals import exact_match
+from microprompts.optimizers import BeamSearch, Budget, optimize
 from tests.optimizers import engine_helpers as h
 
 

@@ -11,13 +11,14 @@ import pytest
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
+from microprompts.evals import exact_match
 from microprompts.flows import Flow
 from microprompts.models import CallCache, ModelCaller
 from microprompts.nodes import MicroPrompt
-from microprompts.optimizers import Budget, BudgetExceeded, exact_match, optimize
+from microprompts.optimizers import Budget, BudgetExceeded, optimize
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, call_key
-from microprompts.optimizers.candidate import Candidate, Mutation
-from microprompts.optimizers.engine import Engine, Pending
+from microprompts.optimizers.candidate import Candidate, Mutation, Pending
+from microprompts.optimizers.engine import Engine
 from microprompts.optimizers.evaluator import Evaluator, keyed_rows
 from microprompts.optimizers.mutators.graph import Vote
 from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoning

@@ -26,10 +26,11 @@ from typing import Any
 
 import pytest
 
+from microprompts.evals import exact_match
 from microprompts.models import client as model_client
 from microprompts.models import resolve_model
 from microprompts.models import spec as model_spec
-from microprompts.optimizers import BeamSearch, Budget, exact_match, optimize
+from microprompts.optimizers import BeamSearch, Budget, optimize
 from microprompts.optimizers.result import OptimizeResult
 from tests.fakes.openai_server import GARBAGE_CONTENT, FakeOpenAIServer, FaultSchedule
 from tests.optimizers import engine_helpers as h

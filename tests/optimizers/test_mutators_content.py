@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
-from microprompts.flows import EvalResult, Flow, RowResult
+from microprompts.evals import EvalResult, RowResult
+from microprompts.flows import Flow
 from microprompts.models import BudgetExceeded, Completion, Usage
 from microprompts.nodes import MicroPrompt, NodeTrace
 from microprompts.optimizers.addresses import check_mutation

@@ -97,7 +97,7 @@ def test_insert_check_revises_a_wrong_draft() -> None:
     child_rows = rows()
 
     def runs_with(check_right: bool) -> float:
-        from microprompts.flows import evaluate
+        from microprompts.evals import evaluate
         from microprompts.models import ModelCaller
         from tests.fakes.chat import ScriptedChatModel
         from tests.optimizers.mutator_helpers import reply_metric, task_model

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from microprompts.flows import EvalResult, Flow, evaluate
+from microprompts.evals import EvalResult, evaluate, exact_match
+from microprompts.flows import Flow
 from microprompts.models import ModelCaller
 from microprompts.nodes import Example, MicroPrompt
-from microprompts.optimizers import exact_match
 from microprompts.optimizers.addresses import check_mutation, touched
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import MutationContext, default_mutators, no_model_mutators

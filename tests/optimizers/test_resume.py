@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from microprompts.evals import exact_match
 from microprompts.flows import Flow
-from microprompts.optimizers import BeamSearch, Budget, RegularizedEvolution, ResumeError, exact_match, optimize
+from microprompts.optimizers import BeamSearch, Budget, RegularizedEvolution, ResumeError, optimize
 from tests.fakes.chat import SimulatedChatModel
 from tests.optimizers import engine_helpers as h
 

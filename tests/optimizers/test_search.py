@@ -7,6 +7,7 @@ import random
 import pytest
 
 from microprompts.data import Row
+from microprompts.evals import exact_match
 from microprompts.nodes import Section
 from microprompts.optimizers import (
     BeamSearch,
@@ -14,7 +15,6 @@ from microprompts.optimizers import (
     Enumerate,
     RegularizedEvolution,
     SearchSpace,
-    exact_match,
     one_of,
     optimize,
     optional,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from microprompts.cli.serve import _is_loopback, serve
 from microprompts.flows import ArtifactError, content_hash
 from microprompts.serve import RunRecord, RunStore
 from microprompts.serve.app import create_app
-from microprompts.serve.cli import _is_loopback, serve
 from tests.serve.helpers import REPO, seat_flow
 
 

@@ -2,51 +2,42 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from typing import Any
-
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
+from microprompts.optimizers.mutators.choices import Choices
+from microprompts.optimizers.mutators.content import content_mutators
+from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount
+from microprompts.optimizers.mutators.graph import graph_mutators
+from microprompts.optimizers.mutators.params import param_mutators
+from microprompts.optimizers.mutators.phrases import DeleteSentence, SwapSentences
+from microprompts.optimizers.mutators.structure import (
+    AddGuideline,
+    DataFormat,
+    DropSection,
+    ReorderSections,
+    ReplyFormat,
+    ToggleReasoning,
+)
 
-__all__ = ["MutationContext", "Mutator", "default_mutators", "no_model_mutators"]
+__all__ = ["MutationContext", "Mutator", "default_mutators", "no_model_mutators", "structure_mutators"]
 
 
-def no_model_mutators() -> list[Any]:
+def structure_mutators() -> list[Mutator]:
+    """The section-structure operators: sections, reasoning, data and reply formats, and examples."""
+    return [DropSection(), ReorderSections(), AddGuideline(), ToggleReasoning(), DataFormat(), ReplyFormat(),
+            ExampleCount(), ChooseExamples(), BootstrapExamples()]
+
+
+def no_model_mutators() -> list[Mutator]:
     """Every operator that needs no optimizer model: section structure, examples, phrase edits, parameters."""
-    from microprompts.optimizers.mutators.choices import Choices
-    from microprompts.optimizers.mutators.params import param_mutators
-    from microprompts.optimizers.mutators.phrases import DeleteSentence, SwapSentences
-    from microprompts.optimizers.mutators.structure import structure_mutators
-
     return [*structure_mutators(), Choices(), DeleteSentence(), SwapSentences(), *param_mutators()]
 
 
-def _optional(module: str, factory: str, optimizer_model_available: bool, always: bool) -> list[Any]:
-    """Operators from a sibling module if it exists (empty when absent). A factory that takes
-    `optimizer_model_available` decides for itself; one that does not is used only when `always` is True."""
-    try:
-        mod = importlib.import_module(f"microprompts.optimizers.mutators.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"microprompts.optimizers.mutators.{module}":
-            return []
-        raise
-    make = getattr(mod, factory, None)
-    if make is None:
-        return []
-    if "optimizer_model_available" in inspect.signature(make).parameters:
-        return list(make(optimizer_model_available=optimizer_model_available))
-    return list(make()) if always else []
-
-
-def default_mutators(optimizer_model_available: bool) -> list[Any]:
-    """All available operators: the no-model ones, graph ones (`graph_mutators()`) and, with an optimizer model,
-    the content ones (`content_mutators()`); a module that is not there is skipped."""
-    out = no_model_mutators()
-    out += _optional("content", "content_mutators", optimizer_model_available, always=optimizer_model_available)
-    out += _optional("graph", "graph_mutators", optimizer_model_available, always=True)
+def default_mutators(optimizer_model_available: bool) -> list[Mutator]:
+    """All operators, in the order the bandit meets them: the no-model ones, the content ones (the model-based
+    ones only with an optimizer model) and the graph ones. Names are unique."""
+    out = [*no_model_mutators(), *content_mutators(optimizer_model_available), *graph_mutators()]
     names = [m.name for m in out]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"two mutators share the name(s) {duplicates}: names must be unique")
     return out
-

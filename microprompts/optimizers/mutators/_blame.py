@@ -21,7 +21,8 @@ from typing import Any
 
 import networkx as nx
 
-from microprompts.flows import EvalResult, Flow, RowResult
+from microprompts.evals import EvalResult, RowResult
+from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.mutators._ask import ask_json, clip, fit_blocks, mentions, meta_messages, show
 from microprompts.optimizers.mutators._prompts import CRITIQUE

@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
-from microprompts.flows import EvalResult, Flow, Metric
+from microprompts.evals import EvalResult, Metric
+from microprompts.flows import Flow
 from microprompts.models import ModelCaller
 from microprompts.optimizers.candidate import Candidate, Mutation, MutationKind
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
-from microprompts.flows.evaluate import row_parts
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.candidate import Candidate, Mutation, MutationKind
 from microprompts.optimizers.mutators import _prompts as P

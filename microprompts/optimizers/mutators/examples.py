@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
-from microprompts.flows.evaluate import row_parts
 from microprompts.nodes import Example, MicroPrompt, Section
 from microprompts.nodes.sections import DEFAULT_TITLES
 from microprompts.optimizers.candidate import Candidate

@@ -16,8 +16,8 @@ from typing import Any
 import networkx as nx
 from langgraph.graph import END, START
 
+from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Branch, Flow
-from microprompts.flows.evaluate import row_parts
 from microprompts.nodes import MicroPrompt, Params
 from microprompts.nodes.schema import model_from_schema
 from microprompts.optimizers.addresses import address_values, node_of

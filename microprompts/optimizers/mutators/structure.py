@@ -13,7 +13,7 @@ from microprompts.optimizers.mutators._moves import Move, MoveMutator, ParamChoi
 from microprompts.optimizers.mutators.base import MutationContext
 
 __all__ = ["GUIDELINE_PHRASES", "AddGuideline", "DataFormat", "DropSection", "ReorderSections", "ReplyFormat",
-           "ToggleReasoning", "structure_mutators"]
+           "ToggleReasoning"]
 
 CORE_KINDS = ("task", "inputs", "output_format")
 DATA_FORMATS = ("markdown", "xml", "json")
@@ -170,11 +170,3 @@ class ReplyFormat(ParamChoice):
     kind = "structure"
     param = "reply_format"
     values = REPLY_FORMATS
-
-
-def structure_mutators() -> list[MoveMutator]:
-    """Every section-structure mutator of this module and of the examples module."""
-    from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount
-
-    return [DropSection(), ReorderSections(), AddGuideline(), ToggleReasoning(), DataFormat(), ReplyFormat(),
-            ExampleCount(), ChooseExamples(), BootstrapExamples()]

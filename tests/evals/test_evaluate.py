@@ -8,7 +8,7 @@ import pytest
 
 from microprompts import CallCache, Flow, ModelCaller, evaluate
 from microprompts.data import Row
-from microprompts.flows import MetricError, Score
+from microprompts.evals import MetricError, Score
 from tests.fakes.chat import ScriptedChatModel
 from tests.flows.helpers import ANSWER, respond, triage_flow, triage_model
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from microprompts.data.dataset import Row
-from microprompts.flows.score import MetricError, Score, as_score
+from microprompts.evals.judge import llm_judge
+from microprompts.evals.score import Metric, MetricError, Score, as_score
 from microprompts.nodes.function import RefError, load_object
-from microprompts.optimizers.judge import llm_judge
 
 __all__ = [
     "Metric",
@@ -31,9 +31,6 @@ __all__ = [
     "normalize",
     "resolve_metric",
 ]
-
-Metric = Callable[[Row, dict[str, Any]], "float | Score"]
-"""A metric: ``metric(example, prediction) -> float | Score``, higher is better."""
 
 _MODES = ("none", "basic", "sammo")
 _QUOTES = "\"'`“”‘’«»"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import microprompts.models
+import microprompts.cli.optimize
 from microprompts.cli import main
 from microprompts.flows import Flow
 from tests.optimizers import engine_helpers as h
@@ -19,7 +19,7 @@ FLOW = "tests.optimizers.engine_helpers:topic_flow"
 @pytest.fixture(autouse=True)
 def _simulated(monkeypatch: pytest.MonkeyPatch) -> None:
     model = h.model("cli")
-    monkeypatch.setattr(microprompts.models, "resolve_model", lambda spec, timeout=None: model)
+    monkeypatch.setattr(microprompts.cli.optimize, "resolve_model", lambda spec, timeout=None: model)
 
 
 def _write(path: Path, rows: list[Any]) -> str:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
+from microprompts.evals.score import Metric, Score, as_score
 from microprompts.flows.flow import Flow
-from microprompts.flows.score import Score, as_score
 from microprompts.models import ModelCaller, ModelLike, Usage
 from microprompts.nodes import NodeTrace, Recorder, default_caller
 from microprompts.nodes.runtime import RECORDER_KEY
 
-Metric = Callable[[Any, dict[str, Any]], Any]
+__all__ = ["EvalResult", "RowResult", "evaluate", "row_parts", "run_row"]
 
 
 class RowResult(BaseModel):

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from microprompts.data import Dataset, Row
-from microprompts.flows.score import MetricError as FlowsMetricError
-from microprompts.flows.score import Score as FlowsScore
-from microprompts.optimizers.metrics import (
+from microprompts.evals.metrics import (
     MetricError,
     Score,
     as_score,
@@ -20,6 +18,8 @@ from microprompts.optimizers.metrics import (
     normalize,
     resolve_metric,
 )
+from microprompts.evals.score import MetricError as FlowsMetricError
+from microprompts.evals.score import Score as FlowsScore
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -216,7 +216,7 @@ def test_resolve_file_and_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.syspath_prepend(str(tmp_path))
     from_module = resolve_metric("my_metric:length_ok")
     assert from_module(row({}), {"output": "abcdef"}) is False
-    assert resolve_metric("microprompts.optimizers.metrics:normalize") is normalize
+    assert resolve_metric("microprompts.evals.metrics:normalize") is normalize
 
 
 @pytest.mark.parametrize(
@@ -230,8 +230,8 @@ def test_resolve_file_and_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("exact_match::sammo", "empty part"),
         ("missing/file.py:func", "no such file"),
         ("no_such_module_xyz:func", "cannot import"),
-        ("microprompts.optimizers.metrics:nope", "no attribute 'nope'"),
-        ("microprompts.optimizers.metrics:_MODES", "not callable"),
+        ("microprompts.evals.metrics:nope", "no attribute 'nope'"),
+        ("microprompts.evals.metrics:_MODES", "not callable"),
     ],
 )
 def test_resolve_errors(spec: str, match: str) -> None:

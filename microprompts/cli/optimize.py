@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from microprompts.cli import AllowOpt, CliError, MapOpt, ModelOpt, _allow
+from microprompts.cli.options import AllowOpt, CliError, MapOpt, ModelOpt, allow_list
+from microprompts.data import Dataset, parse_map
+from microprompts.evals import resolve_metric
+from microprompts.flows import Flow
+from microprompts.flows.refs import load_flow_ref
+from microprompts.models import resolve_model
+from microprompts.nodes import RefError, load_object
+from microprompts.optimizers import Budget, SearchSpace, optimize
 
 __all__ = ["load_target", "register"]
 
@@ -17,11 +24,6 @@ SEARCHES = ("beam", "evolution", "enumerate")
 
 def load_target(ref: str, allow: list[str] | None = None) -> Any:
     """The Flow or SearchSpace that FLOW names (artifact JSON, path/file.py:name or module:name)."""
-    from microprompts.flows import Flow
-    from microprompts.flows.refs import load_flow_ref
-    from microprompts.nodes import RefError, load_object
-    from microprompts.optimizers.space import SearchSpace
-
     if ref.endswith(".json") or ":" not in ref:
         return load_flow_ref(ref, allow)
     obj = load_object(ref)
@@ -34,8 +36,6 @@ def load_target(ref: str, allow: list[str] | None = None) -> Any:
 
 def _splits(train: str, dev: str | None, test: str | None, field_map: dict[str, str]) -> tuple[Any, Any, Any]:
     """(train, dev, test) rows; a split file given as --train supplies the splits not given."""
-    from microprompts.data import Dataset
-
     data = Dataset.load(train, map=field_map)
     train_rows, dev_rows, test_rows = data, None, None
     if dev is None:
@@ -86,15 +86,9 @@ def optimize_command(
     allow_module: AllowOpt = None,
 ) -> None:
     """Optimize a flow on dev under a budget; print one JSON line; write best.json, journal.jsonl, report.html."""
-    from microprompts.data import parse_map
-    from microprompts.models import resolve_model
-    from microprompts.optimizers.budget import Budget
-    from microprompts.optimizers.metrics import resolve_metric
-    from microprompts.optimizers.optimize import optimize
-
     if search not in SEARCHES:
         raise CliError(f"unknown --search {search!r}: expected one of {', '.join(SEARCHES)}")
-    target = load_target(flow, _allow(allow_module))
+    target = load_target(flow, allow_list(allow_module))
     scorer = resolve_metric(metric)
     train_rows, dev_rows, test_rows = _splits(train, dev, test, parse_map(map or []))
     name = getattr(target, "name", None) or target.flow.name

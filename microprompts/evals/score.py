@@ -1,17 +1,17 @@
 """The score a metric gives one prediction, and the check that turns any metric's return into one.
 
-It lives in ``flows`` so that evaluation can score runs without importing ``optimizers``.
+Every metric in the package, the built-ins, the LLM judge and a user's function, meets the one `Metric` protocol.
 """
 
 from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-__all__ = ["MetricError", "Score", "as_score"]
+__all__ = ["Metric", "MetricError", "Score", "as_score"]
 
 
 class Score(BaseModel):
@@ -19,6 +19,15 @@ class Score(BaseModel):
 
     value: float
     feedback: str = ""
+
+
+class Metric(Protocol):
+    """A metric: ``metric(example, prediction) -> float | Score`` (or a dict with ``value``), higher is better.
+    `example` is the dataset row (a `Row` or a ``{"inputs", "output"}`` dict); `prediction` the flow's outputs."""
+
+    def __call__(self, example: Any, prediction: dict[str, Any], /) -> float | Score | dict[str, Any]:
+        """Score one prediction."""
+        ...
 
 
 class MetricError(ValueError):

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from microprompts import CallCache, Flow, MicroPrompt, ModelCaller, evaluate
 from microprompts.data import Row
-from microprompts.optimizers import llm_judge, resolve_metric
-from microprompts.optimizers.judge import JudgeMetric
+from microprompts.evals import llm_judge, resolve_metric
+from microprompts.evals.judge import JudgeMetric
 from tests.fakes.chat import ScriptedChatModel
 
 EXAMPLE = Row(inputs={"question": "What is the capital of France?"}, output={"answer": "Paris"}, id="q1")

@@ -1,4 +1,4 @@
-"""The `serve` and `deploy` commands; `microprompts.cli` registers them through `register(app)`."""
+"""The `serve` and `deploy` commands."""
 
 from __future__ import annotations
 
@@ -9,16 +9,8 @@ from typing import Annotated
 
 import typer
 
-from microprompts.cli import AllowOpt, CliError, ModelOpt
-
-
-def _allow(extra: list[str] | None) -> list[str] | None:
-    """The default allow-list plus the modules named with --allow-module (None: the default list)."""
-    if not extra:
-        return None
-    from microprompts.nodes.function import DEFAULT_ALLOWED
-
-    return list(DEFAULT_ALLOWED) + list(extra)
+from microprompts.cli.options import AllowOpt, CliError, ModelOpt, allow_list
+from microprompts.serve.deploy import write_deployment
 
 
 def _is_loopback(host: str) -> bool:
@@ -47,7 +39,7 @@ def serve(
 ) -> None:
     """Serve a flow as an HTTP agent (FastAPI + uvicorn): /invoke, /stream, /batch, /schema, /graph, /health,
     /feedback, /runs/{id}; OpenAPI docs at /docs."""
-    try:
+    try:  # the serve extra is optional: FastAPI and uvicorn are imported only when serving
         import uvicorn
 
         from microprompts.serve.app import create_app
@@ -59,7 +51,7 @@ def serve(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
     logging.getLogger("microprompts").setLevel(log_level.upper())
     app = create_app(target, model=model, store=None if no_store else store, max_body_bytes=max_body_bytes,
-                     max_concurrency=max_concurrency, max_batch=max_batch, allow_modules=_allow(allow_module))
+                     max_concurrency=max_concurrency, max_batch=max_batch, allow_modules=allow_list(allow_module))
     agent = app.state.agent
     if not _is_loopback(host):
         typer.echo(f"warning: binding {host}: the agent is reachable from other machines, with no authentication",
@@ -76,9 +68,7 @@ def deploy(
     allow_module: AllowOpt = None,
 ) -> None:
     """Write a directory LangGraph's server serves: langgraph.json, agent.py (the compiled graph), the artifact."""
-    from microprompts.serve.deploy import write_deployment
-
-    written = write_deployment(artifact, out, model=model, allow_modules=_allow(allow_module))
+    written = write_deployment(artifact, out, model=model, allow_modules=allow_list(allow_module))
     for path in written.values():
         typer.echo(str(path))
     typer.echo(f"serve it with: langgraph dev --config {out / 'langgraph.json'} (pip install 'langgraph-cli[inmem]')",

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from microprompts.data.dataset import Row
-from microprompts.flows.score import Score
+from microprompts.evals.score import Score
 from microprompts.models.client import ModelCaller
 from microprompts.models.errors import ModelCallError
 from microprompts.models.spec import ModelLike, model_identity, resolve_model

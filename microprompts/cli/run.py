@@ -1,0 +1,77 @@
+"""The `run` and `evaluate` commands: one input through a flow, or a dataset through a flow and a metric."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from microprompts.cli.options import AllowOpt, CliError, MapOpt, ModelOpt, allow_list, parse_json_arg
+from microprompts.data import Dataset, parse_map
+from microprompts.evals import evaluate as run_evaluation
+from microprompts.evals import resolve_metric
+from microprompts.flows.refs import load_flow_ref
+
+__all__ = ["evaluate", "register", "run"]
+
+
+def run(
+    flow: Annotated[str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name.")],
+    input: Annotated[str, typer.Option("--input", help="Input state as JSON, or @file.json.")],
+    model: ModelOpt = None,
+    allow_module: AllowOpt = None,
+) -> None:
+    """Run a flow once on one input and print its output state as JSON."""
+    the_flow = load_flow_ref(flow, allow_list(allow_module))
+    state = parse_json_arg(input, "--input")
+    if not isinstance(state, dict):
+        raise CliError("--input must be a JSON object")
+    missing = [k for k in the_flow.input_keys if k not in state]
+    if missing:
+        raise CliError(f"--input is missing key(s) {missing}; flow {the_flow.name!r} needs {list(the_flow.input_keys)}")
+    result = the_flow.compile(model=model).invoke(state)
+    out = {k: result[k] for k in the_flow.output_keys if k in result}
+    typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+def evaluate(
+    flow: Annotated[str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name.")],
+    data: Annotated[str, typer.Option("--data", help="Dataset file: JSON, JSONL or CSV.")],
+    metric: Annotated[str, typer.Option("--metric", help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
+                                        "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.")],
+    model: ModelOpt = None,
+    map: MapOpt = None,
+    split: Annotated[str | None, typer.Option(help="For split files (SAMMO): train, dev or test.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N rows.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Rows run at once.")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    allow_module: AllowOpt = None,
+) -> None:
+    """Run a flow on every row of a dataset and score it with a metric."""
+    the_flow = load_flow_ref(flow, allow_list(allow_module))
+    scorer = resolve_metric(metric)
+    ds = Dataset.load(data, map=parse_map(map or []))
+    if split:
+        part = getattr(ds, split, None)
+        if part is None:
+            raise CliError(f"{data} has no {split!r} split")
+        ds = part
+    rows = list(ds)[:limit] if limit else list(ds)
+    result = run_evaluation(the_flow, rows, scorer, model=model, concurrency=concurrency, progress=not as_json)
+    summary = result.summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(f"{the_flow.name}: score {summary['score']:.3f} on {summary['n']} rows, {summary['errors']} errors, "
+               f"{summary['calls']} calls ({summary['cached_calls']} cached), "
+               f"{summary['prompt_tokens']}+{summary['completion_tokens']} tokens, {summary['seconds']:.1f}s")
+    for row in result.rows[:3]:
+        if row.error or row.feedback:
+            typer.echo(f"  row {row.index}: {row.error or row.feedback}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and `evaluate` to the command line."""
+    app.command("run")(run)
+    app.command("evaluate")(evaluate)

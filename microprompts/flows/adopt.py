@@ -15,6 +15,7 @@ class AdoptError(ValueError):
 
 
 def _callable_of(spec: Any) -> Any:
+    """The plain function behind a LangGraph node or branch spec (a RunnableCallable wraps it)."""
     runnable = getattr(spec, "runnable", spec)
     return getattr(runnable, "func", None) or getattr(runnable, "afunc", None) or runnable
 

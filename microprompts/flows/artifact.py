@@ -117,7 +117,12 @@ def flow_parts(data: dict[str, Any], allow: Sequence[str] | None = None) -> dict
         branches = [Branch(b["source"], load_object(b["router"], allow), dict(b["mapping"]))
                     for b in data.get("branches", [])]
         edges = [(str(a), str(b)) for a, b in data.get("edges", [])]
-        return {"name": data["name"], "state": state, "inputs": data.get("inputs"),
+        inputs = data.get("inputs")
+        if inputs is not None and not (isinstance(inputs, list) and all(isinstance(k, str) for k in inputs)):
+            raise ArtifactError("malformed artifact: 'inputs' must be a list of strings")
+        if not isinstance(data["name"], str):
+            raise ArtifactError("malformed artifact: 'name' must be a string")
+        return {"name": data["name"], "state": state, "inputs": inputs,
                 "nodes": {n.name: n for n in nodes}, "edges": edges, "branches": branches}
     except ArtifactError:
         raise

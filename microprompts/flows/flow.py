@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 import networkx as nx
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from typing_extensions import TypedDict
 
 from microprompts.flows.adopt import graph_parts
 from microprompts.flows.artifact import flow_parts, flow_to_dict, read_artifact, save_flow
@@ -26,8 +27,8 @@ class Flow(FlowShape):
 
     def evolve(self, **changes: Any) -> Flow:
         """A copy with some fields replaced."""
-        current = dict(name=self.name, state=self.state, inputs=self.inputs, nodes=self.nodes, edges=self.edges,
-                       branches=self.branches, last=self.last)
+        current: dict[str, Any] = dict(name=self.name, state=self.state, inputs=self.inputs, nodes=self.nodes,
+                                       edges=self.edges, branches=self.branches, last=self.last)
         current.update(changes)
         return Flow(**current)
 
@@ -82,7 +83,10 @@ class Flow(FlowShape):
         keys = list(self.input_keys) + [k for k in self.output_keys if k not in self.input_keys]
         for node in self.nodes.values():
             keys += [k for k in node.reads if k not in keys]
-        return TypedDict(f"{self.name.title().replace('_', '')}State", {k: Any for k in keys}, total=False)
+        # typing_extensions' TypedDict, so pydantic (and LangGraph's input JSON schema) accept it on Python < 3.12;
+        # built from names known only at run time, which checkers cannot follow.
+        make: Any = TypedDict
+        return make(f"{self.name.title().replace('_', '')}State", {k: Any for k in keys}, total=False)
 
     def compile(
         self, model: ModelLike | None = None, caller: ModelCaller | None = None, **compile_kwargs: Any
@@ -96,7 +100,8 @@ class Flow(FlowShape):
         for source, target in self.edges:
             builder.add_edge(source, target)
         for branch in self.branches:
-            builder.add_conditional_edges(branch.source, _route(branch), path_map=dict(branch.mapping))
+            path_map: dict[Hashable, str] = {label: node for label, node in branch.mapping.items()}
+            builder.add_conditional_edges(branch.source, _route(branch), path_map=path_map)
         routed = {b.source for b in self.branches} | {a for a, _ in self.edges}
         for name in self.nodes:
             if name not in routed:

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict
@@ -89,7 +89,7 @@ class FunctionNode(BaseModel):
     writes: tuple[str, ...] = ()
 
     def __init__(
-        self, name: str, fn: Callable[..., dict[str, Any]] | str, reads: Sequence[str] = (),
+        self, name: str, fn: Callable[..., Any] | str, reads: Sequence[str] = (),
         writes: Sequence[str] = (), allow: Sequence[str] | None = None,
     ) -> None:
         func = load_object(fn, allow) if isinstance(fn, str) else fn
@@ -121,7 +121,10 @@ class FunctionNode(BaseModel):
             if recorder is not None:
                 recorder.add(trace)
 
-    def __call__(self, state: dict[str, Any], config: RunnableConfig = None) -> dict[str, Any]:
+    # LangGraph passes `config` only to a parameter annotated exactly `RunnableConfig` or `Optional[RunnableConfig]`
+    # (as text, under postponed annotations): `RunnableConfig | None` would silently get no config.
+    def __call__(self, state: dict[str, Any], config: Optional[RunnableConfig] = None) -> dict[str, Any]:  # noqa: UP045
+        """Run as a plain LangGraph node."""
         return self.run(state, recorder_of(config))
 
 

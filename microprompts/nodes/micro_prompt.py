@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict
 
-from microprompts.models import UsageMeter
+from microprompts.models import Completion, UsageMeter
 from microprompts.nodes.parse import OutputParseError, parse_lines, parse_markers, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
@@ -169,9 +169,11 @@ class MicroPrompt(BaseModel):
         schema = self.request_schema(inputs)
         target = self.output_model()
         p = self.params
-        call = dict(schema=schema, temperature=p.temperature, max_tokens=p.max_tokens, sample=sample,
-                    node=self.name, meter=meter)
-        reply = runtime.caller.complete(model, messages, **call)
+        def ask(turns: list[BaseMessage]) -> Completion:
+            return runtime.caller.complete(model, turns, schema=schema, temperature=p.temperature,
+                                           max_tokens=p.max_tokens, sample=sample, node=self.name, meter=meter)
+
+        reply = ask(messages)
         trace.replies.append(reply.text)
         try:
             data = self._validated(reply.text, target, inputs)
@@ -181,7 +183,7 @@ class MicroPrompt(BaseModel):
                 AIMessage(content=reply.text),
                 HumanMessage(content=f"That reply is invalid ({first}). Reply with only the corrected {wanted}."),
             ]
-            fixed = runtime.caller.complete(model, repair, **call)
+            fixed = ask(repair)
             trace.replies.append(fixed.text)
             try:
                 data = self._validated(fixed.text, target, inputs)
@@ -198,7 +200,9 @@ class MicroPrompt(BaseModel):
         check_choices(data, self.params.choices, inputs)
         return data
 
-    def __call__(self, state: dict[str, Any], config: RunnableConfig = None) -> dict[str, Any]:
+    # LangGraph passes `config` only to a parameter annotated exactly `RunnableConfig` or `Optional[RunnableConfig]`
+    # (as text, under postponed annotations): `RunnableConfig | None` would silently get no config.
+    def __call__(self, state: dict[str, Any], config: Optional[RunnableConfig] = None) -> dict[str, Any]:  # noqa: UP045
         """Run as a plain LangGraph node (model from `configurable.model`, else `local`)."""
         spec = ((config or {}).get("configurable") or {}).get("model")
         return self.run(state, Runtime(model=spec), recorder_of(config))

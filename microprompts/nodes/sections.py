@@ -40,13 +40,13 @@ class Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt parameter is an error, not a no-op
 
     model: str | None = None
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(256, ge=1, le=8192)
-    n_examples: int | None = Field(None, ge=0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, ge=1, le=8192)
+    n_examples: int | None = Field(default=None, ge=0)
     data_format: DataFormat = "markdown"
     reply_format: ReplyFormat = "json"
     reasoning: bool = False
-    samples: int = Field(1, ge=1, le=15)
+    samples: int = Field(default=1, ge=1, le=15)
     choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
 
 

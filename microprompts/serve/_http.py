@@ -117,7 +117,8 @@ async def read_json(request: Request) -> Any:
         value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be stored or sent on
     except UnicodeError as exc:
-        raise ApiError(422, "invalid_json", f"request body is not valid UTF-8 JSON: {exc.reason}") from exc
+        reason = getattr(exc, "reason", str(exc))  # UnicodeDecodeError has one; a bare UnicodeError may not
+        raise ApiError(422, "invalid_json", f"request body is not valid UTF-8 JSON: {reason}") from exc
     except json.JSONDecodeError as exc:
         raise ApiError(422, "invalid_json", f"request body is not valid JSON: {exc.msg} at position {exc.pos}") from exc
     except (ValueError, RecursionError) as exc:

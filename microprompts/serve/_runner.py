@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 
 from microprompts.flows import Flow, RouterError
@@ -76,9 +77,9 @@ class Agent:
         self.artifact_hash = artifact_hash
         self.recursion_limit = recursion_limit
 
-    def _config(self, recorder: Recorder, run_id: str) -> dict[str, Any]:
-        return {"configurable": {RECORDER_KEY: recorder}, "recursion_limit": self.recursion_limit,
-                "run_id": uuid.UUID(run_id), "run_name": self.flow.name}
+    def _config(self, recorder: Recorder, run_id: str) -> RunnableConfig:
+        return RunnableConfig(configurable={RECORDER_KEY: recorder}, recursion_limit=self.recursion_limit,
+                              run_id=uuid.UUID(run_id), run_name=self.flow.name)
 
     def _output(self, state: dict[str, Any] | None) -> dict[str, Any]:
         state = state or {}
@@ -94,20 +95,22 @@ class Agent:
     ) -> RunOutcome:
         """Run the graph, calling `emit("update", {"node", "update"})` for each node's update as it lands."""
 
-        def go(config: dict[str, Any]) -> dict[str, Any] | None:
+        def go(config: RunnableConfig) -> dict[str, Any] | None:
             final: dict[str, Any] | None = None
             for mode, chunk in self.graph.stream(inputs, config=config, stream_mode=["updates", "values"]):
+                if not isinstance(chunk, dict):
+                    continue
                 if mode == "values":
                     final = chunk
                     continue
-                for node, update in (chunk or {}).items():
+                for node, update in chunk.items():
                     emit("update", {"node": node, "update": update})
             return final
 
         return self._run(inputs, endpoint, go, run_id)
 
     def _run(
-        self, inputs: dict[str, Any], endpoint: str, execute: Callable[[dict[str, Any]], dict[str, Any] | None],
+        self, inputs: dict[str, Any], endpoint: str, execute: Callable[[RunnableConfig], dict[str, Any] | None],
         run_id: str | None = None,
     ) -> RunOutcome:
         run_id = run_id or str(uuid.uuid4())

@@ -94,7 +94,7 @@ def _normalize_all(raws: Sequence[Any], field_map: dict[str, str], source: str, 
     return [_normalize(raw, field_map, source, f"{label} {i}") for i, raw in enumerate(raws, 1)]
 
 
-def _normalize(raw: Any, field_map: Mapping[str, str], source: str, where: str) -> Row:
+def _normalize(raw: Any, field_map: Mapping[str, str], source: str, where: str) -> Row:  # noqa: C901 - one rule per row shape
     """Turn one raw row into a Row following the rules in the module docstring."""
     if isinstance(raw, Row):
         return raw

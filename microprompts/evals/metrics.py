@@ -241,7 +241,7 @@ def _import_metric(spec: str, target: str, attr: str) -> Callable[..., Any]:
         func = load_object(f"{target}:{attr}")
     except RefError as exc:
         raise ValueError(f"metric {spec!r}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+    except Exception as exc:  # the user's module failed while importing
         raise ValueError(f"metric {spec!r}: importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
     if not callable(func):
         raise ValueError(f"metric {spec!r}: {attr!r} in {target!r} is not callable")

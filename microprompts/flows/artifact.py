@@ -126,7 +126,7 @@ def flow_parts(data: dict[str, Any], allow: Sequence[str] | None = None) -> dict
                 "nodes": {n.name: n for n in nodes}, "edges": edges, "branches": branches}
     except ArtifactError:
         raise
-    except Exception as exc:  # noqa: BLE001 - wrong shapes raise AttributeError, pydantic's errors...: all malformed
+    except Exception as exc:  # wrong shapes raise AttributeError, pydantic's errors...: all malformed
         raise ArtifactError(f"malformed artifact: {type(exc).__name__}: {exc}") from exc
 
 

@@ -92,7 +92,7 @@ def artifact_hash(flow: Flow, target: Flow | str | Path) -> str | None:
         return None
 
 
-def create_app(
+def create_app(  # noqa: C901 - one closure per route, sharing the agent, its slots and request models
     flow: Flow | str | Path,
     model: ModelLike | None = None,
     store: RunStore | str | Path | None = None,

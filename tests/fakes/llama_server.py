@@ -72,7 +72,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def _models_answer(url: str, timeout: float = 2.0) -> bool:
     """True when ``GET url`` answers HTTP 200."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local URL
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return bool(resp.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False

@@ -186,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeOpenAI/0.1"
     fake: FakeOpenAIServer  # set on a per-server subclass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_bytes(status, json.dumps(obj).encode("utf-8"), "application/json", headers)
 
     # -- routes ------------------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         """Serve ``GET /v1/models``."""
         self.fake._count_http()
         path = self.path.split("?", 1)[0].rstrip("/")
@@ -221,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(404, openai_error(f"no route {self.path}", "invalid_request_error", "not_found"))
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         """Serve ``POST /v1/chat/completions``."""
         self.fake._count_http()
         path = self.path.split("?", 1)[0].rstrip("/")
@@ -472,7 +472,7 @@ class FakeOpenAIServer:
         n = max(1, int(request.get("n") or 1))
         try:
             contents = [self.responder(request) for _ in range(n)]
-        except Exception as exc:  # responder bug: answer 500 and remember why
+        except Exception as exc:  # noqa: BLE001 - a responder bug: answer 500 and remember why
             with self._lock:
                 self._errors.append(f"{type(exc).__name__}: {exc}")
             if fault != "hang":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -17,10 +16,11 @@ from pydantic import BaseModel
 from microprompts.models.cache import CallCache, request_key
 from microprompts.models.errors import BudgetExceeded, ModelCallError
 from microprompts.models.local import LocalChatModel
+from microprompts.models.retry import RetryPolicy, is_transient
 from microprompts.models.spec import is_compatible_server, is_openai, model_identity
 from microprompts.models.usage import Usage, UsageMeter
 
-_TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+__all__ = ["Completion", "ModelCaller", "completion_key", "is_transient"]
 
 
 class Completion(BaseModel):
@@ -45,32 +45,16 @@ class Completion(BaseModel):
         )
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Rate limits, server errors, timeouts, dropped connections and garbled bodies are worth retrying."""
-    status = getattr(exc, "status_code", None)
-    if status is None and getattr(exc, "response", None) is not None:
-        status = getattr(exc.response, "status_code", None)
-    if isinstance(status, int):
-        return status in _TRANSIENT_STATUS
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    transient_names = {
-        "APITimeoutError", "APIConnectionError", "APIResponseValidationError", "TimeoutException",
-        "ConnectError", "RemoteProtocolError", "ReadError", "JSONDecodeError", "TransientError",
-    }
-    return bool(names & transient_names) or isinstance(exc, (TimeoutError, ConnectionError))
-
-
-def retry_after(exc: BaseException) -> float | None:
-    """Seconds a server asked us to wait (`Retry-After`), if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def completion_key(model: BaseChatModel, messages: list[BaseMessage], schema: dict[str, Any] | None = None,
+                   temperature: float = 0.0, max_tokens: int = 256, sample: int = 0) -> str:
+    """The call cache's key for a request, and the budget's: the one place the fields of a request are hashed."""
+    return request_key({
+        "model": model_identity(model),
+        "params": {"temperature": temperature, "max_tokens": max_tokens},
+        "messages": [[m.type, str(m.content)] for m in messages],
+        "schema": schema,
+        "sample": sample,
+    })
 
 
 class ModelCaller:
@@ -108,23 +92,33 @@ class ModelCaller:
         meter: UsageMeter | None = None,
     ) -> Completion:
         """One completion, from the cache when the exact request was made before; raises ModelCallError."""
-        identity = model_identity(model)
-        request = {
-            "model": identity,
-            "params": {"temperature": temperature, "max_tokens": max_tokens},
-            "messages": [[m.type, str(m.content)] for m in messages],
-            "schema": schema,
-            "sample": sample,
-        }
-        key = request_key(request)
+        key = completion_key(model, messages, schema, temperature, max_tokens, sample)
+        return self._complete_keyed(key, model, messages, schema=schema, temperature=temperature,
+                                    max_tokens=max_tokens, sample=sample, node=node, meter=meter)
+
+    def _complete_keyed(
+        self,
+        key: str,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        *,
+        schema: dict[str, Any] | None,
+        temperature: float,
+        max_tokens: int,
+        sample: int,
+        node: str | None,
+        meter: UsageMeter | None,
+    ) -> Completion:
+        """`complete` once the request's key is known: a subclass overrides this to act on that very key (the
+        budget charges it), so the key is computed in one place only."""
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
                 done = Completion(**hit, cached=True)
                 self._account(done.usage(), node, meter)
                 return done
-        done = self._call_with_retries(model, identity, messages, schema, temperature, max_tokens, sample, node,
-                                       meter)
+        done = self._call_with_retries(model, model_identity(model), messages, schema, temperature, max_tokens,
+                                       sample, node, meter)
         if self.cache is not None and done.finish_reason != "length":
             self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
         return done
@@ -138,45 +132,55 @@ class ModelCaller:
         self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,
         temperature: float, max_tokens: int, sample: int, node: str | None, meter: UsageMeter | None,
     ) -> Completion:
-        last: BaseException | None = None
-        attempts = 0
-        for attempt in range(self.max_attempts):
-            attempts = attempt + 1
-            if self.before_call is not None:
-                self.before_call()  # may raise BudgetExceeded: the budget is checked before paying
-            started = time.perf_counter()
-            try:
-                message = self._invoke(model, identity, messages, schema, temperature, max_tokens, sample)
-            except BudgetExceeded:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure is either retried or reported
-                last = exc
-                self._account(Usage(failures=1, seconds=time.perf_counter() - started), node, meter)
-                if not is_transient(exc) or attempt == self.max_attempts - 1:
-                    break
-                delay = retry_after(exc)
-                if delay is None:
-                    delay = min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + random.random() / 2)
-                time.sleep(min(delay, 30.0))
-                continue
-            seconds = time.perf_counter() - started
-            text = message.content if isinstance(message.content, str) else json.dumps(message.content)
-            meta = getattr(message, "usage_metadata", None) or {}
-            done = Completion(
-                text=text,
-                prompt_tokens=int(meta.get("input_tokens") or count_tokens_approximately(messages)),
-                completion_tokens=int(meta.get("output_tokens") or max(1, len(text) // 4)),
-                finish_reason=(message.response_metadata or {}).get("finish_reason"),
-                seconds=seconds,
-            )
-            self._account(done.usage(), node, meter)
-            return done
-        reason = f"{type(last).__name__}: {last}" if last else "no attempt made"
+        """The request, retried on transient failures (see RetryPolicy); raises ModelCallError once it gives up."""
+        if self.max_attempts < 1:
+            raise ModelCallError("model call failed after 0 attempt (no attempt made)")
+        failed: list[Exception] = []  # each failed attempt's error, in order
+        try:
+            for attempt in RetryPolicy(self.max_attempts, self.base_delay, self.max_delay).retrying():
+                if self.before_call is not None:
+                    self.before_call()  # may raise BudgetExceeded: checked before paying, raised as is, not retried
+                with attempt:
+                    return self._attempt(model, identity, messages, schema, temperature, max_tokens, sample, node,
+                                         meter, failed)
+        except Exception as exc:
+            if not failed or exc is not failed[-1]:
+                raise  # not a failed attempt: the budget's refusal (from before_call or the model) goes up as it is
+        last = failed[-1]
+        reason = f"{type(last).__name__}: {last}"
         # Say how many attempts: a reply cut by its length limit or a 400 is not retried, and the message shows it.
-        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-        if last is not None and not is_transient(last):
+        tries = f"{len(failed)} attempt{'s' if len(failed) > 1 else ''}"
+        if not is_transient(last):
             tries += ", not retryable"
         raise ModelCallError(f"model call failed after {tries} ({reason[:300]})") from last
+
+    def _attempt(
+        self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,
+        temperature: float, max_tokens: int, sample: int, node: str | None, meter: UsageMeter | None,
+        failed: list[Exception],
+    ) -> Completion:
+        """One attempt at the request, its usage accounted: a failure counts its seconds and is added to `failed`."""
+        started = time.perf_counter()
+        try:
+            message = self._invoke(model, identity, messages, schema, temperature, max_tokens, sample)
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            failed.append(exc)
+            self._account(Usage(failures=1, seconds=time.perf_counter() - started), node, meter)
+            raise
+        seconds = time.perf_counter() - started
+        text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+        meta = getattr(message, "usage_metadata", None) or {}
+        done = Completion(
+            text=text,
+            prompt_tokens=int(meta.get("input_tokens") or count_tokens_approximately(messages)),
+            completion_tokens=int(meta.get("output_tokens") or max(1, len(text) // 4)),
+            finish_reason=(message.response_metadata or {}).get("finish_reason"),
+            seconds=seconds,
+        )
+        self._account(done.usage(), node, meter)
+        return done
 
     def _invoke(
         self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,
@@ -193,7 +197,7 @@ class ModelCaller:
             kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
             try:
                 message = model.invoke(messages, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - classified just below
+            except Exception as exc:  # classified just below: downgraded and sent again, or raised
                 if not self._maybe_downgrade(model, identity, schema, exc):
                     raise
                 kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)

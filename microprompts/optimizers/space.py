@@ -24,8 +24,8 @@ from microprompts.nodes import MicroPrompt
 from microprompts.nodes.sections import REPLY_FORMATS
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.edit import set_value
-from microprompts.optimizers.mutators._moves import Move, MoveMutator
-from microprompts.optimizers.mutators.base import MutationContext
+from microprompts.optimizers.mutators._moves import MoveMutator
+from microprompts.optimizers.mutators.base import Move, MutationContext
 
 __all__ = ["OneOf", "SearchSpace", "SpaceChoice", "label", "one_of", "optional"]
 
@@ -133,6 +133,7 @@ class SpaceChoice(MoveMutator):
         self.space = space
 
     def addresses(self, flow: Flow) -> list[str]:
+        """Every address of the space, and the section order of a node whose sections it chooses."""
         out = []
         for address in self.space.choices:
             out.append(address)
@@ -141,6 +142,7 @@ class SpaceChoice(MoveMutator):
         return out
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each alternative that builds and changes the flow, per address."""
         out = []
         current = candidate.flow.content_hash()
         for address, choice in self.space.choices.items():

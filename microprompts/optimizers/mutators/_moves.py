@@ -1,56 +1,33 @@
-"""A base for operators that need no model: list every concrete move, drop frozen ones, sample `n` of them."""
+"""Operators that need no model: list every concrete move, drop frozen ones, sample `n` of them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
-from microprompts.optimizers.addresses import is_frozen
-from microprompts.optimizers.candidate import Candidate, Mutation, MutationKind
-from microprompts.optimizers.mutators.base import MutationContext
+from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.mutators.base import Move, MutationContext, Mutator
+
+__all__ = ["MoveMutator", "ParamChoice", "prompts", "swap_node"]
 
 
-@dataclass
-class Move:
-    """One concrete edit: the address it is about, before/after for the record, and how to make the child."""
-
-    address: str
-    before: Any
-    after: Any
-    make: Callable[[], Flow]
-    touches: list[str] = field(default_factory=list)  # every address it changes (defaults to [address])
-    note: str = ""
-
-
-class MoveMutator:
-    """Subclasses set `name`, `kind` and implement `addresses` and `moves`; `propose` samples moves."""
+class MoveMutator(Mutator):
+    """Subclasses set `name`, `kind` and implement `addresses` and `moves`; the drafts are `n` sampled moves."""
 
     name: ClassVar[str] = "move"
-    kind: ClassVar[MutationKind] = "structure"
-    needs_evaluation: ClassVar[bool] = False  # the engine runs the parent on train rows first only when True
-
-    def addresses(self, flow: Flow) -> list[str]:
-        """The addresses this operator could touch in `flow`."""
-        raise NotImplementedError
+    needs_evaluation: ClassVar[bool] = False
+    validates: ClassVar[bool] = False  # edits of valid parts: the engine's check alone rejects (and journals) one
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Every move this operator can make on `candidate` (deterministic order)."""
         raise NotImplementedError
 
-    def propose(self, candidate: Candidate, ctx: MutationContext, n: int = 1) -> list[tuple[Flow, Mutation]]:
-        """Up to `n` distinct children, from moves that touch nothing frozen."""
-        allowed = [m for m in self.moves(candidate, ctx)
-                   if not any(is_frozen(a, ctx.frozen) for a in (m.touches or [m.address]))]
-        picked = ctx.rng.sample(allowed, min(n, len(allowed)))
-        out = []
-        for move in picked:
-            mutation = Mutation(operator=self.name, kind=self.kind, address=move.address, before=move.before,
-                                after=move.after, note=move.note)
-            out.append((move.make(), mutation))
-        return out
+    def drafts(self, candidate: Candidate, ctx: MutationContext, n: int) -> list[Move]:
+        """Up to `n` distinct moves that touch nothing frozen, sampled with `ctx.rng`."""
+        allowed = [m for m in self.moves(candidate, ctx) if self.allows(m, ctx)]
+        return ctx.rng.sample(allowed, min(n, len(allowed)))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -68,9 +45,11 @@ class ParamChoice(MoveMutator):
         return True
 
     def addresses(self, flow: Flow) -> list[str]:
+        """The parameter's address in every micro-prompt."""
         return [f"{mp.name}.params.{self.param}" for mp in prompts(flow)]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each other allowed value of the parameter, per micro-prompt."""
         return [Move(f"{mp.name}.params.{self.param}", getattr(mp.params, self.param), value,
                      swap_node(candidate.flow, mp.with_params(**{self.param: value})))
                 for mp in prompts(candidate.flow) for value in self.values

@@ -12,8 +12,8 @@ from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
 from microprompts.nodes.schema import allowed_values
 from microprompts.optimizers.candidate import Candidate
-from microprompts.optimizers.mutators._moves import Move, MoveMutator, prompts, swap_node
-from microprompts.optimizers.mutators.base import MutationContext
+from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
+from microprompts.optimizers.mutators.base import Move, MutationContext
 
 __all__ = ["Choices", "choice_fields", "list_inputs"]
 
@@ -64,9 +64,11 @@ class Choices(MoveMutator):
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """Each micro-prompt's choices, where an output field could take a per-row enum."""
         return [f"{mp.name}.params.choices" for mp in prompts(flow) if choice_fields(mp)]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Lift each constraint, or add one from each list input, per micro-prompt."""
         out = []
         for mp in prompts(candidate.flow):
             fields = choice_fields(mp)

@@ -12,18 +12,17 @@ proposals differ, and a rerun with the same seed hits the call cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
-from microprompts.optimizers.candidate import Candidate, Mutation, MutationKind
+from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import _prompts as P
 from microprompts.optimizers.mutators._ask import ask_text, clip, fit_blocks, normalized, show
 from microprompts.optimizers.mutators._blame import CRITIQUE_CHARS, blame
-from microprompts.optimizers.mutators._shared import checked, is_frozen
-from microprompts.optimizers.mutators.base import MutationContext, Mutator
+from microprompts.optimizers.mutators.base import Move, MutationContext, Mutator
 
 __all__ = [
     "Compress", "InduceInstruction", "OproProposal", "Paraphrase", "PhraseBank", "SectionTextMutator",
@@ -64,6 +63,12 @@ def with_section_text(flow: Flow, node: str, kind: str, text: str) -> Flow:
     return flow.replace_node(mp.replace(sections=sections))
 
 
+def text_edit(flow: Flow, node: str, kind: str, before: str, after: str, note: str = "") -> Move:
+    """The draft that sets the text of `node`'s first `kind` section from `before` to `after`."""
+    return Move(section_address(node, kind), before, after, lambda: with_section_text(flow, node, kind, after),
+                note=note)
+
+
 def node_terms(mp: MicroPrompt) -> list[str]:
     """Words a rewrite of the node's text must not lose: input and output names, and the output's enum labels."""
     terms = [*mp.reads, *mp.writes]
@@ -86,11 +91,11 @@ def step_line(mp: MicroPrompt) -> str:
     return P.STEP.format(node=mp.name, reads=", ".join(mp.reads) or "nothing", writes=", ".join(mp.writes))
 
 
-class SectionTextMutator:
+class SectionTextMutator(Mutator):
     """Base of the model-based text operators: pick an unfrozen (node, section) and ask for a new text."""
 
     name = "section_text"
-    kind: MutationKind = "content"
+    kind = "content"
     kinds: tuple[str, ...] = TEXT_KINDS
     temperature = 0.7
     needs_text = True  # only sections that already say something
@@ -111,17 +116,15 @@ class SectionTextMutator:
 
     def targets(self, flow: Flow, ctx: MutationContext) -> list[tuple[str, str]]:
         """(node, kind) pairs that are eligible and not frozen, deduplicated."""
-        seen: dict[tuple[str, str], None] = {}
-        for address in self.addresses(flow):
-            if not is_frozen(address, ctx.frozen):
-                seen[split_address(address)] = None
-        return list(seen)
+        return list(dict.fromkeys(split_address(a) for a in self.unfrozen(self.addresses(flow), ctx)))
 
-    def propose(self, candidate: Candidate, ctx: MutationContext, n: int = 1) -> list[tuple[Flow, Mutation]]:
-        """Up to `n` children, one optimizer call each; rejected replies give no child."""
+    def drafts(self, candidate: Candidate, ctx: MutationContext, n: int) -> Iterable[Move]:
+        """`n` tries, one optimizer call each, on targets drawn with `ctx.rng`; rejected replies give no draft."""
         flow = candidate.flow
         targets = self.targets(flow, ctx) if ctx.caller is not None and ctx.optimizer_model is not None else []
-        out: list[tuple[Flow, Mutation]] = []
+        return self._rewrites(flow, targets, ctx, n)
+
+    def _rewrites(self, flow: Flow, targets: list[tuple[str, str]], ctx: MutationContext, n: int) -> Iterator[Move]:
         tried: dict[str, list[str]] = {}
         for _ in range(n if targets else 0):
             node, kind = ctx.rng.choice(targets)
@@ -133,11 +136,7 @@ class SectionTextMutator:
             if after is None:
                 continue
             tried[address].append(after)
-            child = checked(with_section_text(flow, node, kind, after))
-            if child is not None:
-                out.append((child, Mutation(operator=self.name, kind=self.kind, address=address, before=before,
-                                            after=after)))
-        return out
+            yield text_edit(flow, node, kind, before, after)
 
     def rewrite(self, flow: Flow, mp: MicroPrompt, kind: str, ctx: MutationContext, seen: list[str]) -> str | None:
         """The new text of `mp`'s `kind` section, or None when no acceptable reply came back."""
@@ -157,6 +156,7 @@ class Paraphrase(SectionTextMutator):
     name = "paraphrase"
 
     def rewrite(self, flow: Flow, mp: MicroPrompt, kind: str, ctx: MutationContext, seen: list[str]) -> str | None:
+        """The section's text in other words, at most 1.5 times as long."""
         text = section_text(mp, kind)
         limit = min(max(int(len(text) * 1.5), 200), max(self.max_chars, len(text)))
         body = P.PARAPHRASE.format(step=step_line(mp), section=kind, text=text)
@@ -175,6 +175,7 @@ class Compress(SectionTextMutator):
         return len(text.strip()) >= self.min_chars
 
     def rewrite(self, flow: Flow, mp: MicroPrompt, kind: str, ctx: MutationContext, seen: list[str]) -> str | None:
+        """The section's text shortened to at most `ratio` of its length."""
         text = section_text(mp, kind)
         limit = int(len(text) * self.ratio)
         body = P.COMPRESS.format(step=step_line(mp), section=kind, text=text, length=len(text), limit=limit)
@@ -218,6 +219,7 @@ class InduceInstruction(SectionTextMutator):
                 if self.demos(flow, flow.nodes[node], ctx)]  # type: ignore[arg-type]
 
     def rewrite(self, flow: Flow, mp: MicroPrompt, kind: str, ctx: MutationContext, seen: list[str]) -> str | None:
+        """A task inferred from the node's input/output pairs."""
         pairs = self.demos(flow, mp, ctx)
         if not pairs:
             return None
@@ -267,6 +269,7 @@ class OproProposal(SectionTextMutator):
         return rich or [t for t, k in scored if k >= 1]
 
     def rewrite(self, flow: Flow, mp: MicroPrompt, kind: str, ctx: MutationContext, seen: list[str]) -> str | None:
+        """A better text from the scored trajectory (dropping rows, then the worst texts, to fit)."""
         points = self.trajectory(mp, kind, ctx)
         train = list(ctx.train)
         rows = [row_parts(r) for r in ctx.rng.sample(train, min(2, len(train)))]
@@ -294,7 +297,7 @@ class TextualGradient(SectionTextMutator):
     name = "textual_gradient"
     needs_evaluation = True
 
-    def propose(self, candidate: Candidate, ctx: MutationContext, n: int = 1) -> list[tuple[Flow, Mutation]]:
+    def drafts(self, candidate: Candidate, ctx: MutationContext, n: int) -> Iterable[Move]:
         """Up to `n` edits of the blamed node; none without an evaluation that has failures."""
         flow = candidate.flow
         if ctx.caller is None or ctx.optimizer_model is None or ctx.evaluation is None:
@@ -307,9 +310,12 @@ class TextualGradient(SectionTextMutator):
             return []
         node, critique = blame(flow, ctx.evaluation, ctx, nodes=editable)
         kinds = [k for t_node, k in targets if t_node == node]
+        return self._edits(flow, node, kinds, critique, ctx, n)
+
+    def _edits(self, flow: Flow, node: str, kinds: list[str], critique: str, ctx: MutationContext,
+               n: int) -> Iterator[Move]:
         mp = flow.nodes[node]
         assert isinstance(mp, MicroPrompt)
-        out: list[tuple[Flow, Mutation]] = []
         seen: list[str] = []
         for i in range(n):
             kind = kinds[i % len(kinds)]
@@ -320,11 +326,7 @@ class TextualGradient(SectionTextMutator):
             if after is None:
                 continue
             seen.append(after)
-            child = checked(with_section_text(flow, node, kind, after))
-            if child is not None:
-                out.append((child, Mutation(operator=self.name, kind=self.kind, address=section_address(node, kind),
-                                            before=before, after=after, note=f"blamed {node}: {clip(critique, 300)}")))
-        return out
+            yield text_edit(flow, node, kind, before, after, note=f"blamed {node}: {clip(critique, 300)}")
 
 
 PHRASES: tuple[str, ...] = (
@@ -338,14 +340,14 @@ PHRASES: tuple[str, ...] = (
 )
 
 
-class PhraseBank:
+class PhraseBank(Mutator):
     """Append one rule from a bank that small task models need (no optimizer model: works when it is weak).
 
     The rule goes at the end of the guidelines when the node has them, else of the task.
     """
 
     name = "phrase_bank"
-    kind: MutationKind = "content"
+    kind = "content"
     needs_evaluation = False
 
     def __init__(self, phrases: Sequence[str] = PHRASES, max_chars: int = MAX_SECTION_CHARS) -> None:
@@ -360,35 +362,28 @@ class PhraseBank:
         return [section_address(mp.name, self._target(mp)) for mp in flow.micro_prompts()
                 if mp.section(self._target(mp)) is not None]
 
-    def propose(self, candidate: Candidate, ctx: MutationContext, n: int = 1) -> list[tuple[Flow, Mutation]]:
-        """Up to `n` children, each with one phrase the section does not already hold."""
+    def drafts(self, candidate: Candidate, ctx: MutationContext, n: int) -> Iterable[Move]:
+        """Each phrase a section does not already hold, shuffled by `ctx.rng`; too long a result is skipped."""
         flow = candidate.flow
         options = []
-        for address in self.addresses(flow):
-            if is_frozen(address, ctx.frozen):
-                continue
+        for address in self.unfrozen(self.addresses(flow), ctx):
             node, kind = split_address(address)
             mp = flow.nodes[node]
             assert isinstance(mp, MicroPrompt)
             text = section_text(mp, kind)
             options += [(node, kind, p) for p in self.phrases if normalized(p) not in normalized(text)]
         ctx.rng.shuffle(options)
-        out: list[tuple[Flow, Mutation]] = []
+        return self._appends(flow, options)
+
+    def _appends(self, flow: Flow, options: list[tuple[str, str, str]]) -> Iterator[Move]:
         for node, kind, phrase in options:
-            if len(out) >= n:
-                break
             mp = flow.nodes[node]
             assert isinstance(mp, MicroPrompt)
             before = section_text(mp, kind)
             joiner = "\n- " if kind == "guidelines" and before.lstrip().startswith("-") else ("\n" if before else "")
             after = (before.rstrip() + joiner + phrase).strip()
-            if len(after) > max(self.max_chars, len(before)):
-                continue
-            child = checked(with_section_text(flow, node, kind, after))
-            if child is not None:
-                out.append((child, Mutation(operator=self.name, kind=self.kind, address=section_address(node, kind),
-                                            before=before, after=after, note=f"appended: {phrase}")))
-        return out
+            if len(after) <= max(self.max_chars, len(before)):
+                yield text_edit(flow, node, kind, before, after, note=f"appended: {phrase}")
 
 
 def content_mutators(optimizer_model_available: bool = True) -> list[Mutator]:

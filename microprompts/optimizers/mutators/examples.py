@@ -11,8 +11,8 @@ from microprompts.nodes import Example, MicroPrompt, Section
 from microprompts.nodes.sections import DEFAULT_TITLES
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.edit import insert_section
-from microprompts.optimizers.mutators._moves import Move, MoveMutator, prompts, swap_node
-from microprompts.optimizers.mutators.base import MutationContext
+from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
+from microprompts.optimizers.mutators.base import Move, MutationContext
 
 __all__ = ["BootstrapExamples", "ChooseExamples", "ExampleCount", "labelled_examples", "with_examples"]
 
@@ -81,10 +81,12 @@ class ExampleCount(MoveMutator):
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """The example count and examples section of every micro-prompt with examples."""
         return [a for mp in prompts(flow) if mp.examples
                 for a in (f"{mp.name}.params.n_examples", f"{mp.name}.sections", f"{mp.name}.sections.examples")]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each other count up to the node's number of examples."""
         out = []
         for mp in prompts(candidate.flow):
             total = len(mp.examples)
@@ -125,9 +127,11 @@ class ChooseExamples(MoveMutator):
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """The examples, their count and section of every micro-prompt."""
         return _addresses(flow)
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Random draws of the labelled training rows, per micro-prompt."""
         out = []
         for mp in prompts(candidate.flow):
             pool = labelled_examples(mp, ctx.train)
@@ -143,9 +147,11 @@ class BootstrapExamples(MoveMutator):
     needs_evaluation = True
 
     def addresses(self, flow: Flow) -> list[str]:
+        """The examples, their count and section of every micro-prompt."""
         return _addresses(flow)
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Random draws of each node's traces on fully right rows; none without an evaluation."""
         if ctx.evaluation is None:
             return []
         good = [r for r in ctx.evaluation.rows if r.error is None and r.score >= 1.0]

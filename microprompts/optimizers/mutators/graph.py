@@ -10,7 +10,7 @@ original node also reads the notes), `<node>.params.samples` and `<node>.params.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import networkx as nx
@@ -21,9 +21,9 @@ from microprompts.flows import Branch, Flow
 from microprompts.nodes import MicroPrompt, Params
 from microprompts.nodes.schema import model_from_schema
 from microprompts.optimizers.addresses import address_values, node_of
-from microprompts.optimizers.candidate import Candidate, Mutation, MutationKind
-from microprompts.optimizers.mutators._shared import checked, fresh_name, is_frozen
-from microprompts.optimizers.mutators.base import MutationContext, Mutator
+from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.mutators._shared import fresh_name, is_frozen
+from microprompts.optimizers.mutators.base import Move, MutationContext, Mutator
 
 __all__ = [
     "InsertCheck", "RemoveNode", "SplitNode", "Vote", "graph_mutators", "insert_check", "remove_node",
@@ -198,11 +198,11 @@ def vote(flow: Flow, node: str, k: int, temperature: float = 0.7) -> Flow:
 
 
 # --- the operators ---------------------------------------------------------------------------------------------
-class _GraphMutator:
-    """Shared shape: pick up to `n` distinct eligible nodes with the context's rng, build, check, record."""
+class _GraphMutator(Mutator):
+    """Shared shape: the drafts are the eligible nodes in an order drawn with the context's rng, each applied."""
 
     name = "graph"
-    kind: MutationKind = "graph"
+    kind = "graph"
     needs_evaluation = False  # rules over the graph alone: the engine need not run the parent first
 
     def addresses(self, flow: Flow) -> list[str]:
@@ -213,29 +213,25 @@ class _GraphMutator:
         """Nodes this operator may apply to, given the frozen parts."""
         raise NotImplementedError
 
-    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> tuple[Flow, Mutation]:
-        """The child and its record; may raise ValueError/TypeError when the node cannot take the change."""
+    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> Move:
+        """The edit of `node`; may raise ValueError/TypeError when the node cannot take the change."""
         raise NotImplementedError
 
-    def propose(self, candidate: Candidate, ctx: MutationContext, n: int = 1) -> list[tuple[Flow, Mutation]]:
-        """Up to `n` children on distinct nodes; children that fail the checks are dropped."""
+    def drafts(self, candidate: Candidate, ctx: MutationContext, n: int) -> Iterable[Move]:
+        """The eligible nodes in an order drawn with `ctx.rng`, each applied; nodes that cannot take it are skipped."""
         flow = candidate.flow
         nodes = self.eligible(flow, ctx)
-        out: list[tuple[Flow, Mutation]] = []
-        for node in ctx.rng.sample(nodes, len(nodes)):
-            if len(out) >= n:
-                break
+        return self._applied(flow, ctx.rng.sample(nodes, len(nodes)), ctx)
+
+    def _applied(self, flow: Flow, nodes: list[str], ctx: MutationContext) -> Iterator[Move]:
+        for node in nodes:
             try:
-                child, mutation = self.apply(flow, node, ctx)
+                yield self.apply(flow, node, ctx)
             except (ValueError, TypeError, KeyError):
                 continue
-            if checked(child) is not None:
-                out.append((child, mutation))
-        return out
 
-    def _record(self, flow: Flow, child: Flow, note: str) -> Mutation:
-        return Mutation(operator=self.name, kind=self.kind, address="graph.nodes", before=list(flow.nodes),
-                        after=list(child.nodes), note=note)
+    def _rewired(self, flow: Flow, child: Flow, note: str) -> Move:
+        return Move("graph.nodes", list(flow.nodes), list(child.nodes), lambda: child, note=note)
 
 
 class InsertCheck(_GraphMutator):
@@ -244,14 +240,15 @@ class InsertCheck(_GraphMutator):
     name = "insert_check"
 
     def eligible(self, flow: Flow, ctx: MutationContext) -> list[str]:
+        """Micro-prompts with no check node yet (and not check nodes themselves), while the graph may grow."""
         if _graph_frozen(ctx) or len(flow.nodes) >= MAX_NODES:
             return []
         return [mp.name for mp in flow.micro_prompts()
                 if not _derived(flow, mp.name, "_check") and f"{mp.name}_check" not in flow.nodes]
 
-    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> tuple[Flow, Mutation]:
-        child = insert_check(flow, node)
-        return child, self._record(flow, child, f"inserted a check-and-revise node after {node}")
+    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> Move:
+        """A check-and-revise node after `node`."""
+        return self._rewired(flow, insert_check(flow, node), f"inserted a check-and-revise node after {node}")
 
 
 class RemoveNode(_GraphMutator):
@@ -260,15 +257,16 @@ class RemoveNode(_GraphMutator):
     name = "remove_node"
 
     def eligible(self, flow: Flow, ctx: MutationContext) -> list[str]:
+        """Removable micro-prompts with no frozen part."""
         if _graph_frozen(ctx):
             return []
         names = removable(flow, protected_keys(ctx))
         values = address_values(flow)
         return [n for n in names if not any(node_of(a) == n and is_frozen(a, ctx.frozen) for a in values)]
 
-    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> tuple[Flow, Mutation]:
-        child = remove_node(flow, node)
-        return child, self._record(flow, child, f"removed {node}, whose outputs nothing reads")
+    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> Move:
+        """`flow` without `node`."""
+        return self._rewired(flow, remove_node(flow, node), f"removed {node}, whose outputs nothing reads")
 
 
 class SplitNode(_GraphMutator):
@@ -281,15 +279,16 @@ class SplitNode(_GraphMutator):
         return super().addresses(flow) + [f"{mp.name}.inputs" for mp in flow.micro_prompts()]
 
     def eligible(self, flow: Flow, ctx: MutationContext) -> list[str]:
+        """Micro-prompts with unfrozen inputs and no plan node yet, while the graph may grow and take a key."""
         if _graph_frozen(ctx) or flow.state is not None or len(flow.nodes) >= MAX_NODES:
             return []
         return [mp.name for mp in flow.micro_prompts()
                 if not is_frozen(f"{mp.name}.inputs", ctx.frozen) and not _derived(flow, mp.name, "_plan")
                 and f"{mp.name}_plan" not in flow.nodes]
 
-    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> tuple[Flow, Mutation]:
-        child = split_node(flow, node)
-        return child, self._record(flow, child, f"split {node} into a planning step and {node}")
+    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> Move:
+        """A planning node before `node`."""
+        return self._rewired(flow, split_node(flow, node), f"split {node} into a planning step and {node}")
 
 
 class Vote(_GraphMutator):
@@ -306,6 +305,7 @@ class Vote(_GraphMutator):
         return [f"{mp.name}.params.{p}" for mp in flow.micro_prompts() for p in ("samples", "temperature")]
 
     def eligible(self, flow: Flow, ctx: MutationContext) -> list[str]:
+        """Micro-prompts sampled once whose sample count (and, at temperature 0, temperature) may change."""
         out = []
         for mp in flow.micro_prompts():
             if mp.params.samples > 1 or is_frozen(f"{mp.name}.params.samples", ctx.frozen):
@@ -315,7 +315,8 @@ class Vote(_GraphMutator):
             out.append(mp.name)
         return out
 
-    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> tuple[Flow, Mutation]:
+    def apply(self, flow: Flow, node: str, ctx: MutationContext) -> Move:
+        """`node` sampled k times (k drawn with `ctx.rng`)."""
         mp = flow.nodes[node]
         assert isinstance(mp, MicroPrompt)
         k = ctx.rng.choice(self.ks)
@@ -323,8 +324,7 @@ class Vote(_GraphMutator):
         after = child.nodes[node]
         assert isinstance(after, MicroPrompt)
         note = f"sample {node} {k} times and vote; temperature {mp.params.temperature} -> {after.params.temperature}"
-        return child, Mutation(operator=self.name, kind=self.kind, address=f"{node}.params.samples",
-                               before=mp.params.samples, after=k, note=note)
+        return Move(f"{node}.params.samples", mp.params.samples, k, lambda: child, note=note)
 
 
 def graph_mutators() -> list[Mutator]:

@@ -7,8 +7,8 @@ from typing import Any
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.candidate import Candidate
-from microprompts.optimizers.mutators._moves import Move, MoveMutator, ParamChoice, prompts, swap_node
-from microprompts.optimizers.mutators.base import MutationContext
+from microprompts.optimizers.mutators._moves import MoveMutator, ParamChoice, prompts, swap_node
+from microprompts.optimizers.mutators.base import Move, MutationContext
 
 __all__ = ["MaxTokens", "ModelChoice", "Samples", "Temperature", "param_mutators"]
 
@@ -25,9 +25,11 @@ class ModelChoice(MoveMutator):
     kind = "parameters"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """Each micro-prompt's model."""
         return [f"{mp.name}.params.model" for mp in prompts(flow)]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each other model of `ctx.models`, per micro-prompt."""
         return [Move(f"{mp.name}.params.model", mp.params.model, spec,
                      swap_node(candidate.flow, mp.with_params(model=spec)))
                 for mp in prompts(candidate.flow) for spec in dict.fromkeys(ctx.models) if spec != mp.params.model]
@@ -44,6 +46,7 @@ class Temperature(ParamChoice):
         self.values = values
 
     def allowed(self, mp: MicroPrompt, value: Any) -> bool:
+        """Any value but 0 for a node that votes over k > 1 samples."""
         return not (value == 0 and mp.params.samples > 1)
 
 
@@ -68,9 +71,11 @@ class Samples(MoveMutator):
         self.values = values
 
     def addresses(self, flow: Flow) -> list[str]:
+        """Each micro-prompt's sample count and temperature."""
         return [a for mp in prompts(flow) for a in (f"{mp.name}.params.samples", f"{mp.name}.params.temperature")]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each other sample count, per micro-prompt (temperature raised from 0 for k > 1)."""
         out = []
         for mp in prompts(candidate.flow):
             for k in self.values:

@@ -8,8 +8,8 @@ from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.addresses import section_address
 from microprompts.optimizers.candidate import Candidate
-from microprompts.optimizers.mutators._moves import Move, MoveMutator, prompts, swap_node
-from microprompts.optimizers.mutators.base import MutationContext
+from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
+from microprompts.optimizers.mutators.base import Move, MutationContext
 
 __all__ = ["DeleteSentence", "SwapSentences", "join_units", "split_units"]
 
@@ -63,9 +63,11 @@ class DeleteSentence(MoveMutator):
     kind = "content"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """Every editable section with two or more sentences."""
         return [a for mp in prompts(flow) for a, *_ in _editable(mp)]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each sentence of each editable section, deleted."""
         out = []
         for mp in prompts(candidate.flow):
             for address, position, units, separators in _editable(mp):
@@ -86,9 +88,11 @@ class SwapSentences(MoveMutator):
     kind = "content"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """Every editable section with two or more sentences."""
         return [a for mp in prompts(flow) for a, *_ in _editable(mp)]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each pair of different sentences of each editable section, swapped."""
         out = []
         for mp in prompts(candidate.flow):
             for address, position, units, separators in _editable(mp):

@@ -9,8 +9,8 @@ from microprompts.nodes.sections import DEFAULT_TITLES, REPLY_FORMATS
 from microprompts.optimizers.addresses import section_address
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.edit import insert_section
-from microprompts.optimizers.mutators._moves import Move, MoveMutator, ParamChoice, prompts, swap_node
-from microprompts.optimizers.mutators.base import MutationContext
+from microprompts.optimizers.mutators._moves import MoveMutator, ParamChoice, prompts, swap_node
+from microprompts.optimizers.mutators.base import Move, MutationContext
 
 __all__ = ["GUIDELINE_PHRASES", "AddGuideline", "DataFormat", "DropSection", "ReorderSections", "ReplyFormat",
            "ToggleReasoning"]
@@ -52,6 +52,7 @@ class DropSection(MoveMutator):
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """The order and each optional section of every micro-prompt that has one."""
         out = []
         for mp in prompts(flow):
             keyed = [a for a, s in _keyed(mp) if s.kind not in CORE_KINDS]
@@ -59,6 +60,7 @@ class DropSection(MoveMutator):
         return out
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each optional section, dropped."""
         out = []
         for mp in prompts(candidate.flow):
             keyed = _keyed(mp)
@@ -79,9 +81,11 @@ class ReorderSections(MoveMutator):
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """The section order of every micro-prompt with two kinds of section or more."""
         return [f"{mp.name}.sections" for mp in prompts(flow) if len({s.kind for s in mp.sections}) > 1]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each new order made by moving one section."""
         out = []
         for mp in prompts(candidate.flow):
             kinds = [s.kind for s in mp.sections]
@@ -112,9 +116,11 @@ class AddGuideline(MoveMutator):
         self.phrases = phrases
 
     def addresses(self, flow: Flow) -> list[str]:
+        """The section order and guidelines of every micro-prompt."""
         return [a for mp in prompts(flow) for a in (f"{mp.name}.sections", f"{mp.name}.sections.guidelines")]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each bank phrase the guidelines lack, appended (the section added when missing)."""
         out = []
         for mp in prompts(candidate.flow):
             address = f"{mp.name}.sections.guidelines"
@@ -144,9 +150,11 @@ class ToggleReasoning(MoveMutator):
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
+        """Each micro-prompt's reasoning field."""
         return [f"{mp.name}.output.reasoning" for mp in prompts(flow)]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """The reasoning field flipped, per micro-prompt."""
         return [Move(f"{mp.name}.output.reasoning", mp.params.reasoning, not mp.params.reasoning,
                      swap_node(candidate.flow, mp.with_params(reasoning=not mp.params.reasoning)))
                 for mp in prompts(candidate.flow)]

@@ -9,7 +9,7 @@ import pytest
 from microprompts import CallCache, Flow, ModelCaller, evaluate
 from microprompts.data import Row
 from microprompts.evals import MetricError, Score
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 from tests.flows.helpers import ANSWER, respond, triage_flow, triage_model
 
 ROWS = [

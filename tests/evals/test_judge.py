@@ -12,7 +12,7 @@ from microprompts import CallCache, Flow, MicroPrompt, ModelCaller, evaluate
 from microprompts.data import Row
 from microprompts.evals import llm_judge, resolve_metric
 from microprompts.evals.judge import JudgeMetric
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 
 EXAMPLE = Row(inputs={"question": "What is the capital of France?"}, output={"answer": "Paris"}, id="q1")
 RUBRIC = "- The answer names the right city.\n- It is one short sentence."

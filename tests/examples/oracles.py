@@ -13,7 +13,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from examples.triage.cases import Ticket
-from tests.fakes.chat import ScriptedChatModel, parse_user
+from microprompts.testing import ScriptedChatModel, parse_user
 
 
 def _user(messages: list[BaseMessage]) -> str:

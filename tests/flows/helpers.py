@@ -13,7 +13,7 @@ from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, Field
 
 from microprompts import Flow, FunctionNode, MicroPrompt
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 
 
 class Triage(BaseModel):

@@ -14,7 +14,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from microprompts import CallCache, ModelCaller, resolve_model
 from microprompts.models import BudgetExceeded, ModelCallError, UsageMeter, is_transient, request_key
 from microprompts.models.spec import model_identity
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 
 MESSAGES = [SystemMessage(content="Say a label."), HumanMessage(content="text: x")]
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}

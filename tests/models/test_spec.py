@@ -7,7 +7,7 @@ import pytest
 from microprompts import resolve_model
 from microprompts.models import LocalChatModel, ModelSpecError, model_identity, smollm2_path
 from microprompts.models.spec import is_openai, model_label
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 
 
 def test_a_chat_model_object_passes_through():

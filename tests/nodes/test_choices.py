@@ -12,7 +12,7 @@ from microprompts.nodes import OutputParseError
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators.base import MutationContext
 from microprompts.optimizers.mutators.choices import Choices
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 
 
 class Pick(BaseModel):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from microprompts import Example, MicroPrompt, ModelCaller, OutputParseError
 from microprompts.nodes import Runtime
 from microprompts.nodes.parse import parse_lines
-from tests.fakes.chat import SchemaRecordingCaller, ScriptedChatModel
+from microprompts.testing import SchemaRecordingCaller, ScriptedChatModel
 
 
 class Label(BaseModel):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from microprompts import FunctionNode, MicroPrompt, ModelCaller, OutputParseError
 from microprompts.nodes import NodeInputError, Recorder, RefError, Runtime, extract_json, load_object, parse_reply
 from microprompts.nodes.function import ref_of
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 
 
 class Label(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import microprompts.nodes.runtime as runtime_module
 from microprompts.nodes import Runtime, default_caller
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 
 
 def test_the_default_caller_uses_the_cache_file_from_the_environment(tmp_cache):

@@ -25,7 +25,7 @@ from microprompts.optimizers.journal import Journal
 from microprompts.optimizers.mutators.examples import ChooseExamples, ExampleCount
 from microprompts.optimizers.mutators.params import Temperature
 from microprompts.optimizers.mutators.structure import AddGuideline, DataFormat, DropSection, ToggleReasoning
-from tests.fakes.chat import SimTask, SimulatedChatModel, data_format, has_examples, reasoning_on
+from microprompts.testing import SimTask, SimulatedChatModel, data_format, has_examples, reasoning_on
 
 LABELS = ["sports", "business", "world", "tech"]
 

@@ -20,7 +20,7 @@ from microprompts.flows import Flow
 from microprompts.models import Completion, ModelCaller
 from microprompts.nodes import FunctionNode, MicroPrompt
 from microprompts.optimizers.mutators.base import MutationContext
-from tests.fakes.chat import ScriptedChatModel, parse_user
+from microprompts.testing import ScriptedChatModel, parse_user
 
 TOPICS = {"football": "sports", "election": "politics", "chip": "tech"}
 

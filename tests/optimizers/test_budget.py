@@ -22,7 +22,7 @@ from microprompts.optimizers.engine import Engine
 from microprompts.optimizers.evaluator import Evaluator, keyed_rows
 from microprompts.optimizers.mutators.graph import Vote
 from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoning
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 from tests.optimizers import engine_helpers as h
 
 

@@ -27,7 +27,7 @@ from microprompts.optimizers.mutators.content import (
     blame,
     content_mutators,
 )
-from tests.fakes.chat import ScriptedChatModel
+from microprompts.testing import ScriptedChatModel
 from tests.optimizers.mutator_helpers import SpyCaller, make_ctx, pipeline, rows, run
 
 LONG_TASK = ("Classify the topic into a newspaper section, using the house rules. Read the topic word with care, "

@@ -23,6 +23,7 @@ from microprompts.optimizers.mutators.graph import (
     remove_node,
     split_node,
 )
+from microprompts.testing import ScriptedChatModel
 from tests.optimizers.mutator_helpers import (
     EXTRACT,
     REPLY,
@@ -99,7 +100,6 @@ def test_insert_check_revises_a_wrong_draft() -> None:
     def runs_with(check_right: bool) -> float:
         from microprompts.evals import evaluate
         from microprompts.models import ModelCaller
-        from tests.fakes.chat import ScriptedChatModel
         from tests.optimizers.mutator_helpers import reply_metric, task_model
 
         wrong, right = task_model("wrong"), task_model("right")

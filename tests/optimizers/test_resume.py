@@ -14,7 +14,7 @@ import pytest
 from microprompts.evals import exact_match
 from microprompts.flows import Flow
 from microprompts.optimizers import BeamSearch, Budget, RegularizedEvolution, ResumeError, optimize
-from tests.fakes.chat import SimulatedChatModel
+from microprompts.testing import SimulatedChatModel
 from tests.optimizers import engine_helpers as h
 
 

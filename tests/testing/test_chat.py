@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
+from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel
 
 from microprompts import CallCache, Example, Flow, MicroPrompt, ModelCaller, evaluate
-from tests.fakes.chat import (
+from microprompts.nodes import Runtime
+from microprompts.testing import (
     ScriptedChatModel,
     SimTask,
     SimulatedChatModel,
@@ -192,7 +194,5 @@ def test_the_simulator_works_with_the_call_cache(tmp_path):
     assert [r.prediction for r in again.rows] == [r.prediction for r in first.rows]
 
 
-def _runtime(model):
-    from microprompts.nodes import Runtime
-
+def _runtime(model: BaseChatModel) -> Runtime:
     return Runtime(model=model, caller=ModelCaller(cache=None))

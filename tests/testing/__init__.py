@@ -1,0 +1,1 @@
+"""Tests for microprompts.testing: the chat-model doubles users test their flows with."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from microprompts._io import assert_no_secrets, atomic_write_text
 from microprompts.flows.structure import Branch, FlowShape
 from microprompts.flows.validate import validate_flow
+from microprompts.models.spec import note_artifact_model
 from microprompts.nodes import FunctionNode, MicroPrompt, Params, RefError, Section, load_object, ref_of
 from microprompts.nodes.function import DEFAULT_ALLOWED
 from microprompts.nodes.schema import json_schema, model_from_schema
@@ -95,9 +96,11 @@ def node_from_dict(data: dict[str, Any], allow: Sequence[str] | None) -> MicroPr
             pass  # rebuilt from its schema instead: the artifact still runs, with no code imported
         if output.__module__ == "microprompts.nodes.schema":
             output.__microprompts_ref__ = out["ref"]  # type: ignore[attr-defined]  # same artifact, same hash
+    params = Params(**data.get("params", {}))
+    note_artifact_model(params.model)  # a model URL from an artifact gets no API key unless the user names it too
     return MicroPrompt(
         data["name"], sections=[Section(**s) for s in data["sections"]], inputs=data["inputs"], output=output,
-        examples=data.get("examples", []), params=Params(**data.get("params", {})),
+        examples=data.get("examples", []), params=params,
     )
 
 

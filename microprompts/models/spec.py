@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from typing import Any
@@ -18,21 +19,59 @@ ModelLike = str | BaseChatModel
 _RESOLVED: dict[str, BaseChatModel] = {}
 _LOCK = threading.Lock()
 SPEC_FORMS = "local, local:/path/model.gguf, openai:NAME or openai:NAME@http://host:port/v1"
+log = logging.getLogger("microprompts.models")
+
+# Where OPENAI_API_KEY may go: OpenAI's own endpoint, or a base URL the user named (on the command line, in Python, in
+# configuration). A URL that only an artifact names gets no key: an artifact is data anyone may have written.
+_ARTIFACT_URLS: set[str] = set()
+_USER_URLS: set[str] = set()
 
 
-def resolve_model(model: ModelLike | None, timeout: float | None = None) -> BaseChatModel:
-    """Turn a spec string (or None for `local`) into a chat model; a BaseChatModel passes through unchanged."""
+def _base_url(spec: str) -> str | None:
+    """The base URL of an `openai:NAME@URL` spec, normalized (None for other specs)."""
+    if not spec.startswith("openai:") or "@" not in spec:
+        return None
+    return spec.split("@", 1)[1].strip().rstrip("/").lower()
+
+
+def note_artifact_model(spec: str | None) -> None:
+    """Record that an artifact names this model spec: its base URL gets no API key unless the user names it too."""
+    url = _base_url(spec or "")
+    if url is not None:
+        with _LOCK:
+            _ARTIFACT_URLS.add(url)
+
+
+def trust_model(spec: str | None) -> None:
+    """Record that the user named this model spec (an option, Python code): its base URL may get the API key."""
+    url = _base_url(spec or "")
+    if url is not None:
+        with _LOCK:
+            _USER_URLS.add(url)
+
+
+def _sends_key(url: str) -> bool:
+    return url not in _ARTIFACT_URLS or url in _USER_URLS
+
+
+def resolve_model(model: ModelLike | None, timeout: float | None = None, *, trust: bool = False) -> BaseChatModel:
+    """Turn a spec string (or None for `local`) into a chat model; a BaseChatModel passes through unchanged.
+    `trust=True` says the user named this spec (see `trust_model`)."""
     if isinstance(model, BaseChatModel):
         return model
     spec = (model or "local").strip()
-    key = f"{spec}|{timeout}"
+    if trust:
+        trust_model(spec)
+    url = _base_url(spec)
     with _LOCK:
+        keyed = url is None or _sends_key(url)
+        key = f"{spec}|{timeout}|{keyed}"
         if key not in _RESOLVED:
-            _RESOLVED[key] = _build(spec, timeout)
+            _RESOLVED[key] = _build(spec, timeout, keyed)
         return _RESOLVED[key]
 
 
-def _build(spec: str, timeout: float | None) -> BaseChatModel:
+def _build(spec: str, timeout: float | None, keyed: bool = True) -> BaseChatModel:
     if spec == "local":
         return LocalChatModel(model_path=str(smollm2_path()))
     if spec.startswith("local:"):
@@ -56,7 +95,10 @@ def _build(spec: str, timeout: float | None) -> BaseChatModel:
         }
         if base_url:
             kwargs["base_url"] = base_url
-            kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "not-needed"
+            kwargs["api_key"] = (os.environ.get("OPENAI_API_KEY") if keyed else None) or "not-needed"
+            if not keyed and os.environ.get("OPENAI_API_KEY"):
+                log.warning("model URL %s is named only by an artifact: OPENAI_API_KEY is not sent to it (name it "
+                            "with --model or in Python to send it)", base_url)
         elif not os.environ.get("OPENAI_API_KEY"):
             raise ModelSpecError(f"model spec {spec!r} needs OPENAI_API_KEY in the environment")
         return ChatOpenAI(**kwargs)

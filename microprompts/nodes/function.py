@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal, Optional
 
 from langchain_core.runnables import RunnableConfig
@@ -15,7 +16,9 @@ from pydantic import BaseModel, ConfigDict
 
 from microprompts.nodes.runtime import NodeTrace, Recorder, recorder_of, state_dict
 
-DEFAULT_ALLOWED = ("microprompts", "examples")
+# What an artifact may import when the user names nothing: the package's own schema classes. Anything else (the
+# user's function nodes, routers, state types) needs `allow` / `--allow-module`, resolved from sys.path as installed.
+DEFAULT_ALLOWED = ("microprompts",)
 
 
 class RefError(ValueError):
@@ -48,10 +51,26 @@ def load_object(ref: str, allow: Sequence[str] | None = None) -> Any:
             raise RefError(f"cannot import {module_name!r} for {ref!r}: {exc}") from exc
     obj: Any = module
     for part in qualname.split("."):
+        if allow is not None and obj is not module and isinstance(obj, ModuleType):
+            raise RefError(f"{ref!r} reaches another module through {module_name!r}; name the module itself")
         if not hasattr(obj, part):
             raise RefError(f"{ref!r}: {module_name!r} has no attribute {qualname!r}")
         obj = getattr(obj, part)
+    if allow is not None:
+        _check_defined_there(ref, obj, module_name, qualname)
     return obj
+
+
+def _check_defined_there(ref: str, obj: Any, module_name: str, qualname: str) -> None:
+    """An artifact's reference must name an object where it is defined (its own module and qualified name), so no
+    path through an allowed module reaches code outside it; of the package itself, only schema classes."""
+    if getattr(obj, "__module__", None) != module_name or getattr(obj, "__qualname__", None) != qualname:
+        raise RefError(f"{ref!r} is not defined in {module_name!r} itself; an artifact must name the module that "
+                       "defines it")
+    if module_name.split(".")[0] == "microprompts" and not (
+        isinstance(obj, type) and issubclass(obj, (BaseModel, dict))
+    ):
+        raise RefError(f"{ref!r}: of the microprompts package an artifact may name only schema classes")
 
 
 def _import_file(path: Path) -> Any:

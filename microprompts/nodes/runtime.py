@@ -12,6 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
 from microprompts.models import CallCache, ModelCaller, ModelLike, Usage, UsageMeter, resolve_model
+from microprompts.models.spec import trust_model
 
 RECORDER_KEY = "microprompts_recorder"
 
@@ -64,6 +65,8 @@ class Runtime:
     """Binds a compiled flow to a model caller and a default model; per-node model specs override it."""
 
     def __init__(self, model: ModelLike | None = None, caller: ModelCaller | None = None) -> None:
+        if isinstance(model, str):
+            trust_model(model)  # the default model is the user's (compile(model=...), --model)
         self.default = model
         self.caller = caller or default_caller()
         self._models: dict[str, BaseChatModel] = {}

@@ -25,6 +25,7 @@ d_test``) loads as rows = train + val + test, with ``train``/``dev``/``test`` se
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -235,7 +236,7 @@ class Dataset:
     @staticmethod
     def _jsonl_rows(text: str, field_map: dict[str, str], source: str, limit: int | None) -> list[Row]:
         rows: list[Row] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
+        for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a value
             if limit is not None and len(rows) >= limit:
                 break
             if not line.strip():
@@ -252,7 +253,8 @@ class Dataset:
     @staticmethod
     def _csv_rows(text: str, field_map: dict[str, str], source: str, limit: int | None) -> list[Row]:
         rows: list[Row] = []
-        reader = csv.DictReader(text.splitlines())
+        # Read as CSV, not line by line: a quoted field may hold newlines and U+2028.
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
             for raw in reader:
                 if limit is not None and len(rows) >= limit:
@@ -260,6 +262,10 @@ class Dataset:
                 if None in raw:
                     raise DatasetError(
                         source, "row has more cells than the header", f"line {reader.line_num}"
+                    )
+                if any(value is None for value in raw.values()):
+                    raise DatasetError(
+                        source, "row has fewer cells than the header", f"line {reader.line_num}"
                     )
                 rows.append(_normalize(raw, field_map, source, f"line {reader.line_num}"))
         except csv.Error as exc:

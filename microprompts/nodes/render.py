@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -44,18 +46,47 @@ def render_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+_LABEL = re.compile(r"^[ \t]*([^\s:]+)[ \t]*:")
+_MARKER = re.compile(r"\[\[\s*##")
+
+
+def _markdown_value(value: Any, keys: set[str]) -> str:
+    """A value as a `key: value` line shows it; one whose later lines would read as another field's `key:` line is
+    shown as a JSON string instead, so no input can forge a field (ordinary values are shown as they are)."""
+    text = render_value(value)
+    lines = text.split("\n")[1:]
+    if any((m := _LABEL.match(line)) is not None and m.group(1) in keys for line in lines):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _xml_value(value: Any, keys: set[str]) -> str:
+    """A value inside its tag; one holding a tag of a field (opening or closing) is escaped, so it cannot close its
+    own field and open another (ordinary values are shown as they are)."""
+    text = render_value(value)
+    if any(re.search(rf"</?\s*{re.escape(k)}\s*>", text) for k in keys):
+        return html.escape(text, quote=False)
+    return text
+
+
+def _marked_value(value: Any) -> str:
+    """A value under its marker; `[[ ##` inside it is broken up, so it cannot open another field's block."""
+    return _MARKER.sub("[ [ ##", render_value(value))
+
+
 def render_data(data: dict[str, Any], fmt: DataFormat) -> str:
-    """A row's fields in the chosen data format."""
+    """A row's fields in the chosen data format; values that would forge another field are escaped."""
     if fmt == "json":
         return json.dumps(data, ensure_ascii=False)
+    keys = set(data)
     if fmt == "xml":
-        return "\n".join(f"<{k}>{render_value(v)}</{k}>" for k, v in data.items())
-    return "\n".join(f"{k}: {render_value(v)}" for k, v in data.items())
+        return "\n".join(f"<{k}>{_xml_value(v, keys)}</{k}>" for k, v in data.items())
+    return "\n".join(f"{k}: {_markdown_value(v, keys)}" for k, v in data.items())
 
 
 def render_marked(data: dict[str, Any]) -> str:
-    """Fields as `[[ ## name ## ]]` blocks, each value on the lines after its marker."""
-    return "\n\n".join(f"{marker(k)}\n{render_value(v)}" for k, v in data.items())
+    """Fields as `[[ ## name ## ]]` blocks, each value on the lines after its marker (escaped as above)."""
+    return "\n\n".join(f"{marker(k)}\n{_marked_value(v)}" for k, v in data.items())
 
 
 def render_closed(data: dict[str, Any]) -> str:

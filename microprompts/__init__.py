@@ -10,6 +10,7 @@ from microprompts.optimizers import (
     BeamSearch,
     Budget,
     Enumerate,
+    Optimizer,
     OptimizeResult,
     RegularizedEvolution,
     SearchSpace,
@@ -21,7 +22,7 @@ from microprompts.optimizers import (
 __all__ = [
     "ArtifactError", "BeamSearch", "Budget", "CallCache", "Enumerate", "EvalResult", "Example", "Flow",
     "FlowValidationError", "FunctionNode", "Metric", "MetricError", "MicroPrompt", "ModelCaller", "OptimizeResult",
-    "OutputParseError", "Params", "RegularizedEvolution", "Score", "SearchSpace", "Section", "Usage", "as_score",
-    "evaluate", "metrics", "one_of", "optimize", "optional", "resolve_model",
+    "Optimizer", "OutputParseError", "Params", "RegularizedEvolution", "Score", "SearchSpace", "Section", "Usage",
+    "as_score", "evaluate", "metrics", "one_of", "optimize", "optional", "resolve_model",
 ]
 __version__ = VERSION

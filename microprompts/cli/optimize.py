@@ -1,4 +1,4 @@
-"""The `microprompts optimize` command: a thin shell over `optimize`, ending with one JSON line on stdout."""
+"""The `microprompts optimize` command: a thin shell over `Optimizer`, ending with one JSON line on stdout."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from microprompts.flows import Flow
 from microprompts.flows.refs import load_flow_ref
 from microprompts.models import resolve_model
 from microprompts.nodes import RefError, load_object
-from microprompts.optimizers import Budget, SearchSpace, optimize
+from microprompts.optimizers import Budget, Optimizer, SearchSpace
 
 __all__ = ["load_target", "register"]
 
@@ -95,13 +95,14 @@ def optimize_command(
     run_dir = Path(out) if out else Path("runs") / name
     budget = Budget(calls=budget_calls, optimizer_calls=budget_optimizer_calls, tokens=budget_tokens,
                     seconds=budget_seconds)
-    result = optimize(
-        target, train=train_rows, dev=dev_rows, test=test_rows, metric=scorer, search=search, budget=budget,
-        model=resolve_model(model) if model else None,
+    optimizer = Optimizer(
+        search=search, budget=budget, model=resolve_model(model) if model else None,
         optimizer_model=resolve_model(optimizer_model) if optimizer_model else None, models=models or (),
-        frozen=frozen or (), kinds=kind or None, run_dir=run_dir, seed=seed, resume=resume,
-        concurrency=concurrency, minibatch=minibatch, progress=progress,
+        frozen=frozen or (), kinds=kind or None, seed=seed, concurrency=concurrency, minibatch=minibatch,
+        progress=progress,
     )
+    result = optimizer.run(target, train=train_rows, dev=dev_rows, test=test_rows, metric=scorer, run_dir=run_dir,
+                           resume=resume)
     typer.echo(result.report(), err=True)
     typer.echo(json.dumps(result.summary()))
 

@@ -11,9 +11,9 @@ from microprompts.optimizers.budget import Budget, BudgetExceeded
 from microprompts.optimizers.candidate import Candidate, Mutation
 from microprompts.optimizers.journal import ResumeError
 from microprompts.optimizers.mutators import MutationContext, Mutator, default_mutators
-from microprompts.optimizers.optimize import optimize
+from microprompts.optimizers.optimize import Optimizer, optimize
 from microprompts.optimizers.result import OptimizeResult
-from microprompts.optimizers.search import BeamSearch, Enumerate, RegularizedEvolution, Search
+from microprompts.optimizers.search import BeamSearch, Enumerate, RegularizedEvolution, Search, SearchEngine
 from microprompts.optimizers.space import SearchSpace, one_of, optional
 
 __all__ = [
@@ -27,9 +27,11 @@ __all__ = [
     "MutationViolation",
     "Mutator",
     "OptimizeResult",
+    "Optimizer",
     "RegularizedEvolution",
     "ResumeError",
     "Search",
+    "SearchEngine",
     "SearchSpace",
     "address_values",
     "check_mutation",

@@ -10,9 +10,12 @@ from pydantic import BaseModel
 
 from microprompts.flows import Flow
 
-__all__ = ["Candidate", "Mutation", "MutationKind", "Pending", "Record"]
+__all__ = ["Candidate", "CandidateStatus", "Mutation", "MutationKind", "Pending", "Record"]
 
 MutationKind = Literal["content", "structure", "graph", "parameters"]
+# How the search left a candidate: the seed flow; scored on all of dev after screening; screened out on its minibatch;
+# cut off by the budget; scored on all of dev directly (enumeration).
+CandidateStatus = Literal["baseline", "promoted", "screened_out", "stopped", "evaluated"]
 
 
 class Mutation(BaseModel):
@@ -63,7 +66,7 @@ class Record:
     dev: float | None = None
     tokens_per_row: float | None = None
     objective: float | None = None
-    status: str = ""
+    status: CandidateStatus | None = None  # set once the search is done with it
 
     @property
     def id(self) -> str:

@@ -1,13 +1,31 @@
-"""The run journal: append-only JSONL, one fsynced line per event, replayed on resume to check the run lines up."""
+"""The run journal: append-only JSONL, one fsynced line per event, replayed on resume to check the run lines up.
+
+Events are typed (`CandidateEvent`, `SkippedEvent`, `RejectedEvent`) and stored as plain JSON objects with their
+fields in declaration order after ``seq``; `parse_event` reads one back.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-__all__ = ["Journal", "JsonlFile", "ResumeError", "read_jsonl"]
+from pydantic import BaseModel, Field, TypeAdapter
+
+from microprompts.optimizers.candidate import CandidateStatus, MutationKind
+
+__all__ = [
+    "CandidateEvent",
+    "Journal",
+    "JournalEvent",
+    "JsonlFile",
+    "RejectedEvent",
+    "ResumeError",
+    "SkippedEvent",
+    "parse_event",
+    "read_jsonl",
+]
 
 
 class ResumeError(ValueError):
@@ -67,6 +85,58 @@ class JsonlFile:
             os.fsync(fh.fileno())
 
 
+class CandidateEvent(BaseModel):
+    """A candidate the search is done with: what made it, how it scored, and the run's spend at that point."""
+
+    event: Literal["candidate"] = "candidate"
+    id: str
+    parent: str | None
+    generation: int
+    operator: str | None
+    kind: MutationKind | None
+    mutation: dict[str, Any] | None  # the Mutation as JSON
+    touched: list[str]
+    status: CandidateStatus
+    minibatch: float | None
+    minibatch_n: int
+    dev: float | None
+    dev_n: int
+    tokens_per_row: float | None
+    objective: float | None
+    calls: int  # task-model calls charged so far
+    optimizer_calls: int
+    tokens: int  # tokens charged so far, both models
+    elapsed: float  # seconds since the run started (resumed runs included)
+
+
+class SkippedEvent(BaseModel):
+    """A child the calls left could not pay for: not scored, and it may be proposed again."""
+
+    event: Literal["skipped"] = "skipped"
+    id: str
+    parent: str | None
+    operator: str | None
+    reason: str
+
+
+class RejectedEvent(BaseModel):
+    """A proposal that was invalid (it failed to compile, touched a frozen part, or its operator raised)."""
+
+    event: Literal["rejected"] = "rejected"
+    parent: str
+    operator: str
+    reason: str
+
+
+JournalEvent = Annotated[CandidateEvent | SkippedEvent | RejectedEvent, Field(discriminator="event")]
+_EVENT: TypeAdapter[JournalEvent] = TypeAdapter(JournalEvent)
+
+
+def parse_event(entry: dict[str, Any]) -> CandidateEvent | SkippedEvent | RejectedEvent:
+    """The typed event of a journal entry (its ``seq`` aside), for reading a run directory's journal."""
+    return _EVENT.validate_python(entry)
+
+
 class Journal:
     """Numbered events (`seq`); on resume, events already journaled are checked against the replay, not rewritten."""
 
@@ -79,10 +149,10 @@ class Journal:
         """True while the run is retracing events already in the journal."""
         return len(self.entries) < len(self.file.existing)
 
-    def append(self, entry: dict[str, Any]) -> dict[str, Any]:
+    def append(self, event: CandidateEvent | SkippedEvent | RejectedEvent) -> dict[str, Any]:
         """Record an event; returns the stored entry (the original one when replaying)."""
         seq = len(self.entries)
-        entry = {"seq": seq, **entry}
+        entry = {"seq": seq, **json.loads(json.dumps(event.model_dump(), default=str))}
         if seq < len(self.file.existing):
             old = self.file.existing[seq]
             if old.get("event") != entry.get("event") or old.get("id") != entry.get("id"):

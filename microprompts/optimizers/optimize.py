@@ -1,10 +1,12 @@
-"""`optimize`: search over whole flows under a budget, scoring every candidate end to end on dev, and keep the best.
+"""`Optimizer` and `optimize`: search over whole flows under a budget, scoring every candidate end to end on dev, and
+keep the best.
 
-A run directory holds ``run.json`` (what the run is), ``journal.jsonl`` (every candidate), ``evaluations.jsonl``
-(every scored row, so nothing is run twice), ``calls.sqlite`` (the call cache), and at the end ``best.json``,
-``summary.json`` and ``report.html``. ``resume=True`` retraces the journal from the same seed: recorded
-evaluations come back from disk and recorded model calls from the cache, so the run ends as an uninterrupted
-one would and pays for no call twice.
+An `Optimizer` holds the settings (how to search) apart from the data (what to optimize, on which rows, for which
+metric), as DSPy's optimizers do; `optimize(flow, ..., **settings)` is the one-call form. A run directory holds
+``run.json`` (what the run is), ``journal.jsonl`` (every candidate), ``evaluations.jsonl`` (every scored row, so
+nothing is run twice), ``calls.sqlite`` (the call cache), and at the end ``best.json``, ``summary.json`` and
+``report.html``. ``resume=True`` retraces the journal from the same seed: recorded evaluations come back from disk
+and recorded model calls from the cache, so the run ends as an uninterrupted one would and pays for no call twice.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +27,19 @@ from microprompts.evals import Metric, resolve_metric
 from microprompts.flows import Flow
 from microprompts.models import BudgetExceeded, CallCache, ModelLike, resolve_model
 from microprompts.models.spec import model_identity
-from microprompts.models.usage import Usage, UsageMeter
 from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
 from microprompts.optimizers.candidate import Record
-from microprompts.optimizers.engine import Engine
+from microprompts.optimizers.engine import Engine, EngineRows, EngineSettings, Proposers
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows, keyed_rows
 from microprompts.optimizers.journal import Journal, ResumeError
-from microprompts.optimizers.mutators import default_mutators
+from microprompts.optimizers.mutators import Mutator, default_mutators
+from microprompts.optimizers.outcome import finish_run, metric_usage
 from microprompts.optimizers.result import OptimizeResult
 from microprompts.optimizers.search import Enumerate, Search, make_search
-from microprompts.optimizers.selection import Objective, pareto_front
+from microprompts.optimizers.selection import Objective
 from microprompts.optimizers.space import SearchSpace, SpaceChoice
 
-__all__ = ["optimize"]
+__all__ = ["Optimizer", "optimize"]
 
 KINDS = ("content", "structure", "graph", "parameters")
 
@@ -94,153 +97,123 @@ class _Progress:
         self.bar.close()
 
 
-def optimize(
-    flow: Flow | SearchSpace,
-    *,
-    train: Sequence[Any] | None = None,
-    dev: Sequence[Any],
-    test: Sequence[Any] | None = None,
-    metric: Metric | str,
-    search: str | Search = "beam",
-    budget: Budget | None = None,
-    model: ModelLike | None = None,
-    optimizer_model: ModelLike | None = None,
-    models: Sequence[str] = (),
-    frozen: Sequence[str] = (),
-    kinds: Sequence[str] | None = None,
-    run_dir: str | Path | None = None,
-    seed: int = 0,
-    resume: bool = False,
-    concurrency: int = 4,
-    minibatch: int = 8,
-    margin: float = 0.0,
-    cost_weight: float = 0.0,
-    progress: bool = True,
-    mutators: Sequence[Any] | None = None,
-    before_call: Callable[[], None] | None = None,
-) -> OptimizeResult:
-    """Optimize `flow` (or a SearchSpace) for `metric` on `dev`, under `budget`; see the module docstring.
+@dataclass(frozen=True, kw_only=True)
+class Optimizer:
+    """How to optimize a flow, apart from what to optimize: `run(flow, dev=..., metric=...)` applies it.
 
-    `model` is the task model (nodes without their own); `optimizer_model` enables the model-based mutators;
-    `models` are specs a node may switch to; `frozen` are address patterns never changed (``reply.task``);
-    `kinds` limits mutation kinds; `minibatch` dev rows screen each child before the full dev set; the objective
-    is ``score - cost_weight * tokens_per_row``; `before_call` runs before every paid model call (raise to stop).
+    `search` is a strategy or its name; `model` is the task model (nodes without their own); `optimizer_model`
+    enables the model-based mutators; `models` are specs a node may switch to; `frozen` are address patterns never
+    changed (``reply.task``); `kinds` limits mutation kinds; `minibatch` dev rows screen each child before the full
+    dev set (promoted when within `margin` of the best); the objective is ``score - cost_weight * tokens_per_row``;
+    `mutators` replaces the default operators; `before_call` runs before every paid model call (raise to stop).
     """
-    space = flow if isinstance(flow, SearchSpace) else None
-    base: Flow = space.flow if space is not None else flow  # type: ignore[assignment]
-    if isinstance(metric, str):
-        metric = resolve_metric(metric)
-    train_list, dev_list = list(train or []), list(dev or [])
-    if not dev_list:
-        raise ValueError("optimize needs dev rows: selection is on dev")
-    strategy = make_search(search, space)
-    unknown = sorted(set(kinds or ()) - set(KINDS))
-    if unknown:
-        raise ValueError(f"unknown mutation kind(s) {unknown}: expected some of {list(KINDS)}")
-    run_path = Path(run_dir) if run_dir is not None else None
-    if resume and run_path is None:
-        raise ValueError("resume=True needs a run_dir")
-    opt_model: BaseChatModel | None = resolve_model(optimizer_model) if optimizer_model is not None else None
-    ops = list(mutators) if mutators is not None else default_mutators(opt_model is not None)
-    if space is not None and not isinstance(strategy, Enumerate):
-        ops.append(SpaceChoice(space))
-    if kinds:
-        ops = [m for m in ops if m.kind in kinds]
-    train_rows, dev_rows = keyed_rows("train", train_list), keyed_rows("dev", dev_list)
-    test_rows = keyed_rows("test", list(test)) if test else None
-    budget = budget or Budget()
-    fingerprint = {
-        "flow": base.content_hash(), "seed": seed, "train": _digest(train_rows), "dev": _digest(dev_rows),
-        "test": _digest(test_rows), "search": strategy.describe(), "minibatch": minibatch, "margin": margin,
-        "cost_weight": cost_weight, "mutators": [m.name for m in ops], "frozen": list(frozen),
-        "models": list(models), "model": _model_label(model), "optimizer_model": _model_label(optimizer_model),
-    }
-    if callable(getattr(metric, "fingerprint", None)):  # a metric that calls a model (llm_judge): its rubric too
-        fingerprint["metric"] = json.loads(json.dumps(metric.fingerprint(), sort_keys=True, default=str))
-    if run_path is not None:
-        run_path.mkdir(parents=True, exist_ok=True)
-        _check_run(run_path, fingerprint, resume)
-    cache = _open_cache(run_path)
-    metric_before = _metric_usage(metric)
-    tracker = BudgetTracker(budget)
-    task_caller = BudgetedCaller(cache, tracker, "task", before_call)
-    opt_caller = BudgetedCaller(cache, tracker, "optimizer", before_call)
-    journal = Journal(run_path / "journal.jsonl" if run_path else None, resume)
-    tracker.seconds_offset = journal.last_elapsed()
-    evaluator = Evaluator(metric, model, task_caller, tracker, concurrency,
-                          run_path / "evaluations.jsonl" if run_path else None, resume)
-    bar = _Progress(tracker, budget.calls, base.name, progress)
-    try:
-        try:
-            engine = Engine(
-                flow=base, train=train_list, train_rows=train_rows, dev_rows=dev_rows, metric=metric, mutators=ops,
-                evaluator=evaluator, tracker=tracker, journal=journal, seed=seed, minibatch=minibatch,
-                margin=margin, objective=Objective(cost_weight), optimizer_caller=opt_caller,
-                optimizer_model=opt_model, models=models, frozen=frozen, on_record=bar,
-            )
-        except BudgetExceeded as exc:
-            raise BudgetExceeded(
-                f"the budget ({budget.describe()}) ran out before the baseline was scored on dev ({exc})"
-            ) from exc
-        engine.space = space
+
+    search: str | Search = "beam"
+    budget: Budget | None = None
+    model: ModelLike | None = None
+    optimizer_model: ModelLike | None = None
+    models: Sequence[str] = ()
+    frozen: Sequence[str] = ()
+    kinds: Sequence[str] | None = None
+    seed: int = 0
+    concurrency: int = 4
+    minibatch: int = 8
+    margin: float = 0.0
+    cost_weight: float = 0.0
+    progress: bool = True
+    mutators: Sequence[Mutator] | None = None
+    before_call: Callable[[], None] | None = None
+
+    def run(
+        self, flow: Flow | SearchSpace, *, train: Sequence[Any] | None = None, dev: Sequence[Any],
+        test: Sequence[Any] | None = None, metric: Metric | str, run_dir: str | Path | None = None,
+        resume: bool = False,
+    ) -> OptimizeResult:
+        """Optimize `flow` (or a SearchSpace) for `metric` on `dev`; `train` feeds the mutators, `test` is scored
+        at the end outside the budget; `run_dir` keeps the run (see the module docstring), `resume` continues it."""
+        space = flow if isinstance(flow, SearchSpace) else None
+        base = flow.flow if isinstance(flow, SearchSpace) else flow
+        if isinstance(metric, str):
+            metric = resolve_metric(metric)
+        train_list, dev_list = list(train or []), list(dev or [])
+        if not dev_list:
+            raise ValueError("optimize needs dev rows: selection is on dev")
+        strategy = make_search(self.search, space)
+        unknown = sorted(set(self.kinds or ()) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown mutation kind(s) {unknown}: expected some of {list(KINDS)}")
+        run_path = Path(run_dir) if run_dir is not None else None
+        if resume and run_path is None:
+            raise ValueError("resume=True needs a run_dir")
+        opt_model = resolve_model(self.optimizer_model) if self.optimizer_model is not None else None
+        ops = self._operators(opt_model, space, strategy)
+        rows = EngineRows(dev=keyed_rows("dev", dev_list), train=keyed_rows("train", train_list))
+        test_rows = keyed_rows("test", list(test)) if test else None
+        budget = self.budget or Budget()
+        fingerprint = self._fingerprint(base, strategy, ops, rows, test_rows)
+        if callable(getattr(metric, "fingerprint", None)):  # a metric that calls a model (llm_judge): its rubric too
+            fingerprint["metric"] = json.loads(json.dumps(metric.fingerprint(), sort_keys=True, default=str))
+        if run_path is not None:
+            run_path.mkdir(parents=True, exist_ok=True)
+            _check_run(run_path, fingerprint, resume)
+        cache = _open_cache(run_path)
+        metric_before = metric_usage(metric)
+        tracker = BudgetTracker(budget)
+        task_caller = BudgetedCaller(cache, tracker, "task", self.before_call)
+        opt_caller = BudgetedCaller(cache, tracker, "optimizer", self.before_call)
+        journal = Journal(run_path / "journal.jsonl" if run_path else None, resume)
+        tracker.seconds_offset = journal.last_elapsed()
+        evaluator = Evaluator(metric, self.model, task_caller, tracker, self.concurrency,
+                              run_path / "evaluations.jsonl" if run_path else None, resume)
+        bar = _Progress(tracker, budget.calls, base.name, self.progress)
+        engine = Engine(base, rows=rows, evaluator=evaluator, journal=journal, space=space, on_record=bar,
+                        proposers=Proposers(mutators=ops, model=opt_model, caller=opt_caller),
+                        settings=EngineSettings(seed=self.seed, minibatch=self.minibatch, margin=self.margin,
+                                                objective=Objective(self.cost_weight), frozen=tuple(self.frozen),
+                                                models=tuple(self.models)))
         stopped: str | None = None
         try:
-            strategy.run(engine)
-        except BudgetExceeded as exc:
-            stopped = f"stopped by the budget: {exc}"
-    finally:
-        bar.close()
-    return _finish(engine, evaluator, tracker, task_caller, opt_caller, test_rows, strategy, stopped, run_path,
-                   cache, metric_before)
+            try:
+                engine.start()
+            except BudgetExceeded as exc:
+                raise BudgetExceeded(
+                    f"the budget ({budget.describe()}) ran out before the baseline was scored on dev ({exc})"
+                ) from exc
+            try:
+                strategy.run(engine)
+            except BudgetExceeded as exc:
+                stopped = f"stopped by the budget: {exc}"
+        finally:
+            bar.close()
+        return finish_run(engine, strategy, stopped, test_rows, run_path, cache, opt_caller, metric_before)
+
+    def _operators(self, opt_model: BaseChatModel | None, space: SearchSpace | None, strategy: Search) -> list[Mutator]:
+        """The mutators this run uses: the given or default ones, a space's choices unless enumerating it, by kind."""
+        ops = list(self.mutators) if self.mutators is not None else default_mutators(opt_model is not None)
+        if space is not None and not isinstance(strategy, Enumerate):
+            ops.append(SpaceChoice(space))
+        if self.kinds:
+            ops = [m for m in ops if m.kind in self.kinds]
+        return ops
+
+    def _fingerprint(self, base: Flow, strategy: Search, ops: Sequence[Mutator], rows: EngineRows,
+                     test_rows: KeyedRows | None) -> dict[str, Any]:
+        """What the run is (``run.json``): `--resume` refuses a run directory whose fingerprint differs."""
+        return {
+            "flow": base.content_hash(), "seed": self.seed, "train": _digest(rows.train), "dev": _digest(rows.dev),
+            "test": _digest(test_rows), "search": strategy.describe(), "minibatch": self.minibatch,
+            "margin": self.margin, "cost_weight": self.cost_weight, "mutators": [m.name for m in ops],
+            "frozen": list(self.frozen), "models": list(self.models), "model": _model_label(self.model),
+            "optimizer_model": _model_label(self.optimizer_model),
+        }
 
 
-def _metric_usage(metric: Any) -> Usage | None:
-    """What a metric that calls a model (``llm_judge``: it has a ``meter``) has spent so far; None for others."""
-    meter = getattr(metric, "meter", None)
-    return meter.snapshot() if isinstance(meter, UsageMeter) else None
-
-
-def _finish(
-    engine: Engine, evaluator: Evaluator, tracker: BudgetTracker, task_caller: BudgetedCaller,
-    opt_caller: BudgetedCaller, test_rows: KeyedRows | None, strategy: Search, stopped: str | None,
-    run_path: Path | None, cache: CallCache, metric_before: Usage | None = None,
+def optimize(
+    flow: Flow | SearchSpace, *, train: Sequence[Any] | None = None, dev: Sequence[Any],
+    test: Sequence[Any] | None = None, metric: Metric | str, run_dir: str | Path | None = None,
+    resume: bool = False, **settings: Any,
 ) -> OptimizeResult:
-    """Final figures (test split outside the budget), artifacts and the result."""
-    best, baseline = engine.incumbent, engine.baseline
-    search_calls = tracker.total.task_calls  # what the search spent, before the test split (outside the budget)
-    test_baseline = test_best = None
-    if test_rows:
-        with tracker.exempted():
-            test_baseline = evaluator.run(baseline.candidate, test_rows).score
-            test_best = evaluator.run(best.candidate, test_rows).score
-    points = [{"id": r.id, "score": r.dev, "tokens_per_row": r.tokens_per_row, "objective": r.objective}
-              for r in engine.scored]
-    task, opt = task_caller.meter.snapshot(), opt_caller.meter.snapshot()
-    usage = {
-        "calls": task.calls, "cached_calls": task.cached_calls, "prompt_tokens": task.prompt_tokens,
-        "completion_tokens": task.completion_tokens, "optimizer_calls": opt.calls,
-        "optimizer_cached_calls": opt.cached_calls, "tokens": task.tokens + opt.tokens,
-        "failures": task.failures + opt.failures, "charged_calls": tracker.total.task_calls,
-        "search_calls": search_calls,
-        "charged_optimizer_calls": tracker.total.optimizer_calls,
-        "charged_tokens": tracker.total.task_tokens + tracker.total.optimizer_tokens, "seconds": tracker.seconds(),
-        "evaluations_run": evaluator.live_runs, "evaluations_replayed": evaluator.replayed_runs,
-    }
-    metric_now = _metric_usage(engine.metric)
-    if metric_before is not None and metric_now is not None:  # a judge's calls: the metric's cost, not the budget's
-        spent = metric_now - metric_before
-        usage.update(metric_calls=spent.calls, metric_cached_calls=spent.cached_calls, metric_tokens=spent.tokens)
-    result = OptimizeResult(
-        best=best.flow, best_candidate=best.candidate, baseline=baseline.candidate,
-        baseline_score=baseline.dev or 0.0, best_score=best.dev or 0.0, test_baseline=test_baseline,
-        test_best=test_best, history=list(engine.journal.entries), pareto=pareto_front(points), points=points,
-        usage=usage, search=strategy.describe(), stopped=stopped, run_dir=run_path, operators=engine.bandit.stats(),
-    )
-    if run_path is not None:
-        best.flow.save(str(run_path / "best.json"))
-        atomic_write_text(run_path / "summary.json",
-                          json.dumps({**result.summary(), "usage": usage, "pareto": result.pareto},
-                                     indent=2, default=str) + "\n")
-        result.report()
-    cache.close()
-    return result
+    """`Optimizer(**settings).run(flow, ...)` in one call: optimize `flow` (or a SearchSpace) for `metric` on `dev`
+    under `budget`; the keyword `settings` are Optimizer's (search, budget, model, seed, minibatch, ...)."""
+    return Optimizer(**settings).run(flow, train=train, dev=dev, test=test, metric=metric, run_dir=run_dir,
+                                     resume=resume)

@@ -1,7 +1,8 @@
 """Search strategies over whole flows: beam search, regularized evolution, and enumeration of a declared space.
 
-A strategy only decides which candidates to expand and keep; the Engine does the scoring, successive halving,
-operator choice and journaling. Each strategy runs until it is done or the budget raises BudgetExceeded.
+A strategy only decides which candidates to expand and keep; the engine does the scoring, successive halving,
+operator choice and journaling. A strategy sees the engine only through `SearchEngine`, so a custom one needs nothing
+else. Each strategy runs until it is done or the budget raises BudgetExceeded.
 """
 
 from __future__ import annotations
@@ -17,16 +18,31 @@ from microprompts.optimizers.addresses import MutationViolation, check_mutation
 from microprompts.optimizers.candidate import Candidate, Mutation, Pending, Record
 from microprompts.optimizers.space import SearchSpace
 
-__all__ = ["BeamSearch", "Engine", "Enumerate", "RegularizedEvolution", "Search", "make_search"]
+__all__ = ["BeamSearch", "Enumerate", "RegularizedEvolution", "Search", "SearchEngine", "make_search"]
 
 
-class Engine(Protocol):
+class SearchEngine(Protocol):
     """What a search strategy may ask of the engine that scores, screens and journals candidates."""
 
-    baseline: Record
-    rng: random.Random
-    frozen: tuple[str, ...]
-    space: SearchSpace | None
+    @property
+    def baseline(self) -> Record:
+        """The seed flow's record, scored on all of dev."""
+        ...
+
+    @property
+    def rng(self) -> random.Random:
+        """The search's seeded RNG (draws from it are part of the run's path)."""
+        ...
+
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """Address patterns no candidate may change."""
+        ...
+
+    @property
+    def space(self) -> SearchSpace | None:
+        """The search space the run was given, if any."""
+        ...
 
     @property
     def caller(self) -> ModelCaller:
@@ -59,7 +75,7 @@ class Search(Protocol):
 
     name: str
 
-    def run(self, engine: Engine) -> None:
+    def run(self, engine: SearchEngine) -> None:
         """Search until done; BudgetExceeded may escape (the caller stops cleanly)."""
         ...
 
@@ -78,7 +94,7 @@ class BeamSearch:
     top_k: int = 1  # per parent, the best children that beat it on the minibatch also go to full dev
     name: str = "beam"
 
-    def run(self, engine: Engine) -> None:
+    def run(self, engine: SearchEngine) -> None:
         """Level by level; the beam keeps its members unless children beat them (elitist)."""
         beam = [engine.baseline]
         for _ in range(self.depth):
@@ -103,7 +119,7 @@ class RegularizedEvolution:
     cycles: int = 50
     name: str = "evolution"
 
-    def run(self, engine: Engine) -> None:
+    def run(self, engine: SearchEngine) -> None:
         """Fill the population from mutations of the baseline, then run the cycles."""
         members = deque([engine.baseline])
         tries = 0
@@ -134,11 +150,11 @@ class Enumerate:
     limit: int | None = None
     name: str = "enumerate"
 
-    def resolve(self, engine: Engine) -> SearchSpace:
+    def resolve(self, engine: SearchEngine) -> SearchSpace:
         """The space to enumerate: the given one, else the engine's, else the built-in default for the flow."""
         return self.space or engine.space or SearchSpace.default(engine.baseline.flow)
 
-    def run(self, engine: Engine) -> None:
+    def run(self, engine: SearchEngine) -> None:
         """Every combination in order; invalid ones and ones touching frozen parts are journaled and skipped."""
         space = self.resolve(engine)
         base = engine.baseline

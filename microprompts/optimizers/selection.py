@@ -18,6 +18,7 @@ class Objective:
     cost_weight: float = 0.0
 
     def __call__(self, score: float, tokens_per_row: float) -> float:
+        """The objective of a candidate that scored `score` at `tokens_per_row`."""
         return score - self.cost_weight * tokens_per_row
 
 

@@ -19,7 +19,7 @@ from microprompts.flows import Flow
 from microprompts.models import CallCache
 from microprompts.nodes import FunctionNode, MicroPrompt
 from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
-from microprompts.optimizers.engine import Engine
+from microprompts.optimizers.engine import Engine, EngineRows, EngineSettings
 from microprompts.optimizers.evaluator import Evaluator, keyed_rows
 from microprompts.optimizers.journal import Journal
 from microprompts.optimizers.mutators.examples import ChooseExamples, ExampleCount
@@ -93,13 +93,21 @@ def is_best(flow: Flow, node: str = "classify") -> bool:
     return mp.params.data_format == "json" and mp.params.reasoning and len(mp.shown_examples()) > 0
 
 
-def engine(dev: Sequence[Row], model: Any, *, budget: Budget | None = None, cache: Path | None = None,
-           minibatch: int = 8, margin: float = 0.0) -> Engine:
+def unstarted_engine(dev: Sequence[Row], model: Any, *, budget: Budget | None = None, cache: Path | None = None,
+                     minibatch: int = 8, margin: float = 0.0) -> Engine:
     """An engine on the topic flow with no mutators and seed 0, scored by exact match on the label: for tests that
-    drive screening, minibatches and the budget by hand. Building it scores the baseline on `dev`."""
+    drive screening, minibatches and the budget by hand. Nothing is scored until `start()`."""
     tracker = BudgetTracker(budget or Budget())
     caller = BudgetedCaller(CallCache(cache), tracker, "task")
     metric = exact_match("label")
-    return Engine(flow=topic_flow(), train=[], train_rows=[], dev_rows=keyed_rows("dev", list(dev)), metric=metric,
-                  mutators=[], evaluator=Evaluator(metric, model, caller, tracker), tracker=tracker,
-                  journal=Journal(None, False), seed=0, minibatch=minibatch, margin=margin)
+    return Engine(topic_flow(), rows=EngineRows(dev=keyed_rows("dev", list(dev))),
+                  evaluator=Evaluator(metric, model, caller, tracker), journal=Journal(None, False),
+                  settings=EngineSettings(seed=0, minibatch=minibatch, margin=margin))
+
+
+def engine(dev: Sequence[Row], model: Any, *, budget: Budget | None = None, cache: Path | None = None,
+           minibatch: int = 8, margin: float = 0.0) -> Engine:
+    """`unstarted_engine`, started: its baseline is scored on `dev`."""
+    built = unstarted_engine(dev, model, budget=budget, cache=cache, minibatch=minibatch, margin=margin)
+    built.start()
+    return built

@@ -22,6 +22,7 @@ from microprompts.optimizers.engine import Engine
 from microprompts.optimizers.evaluator import Evaluator, keyed_rows
 from microprompts.optimizers.mutators.graph import Vote
 from microprompts.optimizers.mutators.structure import DataFormat, ToggleReasoning
+from microprompts.optimizers.planner import CallPlanner
 from microprompts.testing import ScriptedChatModel
 from tests.optimizers import engine_helpers as h
 
@@ -112,18 +113,18 @@ def test_tracker_require_refuses_work_the_calls_left_cannot_finish() -> None:
 def test_a_childs_row_costs_a_call_per_sample_of_each_micro_prompt_it_changed() -> None:
     flow = h.topic_flow()
     voted = flow.replace_node(flow.nodes["classify"].with_params(samples=5, temperature=0.7))
-    assert Engine.row_calls(Candidate(voted), ["classify.params.samples", "classify.params.temperature"]) == 5
-    assert Engine.row_calls(Candidate(flow), ["classify.sections.task"]) == 1
-    assert Engine.row_calls(Candidate(h.pipeline()), ["graph.edges", "tidy.fn"]) == 1  # no micro-prompt: at least 1
+    assert CallPlanner.row_calls(Candidate(voted), ["classify.params.samples", "classify.params.temperature"]) == 5
+    assert CallPlanner.row_calls(Candidate(flow), ["classify.sections.task"]) == 1
+    assert CallPlanner.row_calls(Candidate(h.pipeline()), ["graph.edges", "tidy.fn"]) == 1  # no micro-prompt: 1
 
 
 def test_a_childs_row_also_costs_the_micro_prompts_that_read_what_it_changed() -> None:
     explain = MicroPrompt("explain", task="Say why the headline has this section.",
                           inputs={"headline": "A news headline.", "label": "Its section."}, output=Note, samples=3)
     flow = h.topic_flow().then(explain)  # classify -> explain (a 3-sample vote) reads its label
-    assert Engine.row_calls(Candidate(flow), ["classify.sections.task"]) == 1 + 3
-    assert Engine.row_calls(Candidate(flow), ["explain.sections.task"]) == 3  # nothing reads explain's note
-    assert Engine.row_calls(Candidate(h.pipeline()), ["tidy.fn"]) == 1  # label_it reads the function's output
+    assert CallPlanner.row_calls(Candidate(flow), ["classify.sections.task"]) == 1 + 3
+    assert CallPlanner.row_calls(Candidate(flow), ["explain.sections.task"]) == 3  # nothing reads explain's note
+    assert CallPlanner.row_calls(Candidate(h.pipeline()), ["tidy.fn"]) == 1  # label_it reads the function's output
 
 
 @pytest.mark.parametrize("search", ["beam", "evolution"])
@@ -253,7 +254,7 @@ def test_promotion_costs_a_child_by_what_its_minibatch_charged(tmp_path: Path) -
     engine = _engine(tmp_path, 47, model)  # 39 left after the baseline
     # the change's address names no micro-prompt, so the static estimate is one call a row; each row took five
     hidden = _child(engine, ["graph.edges"], samples=5, temperature=0.7)
-    assert Engine.row_calls(hidden.candidate, hidden.touched) == 1
+    assert CallPlanner.row_calls(hidden.candidate, hidden.touched) == 1
     [record] = engine.screen([hidden], engine.baseline)
     assert record.dev is None and record.status == "screened_out"  # its 6 more rows take 30 calls; 29 are left
     assert model.call_count == engine.tracker.total.task_calls  # nothing was cut off mid-run

@@ -7,6 +7,8 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,10 @@ def request_key(request: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+class CacheError(RuntimeError):
+    """The call cache file cannot be read (corrupt or not a database); the message says how to recover."""
+
+
 class CallCache:
     """A key -> JSON reply store in SQLite (WAL), safe to share between threads and processes."""
 
@@ -33,20 +39,31 @@ class CallCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-        with self._lock:
+        with self._lock, self._readable():
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
             self._conn.commit()
 
+    @contextmanager
+    def _readable(self) -> Iterator[None]:
+        """Turn SQLite's corruption errors into one CacheError that names the file and the way out."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise CacheError(f"the call cache {self.path} cannot be read ({exc}): move it aside and run again; "
+                             "the cache is rebuilt (calls it held are paid again)") from exc
+
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored reply for `key`, or None."""
-        with self._lock:
+        with self._lock, self._readable():
             row = self._conn.execute("SELECT reply FROM calls WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, reply: dict[str, Any]) -> None:
         """Store a reply; committed at once so a killed run keeps what it paid for."""
-        with self._lock:
+        with self._lock, self._readable():
             self._conn.execute(
                 "INSERT OR REPLACE INTO calls (key, reply) VALUES (?, ?)", (key, json.dumps(reply))
             )

@@ -43,7 +43,7 @@ def evaluate(
     model: ModelOpt = None,
     map: MapOpt = None,
     split: Annotated[str | None, typer.Option(help="For split files (SAMMO): train, dev or test.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N rows.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N rows.")] = None,
     concurrency: Annotated[int, typer.Option(help="Rows run at once.")] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     allow_module: AllowOpt = None,

@@ -19,7 +19,7 @@ FLOW = "tests.optimizers.engine_helpers:topic_flow"
 @pytest.fixture(autouse=True)
 def _simulated(monkeypatch: pytest.MonkeyPatch) -> None:
     model = h.model("cli")
-    monkeypatch.setattr(microprompts.cli.optimize, "resolve_model", lambda spec, timeout=None: model)
+    monkeypatch.setattr(microprompts.cli.optimize, "resolve_model", lambda spec, *args, **kwargs: model)
 
 
 def _write(path: Path, rows: list[Any]) -> str:

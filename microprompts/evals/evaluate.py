@@ -113,9 +113,17 @@ def evaluate(
         results[i] = run_row(graph, flow, i, rows[i], metric, recursion_limit)
         bar.update(1)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         for future in [pool.submit(one, i) for i in range(len(rows))]:
             future.result()
+    except BaseException:
+        # Ctrl-C (or a metric bug): queued rows are dropped at once; the rows in flight finish their current call
+        # in the background. Waiting for the whole queue would ignore Ctrl-C for minutes.
+        pool.shutdown(wait=False, cancel_futures=True)
+        bar.close()
+        raise
+    pool.shutdown()
     bar.close()
     usage = Usage()
     for r in results:

@@ -143,3 +143,28 @@ def test_evaluate_uses_the_default_cache_from_the_environment(tmp_cache):
 def test_empty_rows_give_an_empty_result():
     result = evaluate(triage_flow(), [], model=triage_model(), caller=ModelCaller(cache=None))
     assert (result.n, result.score, result.errors) == (0, 0.0, 0)
+
+
+def test_ctrl_c_drops_the_queued_rows_at_once() -> None:
+    """The first KeyboardInterrupt stops scheduling: rows still queued never run (the pool is not drained)."""
+    import threading
+    import time
+
+    from microprompts import Flow, FunctionNode, evaluate
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def step(state: dict) -> dict:
+        with lock:
+            started.append(1)
+            if len(started) == 2:
+                raise KeyboardInterrupt
+        time.sleep(0.01)  # a model call
+        return {"answer": state["question"]}
+
+    flow = Flow("interrupted").then(FunctionNode("step", step, reads=["question"], writes=["answer"]))
+    rows = [{"inputs": {"question": str(i)}, "output": {"answer": str(i)}} for i in range(200)]
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(flow, rows, concurrency=1)
+    assert len(started) < 50  # of 200: the queue was dropped, not drained

@@ -9,8 +9,8 @@ import typer
 
 from microprompts.cli.options import AllowOpt, CliError, MapOpt, ModelOpt, allow_list, parse_json_arg
 from microprompts.data import Dataset, parse_map
+from microprompts.evals import EvalResult, check_rows, resolve_metric
 from microprompts.evals import evaluate as run_evaluation
-from microprompts.evals import resolve_metric
 from microprompts.flows.refs import load_flow_ref
 
 __all__ = ["evaluate", "register", "run"]
@@ -58,10 +58,12 @@ def evaluate(
             raise CliError(f"{data} has no {split!r} split")
         ds = part
     rows = list(ds)[:limit] if limit else list(ds)
+    check_rows(the_flow, rows, scorer)  # before any model call is paid for
     result = run_evaluation(the_flow, rows, scorer, model=model, concurrency=concurrency, progress=not as_json)
     summary = result.summary()
     if as_json:
         typer.echo(json.dumps(summary))
+        _fail_if_every_row_failed(result)
         return
     typer.echo(f"{the_flow.name}: score {summary['score']:.3f} on {summary['n']} rows, {summary['errors']} errors, "
                f"{summary['calls']} calls ({summary['cached_calls']} cached), "
@@ -69,6 +71,13 @@ def evaluate(
     for row in result.rows[:3]:
         if row.error or row.feedback:
             typer.echo(f"  row {row.index}: {row.error or row.feedback}")
+    _fail_if_every_row_failed(result)
+
+
+def _fail_if_every_row_failed(result: EvalResult) -> None:
+    """A run in which no row ran is a failure of the run (a model that cannot be reached, a bad spec), not a score."""
+    if result.n and result.errors == result.n:
+        raise CliError(f"every row failed; the first with: {result.rows[0].error}")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from microprompts.models import ModelCaller, ModelLike, Usage
 from microprompts.nodes import NodeTrace, Recorder, default_caller
 from microprompts.nodes.runtime import RECORDER_KEY
 
-__all__ = ["EvalResult", "RowResult", "evaluate", "row_parts", "run_row"]
+__all__ = ["EvalResult", "RowResult", "check_rows", "evaluate", "row_parts", "run_row"]
 
 
 class RowResult(BaseModel):
@@ -63,6 +63,23 @@ def row_parts(row: Any) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     if isinstance(row, dict):
         return dict(row.get("inputs", {})), dict(row.get("output", {})), row.get("id")
     return dict(row.inputs), dict(getattr(row, "output", {}) or {}), getattr(row, "id", None)
+
+
+def check_rows(flow: Flow, rows: Sequence[Any], metric: Metric | None = None) -> None:
+    """Raise ValueError naming the first row that lacks an input the flow reads, or an expected output field the
+    metric reads (`metric.expected_fields`, set by the built-ins): checked before any model call is paid for."""
+    needs = tuple(getattr(metric, "expected_fields", ()))
+    for number, row in enumerate(rows, 1):
+        inputs, expected, row_id = row_parts(row)
+        where = f"row {number}" + (f" (id {row_id})" if row_id is not None else "")
+        missing = [k for k in flow.input_keys if k not in inputs]
+        if missing:
+            raise ValueError(f"{where} has no input(s) {missing} (it has {sorted(inputs)}); flow {flow.name!r} reads "
+                             f"{list(flow.input_keys)}: name the file's fields with --map SRC=inputs.NAME")
+        lacking = [k for k in needs if k not in expected and not isinstance(expected.get("outputs"), list)]
+        if lacking:
+            raise ValueError(f"{where} has no expected output {lacking} for the metric (it has {sorted(expected)}): "
+                             "name the file's field with --map SRC=output.NAME")
 
 
 def run_row(graph: Any, flow: Flow, index: int, row: Any, metric: Metric | None, recursion_limit: int) -> RowResult:

@@ -65,3 +65,37 @@ def test_ctrl_c_exits_130(capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_help_shows_the_model_spec_with_its_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--help"]) == 0
     assert "openai:NAME[@URL]" in capsys.readouterr().out.replace("\n", " ")
+
+
+def _rows(tmp_path: Path, rows: list[dict]) -> str:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_rows_without_the_flows_inputs_fail_before_any_call(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    data = _rows(tmp_path, [{"input": "Go left.", "target": "No"}])
+    assert main(["evaluate", "examples/bbh/flow.py:flow", "--data", data, "--metric", "exact_match:answer",
+                 "--model", "openai:x@http://127.0.0.1:9/v1"]) == 2
+    line = _one_line(capsys)
+    assert "row 1 has no input(s) ['question']" in line and "--map" in line
+
+
+def test_rows_without_the_metrics_expected_field_fail_before_any_call(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    data = _rows(tmp_path, [{"inputs": {"question": "Go left."}, "output": {"label": "No"}}])
+    assert main(["evaluate", "examples/bbh/flow.py:flow", "--data", data, "--metric", "exact_match:answer",
+                 "--model", "openai:x@http://127.0.0.1:9/v1"]) == 2
+    assert "row 1 has no expected output ['answer']" in _one_line(capsys)
+
+
+def test_a_run_where_every_row_failed_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MICROPROMPTS_TIMEOUT", "2")
+    data = _rows(tmp_path, [{"inputs": {"question": "Go left."}, "output": {"answer": "No"}}])
+    assert main(["evaluate", "examples/bbh/flow.py:flow", "--data", data, "--metric", "exact_match:answer",
+                 "--model", "openai:x@http://127.0.0.1:9/v1", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["errors"] == 1
+    assert captured.err.startswith("error: every row failed") and captured.err.count("\n") == 1

@@ -24,7 +24,9 @@ def is_transient(exc: BaseException) -> bool:
     if status is None and response is not None:
         status = getattr(response, "status_code", None)
     if isinstance(status, int):
-        return status in _TRANSIENT_STATUS
+        # A 2xx that still failed had a body that did not parse (langchain-openai hangs the 200 response on the
+        # decode error): garbled in transit or by a flaky server, so worth another attempt.
+        return status in _TRANSIENT_STATUS or 200 <= status < 300
     names = {cls.__name__ for cls in type(exc).__mro__}
     transient_names = {
         "APITimeoutError", "APIConnectionError", "APIResponseValidationError", "TimeoutException",

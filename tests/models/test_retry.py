@@ -12,9 +12,10 @@ import pytest
 import tenacity
 from langchain_core.messages import HumanMessage
 
-from microprompts.models import BudgetExceeded, ModelCaller, ModelCallError, UsageMeter
+from microprompts.models import BudgetExceeded, ModelCaller, ModelCallError, UsageMeter, resolve_model
 from microprompts.models.retry import MAX_WAIT, RetryPolicy, retry_after, retry_wait
 from microprompts.testing import ScriptedChatModel
+from tests.fakes import FaultSchedule
 
 MESSAGES = [HumanMessage(content="text: x")]
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -159,3 +160,12 @@ def test_no_attempts_allowed_makes_no_call(sleeps: list[float]) -> None:
     with pytest.raises(ModelCallError, match=r"after 0 attempt \(no attempt made\)"):
         ModelCaller(max_attempts=0, before_call=lambda: None).complete(model, MESSAGES)
     assert model.call_count == 0
+
+
+def test_a_malformed_200_body_is_retried(fake_openai, monkeypatch: pytest.MonkeyPatch) -> None:
+    """langchain-openai hangs the 200 response on the JSON decode error: still a garbled body, still retried."""
+    monkeypatch.setattr("microprompts.models.retry._sleep", lambda seconds: None)
+    server = fake_openai(faults=FaultSchedule.sequence(["malformed_body"]))
+    model = resolve_model(f"openai:m@{server.url}")
+    done = ModelCaller(cache=None).complete(model, [HumanMessage(content="hi")])
+    assert done.text and server.faults_served == {"malformed_body": 1}

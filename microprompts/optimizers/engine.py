@@ -8,15 +8,12 @@ does nothing; `start()` scores the baseline (the first budget it spends).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
-from microprompts.data import spread_by
-from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
 from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.optimizers.addresses import check_mutation, is_frozen
@@ -26,6 +23,7 @@ from microprompts.optimizers.evaluator import Evaluator, KeyedRows
 from microprompts.optimizers.journal import CandidateEvent, Journal, RejectedEvent
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
 from microprompts.optimizers.planner import CallPlanner
+from microprompts.optimizers.sampling import EngineRows, RowSampler
 from microprompts.optimizers.selection import Objective, OperatorBandit
 from microprompts.optimizers.space import SearchSpace
 
@@ -43,14 +41,6 @@ class EngineSettings:
     objective: Objective = Objective()
     frozen: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class EngineRows:
-    """The rows a search uses, keyed: `dev` selects candidates, `train` feeds the mutators (examples, feedback)."""
-
-    dev: KeyedRows
-    train: KeyedRows = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,7 +68,7 @@ class Engine:
         self.train = [row for _, row in rows.train]
         self.planner = CallPlanner(self.tracker, journal, len(rows.dev))
         self.rng = random.Random(settings.seed)
-        self.labels = _few_labels(rows.dev, settings.minibatch)
+        self.sampler = RowSampler(rows, settings.minibatch, self.rng)
         self.bandit = OperatorBandit(random.Random(f"{settings.seed}:bandit"))
         self.records: dict[str, Record] = {}
         self.scored: list[Record] = []  # full-dev records, in the order they were scored
@@ -142,20 +132,6 @@ class Engine:
                         key=lambda r: (-(r.objective or 0.0), r.tokens_per_row or 0.0))
         return ranked[:k]
 
-    def minibatch_rows(self) -> KeyedRows:
-        """A fresh seeded minibatch of dev rows (all of dev when the minibatch is not smaller). When dev's expected
-        outputs are a few labels, it holds them in dev's proportions: a random 8 of a 60/40 yes/no dev set of 30 holds
-        7 or 8 of one label about one draw in 14, and a child answering that label everywhere then screens near
-        perfect."""
-        dev, size = self.rows.dev, self.settings.minibatch
-        if size <= 0 or size >= len(dev):
-            return list(dev)
-        if self.labels is None:
-            picked = sorted(self.rng.sample(range(len(dev)), size))
-        else:
-            picked = sorted(spread_by(range(len(dev)), self.labels.__getitem__, self.rng)[:size])
-        return [dev[i] for i in picked]
-
     def screen(self, pending: Sequence[Pending], parent: Record, top_k: int = 1) -> list[Record]:
         """Score children on one minibatch; promote to full dev those that beat the incumbent there (by more than
         -`margin`), and the `top_k` best of the rest that are no worse than their parent there. A minibatch of a few
@@ -165,7 +141,7 @@ class Engine:
         win is beating the parent); journals every child."""
         if not pending:
             return []
-        rows = self.minibatch_rows()
+        rows = self.sampler.minibatch()
         whole = len(rows) == len(self.rows.dev)
         margin = self.settings.margin
         pending = self.planner.affordable(pending, len(rows), whole, release=self._seen.discard)
@@ -259,7 +235,7 @@ class Engine:
             mutator = self.mutators[name]
             attempts += 1
             if mutator.needs_evaluation and evaluation is None and self.rows.train:
-                evaluation = self.evaluator.run(parent.candidate, self._feedback_rows())
+                evaluation = self.evaluator.run(parent.candidate, self.sampler.feedback())
             ctx = MutationContext(
                 train=self.train, metric=self.evaluator.metric, evaluation=evaluation,
                 optimizer_model=self.proposers.model,
@@ -291,11 +267,6 @@ class Engine:
                     out.append(pending)
         return out
 
-    def _feedback_rows(self) -> KeyedRows:
-        train = self.rows.train
-        k = min(len(train), max(1, self.settings.minibatch))
-        return [train[i] for i in sorted(self.rng.sample(range(len(train)), k))]
-
     def _accept(self, parent: Record, mutator: Mutator, flow: Flow, mutation: Mutation) -> Pending | None:
         try:
             flow.compile(caller=self.evaluator.caller)
@@ -320,27 +291,7 @@ class Engine:
     def _log(self, record: Record, status: CandidateStatus) -> None:
         """Set the record's final status and journal it."""
         record.status = status
-        m, total = record.candidate.mutation, self.tracker.total
-        self.journal.append(CandidateEvent(
-            id=record.id, parent=record.candidate.parent, generation=record.candidate.generation,
-            operator=record.operator, kind=m.kind if m else None, mutation=m.model_dump(mode="json") if m else None,
-            touched=record.touched, status=status, minibatch=_round(record.minibatch),
-            minibatch_n=record.minibatch_n, dev=_round(record.dev),
-            dev_n=len(self.rows.dev) if record.dev is not None else 0,
-            tokens_per_row=_round(record.tokens_per_row), objective=_round(record.objective),
-            calls=total.task_calls, optimizer_calls=total.optimizer_calls,
-            tokens=total.task_tokens + total.optimizer_tokens, elapsed=round(self.tracker.seconds(), 3),
-        ))
+        self.journal.append(CandidateEvent.of(record, len(self.rows.dev), self.tracker.total, self.tracker.seconds()))
         if self.on_record is not None:
             self.on_record(record)
 
-
-def _few_labels(rows: KeyedRows, minibatch: int) -> list[str] | None:
-    """Each row's expected output as a label, when dev holds 2 to `minibatch // 2` distinct ones (a class label,
-    so a minibatch can hold about two rows of each); None otherwise (free text, lists, many numbers, none)."""
-    labels = [json.dumps(row_parts(row)[1], sort_keys=True, default=str) for _, row in rows]
-    return labels if 1 < len(set(labels)) <= minibatch // 2 else None
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)

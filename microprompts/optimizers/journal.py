@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from microprompts.optimizers.candidate import CandidateStatus, MutationKind
+from microprompts.optimizers.budget import Charge
+from microprompts.optimizers.candidate import CandidateStatus, MutationKind, Record
 
 __all__ = [
     "CandidateEvent",
@@ -108,6 +109,23 @@ class CandidateEvent(BaseModel):
     tokens: int  # tokens charged so far, both models
     elapsed: float  # seconds since the run started (resumed runs included)
 
+    @classmethod
+    def of(cls, record: Record, dev_n: int, spent: Charge, seconds: float) -> CandidateEvent:
+        """The event of a record whose status is set, on a dev set of `dev_n` rows, after the run `spent` that much
+        in `seconds`; scores rounded to 6 places, seconds to 3."""
+        m = record.candidate.mutation
+        if record.status is None:
+            raise ValueError(f"candidate {record.id} has no status yet")
+        return cls(
+            id=record.id, parent=record.candidate.parent, generation=record.candidate.generation,
+            operator=record.operator, kind=m.kind if m else None, mutation=m.model_dump(mode="json") if m else None,
+            touched=record.touched, status=record.status, minibatch=_round(record.minibatch),
+            minibatch_n=record.minibatch_n, dev=_round(record.dev), dev_n=dev_n if record.dev is not None else 0,
+            tokens_per_row=_round(record.tokens_per_row), objective=_round(record.objective),
+            calls=spent.task_calls, optimizer_calls=spent.optimizer_calls,
+            tokens=spent.task_tokens + spent.optimizer_tokens, elapsed=round(seconds, 3),
+        )
+
 
 class SkippedEvent(BaseModel):
     """A child the calls left could not pay for: not scored, and it may be proposed again."""
@@ -126,6 +144,10 @@ class RejectedEvent(BaseModel):
     parent: str
     operator: str
     reason: str
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 JournalEvent = Annotated[CandidateEvent | SkippedEvent | RejectedEvent, Field(discriminator="event")]

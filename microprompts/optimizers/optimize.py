@@ -151,8 +151,9 @@ class Optimizer:
         test_rows = keyed_rows("test", list(test)) if test else None
         budget = self.budget or Budget()
         fingerprint = self._fingerprint(base, strategy, ops, rows, test_rows)
-        if callable(getattr(metric, "fingerprint", None)):  # a metric that calls a model (llm_judge): its rubric too
-            fingerprint["metric"] = json.loads(json.dumps(metric.fingerprint(), sort_keys=True, default=str))
+        rubric = getattr(metric, "fingerprint", None)
+        if callable(rubric):  # a metric that calls a model (llm_judge): its rubric too
+            fingerprint["metric"] = json.loads(json.dumps(rubric(), sort_keys=True, default=str))
         if run_path is not None:
             run_path.mkdir(parents=True, exist_ok=True)
             _check_run(run_path, fingerprint, resume)

@@ -62,20 +62,20 @@ def test_minibatches_of_a_labelled_dev_set_keep_its_label_proportions() -> None:
     # 18 "sports" and 12 "business" rows: a random 8 of them holds 7 or 8 of one label about one draw in 14.
     dev = h.rows(0, 72)[0::4][:18] + h.rows(1, 48)[0::4]
     engine = h.engine(dev, h.model())
-    assert engine.labels is not None
+    assert engine.sampler.labels is not None
     for _ in range(200):
-        labels = [row.output["label"] for _, row in engine.minibatch_rows()]
+        labels = [row.output["label"] for _, row in engine.sampler.minibatch()]
         assert len(labels) == 8 and labels.count("sports") in (4, 5)  # 8 x 18/30 = 4.8
     first, second = h.engine(dev, h.model()), h.engine(dev, h.model())  # seeded: a resumed run draws the same ones
-    assert [first.minibatch_rows() for _ in range(3)] == [second.minibatch_rows() for _ in range(3)]
+    assert [first.sampler.minibatch() for _ in range(3)] == [second.sampler.minibatch() for _ in range(3)]
 
 
 def test_minibatches_of_a_free_text_dev_set_stay_plain_random_samples() -> None:
     dev = [Row(inputs=r.inputs, output={"label": f"{r.output['label']} {r.id}"}, id=r.id) for r in h.rows(0, 30)]
     engine = h.engine(dev, h.model())
-    assert engine.labels is None  # 30 distinct expected outputs: not a class label
+    assert engine.sampler.labels is None  # 30 distinct expected outputs: not a class label
     rng = random.Random(0)
-    assert [k for k, _ in engine.minibatch_rows()] == [f"dev:{i}" for i in sorted(rng.sample(range(30), 8))]
+    assert [k for k, _ in engine.sampler.minibatch()] == [f"dev:{i}" for i in sorted(rng.sample(range(30), 8))]
 
 
 def test_frozen_parts_never_change_in_a_run() -> None:

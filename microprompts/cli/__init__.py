@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("MICROPROMPTS_DEBUG"):
             raise
         typer.echo(f"error: {_first_line(exc)}", err=True)
-        return 2
+        return exc.exit_code if isinstance(exc, CliError) else 2
     except Exception as exc:
         if os.environ.get("MICROPROMPTS_DEBUG"):
             raise

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from microprompts.cli.options import AllowOpt, CliError, MapOpt, ModelOpt, allow_list
+from microprompts.cli.options import AllowOpt, CliError, Interrupted, MapOpt, ModelOpt, allow_list
 from microprompts.data import Dataset, parse_map
-from microprompts.evals import resolve_metric
+from microprompts.evals import check_rows, resolve_metric
 from microprompts.flows import Flow
 from microprompts.flows.refs import load_flow_ref
 from microprompts.models import resolve_model
+from microprompts.models.spec import trust_model
 from microprompts.nodes import RefError, load_object
 from microprompts.optimizers import Budget, Optimizer, SearchSpace
 
@@ -96,15 +97,29 @@ def optimize_command(
     budget = Budget(calls=budget_calls, optimizer_calls=budget_optimizer_calls, tokens=budget_tokens,
                     seconds=budget_seconds)
     optimizer = Optimizer(
-        search=search, budget=budget, model=resolve_model(model) if model else None,
-        optimizer_model=resolve_model(optimizer_model) if optimizer_model else None, models=models or (),
+        search=search, budget=budget, model=resolve_model(model, trust=True) if model else None,
+        optimizer_model=resolve_model(optimizer_model, trust=True) if optimizer_model else None,
+        models=[_trusted(m) for m in models or ()],
         frozen=frozen or (), kinds=kind or None, seed=seed, concurrency=concurrency, minibatch=minibatch,
         progress=progress,
     )
-    result = optimizer.run(target, train=train_rows, dev=dev_rows, test=test_rows, metric=scorer, run_dir=run_dir,
-                           resume=resume)
+    base = target if isinstance(target, Flow) else target.flow
+    for rows in (train_rows, dev_rows, test_rows or []):
+        check_rows(base, rows, scorer)  # before any model call is paid for
+    try:
+        result = optimizer.run(target, train=train_rows, dev=dev_rows, test=test_rows, metric=scorer,
+                               run_dir=run_dir, resume=resume)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {run_dir} keeps what was paid for; continue with the same command and "
+                          "--resume") from None
     typer.echo(result.report(), err=True)
     typer.echo(json.dumps(result.summary()))
+
+
+def _trusted(spec: str) -> str:
+    """A spec named with --models: the user's, so its base URL may get the API key."""
+    trust_model(spec)
+    return spec
 
 
 def register(app: typer.Typer) -> None:

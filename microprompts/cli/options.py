@@ -10,7 +10,7 @@ import typer
 
 from microprompts.nodes.function import DEFAULT_ALLOWED
 
-__all__ = ["AllowOpt", "CliError", "MapOpt", "ModelOpt", "allow_list", "parse_json_arg"]
+__all__ = ["AllowOpt", "CliError", "Interrupted", "MapOpt", "ModelOpt", "allow_list", "parse_json_arg"]
 
 # rich reads `[...]` as markup: the bracket is escaped so `--help` shows `[@URL]`.
 ModelOpt = Annotated[
@@ -22,6 +22,14 @@ AllowOpt = Annotated[list[str] | None, typer.Option("--allow-module", help="Modu
 
 class CliError(Exception):
     """An error to print as one line with exit code 2."""
+
+    exit_code = 2
+
+
+class Interrupted(CliError):
+    """Ctrl-C, with what the user needs to know about what was kept (exit code 130)."""
+
+    exit_code = 130
 
 
 def parse_json_arg(value: str, what: str) -> Any:

@@ -90,3 +90,24 @@ def test_errors_are_one_line_with_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     code, _, stderr = _optimize(capsys, "tests.optimizers.engine_helpers:LABELS", "--train", files["train"],
                                 "--dev", files["dev"], "--metric", "exact_match:label")
     assert code == 2 and "not a microprompts Flow" in stderr
+
+
+def test_ctrl_c_says_the_run_can_be_resumed_and_exits_130(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(microprompts.cli.optimize.Optimizer, "run", interrupted)
+    files = _files(tmp_path)
+    code, _, stderr = _optimize(capsys, FLOW, "--train", files["train"], "--dev", files["dev"], "--metric",
+                                "exact_match:label", "--model", "sim", "--out", str(tmp_path / "run"), "--no-progress")
+    assert code == 130 and stderr.count("\n") == 1 and "--resume" in stderr and str(tmp_path / "run") in stderr
+
+
+def test_rows_without_the_expected_field_fail_before_any_call(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    files = _files(tmp_path)
+    code, _, stderr = _optimize(capsys, FLOW, "--train", files["train"], "--dev", files["dev"], "--metric",
+                                "exact_match:topic", "--model", "sim", "--out", str(tmp_path / "run"), "--no-progress")
+    assert code == 2 and "has no expected output ['topic']" in stderr
+    assert not (tmp_path / "run" / "calls.sqlite").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -11,21 +10,14 @@ import typer
 
 from microprompts.cli.options import AllowOpt, CliError, ModelOpt, allow_list
 from microprompts.serve.deploy import write_deployment
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from microprompts.serve.settings import API_KEY_ENV, WILDCARD_BINDS, ServeSettings, key_from_env
+from microprompts.serve.settings import is_loopback as _is_loopback
 
 
 def serve(
     target: Annotated[str, typer.Argument(metavar="ARTIFACT|FLOW",
                                           help="An artifact JSON, path/file.py:name or module:name.")],
-    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback exposes the agent.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs an API key.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     model: ModelOpt = None,
     store: Annotated[Path, typer.Option(help="SQLite file recording every run and feedback.")] = Path("runs.sqlite"),
@@ -34,11 +26,25 @@ def serve(
     max_concurrency: Annotated[int, typer.Option(min=1, help="Runs at once; more answer 503.")] = 8,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body; larger answer 413.")] = 1_000_000,
     max_batch: Annotated[int, typer.Option(min=1, help="Most inputs in one /batch request.")] = 64,
+    timeout: Annotated[float, typer.Option(min=0, help="Seconds a run may take; later answer 504 (0: no limit).")] \
+        = 120.0,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", show_default=False,
+        help=f"Bearer key every route but /health needs (prefer ${API_KEY_ENV}: a command line is visible to "
+             "other users). Required to bind a non-loopback address.")] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", help="Host header name to accept besides the bound one (repeatable; '*': any).")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve a flow as an HTTP agent (FastAPI + uvicorn): /invoke, /stream, /batch, /schema, /graph, /health,
-    /feedback, /runs/{id}; OpenAPI docs at /docs."""
+    /feedback, /runs, /runs/{id}; OpenAPI docs at /docs."""
+    settings = ServeSettings(max_body_bytes=max_body_bytes, max_concurrency=max_concurrency, max_batch=max_batch,
+                             timeout=timeout or None, api_key=api_key or key_from_env(), host=host,
+                             allowed_hosts=tuple(allowed_host or ()))
+    refused = settings.bind_error()
+    if refused:
+        raise CliError(refused)
     try:  # the serve extra is optional: FastAPI and uvicorn are imported only when serving
         import uvicorn
 
@@ -50,14 +56,19 @@ def serve(
         raise CliError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
     logging.getLogger("microprompts").setLevel(log_level.upper())
-    app = create_app(target, model=model, store=None if no_store else store, max_body_bytes=max_body_bytes,
-                     max_concurrency=max_concurrency, max_batch=max_batch, allow_modules=allow_list(allow_module))
+    app = create_app(target, model=model, store=None if no_store else store, settings=settings,
+                     allow_modules=allow_list(allow_module))
     agent = app.state.agent
+    if host.strip("[]") in WILDCARD_BINDS and not allowed_host:
+        typer.echo(f"note: binding {host}: only Host names {', '.join(sorted(settings.host_names))} are answered; "
+                   "name the others with --allowed-host", err=True)
+    guard = "API key required" if settings.api_key else "no API key"
     if not _is_loopback(host):
-        typer.echo(f"warning: binding {host}: the agent is reachable from other machines, with no authentication",
-                   err=True)
+        typer.echo(f"note: binding {host}: reachable from other machines (API key required); no TLS here, put a "
+                   "TLS proxy in front", err=True)
     typer.echo(f"serving flow {agent.flow.name!r} ({agent.artifact_hash or 'no artifact hash'}) on "
-               f"http://{host}:{port} (docs at /docs); runs recorded in {'nothing' if no_store else store}", err=True)
+               f"http://{host}:{port} (docs at /docs; {guard}); runs recorded in {'nothing' if no_store else store}",
+               err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, timeout_graceful_shutdown=5)
 
 

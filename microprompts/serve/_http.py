@@ -21,7 +21,8 @@ from microprompts.serve.store import scrub
 log = logging.getLogger("microprompts.serve")
 
 _STATUS_TYPES = {
-    400: "bad_request", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
+    400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+    413: "payload_too_large",
     415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests", 500: "internal_error",
     502: "model_error", 503: "overloaded", 504: "timeout",
 }
@@ -108,11 +109,23 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def check_json_type(content_type: str | None) -> None:
+    """ApiError 415 unless the Content-Type is `application/json` (parameters such as charset allowed): a browser
+    sends other types cross-site without asking first."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        shown = media[:100] or "none"
+        raise ApiError(415, "unsupported_media_type",
+                       f"request body must be sent as Content-Type: application/json (got {shown})")
+
+
 async def read_json(request: Request) -> Any:
-    """The request body as strict JSON (UTF-8, no NaN/Infinity, no lone surrogates); ApiError 422 otherwise."""
+    """The request body as strict JSON (UTF-8, no NaN/Infinity, no lone surrogates); ApiError 422 when it is empty
+    or not such JSON, 415 when it is not sent as `application/json`."""
     body = await request.body()
     if not body.strip():
         raise ApiError(422, "validation_error", "request body is empty: expected a JSON object")
+    check_json_type(request.headers.get("content-type"))
     try:
         value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be stored or sent on

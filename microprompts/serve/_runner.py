@@ -1,9 +1,11 @@
 """Running the compiled graph for the server: one run (or one streamed run) with its traces and usage,
-recorded in the run store, and failures turned into API errors with a type and a one-line message."""
+recorded in the run store, and failures turned into API errors with a type and a one-line message. A run past
+its deadline is recorded once, as timed out, whether it never started, hangs, or finishes late."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -51,6 +53,43 @@ class RunOutcome:
         return {"type": self.error_type, "message": self.error_message, "run_id": self.run_id}
 
 
+class RunTicket:
+    """One run's deadline, shared by the request (which may give up and answer 504) and the worker thread (which
+    may finish late): whichever settles it first decides whether the run counts as answered or timed out."""
+
+    def __init__(self, run_id: str | None = None, timeout: float | None = None) -> None:
+        self.run_id = run_id or str(uuid.uuid4())
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._state = "running"
+
+    def expire(self) -> bool:
+        """Mark the run timed out; False when its worker finished first (its answer stands)."""
+        with self._lock:
+            if self._state == "running":
+                self._state = "expired"
+            return self._state == "expired"
+
+    def finish(self) -> bool:
+        """Mark the run finished; False when its deadline passed first (it was answered 504)."""
+        with self._lock:
+            if self._state == "running":
+                self._state = "finished"
+            return self._state == "finished"
+
+    @property
+    def expired(self) -> bool:
+        """True once the request gave up on this run."""
+        with self._lock:
+            return self._state == "expired"
+
+    def message(self) -> str:
+        """The one-line timeout message."""
+        if self.timeout is None:
+            return "the run was abandoned before it finished"
+        return f"the run did not finish within the {self.timeout:g} s deadline"
+
+
 def classify(exc: BaseException) -> tuple[int, str, str]:
     """(HTTP status, error type, one-line message) for an exception raised by a run."""
     text = scrub(f"{type(exc).__name__}: {exc}").replace("\n", " ")[:1000]
@@ -85,13 +124,17 @@ class Agent:
         state = state or {}
         return {k: state[k] for k in self.flow.output_keys if k in state}
 
-    def invoke(self, inputs: dict[str, Any], endpoint: str = "invoke", run_id: str | None = None) -> RunOutcome:
+    def invoke(
+        self, inputs: dict[str, Any], endpoint: str = "invoke", run_id: str | None = None,
+        ticket: RunTicket | None = None,
+    ) -> RunOutcome:
         """Run the graph on one validated input; never raises for a failing run (the outcome says why)."""
-        return self._run(inputs, endpoint, lambda config: self.graph.invoke(inputs, config=config), run_id)
+        return self._run(inputs, endpoint, lambda config: self.graph.invoke(inputs, config=config),
+                         ticket or RunTicket(run_id))
 
     def stream(
         self, inputs: dict[str, Any], emit: Callable[[str, dict[str, Any]], None], endpoint: str = "stream",
-        run_id: str | None = None,
+        run_id: str | None = None, ticket: RunTicket | None = None,
     ) -> RunOutcome:
         """Run the graph, calling `emit("update", {"node", "update"})` for each node's update as it lands."""
 
@@ -107,14 +150,27 @@ class Agent:
                     emit("update", {"node": node, "update": update})
             return final
 
-        return self._run(inputs, endpoint, go, run_id)
+        return self._run(inputs, endpoint, go, ticket or RunTicket(run_id))
+
+    def timed_out(self, ticket: RunTicket, latency: float | None = None) -> RunOutcome:
+        """The outcome of a run past its deadline (504)."""
+        return RunOutcome(run_id=ticket.run_id, latency=(ticket.timeout or 0.0) if latency is None else latency,
+                          status=504, error_type="timeout", error_message=ticket.message())
+
+    def record_timeout(self, ticket: RunTicket, inputs: dict[str, Any], endpoint: str) -> None:
+        """Record a run the request gave up on, unless its worker recorded it already (its record has more)."""
+        self._record(self.timed_out(ticket), inputs, Recorder(), endpoint, replace=False)
 
     def _run(
         self, inputs: dict[str, Any], endpoint: str, execute: Callable[[RunnableConfig], dict[str, Any] | None],
-        run_id: str | None = None,
+        ticket: RunTicket,
     ) -> RunOutcome:
-        run_id = run_id or str(uuid.uuid4())
+        run_id = ticket.run_id
         recorder = Recorder()
+        if ticket.expired:  # the deadline passed while it waited for a worker: do not start it
+            outcome = self.timed_out(ticket)
+            self._record(outcome, inputs, recorder, endpoint)
+            return outcome
         outcome = RunOutcome(run_id=run_id)
         started = time.perf_counter()
         try:
@@ -124,10 +180,17 @@ class Agent:
             log.warning("run %s failed (%s): %s", run_id, outcome.error_type, outcome.error_message)
         outcome.latency = time.perf_counter() - started
         outcome.usage = recorder.meter.snapshot()
+        if not ticket.finish():  # answered 504 already: recorded as timed out, with what it did
+            late = outcome.latency
+            outcome.output, outcome.status, outcome.error_type = None, 504, "timeout"
+            outcome.error_message = f"{ticket.message()} (it ended after {late:.1f} s)"
+            log.warning("run %s ended after its deadline (%.1f s)", run_id, late)
         self._record(outcome, inputs, recorder, endpoint)
         return outcome
 
-    def _record(self, outcome: RunOutcome, inputs: dict[str, Any], recorder: Recorder, endpoint: str) -> None:
+    def _record(
+        self, outcome: RunOutcome, inputs: dict[str, Any], recorder: Recorder, endpoint: str, replace: bool = True
+    ) -> None:
         if self.store is None:
             return
         usage = outcome.usage
@@ -139,6 +202,6 @@ class Agent:
             error=None if outcome.ok else f"{outcome.error_type}: {outcome.error_message}",
         )
         try:
-            self.store.record(record)
+            self.store.record(record, replace=replace)
         except Exception as exc:  # noqa: BLE001 - losing a record must not lose the answer
             log.error("could not record run %s: %s", outcome.run_id, scrub(f"{type(exc).__name__}: {exc}"))

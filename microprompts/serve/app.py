@@ -1,8 +1,10 @@
 """The compiled graph as a running agent: a FastAPI app with invoke, stream, batch, schema, graph, health,
-feedback and run lookup; strict JSON bodies, a body-size limit (413), a concurrency limit (503), and a JSON
-error body for every failure.
+feedback and run lookup; only its own Host names (400), an optional bearer API key (401), JSON bodies only
+(415), a body-size limit (413), a concurrency limit (503), a per-request deadline (504), and a JSON error body
+for every failure.
 
-    app = create_app(Flow.load("seats.opt.json"), model="local", store="runs.sqlite")
+    app = create_app(Flow.load("seats.opt.json"), model="local", store="runs.sqlite",
+                     settings=ServeSettings(api_key=os.environ["MICROPROMPTS_API_KEY"]))
     uvicorn.run(app, host="127.0.0.1", port=8000)
 """
 
@@ -25,6 +27,7 @@ from microprompts._version import VERSION
 from microprompts.flows import Flow
 from microprompts.flows.refs import load_flow_ref
 from microprompts.models import ModelCaller, ModelLike, resolve_model
+from microprompts.serve._guard import GuardMiddleware
 from microprompts.serve._http import (
     ApiError,
     BodyLimitMiddleware,
@@ -38,7 +41,7 @@ from microprompts.serve._http import (
     validation_details,
     validation_message,
 )
-from microprompts.serve._runner import Agent
+from microprompts.serve._runner import Agent, RunOutcome, RunTicket
 from microprompts.serve._schema import (
     BatchItemError,
     FeedbackRequest,
@@ -48,11 +51,14 @@ from microprompts.serve._schema import (
     request_models,
     schema_of,
 )
-from microprompts.serve.store import RunStore, UnknownRunError
+from microprompts.serve.settings import MAX_RUNS_PAGE, ServeSettings
+from microprompts.serve.store import RunStore, UnknownRunError, parse_cursor, register_secret
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
-    for status, text in [(413, "Body too large"), (422, "Invalid body"), (503, "At the concurrency limit")]
+    for status, text in [(401, "Missing or wrong API key"), (413, "Body too large"),
+                         (415, "Body not sent as application/json"), (422, "Invalid body"),
+                         (503, "At the concurrency limit"), (504, "Past the deadline")]
 }
 _RUN_ERRORS = {**_ERRORS, 500: {"model": ErrorBody, "description": "The flow failed"},
                502: {"model": ErrorBody, "description": "The model failed or gave an unparseable reply"}}
@@ -97,41 +103,60 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
     model: ModelLike | None = None,
     store: RunStore | str | Path | None = None,
     *,
-    max_body_bytes: int = 1_000_000,
-    max_concurrency: int = 8,
-    max_batch: int = 64,
+    settings: ServeSettings | None = None,
     allow_modules: Sequence[str] | None = None,
     caller: ModelCaller | None = None,
 ) -> FastAPI:
     """Build the agent's HTTP app around a flow (or an artifact / flow reference, loaded with `allow_modules`).
 
     `model` is the default model of every node that names none; `store` records every run (a RunStore or a
-    path to one); at most `max_concurrency` runs at once (more answer 503), bodies over `max_body_bytes` answer
-    413, a batch holds at most `max_batch` inputs. `caller` defaults to an uncached ModelCaller.
+    path to one); `settings` holds the limits (see ServeSettings: body size, concurrency, batch size, deadline,
+    API key, Host names). `caller` defaults to an uncached ModelCaller.
     """
+    limits = settings or ServeSettings()
+    if limits.api_key is not None:
+        register_secret(limits.api_key)
     the_flow = load_target(flow, allow_modules)
     check_models(the_flow, model)
     run_store = RunStore(store) if isinstance(store, (str, Path)) else store
     agent = Agent(the_flow, model=model, caller=caller, store=run_store, artifact_hash=artifact_hash(the_flow, flow))
-    inputs_model, invoke_model, batch_model = request_models(the_flow, max_batch)
+    inputs_model, invoke_model, batch_model = request_models(the_flow, limits.max_batch)
     schemas = {"name": the_flow.name, "artifact_hash": agent.artifact_hash, "input": schema_of(inputs_model),
                "output": schema_of(output_model(the_flow))}
     mermaid = the_flow.draw_mermaid()
-    slots = Slots(max_concurrency)
-    limiter = anyio.CapacityLimiter(max_concurrency)
-    background: set[asyncio.Task[None]] = set()
+    slots = Slots(limits.max_concurrency)
+    limiter = anyio.CapacityLimiter(limits.max_concurrency)
+    background: set[asyncio.Future[Any]] = set()
 
     app = FastAPI(
         title=f"{the_flow.name} agent", version=VERSION, default_response_class=SafeJSONResponse,
         description=f"The microprompts flow `{the_flow.name}` served as an agent "
                     f"(artifact {agent.artifact_hash or 'none'}).",
     )
-    app.state.agent, app.state.store, app.state.slots = agent, run_store, slots
+    app.state.agent, app.state.store, app.state.slots, app.state.settings = agent, run_store, slots, limits
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+    app.add_middleware(GuardMiddleware, hosts=limits.host_names, api_key=limits.api_key,
+                       drain_bytes=limits.max_body_bytes)  # outermost: before the body is read
 
-    def validated(raw: Any) -> dict[str, Any]:
-        return parse_body(inputs_model, raw).model_dump(by_alias=True)
+    def hold(work: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        """Keep the work alive until it ends, and give its slot back then (not before: the thread still runs)."""
+        background.add(work)
+        work.add_done_callback(background.discard)
+        work.add_done_callback(lambda _: slots.release())
+        return work
+
+    def start(data: dict[str, Any], endpoint: str, ticket: RunTicket) -> asyncio.Future[RunOutcome]:
+        return asyncio.ensure_future(anyio.to_thread.run_sync(agent.invoke, data, endpoint, None, ticket,
+                                                              limiter=limiter))
+
+    async def in_time(work: asyncio.Future[Any]) -> bool:
+        """Wait for the work until the deadline; False when it is still running then (it goes on, shielded)."""
+        try:
+            await asyncio.wait_for(asyncio.shield(work), limits.timeout)
+        except TimeoutError:
+            return False
+        return True
 
     @app.post("/invoke", response_model=RunResponse, responses=_RUN_ERRORS, openapi_extra=request_body(invoke_model))
     async def invoke(request: Request) -> SafeJSONResponse:
@@ -139,10 +164,12 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         body = parse_body(invoke_model, await read_json(request))
         data = body.input.model_dump(by_alias=True)
         slots.take()
-        try:
-            outcome = await anyio.to_thread.run_sync(agent.invoke, data, limiter=limiter)
-        finally:
-            slots.release()
+        ticket = RunTicket(timeout=limits.timeout)
+        work = hold(start(data, "invoke", ticket))
+        if not await in_time(work) and ticket.expire():
+            await anyio.to_thread.run_sync(agent.record_timeout, ticket, data, "invoke")
+            raise ApiError(504, "timeout", ticket.message(), run_id=ticket.run_id)
+        outcome = await work  # done, or finishing: it settled its ticket first
         return SafeJSONResponse(outcome.body(), status_code=outcome.status)
 
     @app.post("/stream", responses={**_ERRORS, 200: {"content": {"text/event-stream": {}},
@@ -155,21 +182,29 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         data = body.input.model_dump(by_alias=True)
         slots.take()
         run_id = str(uuid.uuid4())
+        ticket = RunTicket(run_id, limits.timeout)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
         def emit(event: str, payload: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, (event, payload))
 
+        work = hold(asyncio.ensure_future(anyio.to_thread.run_sync(agent.stream, data, emit, "stream", run_id, ticket,
+                                                                   limiter=limiter)))
+
         async def produce() -> None:
             try:
-                outcome = await anyio.to_thread.run_sync(agent.stream, data, emit, "stream", run_id, limiter=limiter)
+                if not await in_time(work) and ticket.expire():
+                    await anyio.to_thread.run_sync(agent.record_timeout, ticket, data, "stream")
+                    queue.put_nowait(("error", {"error": {"type": "timeout", "message": ticket.message(),
+                                                          "run_id": run_id}}))
+                    return
+                outcome = await work
                 queue.put_nowait(("end", outcome.body()) if outcome.ok else ("error", outcome.body()))
             except Exception as exc:  # noqa: BLE001 - the stream must end with an event, whatever happens
                 queue.put_nowait(("error", {"error": {"type": "internal_error", "message": type(exc).__name__,
                                                       "run_id": run_id}}))
             finally:
-                slots.release()
                 queue.put_nowait(("done", None))
 
         task = asyncio.create_task(produce())  # runs to the end even if the client leaves
@@ -189,28 +224,31 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
     @app.post("/batch", responses=_ERRORS, openapi_extra=request_body(batch_model, inputs_model))
     async def batch(request: Request) -> SafeJSONResponse:
         """Run the flow on `{"inputs": [...]}`; answers `{"results": [...], "errors": N}`, one result per input
-        in order: a run's body, or `{"index", "error"}` for an input that is invalid or whose run failed."""
+        in order: a run's body, or `{"index", "error"}` for an input that is invalid or whose run failed; 504
+        when the whole batch is not done by the deadline."""
         items = parse_body(batch_model, await read_json(request)).inputs
         results: list[dict[str, Any]] = [{} for _ in items]
-
-        async def one(index: int, raw: Any) -> None:
+        runs: dict[int, tuple[RunTicket, dict[str, Any]]] = {}
+        for index, raw in enumerate(items):
             try:
-                data = inputs_model.model_validate(raw).model_dump(by_alias=True)
+                runs[index] = (RunTicket(timeout=limits.timeout),
+                               inputs_model.model_validate(raw).model_dump(by_alias=True))
             except ValidationError as exc:
                 details = validation_details(exc, ("inputs", str(index)))
                 error = {"type": "validation_error", "message": validation_message(details), "details": details}
                 results[index] = BatchItemError(index=index, error=error).model_dump()
-                return
-            outcome = await anyio.to_thread.run_sync(agent.invoke, data, "batch", limiter=limiter)
-            results[index] = {"index": index, **outcome.body()}
-
         slots.take()
-        try:
-            async with anyio.create_task_group() as group:
-                for index, raw in enumerate(items):
-                    group.start_soon(one, index, raw)
-        finally:
-            slots.release()
+        works = {index: start(data, "batch", ticket) for index, (ticket, data) in runs.items()}
+        everything = hold(asyncio.gather(*works.values()))
+        if not await in_time(everything):
+            late = [(ticket, data) for ticket, data in runs.values() if ticket.expire()]
+            if late:
+                await anyio.to_thread.run_sync(lambda: [agent.record_timeout(t, d, "batch") for t, d in late])
+                raise ApiError(504, "timeout", f"the batch did not finish within the {limits.timeout:g} s deadline "
+                               f"({len(runs) - len(late)} of {len(runs)} runs done)",
+                               run_ids=[ticket.run_id for ticket, _ in late])
+        for index, work in works.items():
+            results[index] = {"index": index, **(await work).body()}
         return SafeJSONResponse({"results": results, "errors": sum(1 for r in results if "error" in r)})
 
     @app.get("/schema")
@@ -247,11 +285,24 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
             raise ApiError(404, "unknown_run", f"no run with id {body.run_id!r}") from exc
         return SafeJSONResponse({"ok": True, "feedback": note.model_dump()})
 
-    @app.get("/runs", responses={404: {"model": ErrorBody}})
-    async def runs(limit: int = Query(20, ge=1, le=1000), feedback_only: bool = False) -> SafeJSONResponse:
-        """The most recent stored runs, newest first (with `feedback_only`, those with feedback)."""
+    @app.get("/runs", responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+    async def runs(
+        limit: int = Query(20, ge=1, description=f"Runs per page (at most {MAX_RUNS_PAGE})"),
+        before: str | None = Query(None, max_length=300, description="The previous page's `next`"),
+        feedback_only: bool = False,
+    ) -> SafeJSONResponse:
+        """The stored runs, newest first, a page at a time (with `feedback_only`, those with feedback): small
+        summaries without inputs, outputs or traces (`GET /runs/{run_id}` gives one whole), and `next`, the
+        cursor of the following page (`before=`), null on the last."""
         store = need_store()
-        return SafeJSONResponse({"runs": await anyio.to_thread.run_sync(store.runs, limit, feedback_only)})
+        size = min(limit, MAX_RUNS_PAGE)
+        try:
+            cursor = parse_cursor(before) if before else None
+        except ValueError as exc:
+            raise ApiError(422, "validation_error", f"before: {exc}") from exc
+        page = await anyio.to_thread.run_sync(store.runs, size, feedback_only, cursor)
+        after = f"{page[-1]['created']!r}:{page[-1]['id']}" if len(page) == size else None
+        return SafeJSONResponse({"runs": page, "limit": size, "next": after})
 
     @app.get("/runs/{run_id}", responses={404: {"model": ErrorBody}})
     async def run(run_id: str) -> SafeJSONResponse:

@@ -2,7 +2,9 @@
 feedback users attach to it, in SQLite: the data for re-optimizing a deployed agent later.
 
 Secrets never reach the file: every text written is scrubbed of the values of secret environment variables
-(names containing KEY, TOKEN, SECRET or PASSWORD; see :func:`microprompts._io.secret_values`).
+(names containing KEY, TOKEN, SECRET or PASSWORD; see :func:`microprompts._io.secret_values`) and of the values
+registered with :func:`register_secret` (the server's API key). A run's inputs are stored once: a node trace's
+input equal to the run's is kept as a reference (`run_inputs`) and put back when the run is read.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from pydantic import BaseModel, Field
 from microprompts._io import secret_values
 
 REDACTED = "[redacted]"
+_REGISTERED: set[str] = set()
+_SUMMARY = ("id, created, flow, artifact_hash, endpoint, latency, calls, prompt_tokens, completion_tokens, "
+            "substr(error, 1, 300), length(inputs), (SELECT COUNT(*) FROM feedback f WHERE f.run_id = runs.id), "
+            "(SELECT score FROM feedback f WHERE f.run_id = runs.id ORDER BY f.id DESC LIMIT 1)")
+_SUMMARY_NAMES = ("id", "created", "flow", "artifact_hash", "endpoint", "latency", "calls", "prompt_tokens",
+                  "completion_tokens", "error", "input_bytes", "feedback_count", "last_score")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -80,9 +88,15 @@ class Feedback(BaseModel):
     comment: str | None = None
 
 
+def register_secret(value: str) -> None:
+    """Scrub `value` too from everything stored, logged or answered from now on (8 characters or longer)."""
+    if len(value) >= 8:
+        _REGISTERED.add(value)
+
+
 def scrub(text: str) -> str:
-    """`text` with the value of every secret environment variable replaced by a marker."""
-    for value in secret_values():
+    """`text` with the value of every secret environment variable (and registered secret) replaced by a marker."""
+    for value in sorted({*secret_values(), *_REGISTERED}, key=len, reverse=True):
         if value in text:
             text = text.replace(value, REDACTED)
     return text
@@ -95,6 +109,47 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _shared_inputs(inputs: dict[str, Any], traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The traces with every input value equal to the run's own input replaced by its key in `run_inputs`."""
+    out: list[dict[str, Any]] = []
+    for trace in traces:
+        read = trace.get("inputs")
+        if not isinstance(read, dict):
+            out.append(trace)
+            continue
+        same = [k for k, v in read.items() if k in inputs and inputs[k] == v]
+        if not same:
+            out.append(trace)
+            continue
+        out.append({**trace, "inputs": {k: v for k, v in read.items() if k not in same}, "run_inputs": same})
+    return out
+
+
+def _with_inputs(inputs: dict[str, Any], traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored traces with their `run_inputs` references filled back in from the run's inputs."""
+    out: list[dict[str, Any]] = []
+    for trace in traces:
+        keys = trace.get("run_inputs") if isinstance(trace, dict) else None
+        if not isinstance(keys, list):
+            out.append(trace)
+            continue
+        rest = {k: v for k, v in trace.items() if k != "run_inputs"}
+        rest["inputs"] = {**{k: inputs.get(k) for k in keys}, **(trace.get("inputs") or {})}
+        out.append(rest)
+    return out
+
+
+def parse_cursor(cursor: str) -> tuple[float, str]:
+    """A `/runs` page cursor (`created:id`, from the previous page's `next`); ValueError when malformed."""
+    created, sep, run_id = cursor.partition(":")
+    if not sep or not run_id:
+        raise ValueError("a cursor is the previous page's `next` value (created:id)")
+    value = float(created)
+    if not math.isfinite(value):
+        raise ValueError("a cursor's time must be a finite number")
+    return value, run_id
 
 
 class RunStore:
@@ -111,15 +166,17 @@ class RunStore:
             self._conn.executescript(_SCHEMA)
             self._conn.commit()
 
-    def record(self, run: RunRecord) -> None:
-        """Store one run (committed at once)."""
+    def record(self, run: RunRecord, replace: bool = True) -> None:
+        """Store one run (committed at once); with `replace` False, a run already stored under its id is kept."""
         row = (
             run.id, run.created, scrub(run.flow), run.artifact_hash, run.endpoint, _dumps(run.inputs),
-            None if run.outputs is None else _dumps(run.outputs), _dumps(run.traces), run.latency, run.calls,
-            run.prompt_tokens, run.completion_tokens, None if run.error is None else scrub(run.error),
+            None if run.outputs is None else _dumps(run.outputs), _dumps(_shared_inputs(run.inputs, run.traces)),
+            run.latency, run.calls, run.prompt_tokens, run.completion_tokens,
+            None if run.error is None else scrub(run.error),
         )
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+            self._conn.execute(f"{verb} INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
             self._conn.commit()
 
     def add_feedback(self, run_id: str, score: float, comment: str | None = None) -> Feedback:
@@ -149,20 +206,32 @@ class RunStore:
             ).fetchall()
         if row is None:
             return None
-        data = dict(zip(names, row, strict=True))
+        data = {"run_id": row[0], **dict(zip(names, row, strict=True))}
         for key in ("inputs", "outputs", "traces"):
             data[key] = _loads(data[key])
+        data["traces"] = _with_inputs(data["inputs"] or {}, data["traces"] or [])
         data["feedback"] = [Feedback(run_id=r[0], created=r[1], score=r[2], comment=r[3]).model_dump() for r in notes]
         return data
 
-    def runs(self, limit: int = 100, with_feedback_only: bool = False) -> list[dict[str, Any]]:
-        """The most recent runs (newest first), each with its feedback."""
-        query = "SELECT id FROM runs"
+    def runs(
+        self, limit: int = 100, with_feedback_only: bool = False, before: tuple[float, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The most recent runs (newest first, older than the cursor `before` when given), as small summaries:
+        no inputs, outputs or traces (`input_bytes` says how big the input is), feedback as a count and the last
+        score, the error cut at 300 characters. `get` gives one run whole."""
+        where: list[str] = []
+        params: list[Any] = []
         if with_feedback_only:
-            query += " WHERE id IN (SELECT run_id FROM feedback)"
+            where.append("id IN (SELECT run_id FROM feedback)")
+        if before is not None:
+            where.append("(created < ? OR (created = ? AND id < ?))")
+            params += [before[0], before[0], before[1]]
+        query = f"SELECT {_SUMMARY} FROM runs"
+        if where:
+            query += " WHERE " + " AND ".join(where)
         with self._lock:
-            ids = [r[0] for r in self._conn.execute(query + " ORDER BY created DESC LIMIT ?", (limit,)).fetchall()]
-        return [run for run_id in ids if (run := self.get(run_id)) is not None]
+            rows = self._conn.execute(query + " ORDER BY created DESC, id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [{"run_id": row[0], **dict(zip(_SUMMARY_NAMES, row, strict=True))} for row in rows]
 
     def count(self) -> int:
         """How many runs are stored."""

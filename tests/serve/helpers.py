@@ -26,6 +26,7 @@ from tests.fakes.openai_server import Responder, last_user_message
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW_MARKER = "SLOW"
+HANG_MARKER = "HANG-UP"
 
 
 def instance_from_schema(schema: dict[str, Any]) -> Any:
@@ -71,11 +72,14 @@ class InstantChatModel(BaseChatModel):
 
     reply: str = "{}"
     delay: float = 0.0
+    hang_marker: str = ""
+    hang_seconds: float = 0.0
 
     @classmethod
-    def for_flow(cls, flow: Flow, delay: float = 0.0) -> InstantChatModel:
-        """A model whose reply fits every micro-prompt of `flow`."""
-        return cls(reply=flow_reply(flow), delay=delay)
+    def for_flow(cls, flow: Flow, delay: float = 0.0, hang_seconds: float = 0.0) -> InstantChatModel:
+        """A model whose reply fits every micro-prompt of `flow` (and that hangs `hang_seconds` on HANG_MARKER)."""
+        return cls(reply=flow_reply(flow), delay=delay, hang_marker=HANG_MARKER if hang_seconds else "",
+                   hang_seconds=hang_seconds)
 
     @property
     def _llm_type(self) -> str:
@@ -87,6 +91,8 @@ class InstantChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.delay:
             time.sleep(self.delay)
+        if self.hang_marker and any(self.hang_marker in str(m.content) for m in messages[-1:]):
+            time.sleep(self.hang_seconds)
         message = AIMessage(content=self.reply, usage_metadata={"input_tokens": 10, "output_tokens": 5,
                                                                 "total_tokens": 15})
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -199,7 +199,7 @@ def test_feedback_rejects_bad_scores(make_client, score):
 @pytest.mark.parametrize("raw", [b'{"run_id": "x", "score": NaN}', b'{"run_id": "x", "score": 1e999}',
                                  b'{"run_id": "x", "score": 1, "extra": 2}', b'{"score": 1}'])
 def test_feedback_rejects_non_finite_and_malformed(make_client, raw):
-    assert_error(make_client().post("/feedback", content=raw), 422)
+    assert_error(make_client().post("/feedback", content=raw, headers={"content-type": "application/json"}), 422)
 
 
 def test_without_a_store_feedback_and_runs_are_404(make_client):
@@ -302,4 +302,4 @@ def test_query_validation_errors_are_json(make_client):
     client = make_client()
     assert_error(client.get("/runs", params={"limit": 0}), 422, "validation_error")
     assert_error(client.get("/runs", params={"limit": "many"}), 422, "validation_error")
-    assert client.get("/runs", params={"limit": 5}).json() == {"runs": []}
+    assert client.get("/runs", params={"limit": 5}).json() == {"runs": [], "limit": 5, "next": None}

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from microprompts.serve.app import create_app
+from microprompts.serve.settings import ServeSettings
 from tests.serve.helpers import SEAT_INPUT, InstantChatModel, seat_flow
 
 PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -41,8 +42,9 @@ bodies = st.one_of(
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     flow = seat_flow()
     store = Path(tmp_path_factory.mktemp("props")) / "runs.sqlite"
-    app = create_app(flow, model=InstantChatModel.for_flow(flow), store=store, max_body_bytes=20_000, max_batch=8)
-    with TestClient(app, raise_server_exceptions=True) as test_client:
+    app = create_app(flow, model=InstantChatModel.for_flow(flow), store=store,
+                     settings=ServeSettings(max_body_bytes=20_000, max_batch=8))
+    with TestClient(app, raise_server_exceptions=True, base_url="http://localhost") as test_client:
         yield test_client
 
 
@@ -57,7 +59,7 @@ def check(response: Any) -> None:
     body = json.loads(response.content)
     if response.status_code >= 400:
         assert isinstance(body["error"]["type"], str) and isinstance(body["error"]["message"], str)
-        assert response.status_code in {400, 404, 405, 413, 422}, response.text[:300]
+        assert response.status_code in {400, 404, 405, 413, 415, 422}, response.text[:300]
 
 
 @PROPERTY
@@ -100,5 +102,6 @@ def test_any_route_and_method_gets_a_json_answer(client, method, parts, body):
 
 
 def test_oversized_bodies_are_413(client):
-    response = client.post("/invoke", content=json.dumps({"input": {**SEAT_INPUT, "preferences": "x" * 30_000}}))
+    response = client.post("/invoke", content=json.dumps({"input": {**SEAT_INPUT, "preferences": "x" * 30_000}}),
+                           headers={"content-type": "application/json"})
     assert response.status_code == 413 and response.json()["error"]["type"] == "payload_too_large"

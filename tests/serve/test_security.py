@@ -87,3 +87,49 @@ def test_store_scrubs_secret_values(tmp_path, monkeypatch):
     again = RunStore(tmp_path / "runs.sqlite").get("r1")
     assert again is not None and again["inputs"] == {"q": "key=[redacted]"}
     assert again["error"] == "failed with [redacted]"
+
+
+def _serve_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in __import__("os").environ.items() if k != "MICROPROMPTS_API_KEY"}
+    return subprocess.run([sys.executable, "-m", "microprompts.cli", "serve", *args], capture_output=True, text=True,
+                          timeout=120, cwd=str(REPO), env={**clean, "PYTHONPATH": str(REPO), **env})
+
+
+def test_serve_refuses_a_non_loopback_bind_without_a_key(tmp_path):
+    path = tmp_path / "seats.json"
+    seat_flow().save(str(path))
+    for host in ("0.0.0.0", "192.168.1.4"):
+        result = _serve_cli([str(path), "--host", host, "--port", "9", "--no-store"], {})
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: binding ") and "--api-key" in lines[0]
+    weak = _serve_cli([str(path), "--host", "0.0.0.0", "--port", "9", "--no-store", "--api-key", "abc123"], {})
+    assert weak.returncode == 2 and "too short" in weak.stderr and "abc123" not in weak.stderr
+
+
+def test_the_key_never_reaches_the_log_or_the_store(tmp_path, fake_openai):
+    import httpx
+
+    from tests.serve.helpers import SEAT_INPUT, schema_responder, served
+
+    key = "cli-key-SENTINEL-0123456789abcdef"
+    artifact = tmp_path / "seats.json"
+    seat_flow().save(str(artifact))
+    fake = fake_openai(schema_responder())
+    store_path, log_path = tmp_path / "runs.sqlite", tmp_path / "serve.log"
+    args = [str(artifact), "--model", f"openai:fake@{fake.base_url}", "--store", str(store_path), "--api-key", key,
+            "--allow-module", "tests.serve.helpers", "--log-level", "debug"]
+    with served(args, log_path) as base, httpx.Client(base_url=base, timeout=30) as http:
+        assert http.post("/invoke", json={"input": SEAT_INPUT}).status_code == 401
+        wrong = http.post("/invoke", json={"input": SEAT_INPUT}, headers={"authorization": f"Bearer {key[:-1]}"})
+        assert wrong.status_code == 401 and key not in wrong.text
+        auth = {"authorization": f"Bearer {key}"}
+        ok = http.post("/invoke", json={"input": {**SEAT_INPUT, "preferences": f"my key {key}"}}, headers=auth)
+        assert ok.status_code == 200, ok.text
+        bad = http.post("/invoke", json={"input": {"preferences": key}}, headers=auth)
+        assert bad.status_code == 422 and key not in bad.text
+        stored = http.get(f"/runs/{ok.json()['run_id']}", headers=auth).json()
+        assert stored["inputs"]["preferences"] == "my key [redacted]"
+    for path in [*tmp_path.glob("runs.sqlite*"), log_path]:
+        assert key.encode() not in path.read_bytes(), path
+    assert "API key required" in log_path.read_text()

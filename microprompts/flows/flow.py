@@ -11,8 +11,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
+from microprompts.flows.address import Address
 from microprompts.flows.adopt import graph_parts
 from microprompts.flows.artifact import flow_parts, flow_to_dict, read_artifact, save_flow
+from microprompts.flows.edit import get_part, set_part
 from microprompts.flows.structure import Branch, FlowShape, Node, RouterError
 from microprompts.flows.validate import control_graph, dependency_graph, validate_flow
 from microprompts.models import ModelCaller, ModelLike
@@ -61,6 +63,14 @@ class Flow(FlowShape):
         if node.name not in self.nodes:
             raise KeyError(f"flow {self.name!r} has no node {node.name!r}")
         return self.evolve(nodes={**self.nodes, node.name: node})
+
+    def get(self, address: str | Address) -> Any:
+        """The part at an address (see `microprompts.flows.address`): a Section or None, a parameter, the examples..."""
+        return get_part(self, address)
+
+    def set(self, address: str | Address, value: Any) -> Flow:
+        """A copy with the part at an address set to `value` (None removes a section): how optimizers edit flows."""
+        return self.replace_node(set_part(self, address, value))
 
     def graph(self) -> nx.DiGraph:
         """The control graph as networkx (START, END, nodes, edges and branch targets)."""

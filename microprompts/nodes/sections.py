@@ -6,7 +6,19 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The kinds of section, in their canonical order: a new section goes after the last one whose kind comes no later.
 SectionKind = Literal["task", "inputs", "output_format", "examples", "guidelines", "text"]
+SECTION_KINDS: tuple[str, ...] = get_args(SectionKind)
+DEFAULT_TITLES: dict[str, str] = {  # the title a section of each kind gets when none is given
+    "task": "Task",
+    "inputs": "Inputs",
+    "output_format": "Output format",
+    "examples": "Examples",
+    "guidelines": "Guidelines",
+    "text": "Notes",
+}
+assert tuple(DEFAULT_TITLES) == SECTION_KINDS, "one title per section kind, in the canonical order"
+
 DataFormat = Literal["markdown", "xml", "json"]
 # How the model answers: one JSON object (grammar-constrained where the backend can); one `field: value` line per
 # field in free text, parsed leniently (small models often answer better in plain text than inside JSON); or
@@ -49,12 +61,3 @@ class Params(BaseModel):
     samples: int = Field(default=1, ge=1, le=15)
     choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
 
-
-DEFAULT_TITLES: dict[str, str] = {
-    "task": "Task",
-    "inputs": "Inputs",
-    "output_format": "Output format",
-    "examples": "Examples",
-    "guidelines": "Guidelines",
-    "text": "Notes",
-}

@@ -1,6 +1,6 @@
 """Optimizers: how a flow improves. Mutators, search strategies, the budgeted evaluator and `optimize`."""
 
-from microprompts.optimizers.addresses import (
+from microprompts.flows.address import (
     MutationViolation,
     address_values,
     check_mutation,

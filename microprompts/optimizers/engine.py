@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 
 from microprompts.flows import Flow
+from microprompts.flows.address import check_mutation, is_frozen
 from microprompts.models import BudgetExceeded, ModelCaller
-from microprompts.optimizers.addresses import check_mutation, is_frozen
 from microprompts.optimizers.budget import BudgetedCaller
 from microprompts.optimizers.candidate import Candidate, CandidateStatus, Mutation, Pending, Record
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from microprompts.flows.address import MutationViolation, check_mutation
 from microprompts.models import ModelCaller
-from microprompts.optimizers.addresses import MutationViolation, check_mutation
 from microprompts.optimizers.candidate import Candidate, Mutation, Pending, Record
 from microprompts.optimizers.space import SearchSpace
 

@@ -23,7 +23,6 @@ from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
 from microprompts.nodes.sections import REPLY_FORMATS
 from microprompts.optimizers.candidate import Candidate
-from microprompts.optimizers.edit import set_value
 from microprompts.optimizers.mutators._moves import MoveMutator
 from microprompts.optimizers.mutators.base import Move, MutationContext
 
@@ -71,7 +70,7 @@ class SearchSpace:
             address: c if isinstance(c, OneOf) else OneOf(tuple(c)) for address, c in choices.items()
         }
         for address, choice in self.choices.items():
-            set_value(flow, address, choice.alternatives[0])  # fails early on a bad address or value
+            flow.set(address, choice.alternatives[0])  # fails early on a bad address or value
 
     @classmethod
     def default(cls, flow: Flow) -> SearchSpace:
@@ -100,7 +99,7 @@ class SearchSpace:
         """The base flow with each address set to the picked value."""
         flow = self.flow
         for address, value in picks.items():
-            flow = set_value(flow, address, value)
+            flow = flow.set(address, value)
         return flow
 
     def expand(self) -> Iterator[tuple[dict[str, Any], Flow | Exception]]:
@@ -148,7 +147,7 @@ class SpaceChoice(MoveMutator):
         for address, choice in self.space.choices.items():
             for value in choice.alternatives:
                 try:
-                    child = set_value(candidate.flow, address, value)
+                    child = candidate.flow.set(address, value)
                 except (ValueError, TypeError, KeyError):
                     continue
                 if child.content_hash() == current:

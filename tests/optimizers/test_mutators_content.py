@@ -12,9 +12,9 @@ from langchain_core.messages import BaseMessage
 
 from microprompts.evals import EvalResult, RowResult
 from microprompts.flows import Flow
+from microprompts.flows.address import check_mutation
 from microprompts.models import BudgetExceeded, Completion, Usage
 from microprompts.nodes import MicroPrompt, NodeTrace
-from microprompts.optimizers.addresses import check_mutation
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._ask import accept_text, fit_blocks, parse_object
 from microprompts.optimizers.mutators.content import (

@@ -9,8 +9,8 @@ import pytest
 from langgraph.graph import END, START
 
 from microprompts.flows import Flow
+from microprompts.flows.address import check_mutation
 from microprompts.nodes import MicroPrompt
-from microprompts.optimizers.addresses import check_mutation
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators.graph import (
     InsertCheck,

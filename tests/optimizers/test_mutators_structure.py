@@ -10,9 +10,9 @@ import pytest
 
 from microprompts.evals import EvalResult, evaluate, exact_match
 from microprompts.flows import Flow
+from microprompts.flows.address import check_mutation, touched
 from microprompts.models import ModelCaller
 from microprompts.nodes import Example, MicroPrompt
-from microprompts.optimizers.addresses import check_mutation, touched
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import MutationContext, default_mutators, no_model_mutators
 from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount

@@ -8,9 +8,8 @@ from langgraph.graph import END, START
 from microprompts.flows import Flow
 from microprompts.models import ModelCaller
 from microprompts.nodes import MicroPrompt
-from microprompts.optimizers.addresses import is_frozen
 
-__all__ = ["checked", "fresh_name", "is_frozen", "micro_prompts_in_order", "node_order"]
+__all__ = ["checked", "fresh_name", "micro_prompts_in_order", "node_order"]
 
 
 def node_order(flow: Flow) -> list[str]:

@@ -16,8 +16,8 @@ from langchain_core.language_models import BaseChatModel
 
 from microprompts.evals import EvalResult, Metric
 from microprompts.flows import Flow
+from microprompts.flows.address import is_frozen
 from microprompts.models import ModelCaller
-from microprompts.optimizers.addresses import is_frozen
 from microprompts.optimizers.candidate import Candidate, Mutation, MutationKind
 from microprompts.optimizers.mutators._shared import checked
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
+from microprompts.flows.address import section_address
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import _prompts as P
@@ -33,11 +34,6 @@ TEXT_KINDS = ("task", "guidelines")
 MAX_SECTION_CHARS = 1200  # a micro-prompt is ~300 tokens in all; one section never needs more
 MAX_DEMOS = 5
 MAX_TRAJECTORY = 8
-
-
-def section_address(node: str, kind: str) -> str:
-    """The stable address of a node's section."""
-    return f"{node}.sections.{kind}"
 
 
 def split_address(address: str) -> tuple[str, str]:

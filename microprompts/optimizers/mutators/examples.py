@@ -7,10 +7,10 @@ from typing import Any
 
 from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
+from microprompts.flows.edit import insert_section
 from microprompts.nodes import Example, MicroPrompt, Section
 from microprompts.nodes.sections import DEFAULT_TITLES
 from microprompts.optimizers.candidate import Candidate
-from microprompts.optimizers.edit import insert_section
 from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext
 

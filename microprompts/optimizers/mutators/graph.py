@@ -18,11 +18,11 @@ from langgraph.graph import END, START
 
 from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Branch, Flow
+from microprompts.flows.address import address_values, is_frozen, node_of
 from microprompts.nodes import MicroPrompt, Params
 from microprompts.nodes.schema import model_from_schema
-from microprompts.optimizers.addresses import address_values, node_of
 from microprompts.optimizers.candidate import Candidate
-from microprompts.optimizers.mutators._shared import fresh_name, is_frozen
+from microprompts.optimizers.mutators._shared import fresh_name
 from microprompts.optimizers.mutators.base import Move, MutationContext, Mutator
 
 __all__ = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from microprompts.flows import Flow
+from microprompts.flows.address import section_address
 from microprompts.nodes import MicroPrompt
-from microprompts.optimizers.addresses import section_address
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext

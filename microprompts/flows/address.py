@@ -5,42 +5,80 @@ kind, 0-based, ``#0`` left out), ``<node>.params.<name>``, ``<node>.output.reaso
 ``<node>.examples``, ``<node>.inputs`` (input descriptions), ``<node>.function`` (a function node), ``graph.nodes``,
 ``graph.edges`` (edges and branches) and ``graph.state``. Patterns are fnmatch patterns; a pattern also covers the
 addresses below it (``reply`` covers ``reply.sections.task``), and ``reply.task`` is shorthand for
-``reply.sections.task``.
+``reply.sections.task``. Journals and artifacts hold these strings, so their format never changes.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from microprompts.flows import Flow
+from microprompts.flows.structure import FlowShape
 from microprompts.nodes import FunctionNode, MicroPrompt, Params
 from microprompts.nodes.schema import json_schema
+from microprompts.nodes.sections import SECTION_KINDS
 
 __all__ = [
-    "MutationViolation", "address_values", "check_mutation", "covers", "is_frozen", "node_of", "normalize_pattern",
-    "section_address", "touched",
+    "Address", "MutationViolation", "address_values", "check_mutation", "covers", "is_frozen", "node_of",
+    "normalize_pattern", "section_address", "touched",
 ]
 
+GRAPH = "graph"
 NODE_PARTS = ("sections", "params", "output", "examples", "inputs", "function")
-_SECTION_SHORTHAND = ("task", "output_format", "guidelines", "text")
+_SECTION_SHORTHAND = tuple(kind for kind in SECTION_KINDS if kind not in NODE_PARTS)
 _PARAM_NAMES = tuple(name for name in Params.model_fields if name != "reasoning")
+
+
+@dataclass(frozen=True)
+class Address:
+    """One part of a flow: its node (None for ``graph.*``), the part, and the key (kind, parameter...) and index
+    below it; `str()` gives the stable address string and `parse` reads it back."""
+
+    node: str | None
+    part: str
+    key: str | None = None
+    index: int = 0  # the i-th section of a kind (0-based): ``#i`` in the string, left out for 0
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """The address a string names: ``reply.sections.guidelines#1`` -> (reply, sections, guidelines, 1)."""
+        head, _, rest = text.partition(".")
+        part, _, below = rest.partition(".")
+        key, _, index = below.partition("#")
+        return cls(None if head == GRAPH else head, part, key or None, int(index) if index else 0)
+
+    @classmethod
+    def section(cls, node: str, kind: str, index: int = 0) -> Address:
+        """The `index`-th section of `kind` in `node`."""
+        return cls(node, "sections", kind, index)
+
+    @classmethod
+    def param(cls, node: str, name: str) -> Address:
+        """A parameter of `node` (the reasoning field lives at ``<node>.output.reasoning``)."""
+        return cls(node, "params", name)
+
+    def __str__(self) -> str:
+        text = f"{GRAPH if self.node is None else self.node}.{self.part}"
+        if self.key is not None:
+            text += f".{self.key}"
+        return text + (f"#{self.index}" if self.index else "")
 
 
 class MutationViolation(ValueError):
     """A child flow that changed something its operator did not declare, or something frozen."""
 
 
+def section_address(node: str, kind: str, index: int = 0) -> str:
+    """The address string of the `index`-th section of `kind` in `node` (``#0`` is left out)."""
+    return str(Address.section(node, kind, index))
+
+
 def _ref(obj: Any) -> str:
     module, name = getattr(obj, "__module__", "?"), getattr(obj, "__qualname__", repr(obj))
     return f"{module}:{name}"
-
-
-def section_address(node: str, kind: str, index: int) -> str:
-    """The address of the `index`-th section of `kind` in `node` (``#0`` is left out)."""
-    return f"{node}.sections.{kind}" + (f"#{index}" if index else "")
 
 
 def _prompt_values(mp: MicroPrompt) -> dict[str, Any]:
@@ -57,14 +95,14 @@ def _prompt_values(mp: MicroPrompt) -> dict[str, Any]:
     params = mp.params.model_dump()
     values[f"{mp.name}.output.reasoning"] = params.pop("reasoning")
     for key, value in params.items():
-        values[f"{mp.name}.params.{key}"] = value
+        values[str(Address.param(mp.name, key))] = value
     values[f"{mp.name}.output.schema"] = json_schema(mp.output)
     values[f"{mp.name}.examples"] = [e.model_dump(mode="json") for e in mp.examples]
     values[f"{mp.name}.inputs"] = dict(mp.inputs)
     return values
 
 
-def address_values(flow: Flow) -> dict[str, Any]:
+def address_values(flow: FlowShape) -> dict[str, Any]:
     """Every address of `flow` with its value (JSON-able), for diffs and reports."""
     values: dict[str, Any] = {}
     for node in flow.nodes.values():
@@ -89,7 +127,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def touched(parent: Flow, child: Flow) -> set[str]:
+def touched(parent: FlowShape, child: FlowShape) -> set[str]:
     """The addresses whose values differ between two flows (added and removed ones included)."""
     before, after = address_values(parent), address_values(child)
     return {a for a in set(before) | set(after)
@@ -99,14 +137,14 @@ def touched(parent: Flow, child: Flow) -> set[str]:
 def node_of(address: str) -> str | None:
     """The node an address belongs to, or None for ``graph.*`` addresses."""
     head = address.split(".", 1)[0]
-    return None if head == "graph" else head
+    return None if head == GRAPH else head
 
 
 def normalize_pattern(pattern: str) -> str:
     """Expand shorthands: ``reply.task`` -> ``reply.sections.task``, ``reply.temperature`` ->
     ``reply.params.temperature``, ``reply.reasoning``/``reply.params.reasoning`` -> ``reply.output.reasoning``."""
     parts = pattern.split(".")
-    if len(parts) < 2 or parts[0] == "graph":
+    if len(parts) < 2 or parts[0] == GRAPH:
         return pattern
     second = parts[1]
     if second in NODE_PARTS:
@@ -135,7 +173,7 @@ def is_frozen(address: str, frozen: Iterable[str]) -> bool:
 
 
 def check_mutation(
-    parent: Flow, child: Flow, declared: Sequence[str], frozen: Sequence[str] = ()
+    parent: FlowShape, child: FlowShape, declared: Sequence[str], frozen: Sequence[str] = ()
 ) -> set[str]:
     """The addresses a child changed; raises MutationViolation if one is undeclared or frozen.
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from microprompts.flows import Flow
-from microprompts.nodes import Example, MicroPrompt, Section
-from microprompts.optimizers.addresses import (
+from microprompts.flows.address import (
+    Address,
     MutationViolation,
     address_values,
     check_mutation,
@@ -15,7 +15,8 @@ from microprompts.optimizers.addresses import (
     normalize_pattern,
     touched,
 )
-from microprompts.optimizers.edit import insert_section, set_value
+from microprompts.flows.edit import insert_section
+from microprompts.nodes import Example, MicroPrompt, Section
 from tests.optimizers import engine_helpers as h
 
 
@@ -58,19 +59,19 @@ def test_shorthands_and_patterns() -> None:
 def test_touched_finds_exactly_what_changed() -> None:
     flow = _rich()
     assert touched(flow, flow) == set()
-    assert touched(flow, set_value(flow, "reply.sections.task", "New task.")) == {"reply.sections.task"}
-    assert touched(flow, set_value(flow, "reply.params.temperature", 0.5)) == {"reply.params.temperature"}
-    assert touched(flow, set_value(flow, "reply.output.reasoning", True)) == {"reply.output.reasoning"}
+    assert touched(flow, flow.set("reply.sections.task", "New task.")) == {"reply.sections.task"}
+    assert touched(flow, flow.set("reply.params.temperature", 0.5)) == {"reply.params.temperature"}
+    assert touched(flow, flow.set("reply.output.reasoning", True)) == {"reply.output.reasoning"}
     mp = flow.nodes["reply"]
     reordered = flow.replace_node(mp.replace(sections=[mp.sections[1], mp.sections[0], *mp.sections[2:]]))
     assert touched(flow, reordered) == {"reply.sections"}
-    dropped = set_value(flow, "reply.sections.guidelines", None)
+    dropped = flow.set("reply.sections.guidelines", None)
     assert touched(flow, dropped) == {"reply.sections", "reply.sections.guidelines", "reply.sections.guidelines#1"}
 
 
 def test_check_mutation_rejects_undeclared_and_frozen_changes() -> None:
     flow = _rich()
-    child = set_value(flow, "reply.sections.task", "New task.")
+    child = flow.set("reply.sections.task", "New task.")
     assert check_mutation(flow, child, ["reply.sections.task"]) == {"reply.sections.task"}
     assert check_mutation(flow, child, ["reply.sections.*"]) == {"reply.sections.task"}
     with pytest.raises(MutationViolation, match="undeclared"):
@@ -100,13 +101,35 @@ def test_insert_section_keeps_canonical_order() -> None:
     assert [s.kind for s in sections][:2] == ["task", "task"]
 
 
-def test_set_value_rejects_bad_addresses() -> None:
+def test_flow_set_rejects_bad_addresses() -> None:
     flow = h.topic_flow()
     with pytest.raises(KeyError):
-        set_value(flow, "nope.params.temperature", 0.1)
+        flow.set("nope.params.temperature", 0.1)
     with pytest.raises(ValueError):
-        set_value(flow, "classify.graph", 1)
+        flow.set("classify.graph", 1)
     with pytest.raises(ValueError):
-        set_value(flow, "classify.sections.bogus", "x")
+        flow.set("classify.sections.bogus", "x")
     with pytest.raises(TypeError):
-        set_value(h.pipeline(), "tidy.params.temperature", 0.1)
+        h.pipeline().set("tidy.params.temperature", 0.1)
+
+
+def test_address_parses_and_prints_the_stable_strings() -> None:
+    for text in ("reply.sections.task", "reply.sections.guidelines#1", "reply.params.temperature", "reply.sections",
+                 "reply.output.reasoning", "reply.examples", "graph.nodes", "graph.edges"):
+        assert str(Address.parse(text)) == text
+    assert Address.parse("reply.sections.guidelines#1") == Address("reply", "sections", "guidelines", 1)
+    assert Address.parse("graph.edges") == Address(None, "edges")
+    assert str(Address.section("reply", "task")) == "reply.sections.task"
+    assert str(Address.param("reply", "temperature")) == "reply.params.temperature"
+
+
+def test_flow_get_reads_what_set_writes() -> None:
+    flow = _rich()
+    assert flow.get("reply.params.temperature") == 0.0
+    assert flow.set("reply.params.temperature", 0.5).get(Address.param("reply", "temperature")) == 0.5
+    assert flow.set("reply.sections.task", "New task.").get("reply.sections.task").text == "New task."
+    assert flow.get("reply.sections.guidelines#5") is None
+    assert flow.get("reply.sections") == address_values(flow)["reply.sections"]
+    assert flow.get("graph.nodes") == address_values(flow)["graph.nodes"]
+    with pytest.raises(KeyError):
+        flow.get("nope.params.temperature")

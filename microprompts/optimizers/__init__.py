@@ -11,7 +11,7 @@ from microprompts.optimizers.budget import Budget, BudgetExceeded
 from microprompts.optimizers.candidate import Candidate, Mutation
 from microprompts.optimizers.journal import ResumeError
 from microprompts.optimizers.mutators import MutationContext, Mutator, default_mutators
-from microprompts.optimizers.optimize import Optimizer, optimize
+from microprompts.optimizers.optimize import Optimizer, RunLockedError, optimize
 from microprompts.optimizers.result import OptimizeResult
 from microprompts.optimizers.search import BeamSearch, Enumerate, RegularizedEvolution, Search, SearchEngine
 from microprompts.optimizers.space import SearchSpace, one_of, optional
@@ -30,6 +30,7 @@ __all__ = [
     "Optimizer",
     "RegularizedEvolution",
     "ResumeError",
+    "RunLockedError",
     "Search",
     "SearchEngine",
     "SearchSpace",

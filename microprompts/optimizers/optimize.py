@@ -15,10 +15,12 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from langchain_core.language_models import BaseChatModel
 from tqdm.auto import tqdm
 
@@ -68,12 +70,34 @@ def _check_run(run_dir: Path, fingerprint: dict[str, Any], resume: bool) -> None
     """On resume, refuse a run directory that holds a different run; otherwise record this run's identity."""
     path = run_dir / "run.json"
     if resume and path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ResumeError(f"cannot resume {run_dir}: {path} cannot be read ({exc}); start the run over without "
+                              "--resume, or in another directory") from exc
+        if not isinstance(recorded, dict):
+            raise ResumeError(f"cannot resume {run_dir}: {path} does not hold a run's settings")
         differs = sorted(k for k in set(recorded) | set(fingerprint) if recorded.get(k) != fingerprint.get(k))
         if differs:
             raise ResumeError(f"cannot resume {run_dir}: it holds a run with a different {', '.join(differs)}")
         return
     atomic_write_text(path, json.dumps(fingerprint, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _run_lock(run_dir: Path) -> FileLock:
+    """The run directory's lock, taken now: a second run in the same directory gets one clear error instead of
+    interleaving its journal with the first one's."""
+    lock = FileLock(str(run_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunLockedError(f"another optimize is running in {run_dir} (it holds {run_dir / '.lock'}): wait for it "
+                             "to finish, or choose another --out") from None
+    return lock
+
+
+class RunLockedError(RuntimeError):
+    """Another process is optimizing in the same run directory."""
 
 
 class _Progress:
@@ -154,39 +178,41 @@ class Optimizer:
         rubric = getattr(metric, "fingerprint", None)
         if callable(rubric):  # a metric that calls a model (llm_judge): its rubric too
             fingerprint["metric"] = json.loads(json.dumps(rubric(), sort_keys=True, default=str))
-        if run_path is not None:
-            run_path.mkdir(parents=True, exist_ok=True)
-            _check_run(run_path, fingerprint, resume)
-        cache = _open_cache(run_path)
-        metric_before = metric_usage(metric)
-        tracker = BudgetTracker(budget)
-        task_caller = BudgetedCaller(cache, tracker, "task", self.before_call)
-        opt_caller = BudgetedCaller(cache, tracker, "optimizer", self.before_call)
-        journal = Journal(run_path / "journal.jsonl" if run_path else None, resume)
-        tracker.seconds_offset = journal.last_elapsed()
-        evaluator = Evaluator(metric, self.model, task_caller, tracker, self.concurrency,
-                              run_path / "evaluations.jsonl" if run_path else None, resume)
-        bar = _Progress(tracker, budget.calls, base.name, self.progress)
-        engine = Engine(base, rows=rows, evaluator=evaluator, journal=journal, space=space, on_record=bar,
-                        proposers=Proposers(mutators=ops, model=opt_model, caller=opt_caller),
-                        settings=EngineSettings(seed=self.seed, minibatch=self.minibatch, margin=self.margin,
-                                                objective=Objective(self.cost_weight), frozen=tuple(self.frozen),
-                                                models=tuple(self.models)))
-        stopped: str | None = None
-        try:
+        with ExitStack() as held:
+            if run_path is not None:
+                run_path.mkdir(parents=True, exist_ok=True)
+                held.enter_context(_run_lock(run_path))  # one run at a time in a directory
+                _check_run(run_path, fingerprint, resume)
+            cache = _open_cache(run_path)
+            metric_before = metric_usage(metric)
+            tracker = BudgetTracker(budget)
+            task_caller = BudgetedCaller(cache, tracker, "task", self.before_call)
+            opt_caller = BudgetedCaller(cache, tracker, "optimizer", self.before_call)
+            journal = Journal(run_path / "journal.jsonl" if run_path else None, resume)
+            tracker.seconds_offset = journal.last_elapsed()
+            evaluator = Evaluator(metric, self.model, task_caller, tracker, self.concurrency,
+                                  run_path / "evaluations.jsonl" if run_path else None, resume)
+            bar = _Progress(tracker, budget.calls, base.name, self.progress)
+            engine = Engine(base, rows=rows, evaluator=evaluator, journal=journal, space=space, on_record=bar,
+                            proposers=Proposers(mutators=ops, model=opt_model, caller=opt_caller),
+                            settings=EngineSettings(seed=self.seed, minibatch=self.minibatch, margin=self.margin,
+                                                    objective=Objective(self.cost_weight), frozen=tuple(self.frozen),
+                                                    models=tuple(self.models)))
+            stopped: str | None = None
             try:
-                engine.start()
-            except BudgetExceeded as exc:
-                raise BudgetExceeded(
-                    f"the budget ({budget.describe()}) ran out before the baseline was scored on dev ({exc})"
-                ) from exc
-            try:
-                strategy.run(engine)
-            except BudgetExceeded as exc:
-                stopped = f"stopped by the budget: {exc}"
-        finally:
-            bar.close()
-        return finish_run(engine, strategy, stopped, test_rows, run_path, cache, opt_caller, metric_before)
+                try:
+                    engine.start()
+                except BudgetExceeded as exc:
+                    raise BudgetExceeded(
+                        f"the budget ({budget.describe()}) ran out before the baseline was scored on dev ({exc})"
+                    ) from exc
+                try:
+                    strategy.run(engine)
+                except BudgetExceeded as exc:
+                    stopped = f"stopped by the budget: {exc}"
+            finally:
+                bar.close()
+            return finish_run(engine, strategy, stopped, test_rows, run_path, cache, opt_caller, metric_before)
 
     def _operators(self, opt_model: BaseChatModel | None, space: SearchSpace | None, strategy: Search) -> list[Mutator]:
         """The mutators this run uses: the given or default ones, a space's choices unless enumerating it, by kind."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -44,8 +45,14 @@ def secret_values() -> list[str]:
     return [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8]
 
 
+def secret_forms(value: str) -> set[str]:
+    """A secret as it may appear in text: as it is, and as it appears inside a JSON string (a `"` or `\\` in it is
+    escaped there, so a plain search for the value would miss it)."""
+    return {value, json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1]}
+
+
 def assert_no_secrets(text: str, what: str) -> None:
-    """Refuse to write `text` if it contains the value of a secret environment variable."""
-    for value in secret_values():
+    """Refuse to write `text` if it contains the value of a secret environment variable (in any form above)."""
+    for value in {form for secret in secret_values() for form in secret_forms(secret)}:
         if value in text:
             raise ValueError(f"refusing to write {what}: it contains the value of a secret environment variable")

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from microprompts._io import secret_values
+from microprompts._io import secret_forms, secret_values
 
 REDACTED = "[redacted]"
 _REGISTERED: set[str] = set()
@@ -96,7 +96,8 @@ def register_secret(value: str) -> None:
 
 def scrub(text: str) -> str:
     """`text` with the value of every secret environment variable (and registered secret) replaced by a marker."""
-    for value in sorted({*secret_values(), *_REGISTERED}, key=len, reverse=True):
+    forms = {form for secret in {*secret_values(), *_REGISTERED} for form in secret_forms(secret)}
+    for value in sorted(forms, key=len, reverse=True):
         if value in text:
             text = text.replace(value, REDACTED)
     return text

@@ -126,7 +126,7 @@ def exact_match(field: str = "output", normalize: str = "basic", expected_field:
         return Score(value=0.0, feedback=f"expected {_describe_expected(answers)}, got {_short(got)}")
 
     metric.__name__ = metric.__qualname__ = f"exact_match({field})"
-    metric.expected_fields = key,  # what `check_rows` makes sure every row has
+    metric.__dict__["expected_fields"] = (key,)  # what `check_rows` makes sure every row has
     return metric
 
 
@@ -196,7 +196,7 @@ def jaccard(
         return Score(value=value, feedback="; ".join(notes))
 
     metric.__name__ = metric.__qualname__ = f"jaccard({field})"
-    metric.expected_fields = key,  # what `check_rows` makes sure every row has
+    metric.__dict__["expected_fields"] = (key,)  # what `check_rows` makes sure every row has
     return metric
 
 
@@ -235,7 +235,7 @@ def f1(field: str = "output", expected_field: str | None = None) -> Metric:
         return Score(value=value, feedback=feedback)
 
     metric.__name__ = metric.__qualname__ = f"f1({field})"
-    metric.expected_fields = key,  # what `check_rows` makes sure every row has
+    metric.__dict__["expected_fields"] = (key,)  # what `check_rows` makes sure every row has
     return metric
 
 

@@ -76,7 +76,7 @@ class SearchSpace:
     def default(cls, flow: Flow) -> SearchSpace:
         """A built-in space for flows that declare none: per micro-prompt, data format x reply format x reasoning
         field (x showing no or all examples, when it has some)."""
-        choices: dict[str, OneOf] = {}
+        choices: dict[str, OneOf | list[Any] | tuple[Any, ...]] = {}
         for node in flow.nodes.values():
             if not isinstance(node, MicroPrompt):
                 continue

@@ -79,7 +79,7 @@ def evidence(flow: Flow, rows: Sequence[RowResult], candidates: Sequence[str]) -
         wrong = [n for n in here if _wrong_fields(flow.nodes[n], row, n)]
         if not wrong:
             for n in here:  # no field to compare: fall back on the feedback naming a node or its field
-                if _named_in(flow.nodes[n], row.feedback):
+                if isinstance(node := flow.nodes[n], MicroPrompt) and _named_in(node, row.feedback):
                     weak[n] += 1
                     break
             continue

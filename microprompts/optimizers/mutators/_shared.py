@@ -32,7 +32,7 @@ def node_order(flow: Flow) -> list[str]:
 
 def micro_prompts_in_order(flow: Flow) -> list[MicroPrompt]:
     """The flow's micro-prompt nodes in run order."""
-    return [flow.nodes[n] for n in node_order(flow) if isinstance(flow.nodes[n], MicroPrompt)]
+    return [node for n in node_order(flow) if isinstance(node := flow.nodes[n], MicroPrompt)]
 
 
 def checked(flow: Flow) -> Flow | None:

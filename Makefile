@@ -24,12 +24,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
-test: $(STAMP)
-	$(BIN)/ruff check microprompts tests examples benchmarks
+# The gates first (lint, format, types: seconds), then the tests.
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check microprompts tests examples benchmarks
+	$(BIN)/ruff format --check microprompts tests examples benchmarks
+	$(BIN)/basedpyright
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -60,8 +60,10 @@ def margin(llama: Any, instruction: str, examples: list[Row], row: Row) -> float
     """log p(yes) - log p(no) for the first token of the reply (-30 for a label outside the top 20)."""
     messages = [{"role": "system", "content": instruction}]
     for ex in examples:
-        messages += [{"role": "user", "content": _text(ex) + ASK},
-                     {"role": "assistant", "content": "yes" if _label(ex) else "no"}]
+        messages += [
+            {"role": "user", "content": _text(ex) + ASK},
+            {"role": "assistant", "content": "yes" if _label(ex) else "no"},
+        ]
     messages.append({"role": "user", "content": _text(row) + ASK})
     reply = llama.create_chat_completion(messages, max_tokens=1, temperature=0, logprobs=True, top_logprobs=20)
     seen: dict[str, float] = {}
@@ -107,22 +109,35 @@ def measure(llama: Any, task_name: str, k: int, dev_n: int, test_n: int, seed: i
     threshold = fit_threshold(dev)
     majority = max(sum(y for _, y in test), sum(not y for _, y in test)) / len(test)
     return {
-        "task": task_name, "shots": k, "dev_rows": len(dev), "test_rows": len(test),
-        "test_yes": sum(y for _, y in test), "auc_dev": round(auc(dev), 3), "auc_test": round(auc(test), 3),
-        "test_majority": round(majority, 3), "test_argmax": round(accuracy(test, 0.0), 3),
-        "dev_threshold": round(threshold, 3), "test_dev_threshold": round(accuracy(test, threshold), 3),
-        "test_answers_yes": sum(m > 0 for m, _ in test), "seconds": round(time.monotonic() - start, 1),
+        "task": task_name,
+        "shots": k,
+        "dev_rows": len(dev),
+        "test_rows": len(test),
+        "test_yes": sum(y for _, y in test),
+        "auc_dev": round(auc(dev), 3),
+        "auc_test": round(auc(test), 3),
+        "test_majority": round(majority, 3),
+        "test_argmax": round(accuracy(test, 0.0), 3),
+        "dev_threshold": round(threshold, 3),
+        "test_dev_threshold": round(accuracy(test, threshold), 3),
+        "test_answers_yes": sum(m > 0 for m, _ in test),
+        "seconds": round(time.monotonic() - start, 1),
     }
 
 
 def table(cells: list[dict[str, Any]]) -> str:
     """The cells as a markdown table, scores x100."""
-    lines = ["| task | shots | AUC dev | AUC test | test: majority | test: model's choice (yes answers) "
-             "| test: dev-fitted threshold |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| task | shots | AUC dev | AUC test | test: majority | test: model's choice (yes answers) "
+        "| test: dev-fitted threshold |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for c in cells:
-        lines.append(f"| {c['task']} | {c['shots']} | {c['auc_dev']:.3f} | {c['auc_test']:.3f} | "
-                     f"{100 * c['test_majority']:.1f} | {100 * c['test_argmax']:.1f} ({c['test_answers_yes']}"
-                     f"/{c['test_rows']}) | {100 * c['test_dev_threshold']:.1f} |")
+        lines.append(
+            f"| {c['task']} | {c['shots']} | {c['auc_dev']:.3f} | {c['auc_test']:.3f} | "
+            f"{100 * c['test_majority']:.1f} | {100 * c['test_argmax']:.1f} ({c['test_answers_yes']}"
+            f"/{c['test_rows']}) | {100 * c['test_dev_threshold']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -153,13 +168,28 @@ def main(argv: list[str] | None = None) -> int:
         for k in args.shots:
             log(f"{task_name}, {k} shots: {args.dev} dev + {args.test} test rows")
             cells.append(measure(llama, task_name, k, args.dev, args.test, args.seed))
-            log(f"  AUC test {cells[-1]['auc_test']}, majority {cells[-1]['test_majority']}, "
-                f"dev-fitted threshold {cells[-1]['test_dev_threshold']}")
-    config = {"model": args.model, "model_file": Path(path).name, "dev": args.dev, "test": args.test,
-              "seed": args.seed, "threads": args.threads, "quick": args.quick}
-    write_cells(out, "Yes/no signal in the task model (log p(yes) - log p(no))", config, cells,
-                f"Model `{config['model_file']}`; dev {args.dev} / test {args.test} rows of `benchmarks/optimize.py`'s "
-                f"splits (seed {args.seed}). Scores x100.", table(cells))
+            log(
+                f"  AUC test {cells[-1]['auc_test']}, majority {cells[-1]['test_majority']}, "
+                f"dev-fitted threshold {cells[-1]['test_dev_threshold']}"
+            )
+    config = {
+        "model": args.model,
+        "model_file": Path(path).name,
+        "dev": args.dev,
+        "test": args.test,
+        "seed": args.seed,
+        "threads": args.threads,
+        "quick": args.quick,
+    }
+    write_cells(
+        out,
+        "Yes/no signal in the task model (log p(yes) - log p(no))",
+        config,
+        cells,
+        f"Model `{config['model_file']}`; dev {args.dev} / test {args.test} rows of `benchmarks/optimize.py`'s "
+        f"splits (seed {args.seed}). Scores x100.",
+        table(cells),
+    )
     return 0
 
 

@@ -59,10 +59,16 @@ def log(message: str) -> None:
 def git_commit() -> dict[str, Any]:
     """HEAD, and whether the library (microprompts/, examples/) differs from it in the working tree."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "microprompts", "examples"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "microprompts", "examples"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "library_dirty": None}
     return {"commit": head, "library_dirty": bool(dirty)}
@@ -73,13 +79,18 @@ def load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
-def write_cells(out: Path, title: str, config: dict[str, Any], cells: list[dict[str, Any]], intro: str,
-                text: str) -> None:
+def write_cells(
+    out: Path, title: str, config: dict[str, Any], cells: list[dict[str, Any]], intro: str, text: str
+) -> None:
     """A one-table benchmark's results: JSON (config, machine, commit, time, cells) and markdown (title, intro,
     table) written atomically, then the table printed."""
     store = {
-        "title": title, "config": config, "machine": {"cpus": os.cpu_count(), "load_avg": load_average()},
-        **git_commit(), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cells": cells,
+        "title": title,
+        "config": config,
+        "machine": {"cpus": os.cpu_count(), "load_avg": load_average()},
+        **git_commit(),
+        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cells": cells,
     }
     atomic_write_text(out, json.dumps(store, indent=1) + "\n")
     atomic_write_text(out.with_suffix(".md"), f"# {title}\n\n{intro}\n\n{text}\n")
@@ -98,9 +109,15 @@ def winning_path(result: Any) -> list[dict[str, Any]]:
     steps = []
     for entry in result.lineage[1:]:
         mutation = entry.get("mutation") or {}
-        steps.append({"operator": entry.get("operator"), "kind": entry.get("kind"),
-                      "address": mutation.get("address"), "dev": entry.get("dev"),
-                      "after": str(mutation.get("after"))[:160] if mutation.get("after") is not None else None})
+        steps.append(
+            {
+                "operator": entry.get("operator"),
+                "kind": entry.get("kind"),
+                "address": mutation.get("address"),
+                "dev": entry.get("dev"),
+                "after": str(mutation.get("after"))[:160] if mutation.get("after") is not None else None,
+            }
+        )
     return steps
 
 
@@ -147,9 +164,19 @@ def run_cell(task_name: str, search: str, args: argparse.Namespace, model: str, 
     restarted = False
     seeded = None if resumed else seed_cache(run_dir, args.share_cache)
     load_before, started = load_average(), time.monotonic()
-    kwargs = dict(train=splits.train, dev=splits.dev, test=splits.test, metric=task.metric, search=search,
-                  budget=Budget(calls=args.budget_calls), model=model, optimizer_model=args.optimizer_model_spec,
-                  run_dir=run_dir, seed=args.seed, progress=args.progress)
+    kwargs = dict(
+        train=splits.train,
+        dev=splits.dev,
+        test=splits.test,
+        metric=task.metric,
+        search=search,
+        budget=Budget(calls=args.budget_calls),
+        model=model,
+        optimizer_model=args.optimizer_model_spec,
+        run_dir=run_dir,
+        seed=args.seed,
+        progress=args.progress,
+    )
     try:
         result = optimize(task.flow, resume=True, **kwargs)
     except ResumeError as exc:  # the run directory holds another run (the code or data changed): start over
@@ -164,22 +191,41 @@ def run_cell(task_name: str, search: str, args: argparse.Namespace, model: str, 
     search_calls = u["search_calls"]  # the search's charged calls; the rest scored test (outside the budget)
     base, best = result.test_baseline or 0.0, result.test_best or 0.0
     return {
-        "task": task_name, "search": search, "search_config": result.search,
+        "task": task_name,
+        "search": search,
+        "search_config": result.search,
         "n": {"train": len(splits.train), "dev": len(splits.dev), "test": len(splits.test)},
-        "baseline_test": round(base, 4), "best_test": round(best, 4), "gain_points": round(100 * (best - base), 2),
-        "baseline_dev": round(result.baseline_score, 4), "best_dev": round(result.best_score, 4),
-        "improved": result.improved, "best_id": result.best_candidate.id, "stopped": result.stopped,
-        "calls": search_calls, "test_calls": u["charged_calls"] - search_calls,
-        "optimizer_calls": u["charged_optimizer_calls"], "paid_calls": u["calls"] + u["optimizer_calls"],
+        "baseline_test": round(base, 4),
+        "best_test": round(best, 4),
+        "gain_points": round(100 * (best - base), 2),
+        "baseline_dev": round(result.baseline_score, 4),
+        "best_dev": round(result.best_score, 4),
+        "improved": result.improved,
+        "best_id": result.best_candidate.id,
+        "stopped": result.stopped,
+        "calls": search_calls,
+        "test_calls": u["charged_calls"] - search_calls,
+        "optimizer_calls": u["charged_optimizer_calls"],
+        "paid_calls": u["calls"] + u["optimizer_calls"],
         "cached_calls": u["cached_calls"] + u["optimizer_cached_calls"],
-        "prompt_tokens": u["prompt_tokens"], "completion_tokens": u["completion_tokens"], "tokens": u["tokens"],
-        "charged_tokens": u["charged_tokens"], "seconds": round(u["seconds"], 1),
-        "seconds_this_process": round(wall, 1), "resumed": resumed, "restarted": restarted,
+        "prompt_tokens": u["prompt_tokens"],
+        "completion_tokens": u["completion_tokens"],
+        "tokens": u["tokens"],
+        "charged_tokens": u["charged_tokens"],
+        "seconds": round(u["seconds"], 1),
+        "seconds_this_process": round(wall, 1),
+        "resumed": resumed,
+        "restarted": restarted,
         "cache_seeded_from": seeded,
-        "candidates": len(candidates), "full_dev": sum(1 for e in candidates if e.get("dev") is not None),
-        "winning_path": winning_path(result), "operators": promotions(result.history),
-        "bandit": result.operators, "load_avg_before": load_before, "load_avg_after": load_average(),
-        **args.code, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "candidates": len(candidates),
+        "full_dev": sum(1 for e in candidates if e.get("dev") is not None),
+        "winning_path": winning_path(result),
+        "operators": promotions(result.history),
+        "bandit": result.operators,
+        "load_avg_before": load_before,
+        "load_avg_after": load_average(),
+        **args.code,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_dir": str(run_dir.relative_to(ROOT)),
     }
 
@@ -200,11 +246,16 @@ def summarize(store: dict[str, Any]) -> dict[str, Any]:
     if sorted(cfg["tasks"]) != sorted(TASKS) or sorted(cfg["searches"]) != sorted(SEARCHES):
         reduced.append(f"tasks {cfg['tasks']} x searches {cfg['searches']} (full: all {len(TASKS)} tasks x both)")
     return {
-        "cells_done": len(cells), "cells_planned": len(planned), "missing": missing, "complete": not missing,
-        "full_benchmark": not missing and not reduced, "reduced": reduced,
+        "cells_done": len(cells),
+        "cells_planned": len(planned),
+        "missing": missing,
+        "complete": not missing,
+        "full_benchmark": not missing and not reduced,
+        "reduced": reduced,
         "mean_gain_points": mean(gains),
-        "mean_gain_points_by_search": {s: mean([c["gain_points"] for c in cells if c["search"] == s])
-                                       for s in cfg["searches"]},
+        "mean_gain_points_by_search": {
+            s: mean([c["gain_points"] for c in cells if c["search"] == s]) for s in cfg["searches"]
+        },
         "mean_baseline_test": mean([100 * c["baseline_test"] for c in cells]),
         "mean_best_test": mean([100 * c["best_test"] for c in cells]),
         "improved_cells": sum(1 for c in cells if c["gain_points"] > 0),
@@ -221,9 +272,13 @@ def short_path(cell: dict[str, Any]) -> str:
 def markdown(store: dict[str, Any]) -> str:
     """The results as a markdown page."""
     s, cfg, m = store["summary"], store["config"], store["machine"]
-    status = ("full benchmark" if s["full_benchmark"] else
-              f"REDUCED run: {'; '.join(s['reduced'])}" if s["complete"] else
-              f"PARTIAL: {s['cells_done']} of {s['cells_planned']} cells (missing: {', '.join(s['missing'])})")
+    status = (
+        "full benchmark"
+        if s["full_benchmark"]
+        else f"REDUCED run: {'; '.join(s['reduced'])}"
+        if s["complete"]
+        else f"PARTIAL: {s['cells_done']} of {s['cells_planned']} cells (missing: {', '.join(s['missing'])})"
+    )
     lines = [
         "# Optimizer benchmark: baseline vs best on held-out test",
         "",
@@ -236,8 +291,10 @@ def markdown(store: dict[str, Any]) -> str:
         "| seconds | winning mutations |",
         "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
-    for key in sorted(store["cells"], key=lambda k: (cfg["tasks"].index(k.split("/")[0])
-                                                     if k.split("/")[0] in cfg["tasks"] else 99, k)):
+    for key in sorted(
+        store["cells"],
+        key=lambda k: (cfg["tasks"].index(k.split("/")[0]) if k.split("/")[0] in cfg["tasks"] else 99, k),
+    ):
         c = store["cells"][key]
         lines.append(
             f"| {c['task']} | {c['search']} | {100 * c['baseline_test']:.1f} | {100 * c['best_test']:.1f} "
@@ -249,16 +306,21 @@ def markdown(store: dict[str, Any]) -> str:
         "",
         f"Mean gain over {s['cells_done']} cell(s): **{s['mean_gain_points']:+.1f} points** ({by}); mean test "
         f"{s['mean_baseline_test']:.1f} → {s['mean_best_test']:.1f}; {s['improved_cells']} cell(s) better, "
-        f"{s['worse_cells']} worse." if s["mean_gain_points"] is not None else "No finished cells yet.",
+        f"{s['worse_cells']} worse."
+        if s["mean_gain_points"] is not None
+        else "No finished cells yet.",
         "",
         f"Machine: {m['cpus']} CPUs, load average {m['load_avg']} when this file was written (per cell: "
         f"`load_avg_before/after` in the JSON); commit(s) {', '.join(sorted(m['commits']))}. "
         "`calls` are the budgeted task-model calls of the search (the dev baseline included); `test calls` score "
         "the baseline and the winner on test, outside the budget; tokens and seconds cover both."
-        + (" A task's second search starts from a copy of the first one's call cache (`cache_seeded_from`): the "
-           "budget charges a request whether or not the cache answers it, so its search is the same as on a cold "
-           "cache, but requests both searches make (the baseline on dev and test) cost it no time." if
-           cfg.get("share_cache") else ""),
+        + (
+            " A task's second search starts from a copy of the first one's call cache (`cache_seeded_from`): the "
+            "budget charges a request whether or not the cache answers it, so its search is the same as on a cold "
+            "cache, but requests both searches make (the baseline on dev and test) cost it no time."
+            if cfg.get("share_cache")
+            else ""
+        ),
     ]
     if store.get("notes"):
         lines += ["", "Notes:", *[f"- {n}" for n in store["notes"]]]
@@ -269,12 +331,16 @@ def table(store: dict[str, Any]) -> str:
     """The printed table."""
     rows = [f"{'task':<22}{'search':<11}{'base':>6}{'best':>6}{'gain':>7}{'calls':>7}{'tokens':>9}{'secs':>7}"]
     for c in store["cells"].values():
-        rows.append(f"{c['task']:<22}{c['search']:<11}{100 * c['baseline_test']:>6.1f}{100 * c['best_test']:>6.1f}"
-                    f"{c['gain_points']:>+7.1f}{c['calls']:>7}{c['tokens']:>9}{c['seconds']:>7.0f}")
+        rows.append(
+            f"{c['task']:<22}{c['search']:<11}{100 * c['baseline_test']:>6.1f}{100 * c['best_test']:>6.1f}"
+            f"{c['gain_points']:>+7.1f}{c['calls']:>7}{c['tokens']:>9}{c['seconds']:>7.0f}"
+        )
     s = store["summary"]
     if s["mean_gain_points"] is not None:
-        rows.append(f"mean gain {s['mean_gain_points']:+.2f} points over {s['cells_done']}/{s['cells_planned']} "
-                    f"cells {s['mean_gain_points_by_search']}" + ("" if s["complete"] else " (PARTIAL)"))
+        rows.append(
+            f"mean gain {s['mean_gain_points']:+.2f} points over {s['cells_done']}/{s['cells_planned']} "
+            f"cells {s['mean_gain_points_by_search']}" + ("" if s["complete"] else " (PARTIAL)")
+        )
     return "\n".join(rows)
 
 
@@ -283,10 +349,14 @@ def write(store: dict[str, Any], out: Path) -> None:
     from microprompts.models.local import default_threads
 
     store["summary"] = summarize(store)
-    store["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg": load_average(),
-                        "threads": default_threads(),
-                        "MICROPROMPTS_THREADS": os.environ.get("MICROPROMPTS_THREADS"),
-                        "commits": sorted({c["commit"] for c in store["cells"].values() if c.get("commit")})}
+    store["machine"] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg": load_average(),
+        "threads": default_threads(),
+        "MICROPROMPTS_THREADS": os.environ.get("MICROPROMPTS_THREADS"),
+        "commits": sorted({c["commit"] for c in store["cells"].values() if c.get("commit")}),
+    }
     atomic_write_text(out, json.dumps(store, indent=2) + "\n")
     atomic_write_text(out.with_suffix(".md"), markdown(store))
 
@@ -301,22 +371,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test", type=int, help=f"test rows (default {FULL['test']})")
     parser.add_argument("--seed", type=int, default=0, help="split and search seed")
     parser.add_argument("--model", default="qwen-0.5b", help="bench-model name of the task model")
-    parser.add_argument("--optimizer-model", nargs="?", const="same", default=None,
-                        help="enable the content mutators with this model spec ('same' or no value: the task model)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="llama.cpp threads (MICROPROMPTS_THREADS; 1 on a shared, busy machine)")
+    parser.add_argument(
+        "--optimizer-model",
+        nargs="?",
+        const="same",
+        default=None,
+        help="enable the content mutators with this model spec ('same' or no value: the task model)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="llama.cpp threads (MICROPROMPTS_THREADS; 1 on a shared, busy machine)"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny end-to-end proof: 1 task, budget 30, dev 8, test 10")
     parser.add_argument("--out", help="results JSON (default results/optimize.json, optimize.quick.json for --quick)")
     parser.add_argument("--note", action="append", default=[], help="a note stored with the results (repeatable)")
     parser.add_argument("--replace", action="store_true", help="discard an existing results file of another config")
     parser.add_argument("--progress", action="store_true", help="show the optimizer's progress bar")
-    parser.add_argument("--merge", type=Path, action="append", default=[], metavar="FILE",
-                        help="add the cells of another results file of the same configuration (a process that ran "
-                             "some cells beside this one with --out), rewrite the results and exit")
-    parser.add_argument("--redo", action="append", default=[], metavar="TASK/SEARCH",
-                        help="run this cell again from scratch (its run directory is set aside; repeatable)")
-    parser.add_argument("--no-share-cache", dest="share_cache", action="store_false",
-                        help="do not start a cell's call cache from the same task's finished other search")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add the cells of another results file of the same configuration (a process that ran "
+        "some cells beside this one with --out), rewrite the results and exit",
+    )
+    parser.add_argument(
+        "--redo",
+        action="append",
+        default=[],
+        metavar="TASK/SEARCH",
+        help="run this cell again from scratch (its run directory is set aside; repeatable)",
+    )
+    parser.add_argument(
+        "--no-share-cache",
+        dest="share_cache",
+        action="store_false",
+        help="do not start a cell's call cache from the same task's finished other search",
+    )
     args = parser.parse_args(argv)
     defaults = {**FULL, "tasks": list(TASKS)} if not args.quick else QUICK
     for key in ("tasks", "budget_calls", "dev", "test"):
@@ -334,18 +425,31 @@ def main(argv: list[str] | None = None) -> int:
     path = model_path(args.model)
     model = f"local:{path}"
     args.optimizer_model_spec = model if args.optimizer_model == "same" else args.optimizer_model
-    opt_label = ("same as task model" if args.optimizer_model == "same" else args.optimizer_model)
-    config = {"tasks": args.tasks, "searches": args.searches, "budget_calls": args.budget_calls, "dev": args.dev,
-              "test": args.test, "seed": args.seed, "model_name": args.model, "model": model,
-              "optimizer_model": opt_label, "share_cache": args.share_cache}
+    opt_label = "same as task model" if args.optimizer_model == "same" else args.optimizer_model
+    config = {
+        "tasks": args.tasks,
+        "searches": args.searches,
+        "budget_calls": args.budget_calls,
+        "dev": args.dev,
+        "test": args.test,
+        "seed": args.seed,
+        "model_name": args.model,
+        "model": model,
+        "optimizer_model": opt_label,
+        "share_cache": args.share_cache,
+    }
     store: dict[str, Any] = {"benchmark": "optimize", "config": config, "cells": {}, "notes": args.note}
     if args.out.is_file() and not args.replace:
         old = json.loads(args.out.read_text(encoding="utf-8"))
-        same = {k: v for k, v in old["config"].items() if k not in ("tasks", "searches")} == \
-               {k: v for k, v in config.items() if k not in ("tasks", "searches")}
+        same = {k: v for k, v in old["config"].items() if k not in ("tasks", "searches")} == {
+            k: v for k, v in config.items() if k not in ("tasks", "searches")
+        }
         if not same:
-            print(f"{args.out} holds results of another configuration ({old['config']}); "
-                  "pass --replace to discard them or --out for another file", file=sys.stderr)
+            print(
+                f"{args.out} holds results of another configuration ({old['config']}); "
+                "pass --replace to discard them or --out for another file",
+                file=sys.stderr,
+            )
             return 2
         store["cells"] = old["cells"]
         store["notes"] = list(dict.fromkeys(old.get("notes", []) + args.note))
@@ -364,8 +468,10 @@ def main(argv: list[str] | None = None) -> int:
         write(store, args.out)
         print(table(store))
         return 0
-    tag = f"{'quick-' if args.quick else ''}b{args.budget_calls}-d{args.dev}-t{args.test}-s{args.seed}-" \
-          f"{args.model}-{'optmodel' if args.optimizer_model else 'nomodel'}"
+    tag = (
+        f"{'quick-' if args.quick else ''}b{args.budget_calls}-d{args.dev}-t{args.test}-s{args.seed}-"
+        f"{args.model}-{'optmodel' if args.optimizer_model else 'nomodel'}"
+    )
     for task in args.tasks:
         for search in args.searches:
             key = f"{task}/{search}"
@@ -381,9 +487,11 @@ def main(argv: list[str] | None = None) -> int:
             cell = run_cell(task, search, args, model, run_dir)
             store["cells"][key] = cell
             write(store, args.out)
-            log(f"{key}: test {100 * cell['baseline_test']:.1f} -> {100 * cell['best_test']:.1f} "
+            log(
+                f"{key}: test {100 * cell['baseline_test']:.1f} -> {100 * cell['best_test']:.1f} "
                 f"({cell['gain_points']:+.1f}), {cell['calls']} calls, {cell['seconds']:.0f}s; "
-                f"winner: {short_path(cell)}")
+                f"winner: {short_path(cell)}"
+            )
     write(store, args.out)
     print(table(store))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")

@@ -51,8 +51,9 @@ class InstantChat(BaseChatModel):
     def _llm_type(self) -> str:
         return "instant-fake"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         usage = {"input_tokens": 200, "output_tokens": 30, "total_tokens": 230}
         message = AIMessage(content=self.reply, usage_metadata=usage, response_metadata={"finish_reason": "stop"})
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -114,9 +115,12 @@ def measure_overhead(invocations: int, repeats: int) -> dict[str, Any]:
             samples[name].append(per_call_us(graphs[name], inputs, invocations))
     ours_us, theirs_us = statistics.median(samples["microprompts"]), statistics.median(samples["langgraph"])
     return {
-        "invocations_per_repeat": invocations, "repeats": repeats,
-        "microprompts_us": round(ours_us, 1), "langgraph_us": round(theirs_us, 1),
-        "ratio": round(ours_us / theirs_us, 3), "added_us": round(ours_us - theirs_us, 1),
+        "invocations_per_repeat": invocations,
+        "repeats": repeats,
+        "microprompts_us": round(ours_us, 1),
+        "langgraph_us": round(theirs_us, 1),
+        "ratio": round(ours_us / theirs_us, 3),
+        "added_us": round(ours_us - theirs_us, 1),
         "samples_us": {k: [round(v, 1) for v in vs] for k, vs in samples.items()},
     }
 
@@ -137,9 +141,15 @@ def measure_model(rows: int) -> dict[str, Any]:
     result = evaluate(seats_flow, data, seat_metric, model=model, caller=ModelCaller(cache=None), concurrency=1)
     u, seconds = result.usage, result.seconds
     return {
-        "rows": len(data), "score": round(result.score, 3), "errors": result.errors, "calls": u.calls,
-        "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "seconds": round(seconds, 2),
-        "calls_per_s": round(u.calls / seconds, 2), "tokens_per_s": round(u.tokens / seconds, 1),
+        "rows": len(data),
+        "score": round(result.score, 3),
+        "errors": result.errors,
+        "calls": u.calls,
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "seconds": round(seconds, 2),
+        "calls_per_s": round(u.calls / seconds, 2),
+        "tokens_per_s": round(u.tokens / seconds, 1),
         "prompt_tokens_per_s": round(u.prompt_tokens / seconds, 1),
         "completion_tokens_per_s": round(u.completion_tokens / seconds, 1),
         "threads": default_threads(),
@@ -185,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    data = {"overhead": overhead, "embedded_model": model,
-            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_1min": load}}
+    data = {
+        "overhead": overhead,
+        "embedded_model": model,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_1min": load},
+    }
     out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0

@@ -37,24 +37,41 @@ def with_format(flow: Flow, fmt: str) -> Flow:
 def measure(task_name: str, fmt: str, rows: list[Any], model: str) -> dict[str, Any]:
     """The seed flow of one task in one reply format, scored on `rows` (no call cache: every call is made)."""
     task = TASKS[task_name]
-    result = evaluate(with_format(task.flow, fmt), rows, task.metric, model=model, caller=ModelCaller(cache=None),
-                      concurrency=1, progress=True)
+    result = evaluate(
+        with_format(task.flow, fmt),
+        rows,
+        task.metric,
+        model=model,
+        caller=ModelCaller(cache=None),
+        concurrency=1,
+        progress=True,
+    )
     answers = Counter(str(r.prediction.get("answer")) if r.prediction else "(error)" for r in result.rows)
     return {
-        "task": task_name, "format": fmt, "rows": result.n, "score": round(result.score, 3), "errors": result.errors,
-        "calls": result.usage.calls, "completion_tokens_per_row": round(result.usage.completion_tokens / result.n, 1),
-        "top_answers": dict(answers.most_common(3)), "seconds": round(result.seconds, 1),
+        "task": task_name,
+        "format": fmt,
+        "rows": result.n,
+        "score": round(result.score, 3),
+        "errors": result.errors,
+        "calls": result.usage.calls,
+        "completion_tokens_per_row": round(result.usage.completion_tokens / result.n, 1),
+        "top_answers": dict(answers.most_common(3)),
+        "seconds": round(result.seconds, 1),
     }
 
 
 def table(cells: list[dict[str, Any]]) -> str:
     """The cells as a markdown table."""
-    lines = ["| task | reply format | rows | score | errors | calls | completion tokens / row | most given answers |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| task | reply format | rows | score | errors | calls | completion tokens / row | most given answers |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for c in cells:
         top = ", ".join(f"{k} {v}" for k, v in c["top_answers"].items())
-        lines.append(f"| {c['task']} | {c['format']} | {c['rows']} | {c['score']:.3f} | {c['errors']} | {c['calls']} "
-                     f"| {c['completion_tokens_per_row']} | {top} |")
+        lines.append(
+            f"| {c['task']} | {c['format']} | {c['rows']} | {c['score']:.3f} | {c['errors']} | {c['calls']} "
+            f"| {c['completion_tokens_per_row']} | {top} |"
+        )
     return "\n".join(lines)
 
 
@@ -82,12 +99,25 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{task_name} as {fmt}: {len(rows)} train + dev rows")
             cells.append(measure(task_name, fmt, rows, model))
             log(f"  score {cells[-1]['score']}, answers {cells[-1]['top_answers']}")
-    config = {"model": args.model, "model_file": Path(model).name, "rows": args.rows, "dev": args.dev,
-              "seed": args.seed, "threads": os.environ.get("MICROPROMPTS_THREADS"), "quick": args.quick}
-    write_cells(out, "The seed flow in each reply format (train + dev rows, never test)", config, cells,
-                f"Model `{config['model_file']}`, greedy; each task's seed flow from `benchmarks/optimize.py`, only "
-                f"`reply_format` changed; rows: its train + dev splits (seed {args.seed}), at most {args.rows} (the "
-                f"rows column says how many).", table(cells))
+    config = {
+        "model": args.model,
+        "model_file": Path(model).name,
+        "rows": args.rows,
+        "dev": args.dev,
+        "seed": args.seed,
+        "threads": os.environ.get("MICROPROMPTS_THREADS"),
+        "quick": args.quick,
+    }
+    write_cells(
+        out,
+        "The seed flow in each reply format (train + dev rows, never test)",
+        config,
+        cells,
+        f"Model `{config['model_file']}`, greedy; each task's seed flow from `benchmarks/optimize.py`, only "
+        f"`reply_format` changed; rows: its train + dev splits (seed {args.seed}), at most {args.rows} (the "
+        f"rows column says how many).",
+        table(cells),
+    )
     return 0
 
 

@@ -88,15 +88,28 @@ def serve_fake(args: argparse.Namespace) -> None:
     from tests.serve.helpers import InstantChatModel
 
     flow = load_flow_ref(args.flow)
-    settings = ServeSettings(max_concurrency=args.max_concurrency, max_body_bytes=args.max_body_bytes,
-                             timeout=args.timeout or None, api_key=key_from_env())
-    app = create_app(flow, model=InstantChatModel.for_flow(flow, hang_seconds=args.hang), store=args.store,
-                     settings=settings)
+    settings = ServeSettings(
+        max_concurrency=args.max_concurrency,
+        max_body_bytes=args.max_body_bytes,
+        timeout=args.timeout or None,
+        api_key=key_from_env(),
+    )
+    app = create_app(
+        flow, model=InstantChatModel.for_flow(flow, hang_seconds=args.hang), store=args.store, settings=settings
+    )
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
-def start_server(model: str, flow: str, port: int, concurrency: int, store: Path, stack: ExitStack,
-                 log: Path, extra: tuple[list[str], dict[str, str]] = ([], {})) -> float:
+def start_server(
+    model: str,
+    flow: str,
+    port: int,
+    concurrency: int,
+    store: Path,
+    stack: ExitStack,
+    log: Path,
+    extra: tuple[list[str], dict[str, str]] = ([], {}),
+) -> float:
     """Start the agent server for `model` (fake: with `extra` arguments and environment); returns seconds until
     /health answered."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "MICROPROMPTS_CACHE": "off", **extra[1]}
@@ -111,8 +124,19 @@ def start_server(model: str, flow: str, port: int, concurrency: int, store: Path
 
             fake = stack.enter_context(FakeOpenAIServer(schema_responder()))
             spec = f"openai:fake@{fake.base_url}"
-        command = [sys.executable, "-m", "microprompts.cli", "serve", flow, "--model", spec, "--no-access-log",
-                   "--log-level", "warning", *common]
+        command = [
+            sys.executable,
+            "-m",
+            "microprompts.cli",
+            "serve",
+            flow,
+            "--model",
+            spec,
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            *common,
+        ]
     handle = stack.enter_context(open(log, "w", encoding="utf-8"))
     proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
     SERVERS.append(proc.pid)
@@ -188,21 +212,33 @@ def run_scenario(model: str, n: int, k: int, flow: str, inputs: list[dict[str, A
 
 def table(results: list[Result]) -> str:
     """The results as a fixed-width table."""
-    head = f"{'model':<12} {'n':>5} {'K':>3} {'ok':>5} {'4xx':>4} {'5xx':>4} {'conn':>4} {'req/s':>8} " \
-           f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'stored':>6}"
+    head = (
+        f"{'model':<12} {'n':>5} {'K':>3} {'ok':>5} {'4xx':>4} {'5xx':>4} {'conn':>4} {'req/s':>8} "
+        f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'stored':>6}"
+    )
     lines = [head, "-" * len(head)]
     for r in results:
-        lines.append(f"{r.model:<12} {r.requests:>5} {r.concurrency:>3} {r.ok:>5} {r.client_errors:>4} "
-                     f"{r.server_errors:>4} {r.transport_errors:>4} {r.throughput_rps:>8.1f} {r.p50_ms:>8.1f} "
-                     f"{r.p90_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f} {r.runs_stored:>6}")
+        lines.append(
+            f"{r.model:<12} {r.requests:>5} {r.concurrency:>3} {r.ok:>5} {r.client_errors:>4} "
+            f"{r.server_errors:>4} {r.transport_errors:>4} {r.throughput_rps:>8.1f} {r.p50_ms:>8.1f} "
+            f"{r.p90_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f} {r.runs_stored:>6}"
+        )
     return "\n".join(lines)
 
 
 ABUSE_KEY = "abuse-bench-key-0123456789abcdef"
 ABUSE_KINDS = {  # kind: (share of 40 requests, the statuses it should get)
-    "valid": (18, {"200"}), "batch": (2, {"200"}), "malformed": (3, {"422"}), "invalid": (3, {"422"}),
-    "oversized": (2, {"413"}), "wrong_type": (3, {"415"}), "wrong_host": (2, {"400"}), "no_key": (2, {"401"}),
-    "wrong_key": (1, {"401"}), "runs_page": (3, {"200"}), "hang": (1, {"504"}),
+    "valid": (18, {"200"}),
+    "batch": (2, {"200"}),
+    "malformed": (3, {"422"}),
+    "invalid": (3, {"422"}),
+    "oversized": (2, {"413"}),
+    "wrong_type": (3, {"415"}),
+    "wrong_host": (2, {"400"}),
+    "no_key": (2, {"401"}),
+    "wrong_key": (1, {"401"}),
+    "runs_page": (3, {"200"}),
+    "hang": (1, {"504"}),
 }
 
 
@@ -236,15 +272,17 @@ async def abuse(base: str, inputs: list[dict[str, Any]], n: int, k: int) -> dict
         if kind == "batch":
             return await client.post("/batch", json={"inputs": [one, inputs[(i + 1) % len(inputs)]]}, headers=auth)
         if kind == "malformed":
-            return await client.post("/invoke", content=b'{"input": {"preferences": ', headers={
-                **auth, "content-type": "application/json"})
+            return await client.post(
+                "/invoke", content=b'{"input": {"preferences": ', headers={**auth, "content-type": "application/json"}
+            )
         if kind == "invalid":
             return await client.post("/invoke", json={"input": {"preferences": 1}, "extra": True}, headers=auth)
         if kind == "oversized":
             return await client.post("/invoke", json={"input": {**one, "preferences": "x" * 200_000}}, headers=auth)
         if kind == "wrong_type":
-            return await client.post("/invoke", content=json.dumps({"input": one}), headers={
-                **auth, "content-type": "text/plain"})
+            return await client.post(
+                "/invoke", content=json.dumps({"input": one}), headers={**auth, "content-type": "text/plain"}
+            )
         if kind == "wrong_host":
             return await client.post("/invoke", json={"input": one}, headers={**auth, "host": "rebound.example"})
         if kind == "no_key":
@@ -272,8 +310,11 @@ async def abuse(base: str, inputs: list[dict[str, Any]], n: int, k: int) -> dict
                 try:
                     response = await send(client, kind, i)
                     status = str(response.status_code)
-                    body = response.json() if response.headers.get("content-type", "").startswith(
-                        "application/json") else {}
+                    body = (
+                        response.json()
+                        if response.headers.get("content-type", "").startswith("application/json")
+                        else {}
+                    )
                     if kind in ("valid", "hang") and isinstance(body, dict):
                         found = body.get("run_id") or (body.get("error") or {}).get("run_id")
                         run_ids.extend([found] if found else [])
@@ -300,8 +341,10 @@ def run_abuse(flow: str, inputs: list[dict[str, Any]], out: Path, n: int = 1000,
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         store = Path(tmp) / "runs.sqlite"
-        extra = (["--max-body-bytes", "100000", "--timeout", "1.0", "--hang", "1.5"],
-                 {"MICROPROMPTS_API_KEY": ABUSE_KEY})
+        extra = (
+            ["--max-body-bytes", "100000", "--timeout", "1.0", "--hang", "1.5"],
+            {"MICROPROMPTS_API_KEY": ABUSE_KEY},
+        )
         startup = start_server("fake", flow, port, 2 * k, store, stack, Path(tmp) / "server.log", extra)
         pid = SERVERS[-1]
         rss_idle = peak_rss_mb(pid)
@@ -320,34 +363,59 @@ def run_abuse(flow: str, inputs: list[dict[str, Any]], out: Path, n: int = 1000,
     for kind, (_, expected) in ABUSE_KINDS.items():
         statuses = got["stats"][kind]
         values = got["latencies"][kind]
-        rows.append({"kind": kind, "requests": sum(statuses.values()), "statuses": dict(sorted(statuses.items())),
-                     "as_expected": sum(v for s, v in statuses.items() if s in expected),
-                     "p50_ms": round(percentile(values, 50), 1), "p99_ms": round(percentile(values, 99), 1)})
-    server_errors = sum(v for r in rows for s, v in r["statuses"].items() if s.isdigit() and int(s) >= 500
-                        and s not in ("503", "504"))
+        rows.append(
+            {
+                "kind": kind,
+                "requests": sum(statuses.values()),
+                "statuses": dict(sorted(statuses.items())),
+                "as_expected": sum(v for s, v in statuses.items() if s in expected),
+                "p50_ms": round(percentile(values, 50), 1),
+                "p99_ms": round(percentile(values, 99), 1),
+            }
+        )
+    server_errors = sum(
+        v for r in rows for s, v in r["statuses"].items() if s.isdigit() and int(s) >= 500 and s not in ("503", "504")
+    )
     transport = sum(v for r in rows for s, v in r["statuses"].items() if not s.isdigit())
     report = {
-        "benchmark": "serve_abuse", "flow": flow, "requests": n, "concurrency": k, "model": "instant fake (hangs "
-        "1.5 s on the marker)", "server": {"max_concurrency": 2 * k, "max_body_bytes": 100_000, "timeout_s": 1.0,
-                                           "api_key": True},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(got["seconds"], 2),
-        "startup_s": round(startup, 2), "server_errors": server_errors, "transport_errors": transport,
-        "answered_run_ids": len(ids), "distinct_run_ids": len(set(ids)), "runs_stored": len(stored),
+        "benchmark": "serve_abuse",
+        "flow": flow,
+        "requests": n,
+        "concurrency": k,
+        "model": "instant fake (hangs 1.5 s on the marker)",
+        "server": {"max_concurrency": 2 * k, "max_body_bytes": 100_000, "timeout_s": 1.0, "api_key": True},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(got["seconds"], 2),
+        "startup_s": round(startup, 2),
+        "server_errors": server_errors,
+        "transport_errors": transport,
+        "answered_run_ids": len(ids),
+        "distinct_run_ids": len(set(ids)),
+        "runs_stored": len(stored),
         "stored_once": len(stored) == len(set(stored)) and set(stored) == set(ids) and len(ids) == len(set(ids)),
-        "timed_out_stored": timed_out, "peak_rss_mb": round(rss_peak, 1), "rss_after_start_mb": round(rss_idle, 1),
+        "timed_out_stored": timed_out,
+        "peak_rss_mb": round(rss_peak, 1),
+        "rss_after_start_mb": round(rss_idle, 1),
         "key_in_server_log": ABUSE_KEY in server_log,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
         "kinds": rows,
     }
     head = f"{'kind':<11} {'n':>5} {'expected':>8} {'p50 ms':>8} {'p99 ms':>8}  statuses"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['kind']:<11} {r['requests']:>5} {r['as_expected']:>8} {r['p50_ms']:>8.1f} "
-                     f"{r['p99_ms']:>8.1f}  {r['statuses']}")
-    lines.append(f"server errors {server_errors}, transport errors {transport}, runs answered {len(ids)}, stored "
-                 f"{len(stored)} (each once: {report['stored_once']}), timed out {timed_out}, peak RSS "
-                 f"{rss_peak:.0f} MB (after start {rss_idle:.0f} MB), {got['seconds']:.1f} s")
+        lines.append(
+            f"{r['kind']:<11} {r['requests']:>5} {r['as_expected']:>8} {r['p50_ms']:>8.1f} "
+            f"{r['p99_ms']:>8.1f}  {r['statuses']}"
+        )
+    lines.append(
+        f"server errors {server_errors}, transport errors {transport}, runs answered {len(ids)}, stored "
+        f"{len(stored)} (each once: {report['stored_once']}), timed out {timed_out}, peak RSS "
+        f"{rss_peak:.0f} MB (after start {rss_idle:.0f} MB), {got['seconds']:.1f} s"
+    )
     print("\n".join(lines))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -358,13 +426,18 @@ def run_abuse(flow: str, inputs: list[dict[str, Any]], out: Path, n: int = 1000,
 def main(argv: list[str] | None = None) -> int:
     """Run the scenarios, print the table, write the JSON; exit 1 if any request failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", action="append", help="MODEL:N:K (repeatable); default: " +
-                        " ".join(DEFAULT_SCENARIOS))
+    parser.add_argument(
+        "--scenario", action="append", help="MODEL:N:K (repeatable); default: " + " ".join(DEFAULT_SCENARIOS)
+    )
     parser.add_argument("--flow", default=DEFAULT_FLOW)
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serve_load.json"))
-    parser.add_argument("--threads", type=int, default=None,
-                        help="llama.cpp threads of the embedded model (sets MICROPROMPTS_THREADS for the server)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="llama.cpp threads of the embedded model (sets MICROPROMPTS_THREADS for the server)",
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--max-concurrency", type=int, default=16, help=argparse.SUPPRESS)
@@ -372,9 +445,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-body-bytes", type=int, default=1_000_000, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=120.0, help=argparse.SUPPRESS)
     parser.add_argument("--hang", type=float, default=0.0, help=argparse.SUPPRESS)
-    parser.add_argument("--abuse", action="store_true",
-                        help="1000 mixed requests at concurrency 16 (valid, malformed, oversized, wrong type, wrong "
-                             "host, no key, /runs pages, past the deadline); writes serve_abuse.json")
+    parser.add_argument(
+        "--abuse",
+        action="store_true",
+        help="1000 mixed requests at concurrency 16 (valid, malformed, oversized, wrong type, wrong "
+        "host, no key, /runs pages, past the deadline); writes serve_abuse.json",
+    )
     args = parser.parse_args(argv)
     if args.serve_fake:
         serve_fake(args)
@@ -395,11 +471,18 @@ def main(argv: list[str] | None = None) -> int:
         print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))
     report = {
-        "benchmark": "serve_load", "flow": args.flow, "data": args.data, "endpoint": "POST /invoke",
+        "benchmark": "serve_load",
+        "flow": args.flow,
+        "data": args.data,
+        "endpoint": "POST /invoke",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2),
-                    "llama_threads": default_threads()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "llama_threads": default_threads(),
+        },
         "results": [asdict(r) for r in results],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

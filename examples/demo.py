@@ -32,8 +32,16 @@ def load_splits() -> dict[str, Dataset]:
 def optimize_step(flow: Flow, splits: dict[str, Dataset], model: str, budget: int, out: Path) -> OptimizeResult:
     """Beam search on dev under a task-model call budget; baseline and best are then scored on test."""
     return optimize(
-        flow, train=list(splits["train"]), dev=list(splits["dev"]), test=list(splits["test"]),
-        metric=seat_metric, search="beam", budget=Budget(calls=budget), model=model, run_dir=out, seed=0,
+        flow,
+        train=list(splits["train"]),
+        dev=list(splits["dev"]),
+        test=list(splits["test"]),
+        metric=seat_metric,
+        search="beam",
+        budget=Budget(calls=budget),
+        model=model,
+        run_dir=out,
+        seed=0,
         concurrency=2,
     )
 
@@ -59,15 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     args = parser.parse_args(argv)
     splits = load_splits()
-    print(f"seat recommendation on {args.model}: train {len(splits['train'])}, dev {len(splits['dev'])}, "
-          f"test {len(splits['test'])} rows; budget {args.budget_calls} task-model calls", flush=True)
+    print(
+        f"seat recommendation on {args.model}: train {len(splits['train'])}, dev {len(splits['dev'])}, "
+        f"test {len(splits['test'])} rows; budget {args.budget_calls} task-model calls",
+        flush=True,
+    )
     result = optimize_step(seats_flow, splits, args.model, args.budget_calls, args.out)
     s = result.summary()
     print(f"\n{'':<10}{'dev':>8}{'test':>8}")
     print(f"{'seed':<10}{s['baseline_dev']:>8.3f}{s['baseline_test']:>8.3f}")
     print(f"{'optimized':<10}{s['best_dev']:>8.3f}{s['best_test']:>8.3f}")
-    print(f"search: {s['candidates']} candidates, {s['calls']} model calls ({s['cached_calls']} cached), "
-          f"{s['tokens']} tokens, {s['seconds']:.0f}s")
+    print(
+        f"search: {s['candidates']} candidates, {s['calls']} model calls ({s['cached_calls']} cached), "
+        f"{s['tokens']} tokens, {s['seconds']:.0f}s"
+    )
     print("\nwhat changed (baseline -> best):")
     for step in result.lineage[1:]:
         m = step.get("mutation") or {}
@@ -77,9 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     case = splits["test"][0]
     output = best.compile(model=args.model).invoke(dict(case.inputs))
     print(f"\nsaved {artifact}; the optimized agent on one test case:")
-    print(json.dumps({"preferences": case.inputs["preferences"],
-                      "recommended_seats": output.get("recommended_seats"),
-                      "expected": case.output.get("recommended_seats")}, indent=2))
+    print(
+        json.dumps(
+            {
+                "preferences": case.inputs["preferences"],
+                "recommended_seats": output.get("recommended_seats"),
+                "expected": case.output.get("recommended_seats"),
+            },
+            indent=2,
+        )
+    )
     print("\nprompt diff (seed -> optimized):")
     print(prompt_diff(seats_flow, best, dict(case.inputs)))
     print(f"\nreport: {args.out / 'report.html'}")

@@ -61,7 +61,7 @@ def extract_answer(text: Any) -> str:
     text = "" if text is None else str(text)
     marks = [m.end() for m in re.finditer(r"answer\s*:", text, flags=re.IGNORECASE)]
     if marks:
-        rest = text[marks[-1]:]
+        rest = text[marks[-1] :]
         lines = [line for line in rest.splitlines() if line.strip()]
         text = lines[0] if lines else ""
     return text
@@ -152,8 +152,11 @@ def score(metric: str, row: dict[str, Any], prediction: Any) -> float:
 def score_all(metric: str, rows: list[dict[str, Any]], predictions: dict[str, Any]) -> dict[str, Any]:
     """Mean score over rows (a row without a prediction scores 0), plus EM for hotpot."""
     values = [score(metric, row, predictions.get(row["id"])) for row in rows]
-    out: dict[str, Any] = {"score": sum(values) / len(values) if values else 0.0, "n": len(values),
-                           "missing": sum(1 for row in rows if predictions.get(row["id"]) is None)}
+    out: dict[str, Any] = {
+        "score": sum(values) / len(values) if values else 0.0,
+        "n": len(values),
+        "missing": sum(1 for row in rows if predictions.get(row["id"]) is None),
+    }
     if metric == "hotpot":
         out["em"] = sum(answer_em(predictions.get(r["id"]), r["answer"]) for r in rows) / max(1, len(rows))
         out["f1"] = out["score"]
@@ -170,16 +173,25 @@ def feedback(metric: str, row: dict[str, Any], prediction: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ plain calls
-def chat(base_url: str, messages: list[dict[str, str]], max_tokens: int = 256, temperature: float = 0.0,
-         timeout: float = 600, retries: int = 3) -> dict[str, Any]:
+def chat(
+    base_url: str,
+    messages: list[dict[str, str]],
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    timeout: float = 600,
+    retries: int = 3,
+) -> dict[str, Any]:
     """One OpenAI-compatible chat completion with urllib (no client library)."""
-    body = json.dumps({"model": "qwen", "messages": messages, "max_tokens": max_tokens,
-                       "temperature": temperature}).encode()
+    body = json.dumps(
+        {"model": "qwen", "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+    ).encode()
     last: Exception | None = None
     for attempt in range(retries):
-        request = urllib.request.Request(base_url.rstrip("/") + "/chat/completions", data=body,
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization": "Bearer dummy"})
+        request = urllib.request.Request(
+            base_url.rstrip("/") + "/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json", "Authorization": "Bearer dummy"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as resp:
                 return json.loads(resp.read())

@@ -29,8 +29,19 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COUNTED = ("/v1/chat/completions", "/v1/completions")
-HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-               "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"}
+HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "accept-encoding",
+}
 
 
 class Counters:
@@ -42,9 +53,19 @@ class Counters:
 
     def add(self, tag: str, role: str, **values: float) -> None:
         with self.lock:
-            slot = self.data.setdefault(tag, {}).setdefault(role, {
-                "requests": 0, "ok": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                "seconds": 0.0, "first": time.time(), "last": 0.0})
+            slot = self.data.setdefault(tag, {}).setdefault(
+                role,
+                {
+                    "requests": 0,
+                    "ok": 0,
+                    "errors": 0,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "seconds": 0.0,
+                    "first": time.time(),
+                    "last": 0.0,
+                },
+            )
             for key, value in values.items():
                 slot[key] = slot.get(key, 0) + value
             slot["last"] = time.time()
@@ -153,9 +174,17 @@ def make_handler(upstream: str, counters: Counters, timeout: float, max_tokens_c
                 return self._json(502, {"error": {"message": f"proxy: upstream failed: {exc}"}})
             if counted:
                 prompt, completion = usage_of(data) if status == 200 else (0, 0)
-                counters.add(tag, role, requests=1, ok=int(status == 200), errors=int(status != 200),
-                             prompt_tokens=prompt, completion_tokens=completion, capped=int(capped),
-                             seconds=time.perf_counter() - started)
+                counters.add(
+                    tag,
+                    role,
+                    requests=1,
+                    ok=int(status == 200),
+                    errors=int(status != 200),
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    capped=int(capped),
+                    seconds=time.perf_counter() - started,
+                )
             self.send_response(status)
             for key, value in resp_headers:
                 if key.lower() not in HOP_HEADERS:
@@ -201,8 +230,9 @@ def main() -> None:
     ap.add_argument("--max-tokens-cap", type=int, default=None, help="clamp every request's max_tokens to this")
     args = ap.parse_args()
     counters = Counters(args.stats_file)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(args.upstream, counters, args.timeout,
-                                                                    args.max_tokens_cap))
+    server = ThreadingHTTPServer(
+        (args.host, args.port), make_handler(args.upstream, counters, args.timeout, args.max_tokens_cap)
+    )
     server.daemon_threads = True
     print(f"proxy on http://{args.host}:{args.port} -> {args.upstream}", flush=True)
     server.serve_forever()

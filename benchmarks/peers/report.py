@@ -10,8 +10,16 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-ORDER = ["baseline", "baseline-plain", "microprompts-beam", "microprompts-evolution", "sammo", "dspy-mipro",
-         "dspy-gepa", "textgrad"]
+ORDER = [
+    "baseline",
+    "baseline-plain",
+    "microprompts-beam",
+    "microprompts-evolution",
+    "sammo",
+    "dspy-mipro",
+    "dspy-gepa",
+    "textgrad",
+]
 TASK_ORDER = ["implicatures", "navigate", "object_counting", "seats", "hotpot"]
 SCORE_NAME = {"em": "accuracy", "seats": "seat score (Jaccard - penalties)", "hotpot": "answer F1 (EM)"}
 
@@ -82,21 +90,35 @@ def summary_rows(store: dict) -> list[dict]:
         peer_calls = [_calls(c, "task") for c in rows if c["system"] in PEERS and c.get("status") == "ok"]
         base = by.get("baseline")
         statuses = Counter(by[s].get("status") for s in PEERS if s in by)
-        row = {"task": task, "baseline": base.get("test_score") if base else None,
-               "micro": micro["system"] if micro else None, "micro_score": micro["test_score"] if micro else None,
-               "micro_calls": _calls(micro, "task") if micro else None,
-               "peer": peer["system"] if peer else None, "peer_score": peer["test_score"] if peer else None,
-               "peer_calls": _calls(peer, "task") if peer else None,
-               "max_peer_calls": max(peer_calls) if peer_calls else None,
-               "peers_done": sum(statuses.values()), "peers_failed": statuses["failed"],
-               "peers_unfinished": statuses["unfinished"], "peers_na": statuses["n/a"]}
+        row = {
+            "task": task,
+            "baseline": base.get("test_score") if base else None,
+            "micro": micro["system"] if micro else None,
+            "micro_score": micro["test_score"] if micro else None,
+            "micro_calls": _calls(micro, "task") if micro else None,
+            "peer": peer["system"] if peer else None,
+            "peer_score": peer["test_score"] if peer else None,
+            "peer_calls": _calls(peer, "task") if peer else None,
+            "max_peer_calls": max(peer_calls) if peer_calls else None,
+            "peers_done": sum(statuses.values()),
+            "peers_failed": statuses["failed"],
+            "peers_unfinished": statuses["unfinished"],
+            "peers_na": statuses["n/a"],
+        }
         if micro and peer:
             row["micro_best"] = micro["test_score"] >= peer["test_score"]
             row["within_calls"] = row["max_peer_calls"] is None or row["micro_calls"] <= row["max_peer_calls"]
             # either search counts when it alone meets both conditions (its score may be below the other's)
-            winner = next((c for c in sorted(ok, key=lambda c: -c["test_score"]) if c["system"] in MICRO
-                           and c["test_score"] >= peer["test_score"]
-                           and (row["max_peer_calls"] is None or _calls(c, "task") <= row["max_peer_calls"])), None)
+            winner = next(
+                (
+                    c
+                    for c in sorted(ok, key=lambda c: -c["test_score"])
+                    if c["system"] in MICRO
+                    and c["test_score"] >= peer["test_score"]
+                    and (row["max_peer_calls"] is None or _calls(c, "task") <= row["max_peer_calls"])
+                ),
+                None,
+            )
             row["counted"] = winner is not None
             if winner is not None and winner is not micro:
                 row["counted_by"] = f"{winner['system']} {winner['test_score']:.3f} at {_calls(winner, 'task')}"
@@ -142,22 +164,34 @@ def markdown(store: dict) -> str:
     ]
     summary = summary_rows(store)
     if summary:
-        lines += ["## Summary", "",
-                  "| task | baseline | best microprompts (calls) | best peer (calls) | most task calls by a peer | "
-                  "microprompts best? | peers failed |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Summary",
+            "",
+            "| task | baseline | best microprompts (calls) | best peer (calls) | most task calls by a peer | "
+            "microprompts best? | peers failed |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in summary:
-            verdict = "-" if "micro_best" not in r else ("yes" if r["micro_best"] else "no") + (
-                "" if r.get("within_calls") else " (more calls)") + (
-                f"; counts by {r['counted_by']}" if r.get("counted_by") else "")
+            verdict = (
+                "-"
+                if "micro_best" not in r
+                else ("yes" if r["micro_best"] else "no")
+                + ("" if r.get("within_calls") else " (more calls)")
+                + (f"; counts by {r['counted_by']}" if r.get("counted_by") else "")
+            )
             lines.append(
                 f"| {r['task']} | {_fmt(r['baseline'])} | {_fmt(r['micro_score'])} {r['micro'] or ''} "
                 f"({_fmt(r['micro_calls'])}) | {_fmt(r['peer_score'])} {r['peer'] or ''} ({_fmt(r['peer_calls'])}) | "
-                f"{_fmt(r['max_peer_calls'])} | {verdict} | {_peer_status(r)} |")
+                f"{_fmt(r['max_peer_calls'])} | {verdict} | {_peer_status(r)} |"
+            )
         compared = [r for r in summary if "micro_best" in r]
         wins = sum(1 for r in compared if r["counted"])
-        lines += ["", f"microprompts has the best test score at no more task-model calls than a peer on **{wins} of "
-                  f"{len(compared)}** task(s) with results (planned: {', '.join(TASK_ORDER)}; ties count as best; "
-                  "either search counts, at no more task calls than the most a peer used)."]
+        lines += [
+            "",
+            f"microprompts has the best test score at no more task-model calls than a peer on **{wins} of "
+            f"{len(compared)}** task(s) with results (planned: {', '.join(TASK_ORDER)}; ties count as best; "
+            "either search counts, at no more task calls than the most a peer used).",
+        ]
         lines.append("")
     for task, rows in _ordered(store.get("cells", {})):
         metric = SCORE_NAME.get((rows[0].get("config") or {}).get("metric", ""), "")
@@ -165,17 +199,24 @@ def markdown(store: dict) -> str:
         metric = {"hotpot": SCORE_NAME["hotpot"], "seats": SCORE_NAME["seats"]}.get(task, SCORE_NAME["em"])
         cs = first.get("settings") or {}
         commits = sorted({c.get("commit", "?")[:10] for c in rows})
-        lines += [f"## {task}", "", f"Test score: {metric}. Test rows: {first.get('test_n', '?')}. Budget "
-                  f"{cs.get('budget_calls')} task-model calls; train {cs.get('train')} / dev {cs.get('dev')} / test "
-                  f"{cs.get('test')} (seed {cs.get('seed')}). Measured on commit(s) {', '.join(commits)}.", "",
-                  "| system | test score | task calls | opt calls | test calls | tokens (task+opt) | wall s | status |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {task}",
+            "",
+            f"Test score: {metric}. Test rows: {first.get('test_n', '?')}. Budget "
+            f"{cs.get('budget_calls')} task-model calls; train {cs.get('train')} / dev {cs.get('dev')} / test "
+            f"{cs.get('test')} (seed {cs.get('seed')}). Measured on commit(s) {', '.join(commits)}.",
+            "",
+            "| system | test score | task calls | opt calls | test calls | tokens (task+opt) | wall s | status |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for c in rows:
             status = c.get("status", "?")
             if c.get("error"):
                 status += ": " + str(c["error"]).replace("|", "/").replace("\n", " ")[:160]
-            lines.append(f"| {c['system']} | {_score(c)} | {_calls_text(c, 'task')} | {_calls_text(c, 'optimizer')} | "
-                         f"{_calls_text(c, 'test')} | {_tokens(c)} | {c.get('wall_seconds', 0):.0f} | {status} |")
+            lines.append(
+                f"| {c['system']} | {_score(c)} | {_calls_text(c, 'task')} | {_calls_text(c, 'optimizer')} | "
+                f"{_calls_text(c, 'test')} | {_tokens(c)} | {c.get('wall_seconds', 0):.0f} | {status} |"
+            )
         lines += ["", "<details><summary>configuration per system</summary>", ""]
         for c in rows:
             lines.append(f"- **{c['system']}**: {_config(c)}")
@@ -191,8 +232,16 @@ def write_all(results_path: Path, store: dict, plot_python: Path | None) -> None
     tmp.write_text(markdown(store))
     tmp.replace(md)
     if plot_python and Path(plot_python).exists():
-        subprocess.run([str(plot_python), str(Path(__file__).resolve().parent / "plot.py"), str(results_path),
-                        str(results_path.with_suffix(".png"))], capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                str(plot_python),
+                str(Path(__file__).resolve().parent / "plot.py"),
+                str(results_path),
+                str(results_path.with_suffix(".png")),
+            ],
+            capture_output=True,
+            timeout=120,
+        )
 
 
 if __name__ == "__main__":

@@ -105,8 +105,10 @@ def wait_for_llama_server_package(timeout: float) -> None:
         if ok:
             return
         if time.time() > deadline:
-            raise SystemExit("llama_cpp.server is not importable in the project venv (.venv); "
-                             "install llama-cpp-python[server] there first")
+            raise SystemExit(
+                "llama_cpp.server is not importable in the project venv (.venv); "
+                "install llama-cpp-python[server] there first"
+            )
         log("waiting for llama-cpp-python[server] in the project venv ...")
         time.sleep(30)
 
@@ -133,17 +135,50 @@ class Servers:
             log(f"reusing the proxy and model server already on port {self.port}")
             return
         llama_log = open(self.work / "llama_server.log", "a")
-        self.procs.append(subprocess.Popen(
-            [str(PROJECT_PY), "-m", "llama_cpp.server", "--model", self.model_path, "--host", "127.0.0.1",
-             "--port", str(upstream), "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
-             "--model_alias", "qwen"],
-            stdout=llama_log, stderr=subprocess.STDOUT, start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    str(PROJECT_PY),
+                    "-m",
+                    "llama_cpp.server",
+                    "--model",
+                    self.model_path,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(upstream),
+                    "--n_ctx",
+                    str(self.n_ctx),
+                    "--n_threads",
+                    str(self.threads),
+                    "--model_alias",
+                    "qwen",
+                ],
+                stdout=llama_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         proxy_log = open(self.work / "proxy.log", "a")
-        self.procs.append(subprocess.Popen(
-            [sys.executable, str(HERE / "proxy.py"), "--upstream", f"http://127.0.0.1:{upstream}",
-             "--port", str(self.port), "--stats-file", str(self.work / "proxy_stats.json"),
-             "--max-tokens-cap", str(self.max_tokens_cap)],
-            stdout=proxy_log, stderr=subprocess.STDOUT, start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(HERE / "proxy.py"),
+                    "--upstream",
+                    f"http://127.0.0.1:{upstream}",
+                    "--port",
+                    str(self.port),
+                    "--stats-file",
+                    str(self.work / "proxy_stats.json"),
+                    "--max-tokens-cap",
+                    str(self.max_tokens_cap),
+                ],
+                stdout=proxy_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         deadline = time.time() + 300
         while not http_ok(f"http://127.0.0.1:{self.port}/_health"):
             if any(p.poll() is not None for p in self.procs):
@@ -172,8 +207,9 @@ def proxy_call(port: int, method: str, path: str) -> dict:
 # ------------------------------------------------------------------------------------------------ cells
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except Exception:  # noqa: BLE001
         return "unknown"
 
@@ -181,15 +217,20 @@ def git_commit() -> str:
 def official_seats(data_dir: Path, predictions: dict) -> float | None:
     """Re-score seats predictions with the project's own examples.seats.metric:seat_metric."""
     try:
-        out = subprocess.run([str(PROJECT_PY), str(HERE / "score_official.py"), str(data_dir)],
-                             input=json.dumps(predictions), capture_output=True, text=True, timeout=300, cwd=REPO)
+        out = subprocess.run(
+            [str(PROJECT_PY), str(HERE / "score_official.py"), str(data_dir)],
+            input=json.dumps(predictions),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])["score"]
     except Exception:  # noqa: BLE001
         return None
 
 
-def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, work: Path,
-             settings: dict) -> dict:
+def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, work: Path, settings: dict) -> dict:
     tag = f"{task}.{system}"
     cell_dir = work / "cells" / tag
     if cell_dir.exists():
@@ -198,25 +239,47 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
     proxy_call(args.port, "POST", f"/_reset/{tag}")
     base = f"http://127.0.0.1:{args.port}/sys/{tag}"
     cell = {
-        "task": task, "system": system, "data_dir": str(data_dir), "out": str(cell_dir / "result.json"),
-        "work_dir": str(cell_dir), "budget_calls": args.budget_calls, "seed": args.seed,
+        "task": task,
+        "system": system,
+        "data_dir": str(data_dir),
+        "out": str(cell_dir / "result.json"),
+        "work_dir": str(cell_dir),
+        "budget_calls": args.budget_calls,
+        "seed": args.seed,
         "urls": {role: f"{base}/{role}/v1" for role in ("task", "optimizer", "test")},
-        "model": "qwen", "concurrency": args.concurrency, "quick": args.quick,
+        "model": "qwen",
+        "concurrency": args.concurrency,
+        "quick": args.quick,
     }
     (cell_dir / "cell.json").write_text(json.dumps(cell, indent=2))
     kind, script = SYSTEMS[system]
-    env = dict(os.environ, OPENAI_API_KEY="dummy", PYTHONUNBUFFERED="1", LITELLM_LOCAL_MODEL_COST_MAP="True",
-               MICROPROMPTS_CACHE=str(cell_dir / "calls.sqlite"), DSPY_CACHEDIR=str(cell_dir / "dspy_cache"),
-               XDG_CACHE_HOME=str(cell_dir / "xdg_cache"), TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=str(REPO), MICROPROMPTS_TIMEOUT="900", WANDB_MODE="disabled",
-               TEXTGRAD_LOG_DIR=str(cell_dir / "textgrad_logs") + "/")
+    env = dict(
+        os.environ,
+        OPENAI_API_KEY="dummy",
+        PYTHONUNBUFFERED="1",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        MICROPROMPTS_CACHE=str(cell_dir / "calls.sqlite"),
+        DSPY_CACHEDIR=str(cell_dir / "dspy_cache"),
+        XDG_CACHE_HOME=str(cell_dir / "xdg_cache"),
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=str(REPO),
+        MICROPROMPTS_TIMEOUT="900",
+        WANDB_MODE="disabled",
+        TEXTGRAD_LOG_DIR=str(cell_dir / "textgrad_logs") + "/",
+    )
     log_path = work / "logs" / f"{tag}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     error = None
     with open(log_path, "w") as fh:
-        proc = subprocess.Popen([str(python_of(kind)), str(HERE / "runners" / script), str(cell_dir / "cell.json")],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(python_of(kind)), str(HERE / "runners" / script), str(cell_dir / "cell.json")],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+            start_new_session=True,
+        )
         try:
             proc.wait(timeout=args.cell_timeout)
         except subprocess.TimeoutExpired:
@@ -239,15 +302,26 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
     meta = json.loads((data_dir / "meta.json").read_text())
     test_rows = common.read_jsonl(data_dir / "test.jsonl")
     record = {
-        "task": task, "system": system, "status": raw.get("status", "failed"), "error": raw.get("error"),
-        "settings": settings, "commit": git_commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "wall_seconds": round(wall, 1), "n_threads": args.threads, "config": raw.get("config", {}),
+        "task": task,
+        "system": system,
+        "status": raw.get("status", "failed"),
+        "error": raw.get("error"),
+        "settings": settings,
+        "commit": git_commit(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "wall_seconds": round(wall, 1),
+        "n_threads": args.threads,
+        "config": raw.get("config", {}),
         "dev_score": raw.get("dev_score"),
-        "best_prompt": raw.get("best_prompt"), "own_view": raw.get("own_view"), "log": str(log_path),
+        "best_prompt": raw.get("best_prompt"),
+        "own_view": raw.get("own_view"),
+        "log": str(log_path),
         "calls": {role: int(v.get("requests", 0)) for role, v in stats.items()},
         "call_errors": {role: int(v.get("errors", 0)) for role, v in stats.items() if v.get("errors")},
-        "tokens": {role: {"prompt": int(v.get("prompt_tokens", 0)), "completion": int(v.get("completion_tokens", 0))}
-                   for role, v in stats.items()},
+        "tokens": {
+            role: {"prompt": int(v.get("prompt_tokens", 0)), "completion": int(v.get("completion_tokens", 0))}
+            for role, v in stats.items()
+        },
         "server_seconds": {role: round(v.get("seconds", 0.0), 1) for role, v in stats.items()},
         "capped_calls": {role: int(v.get("capped", 0)) for role, v in stats.items() if v.get("capped")},
     }
@@ -271,8 +345,9 @@ def commit_results(paths: list[Path], message: str) -> None:
     for _ in range(10):
         add = subprocess.run(["git", "add", "--", *rel], cwd=REPO, capture_output=True, text=True)
         if add.returncode == 0:
-            done = subprocess.run(["git", "commit", "-q", "-m", message, "--", *rel], cwd=REPO,
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                ["git", "commit", "-q", "-m", message, "--", *rel], cwd=REPO, capture_output=True, text=True
+            )
             if done.returncode == 0 or "nothing to commit" in (done.stdout + done.stderr):
                 return
             if "index.lock" not in done.stderr:
@@ -300,11 +375,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="budget 60, 20 test rows, 2 tasks: prove the harness")
     ap.add_argument("--model", default="qwen-0.5b", help="bench-model name")
     ap.add_argument("--port", type=int, default=8800, help="proxy port (the model server takes PORT+1)")
-    ap.add_argument("--threads", type=int, default=2,
-                    help="model server threads (1 is ~10x faster than 2 when another process holds the cores)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="model server threads (1 is ~10x faster than 2 when another process holds the cores)",
+    )
     ap.add_argument("--n-ctx", type=int, default=4096)
-    ap.add_argument("--max-tokens-cap", type=int, default=512,
-                    help="the server-side limit on generated tokens per call, the same for every system")
+    ap.add_argument(
+        "--max-tokens-cap",
+        type=int,
+        default=512,
+        help="the server-side limit on generated tokens per call, the same for every system",
+    )
     ap.add_argument("--concurrency", type=int, default=4, help="requests a system may keep in flight")
     ap.add_argument("--cell-timeout", type=int, default=4 * 3600)
     ap.add_argument("--out", default=None, help="results stem (default benchmarks/results/peers[.quick])")
@@ -313,8 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retry-failed", action="store_true", help="re-run cells recorded as failed")
     ap.add_argument("--commit", action="store_true", help="git-commit the result files after every cell")
     ap.add_argument("--report-only", action="store_true", help="rewrite peers.md / peers.png from peers.json")
-    ap.add_argument("--notes", type=Path, default=None,
-                    help="a markdown file whose text becomes the report's Notes section (stored in peers.json)")
+    ap.add_argument(
+        "--notes",
+        type=Path,
+        default=None,
+        help="a markdown file whose text becomes the report's Notes section (stored in peers.json)",
+    )
     args = ap.parse_args(argv)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -328,9 +415,16 @@ def main(argv: list[str] | None = None) -> int:
     stem = Path(args.out) if args.out else REPO / "benchmarks" / "results" / ("peers.quick" if args.quick else "peers")
     work = Path(args.work) if args.work else HERE / "work" / profile
     work.mkdir(parents=True, exist_ok=True)
-    settings = {"budget_calls": args.budget_calls, "train": args.train_size, "dev": args.dev_size,
-                "test": args.test_size, "seed": args.seed, "model": args.model, "n_ctx": args.n_ctx,
-                "max_tokens_cap": args.max_tokens_cap}
+    settings = {
+        "budget_calls": args.budget_calls,
+        "train": args.train_size,
+        "dev": args.dev_size,
+        "test": args.test_size,
+        "seed": args.seed,
+        "model": args.model,
+        "n_ctx": args.n_ctx,
+        "max_tokens_cap": args.max_tokens_cap,
+    }
 
     results_path = stem if stem.name.endswith(".json") else stem.with_name(stem.name + ".json")
     store = load_store(results_path)
@@ -350,8 +444,14 @@ def main(argv: list[str] | None = None) -> int:
     servers.start()
 
     command = "python benchmarks/peers/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    this_run = {"command": command, "settings": settings, "tasks": args.tasks, "systems": args.systems,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": git_commit()}
+    this_run = {
+        "command": command,
+        "settings": settings,
+        "tasks": args.tasks,
+        "systems": args.systems,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "commit": git_commit(),
+    }
     ran: dict[str, dict] = {}
 
     def save() -> None:
@@ -364,15 +464,23 @@ def main(argv: list[str] | None = None) -> int:
         runs = store.setdefault("runs", [])
         if this_run not in runs:
             runs.append(this_run)
-        store.update({
-            "title": "microprompts vs SAMMO, DSPy (MIPROv2, GEPA) and TextGrad on one local model",
-            "command": command,
-            "model": {"name": args.model, "path": Path(model_path).name, "server": "llama_cpp.server",
-                      "n_ctx": args.n_ctx, "n_threads": args.threads},
-            "machine": f"{os.cpu_count()} CPU cores, no GPU",
-            "settings": settings, "commit": git_commit(),
-            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        })
+        store.update(
+            {
+                "title": "microprompts vs SAMMO, DSPy (MIPROv2, GEPA) and TextGrad on one local model",
+                "command": command,
+                "model": {
+                    "name": args.model,
+                    "path": Path(model_path).name,
+                    "server": "llama_cpp.server",
+                    "n_ctx": args.n_ctx,
+                    "n_threads": args.threads,
+                },
+                "machine": f"{os.cpu_count()} CPU cores, no GPU",
+                "settings": settings,
+                "commit": git_commit(),
+                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
         common.write_json(results_path, store)
         report.write_all(results_path, store, python_of("plot"))
 
@@ -394,12 +502,16 @@ def main(argv: list[str] | None = None) -> int:
                 ran[key] = record
                 save()
                 if args.commit:
-                    commit_results([results_path, results_path.with_suffix(".md"), results_path.with_suffix(".png")],
-                                   f"benchmarks/results: peers {key} ({record['status']}, test "
-                                   f"{record.get('test_score')}, {record.get('calls', {}).get('task', 0)} task calls)")
+                    commit_results(
+                        [results_path, results_path.with_suffix(".md"), results_path.with_suffix(".png")],
+                        f"benchmarks/results: peers {key} ({record['status']}, test "
+                        f"{record.get('test_score')}, {record.get('calls', {}).get('task', 0)} task calls)",
+                    )
                 error = f"error: {str(record.get('error'))[:200]}" if record.get("error") else ""
-                log(f"{key}: {record['status']} score={record.get('test_score')} calls={record.get('calls')} "
-                    f"wall={record['wall_seconds']}s {error}")
+                log(
+                    f"{key}: {record['status']} score={record.get('test_score')} calls={record.get('calls')} "
+                    f"wall={record['wall_seconds']}s {error}"
+                )
         save()
     finally:
         servers.stop()

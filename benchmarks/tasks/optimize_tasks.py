@@ -53,26 +53,32 @@ class Count(BaseModel):
     answer: int = Field(ge=0, description="The total, as a whole number.")
 
 
-sports_flow = Flow("bbh_sports_understanding").then(MicroPrompt(
-    "plausible",
-    task="Say whether the sentence about sports is plausible: yes or no.",
-    inputs={"question": "The question, with the sentence to judge."},
-    output=YesNo,
-))
+sports_flow = Flow("bbh_sports_understanding").then(
+    MicroPrompt(
+        "plausible",
+        task="Say whether the sentence about sports is plausible: yes or no.",
+        inputs={"question": "The question, with the sentence to judge."},
+        output=YesNo,
+    )
+)
 
-counting_flow = Flow("bbh_object_counting").then(MicroPrompt(
-    "count",
-    task="Count the objects of the kind the question asks about and answer with their total as a number.",
-    inputs={"question": "The list of things the speaker has, and the question."},
-    output=Count,
-))
+counting_flow = Flow("bbh_object_counting").then(
+    MicroPrompt(
+        "count",
+        task="Count the objects of the kind the question asks about and answer with their total as a number.",
+        inputs={"question": "The list of things the speaker has, and the question."},
+        output=Count,
+    )
+)
 
-implicatures_flow = Flow("sammo_implicatures").then(MicroPrompt(
-    "implicature",
-    task="Does Speaker 2's answer mean yes or no?",
-    inputs={"dialogue": "Speaker 1's question and Speaker 2's answer."},
-    output=YesNo,
-))
+implicatures_flow = Flow("sammo_implicatures").then(
+    MicroPrompt(
+        "implicature",
+        task="Does Speaker 2's answer mean yes or no?",
+        inputs={"dialogue": "Speaker 1's question and Speaker 2's answer."},
+        output=YesNo,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -110,35 +116,63 @@ def _file(path: Path) -> Path:
 
 def _bbh(task: str, stratify: str | None = None) -> Callable[[int, int, int], Splits]:
     def splits(dev: int, test: int, seed: int) -> Splits:
-        return _shuffled_splits(Dataset.load(_file(SHARED_DATA / "bbh" / f"{task}.jsonl"), map=BBH_MAP),
-                                dev, test, seed, stratify)
+        return _shuffled_splits(
+            Dataset.load(_file(SHARED_DATA / "bbh" / f"{task}.jsonl"), map=BBH_MAP), dev, test, seed, stratify
+        )
 
     return splits
 
 
 def _seats(dev: int, test: int, seed: int) -> Splits:
-    rows = [row for part in ("train", "dev", "test")
-            for row in Dataset.load(ROOT / "examples" / "seats" / "data" / f"{part}.jsonl")]
+    rows = [
+        row
+        for part in ("train", "dev", "test")
+        for row in Dataset.load(ROOT / "examples" / "seats" / "data" / f"{part}.jsonl")
+    ]
     return _shuffled_splits(Dataset(rows, name="seats"), dev, test, seed)
 
 
 def _implicatures(dev: int, test: int, seed: int) -> Splits:
-    ds = Dataset.load(_file(SHARED_DATA / "sammo_instruction_tuning" / "implicatures.json"),
-                      map={"input": "inputs.dialogue", "output": "output.answer"})
+    ds = Dataset.load(
+        _file(SHARED_DATA / "sammo_instruction_tuning" / "implicatures.json"),
+        map={"input": "inputs.dialogue", "output": "output.answer"},
+    )
     assert ds.train is not None and ds.dev is not None and ds.test is not None
-    return Splits(list(ds.train), list(ds.dev.sample(dev, seed, stratify="answer")),
-                  list(ds.test.sample(test, seed, stratify="answer")))
+    return Splits(
+        list(ds.train),
+        list(ds.dev.sample(dev, seed, stratify="answer")),
+        list(ds.test.sample(test, seed, stratify="answer")),
+    )
 
 
 TASKS: dict[str, Task] = {
     "seats": Task("seats", seats_flow, seat_metric, _seats, "examples/seats/data (pooled)"),
-    "navigate": Task("navigate", navigate_flow, exact_match("answer"), _bbh("navigate", stratify="answer"),
-                     "../shared/data/bbh/navigate.jsonl"),
-    "object_counting": Task("object_counting", counting_flow, exact_match("answer"), _bbh("object_counting"),
-                            "../shared/data/bbh/object_counting.jsonl"),
-    "sports_understanding": Task("sports_understanding", sports_flow, exact_match("answer"),
-                                 _bbh("sports_understanding", stratify="answer"),
-                                 "../shared/data/bbh/sports_understanding.jsonl"),
-    "implicatures": Task("implicatures", implicatures_flow, exact_match("answer", normalize="sammo"),
-                         _implicatures, "../shared/data/sammo_instruction_tuning/implicatures.json"),
+    "navigate": Task(
+        "navigate",
+        navigate_flow,
+        exact_match("answer"),
+        _bbh("navigate", stratify="answer"),
+        "../shared/data/bbh/navigate.jsonl",
+    ),
+    "object_counting": Task(
+        "object_counting",
+        counting_flow,
+        exact_match("answer"),
+        _bbh("object_counting"),
+        "../shared/data/bbh/object_counting.jsonl",
+    ),
+    "sports_understanding": Task(
+        "sports_understanding",
+        sports_flow,
+        exact_match("answer"),
+        _bbh("sports_understanding", stratify="answer"),
+        "../shared/data/bbh/sports_understanding.jsonl",
+    ),
+    "implicatures": Task(
+        "implicatures",
+        implicatures_flow,
+        exact_match("answer", normalize="sammo"),
+        _implicatures,
+        "../shared/data/sammo_instruction_tuning/implicatures.json",
+    ),
 }

@@ -52,12 +52,20 @@ _POSITION_WORDS: dict[str, tuple[str, ...]] = {
     "aisle": ("an aisle seat", "a seat on the aisle", "the aisle"),
     "middle": ("a middle seat", "the middle seat", "a seat in the middle"),
 }
-_POSITION_SENTENCES = ("I'd like {position}.", "I always take {position}.", "Could you find me {position}?",
-                       "{Position}, please.", "Please give me {position}.")
+_POSITION_SENTENCES = (
+    "I'd like {position}.",
+    "I always take {position}.",
+    "Could you find me {position}?",
+    "{Position}, please.",
+    "Please give me {position}.",
+)
 _NO_POSITION = ("Any seat is fine.", "I don't mind where I sit.", "No preference between window, aisle or middle.")
 _END_SENTENCES: dict[str, tuple[str, ...]] = {
-    "front": ("I'd like to be near the front.", "Somewhere up front would be great.",
-              "As close to the front as possible."),
+    "front": (
+        "I'd like to be near the front.",
+        "Somewhere up front would be great.",
+        "As close to the front as possible.",
+    ),
     "back": ("I'd rather sit near the back.", "Towards the rear of the plane, please.", "As far back as possible."),
 }
 
@@ -187,10 +195,15 @@ def generate_cases(n: int, seed: int = 0) -> list[Case]:
     for i in range(n):
         prefs = _preferences(rng)
         available = _available(prefs, rng)
-        cases.append(Case(
-            id=f"seats-{seed}-{i}", prefs=prefs, preferences=describe(prefs, rng),
-            available_seats=tuple(available), recommended_seats=tuple(recommend(prefs, available)),
-        ))
+        cases.append(
+            Case(
+                id=f"seats-{seed}-{i}",
+                prefs=prefs,
+                preferences=describe(prefs, rng),
+                available_seats=tuple(available),
+                recommended_seats=tuple(recommend(prefs, available)),
+            )
+        )
     return cases
 
 

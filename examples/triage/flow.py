@@ -110,8 +110,14 @@ finish = FunctionNode("finalize", finalize, reads=("urgency",), writes=("route",
 
 flow = (
     Flow("triage", state=TriageState)
-    .add(extract).add(classify).add(escalate).add(reply).add(finish)
-    .edge(START, "extract").edge("extract", "classify")
+    .add(extract)
+    .add(classify)
+    .add(escalate)
+    .add(reply)
+    .add(finish)
+    .edge(START, "extract")
+    .edge("extract", "classify")
     .branch("classify", route_by_urgency, {"urgent": "escalate", "normal": "reply"})
-    .edge("escalate", "finalize").edge("reply", "finalize")
+    .edge("escalate", "finalize")
+    .edge("reply", "finalize")
 )

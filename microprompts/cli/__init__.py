@@ -19,8 +19,12 @@ from microprompts.cli.options import CliError
 
 __all__ = ["CliError", "app", "main"]
 
-app = typer.Typer(help="LangGraph flows of micro-prompts, optimized end to end.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="LangGraph flows of micro-prompts, optimized end to end.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 run.register(app)
 optimize.register(app)
 serve.register(app)
@@ -37,8 +41,9 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_show_version,
-                                          is_eager=True)] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True)
+    ] = False,
 ) -> None:
     """LangGraph flows of micro-prompts, optimized end to end."""
 
@@ -68,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except TyperException as exc:  # a usage mistake: unknown option, missing argument, bad value
         text = exc.format_message() if isinstance(exc, ClickException) else str(exc)
         command = " ".join(a for a in (argv if argv is not None else sys.argv[1:])[:1] if not a.startswith("-"))
-        typer.echo(f"error: {text.strip().splitlines()[0]} (see: microprompts {command} --help)".replace("  ", " "),
-                   err=True)
+        typer.echo(
+            f"error: {text.strip().splitlines()[0]} (see: microprompts {command} --help)".replace("  ", " "), err=True
+        )
         return 2
     except _USER_ERRORS as exc:
         if os.environ.get("MICROPROMPTS_DEBUG"):
@@ -79,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("MICROPROMPTS_DEBUG"):
             raise
-        typer.echo(f"error: {type(exc).__name__}: {_first_line(exc)} (MICROPROMPTS_DEBUG=1 shows the traceback)",
-                   err=True)
+        typer.echo(
+            f"error: {type(exc).__name__}: {_first_line(exc)} (MICROPROMPTS_DEBUG=1 shows the traceback)", err=True
+        )
         return 2
 
 

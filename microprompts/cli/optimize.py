@@ -53,34 +53,53 @@ def _splits(train: str, dev: str | None, test: str | None, field_map: dict[str, 
 
 
 def optimize_command(
-    flow: Annotated[str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name (a Flow or a "
-                                             "SearchSpace).")],
+    flow: Annotated[
+        str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name (a Flow or a SearchSpace).")
+    ],
     train: Annotated[str, typer.Option("--train", help="Training rows (JSON, JSONL, CSV) or a SAMMO split file.")],
-    metric: Annotated[str, typer.Option("--metric", help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
-                                        "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.")],
-    dev: Annotated[str | None, typer.Option("--dev", help="Dev rows, for selection (default: the split file's).")]
-    = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
+            "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.",
+        ),
+    ],
+    dev: Annotated[
+        str | None, typer.Option("--dev", help="Dev rows, for selection (default: the split file's).")
+    ] = None,
     test: Annotated[str | None, typer.Option("--test", help="Held-out rows for the final figures.")] = None,
     search: Annotated[str, typer.Option("--search", help="beam, evolution or enumerate.")] = "beam",
     budget_calls: Annotated[int | None, typer.Option("--budget-calls", help="Task-model calls.")] = None,
-    budget_optimizer_calls: Annotated[int | None, typer.Option("--budget-optimizer-calls",
-                                                               help="Optimizer-model calls.")] = None,
+    budget_optimizer_calls: Annotated[
+        int | None, typer.Option("--budget-optimizer-calls", help="Optimizer-model calls.")
+    ] = None,
     budget_tokens: Annotated[int | None, typer.Option("--budget-tokens", help="Tokens, both models.")] = None,
     budget_seconds: Annotated[float | None, typer.Option("--budget-seconds", help="Wall-clock seconds.")] = None,
     model: ModelOpt = None,
-    optimizer_model: Annotated[str | None, typer.Option("--optimizer-model", help="Model spec for the model-based "
-                                                        "mutators (none: they are left out).")] = None,
-    models: Annotated[list[str] | None, typer.Option("--models", help="Model spec a node may switch to "
-                                                     "(repeatable).")] = None,
+    optimizer_model: Annotated[
+        str | None,
+        typer.Option("--optimizer-model", help="Model spec for the model-based mutators (none: they are left out)."),
+    ] = None,
+    models: Annotated[
+        list[str] | None, typer.Option("--models", help="Model spec a node may switch to (repeatable).")
+    ] = None,
     out: Annotated[str | None, typer.Option("--out", help="Run directory (default runs/<flow name>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (without it, a run there "
-                                         "starts over, keeping its call cache).")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the run in --out (without it, a run there starts over, keeping its call cache)."
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     map: MapOpt = None,
-    frozen: Annotated[list[str] | None, typer.Option("--frozen", help="Address pattern never changed, e.g. "
-                                                     "reply.task (repeatable).")] = None,
-    kind: Annotated[list[str] | None, typer.Option("--kind", help="Limit mutations to content, structure, graph "
-                                                   "or parameters (repeatable).")] = None,
+    frozen: Annotated[
+        list[str] | None, typer.Option("--frozen", help="Address pattern never changed, e.g. reply.task (repeatable).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="Limit mutations to content, structure, graph or parameters (repeatable)."),
+    ] = None,
     minibatch: Annotated[int, typer.Option("--minibatch", help="Dev rows that screen each candidate.")] = 8,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Rows run at once.")] = 4,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
@@ -94,24 +113,33 @@ def optimize_command(
     train_rows, dev_rows, test_rows = _splits(train, dev, test, parse_map(map or []))
     name = getattr(target, "name", None) or target.flow.name
     run_dir = Path(out) if out else Path("runs") / name
-    budget = Budget(calls=budget_calls, optimizer_calls=budget_optimizer_calls, tokens=budget_tokens,
-                    seconds=budget_seconds)
+    budget = Budget(
+        calls=budget_calls, optimizer_calls=budget_optimizer_calls, tokens=budget_tokens, seconds=budget_seconds
+    )
     optimizer = Optimizer(
-        search=search, budget=budget, model=resolve_model(model, trust=True) if model else None,
+        search=search,
+        budget=budget,
+        model=resolve_model(model, trust=True) if model else None,
         optimizer_model=resolve_model(optimizer_model, trust=True) if optimizer_model else None,
         models=[_trusted(m) for m in models or ()],
-        frozen=frozen or (), kinds=kind or None, seed=seed, concurrency=concurrency, minibatch=minibatch,
+        frozen=frozen or (),
+        kinds=kind or None,
+        seed=seed,
+        concurrency=concurrency,
+        minibatch=minibatch,
         progress=progress,
     )
     base = target if isinstance(target, Flow) else target.flow
     for rows in (train_rows, dev_rows, test_rows or []):
         check_rows(base, rows, scorer)  # before any model call is paid for
     try:
-        result = optimizer.run(target, train=train_rows, dev=dev_rows, test=test_rows, metric=scorer,
-                               run_dir=run_dir, resume=resume)
+        result = optimizer.run(
+            target, train=train_rows, dev=dev_rows, test=test_rows, metric=scorer, run_dir=run_dir, resume=resume
+        )
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted: {run_dir} keeps what was paid for; continue with the same command and "
-                          "--resume") from None
+        raise Interrupted(
+            f"interrupted: {run_dir} keeps what was paid for; continue with the same command and --resume"
+        ) from None
     typer.echo(result.report(), err=True)
     typer.echo(json.dumps(result.summary()))
 

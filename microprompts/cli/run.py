@@ -38,8 +38,14 @@ def run(
 def evaluate(
     flow: Annotated[str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name.")],
     data: Annotated[str, typer.Option("--data", help="Dataset file: JSON, JSONL or CSV.")],
-    metric: Annotated[str, typer.Option("--metric", help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
-                                        "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.")],
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
+            "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.",
+        ),
+    ],
     model: ModelOpt = None,
     map: MapOpt = None,
     split: Annotated[str | None, typer.Option(help="For split files (SAMMO): train, dev or test.")] = None,
@@ -65,9 +71,11 @@ def evaluate(
         typer.echo(json.dumps(summary))
         _fail_if_every_row_failed(result)
         return
-    typer.echo(f"{the_flow.name}: score {summary['score']:.3f} on {summary['n']} rows, {summary['errors']} errors, "
-               f"{summary['calls']} calls ({summary['cached_calls']} cached), "
-               f"{summary['prompt_tokens']}+{summary['completion_tokens']} tokens, {summary['seconds']:.1f}s")
+    typer.echo(
+        f"{the_flow.name}: score {summary['score']:.3f} on {summary['n']} rows, {summary['errors']} errors, "
+        f"{summary['calls']} calls ({summary['cached_calls']} cached), "
+        f"{summary['prompt_tokens']}+{summary['completion_tokens']} tokens, {summary['seconds']:.1f}s"
+    )
     for row in result.rows[:3]:
         if row.error or row.feedback:
             typer.echo(f"  row {row.index}: {row.error or row.feedback}")

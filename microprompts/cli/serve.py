@@ -15,8 +15,9 @@ from microprompts.serve.settings import is_loopback as _is_loopback
 
 
 def serve(
-    target: Annotated[str, typer.Argument(metavar="ARTIFACT|FLOW",
-                                          help="An artifact JSON, path/file.py:name or module:name.")],
+    target: Annotated[
+        str, typer.Argument(metavar="ARTIFACT|FLOW", help="An artifact JSON, path/file.py:name or module:name.")
+    ],
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs an API key.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     model: ModelOpt = None,
@@ -26,22 +27,36 @@ def serve(
     max_concurrency: Annotated[int, typer.Option(min=1, help="Runs at once; more answer 503.")] = 8,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body; larger answer 413.")] = 1_000_000,
     max_batch: Annotated[int, typer.Option(min=1, help="Most inputs in one /batch request.")] = 64,
-    timeout: Annotated[float, typer.Option(min=0, help="Seconds a run may take; later answer 504 (0: no limit).")] \
-        = 120.0,
-    api_key: Annotated[str | None, typer.Option(
-        "--api-key", show_default=False,
-        help=f"Bearer key every route but /health needs (prefer ${API_KEY_ENV}: a command line is visible to "
-             "other users). Required to bind a non-loopback address.")] = None,
-    allowed_host: Annotated[list[str] | None, typer.Option(
-        "--allowed-host", help="Host header name to accept besides the bound one (repeatable; '*': any).")] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds a run may take; later answer 504 (0: no limit).")
+    ] = 120.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            show_default=False,
+            help=f"Bearer key every route but /health needs (prefer ${API_KEY_ENV}: a command line is visible to "
+            "other users). Required to bind a non-loopback address.",
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host", help="Host header name to accept besides the bound one (repeatable; '*': any)."),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve a flow as an HTTP agent (FastAPI + uvicorn): /invoke, /stream, /batch, /schema, /graph, /health,
     /feedback, /runs, /runs/{id}; OpenAPI docs at /docs."""
-    settings = ServeSettings(max_body_bytes=max_body_bytes, max_concurrency=max_concurrency, max_batch=max_batch,
-                             timeout=timeout or None, api_key=api_key or key_from_env(), host=host,
-                             allowed_hosts=tuple(allowed_host or ()))
+    settings = ServeSettings(
+        max_body_bytes=max_body_bytes,
+        max_concurrency=max_concurrency,
+        max_batch=max_batch,
+        timeout=timeout or None,
+        api_key=api_key or key_from_env(),
+        host=host,
+        allowed_hosts=tuple(allowed_host or ()),
+    )
     refused = settings.bind_error()
     if refused:
         raise CliError(refused)
@@ -50,25 +65,39 @@ def serve(
 
         from microprompts.serve.app import create_app
     except ImportError as exc:
-        raise CliError(f"serving needs the serve extra ({exc.name} is missing): pip install 'microprompts[serve]'") \
-            from exc
+        raise CliError(
+            f"serving needs the serve extra ({exc.name} is missing): pip install 'microprompts[serve]'"
+        ) from exc
     if log_level not in {"debug", "info", "warning", "error"}:
         raise CliError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
     logging.getLogger("microprompts").setLevel(log_level.upper())
-    app = create_app(target, model=model, store=None if no_store else store, settings=settings,
-                     allow_modules=allow_list(allow_module))
+    app = create_app(
+        target,
+        model=model,
+        store=None if no_store else store,
+        settings=settings,
+        allow_modules=allow_list(allow_module),
+    )
     agent = app.state.agent
     if host.strip("[]") in WILDCARD_BINDS and not allowed_host:
-        typer.echo(f"note: binding {host}: only Host names {', '.join(sorted(settings.host_names))} are answered; "
-                   "name the others with --allowed-host", err=True)
+        typer.echo(
+            f"note: binding {host}: only Host names {', '.join(sorted(settings.host_names))} are answered; "
+            "name the others with --allowed-host",
+            err=True,
+        )
     guard = "API key required" if settings.api_key else "no API key"
     if not _is_loopback(host):
-        typer.echo(f"note: binding {host}: reachable from other machines (API key required); no TLS here, put a "
-                   "TLS proxy in front", err=True)
-    typer.echo(f"serving flow {agent.flow.name!r} ({agent.artifact_hash or 'no artifact hash'}) on "
-               f"http://{host}:{port} (docs at /docs; {guard}); runs recorded in {'nothing' if no_store else store}",
-               err=True)
+        typer.echo(
+            f"note: binding {host}: reachable from other machines (API key required); no TLS here, put a "
+            "TLS proxy in front",
+            err=True,
+        )
+    typer.echo(
+        f"serving flow {agent.flow.name!r} ({agent.artifact_hash or 'no artifact hash'}) on "
+        f"http://{host}:{port} (docs at /docs; {guard}); runs recorded in {'nothing' if no_store else store}",
+        err=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, timeout_graceful_shutdown=5)
 
 
@@ -82,8 +111,9 @@ def deploy(
     written = write_deployment(artifact, out, model=model, allow_modules=allow_list(allow_module))
     for path in written.values():
         typer.echo(str(path))
-    typer.echo(f"serve it with: langgraph dev --config {out / 'langgraph.json'} (pip install 'langgraph-cli[inmem]')",
-               err=True)
+    typer.echo(
+        f"serve it with: langgraph dev --config {out / 'langgraph.json'} (pip install 'langgraph-cli[inmem]')", err=True
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -123,9 +123,7 @@ def _normalize(raw: Any, field_map: Mapping[str, str], source: str, where: str) 
 
     for src, dest in field_map.items():
         if src not in rest:
-            raise DatasetError(
-                source, f"row has no field {src!r} named in the map (has {sorted(rest)})", where
-            )
+            raise DatasetError(source, f"row has no field {src!r} named in the map (has {sorted(rest)})", where)
         place(dest, rest.pop(src))
     if "inputs" in rest:
         given = rest.pop("inputs")
@@ -194,9 +192,7 @@ class Dataset:
         return cls(out, name=name)
 
     @classmethod
-    def load(
-        cls, path: str | Path, map: Mapping[str, str] | None = None, limit: int | None = None
-    ) -> Dataset:
+    def load(cls, path: str | Path, map: Mapping[str, str] | None = None, limit: int | None = None) -> Dataset:
         """Load a .jsonl, .json (a list of rows or a SAMMO split file) or .csv file of rows."""
         path = Path(path)
         source = str(path)
@@ -205,9 +201,7 @@ class Dataset:
             raise DatasetError(source, f"limit must be at least 1, got {limit}")
         suffix = path.suffix.lower()
         if suffix not in (".jsonl", ".json", ".csv"):
-            raise DatasetError(
-                source, f"unknown file type {suffix or '(none)'!r}: expected .jsonl, .json or .csv"
-            )
+            raise DatasetError(source, f"unknown file type {suffix or '(none)'!r}: expected .jsonl, .json or .csv")
         try:
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
@@ -244,9 +238,7 @@ class Dataset:
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DatasetError(
-                    source, f"invalid JSON: {exc.msg} (column {exc.colno})", f"line {lineno}"
-                ) from None
+                raise DatasetError(source, f"invalid JSON: {exc.msg} (column {exc.colno})", f"line {lineno}") from None
             rows.append(_normalize(raw, field_map, source, f"line {lineno}"))
         return rows
 
@@ -260,13 +252,9 @@ class Dataset:
                 if limit is not None and len(rows) >= limit:
                     break
                 if None in raw:
-                    raise DatasetError(
-                        source, "row has more cells than the header", f"line {reader.line_num}"
-                    )
+                    raise DatasetError(source, "row has more cells than the header", f"line {reader.line_num}")
                 if any(value is None for value in raw.values()):
-                    raise DatasetError(
-                        source, "row has fewer cells than the header", f"line {reader.line_num}"
-                    )
+                    raise DatasetError(source, "row has fewer cells than the header", f"line {reader.line_num}")
                 rows.append(_normalize(raw, field_map, source, f"line {reader.line_num}"))
         except csv.Error as exc:
             raise DatasetError(source, f"invalid CSV: {exc}", f"line {reader.line_num}") from None
@@ -296,7 +284,11 @@ class Dataset:
 
     # ---------------------------------------------------------------------------------------- splitting
     def split(
-        self, train: float | int = 0.5, dev: float | int = 0.25, test: float | int = 0.25, seed: int = 0,
+        self,
+        train: float | int = 0.5,
+        dev: float | int = 0.25,
+        test: float | int = 0.25,
+        seed: int = 0,
         stratify: str | None = None,
     ) -> Dataset:
         """Shuffle with ``random.Random(seed)`` and cut into train/dev/test; an ``int`` is a row count, a
@@ -329,9 +321,7 @@ class Dataset:
             label: Dataset(part, name=f"{self.name}:{label}" if self.name else label) if part else None
             for part, label in zip(parts, self._LABELS, strict=True)
         }
-        return Dataset(
-            self.rows, name=self.name, incontext=self.incontext, instructions=self.instructions, **made
-        )
+        return Dataset(self.rows, name=self.name, incontext=self.incontext, instructions=self.instructions, **made)
 
     def sample(self, n: int, seed: int = 0, stratify: str | None = None) -> Dataset:
         """A seeded random sample of ``min(n, len(self))`` rows, as a new Dataset; ``stratify`` (an output
@@ -370,8 +360,10 @@ def _stratified(rows: Sequence[Row], field: str, rng: random.Random) -> list[Row
     """The rows in a seeded order that keeps each value of ``output[field]`` in proportion (see `spread_by`)."""
     for i, row in enumerate(rows):
         if field not in row.output:
-            raise ValueError(f"cannot stratify on output field {field!r}: row {row.id or i + 1} has no such field "
-                             f"(it has {sorted(row.output) or 'none'})")
+            raise ValueError(
+                f"cannot stratify on output field {field!r}: row {row.id or i + 1} has no such field "
+                f"(it has {sorted(row.output) or 'none'})"
+            )
     return spread_by(rows, lambda row: json.dumps(row.output[field], sort_keys=True, default=str), rng)
 
 

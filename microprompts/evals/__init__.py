@@ -6,6 +6,20 @@ from microprompts.evals.metrics import exact_match, f1, jaccard, normalize, reso
 from microprompts.evals.score import Metric, MetricError, Score, as_score
 
 __all__ = [
-    "EvalResult", "JudgeMetric", "Metric", "MetricError", "RowResult", "Score", "as_score", "check_rows", "evaluate",
-    "exact_match", "f1", "jaccard", "llm_judge", "normalize", "resolve_metric", "row_parts",
+    "EvalResult",
+    "JudgeMetric",
+    "Metric",
+    "MetricError",
+    "RowResult",
+    "Score",
+    "as_score",
+    "check_rows",
+    "evaluate",
+    "exact_match",
+    "f1",
+    "jaccard",
+    "llm_judge",
+    "normalize",
+    "resolve_metric",
+    "row_parts",
 ]

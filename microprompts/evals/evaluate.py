@@ -48,9 +48,14 @@ class EvalResult(BaseModel):
     def summary(self) -> dict[str, Any]:
         """The CLI's `--json` object."""
         return {
-            "score": round(self.score, 6), "n": self.n, "errors": self.errors, "calls": self.usage.calls,
-            "cached_calls": self.usage.cached_calls, "prompt_tokens": self.usage.prompt_tokens,
-            "completion_tokens": self.usage.completion_tokens, "seconds": round(self.seconds, 3),
+            "score": round(self.score, 6),
+            "n": self.n,
+            "errors": self.errors,
+            "calls": self.usage.calls,
+            "cached_calls": self.usage.cached_calls,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "seconds": round(self.seconds, 3),
         }
 
     def failures(self) -> list[RowResult]:
@@ -74,12 +79,16 @@ def check_rows(flow: Flow, rows: Sequence[Any], metric: Metric | None = None) ->
         where = f"row {number}" + (f" (id {row_id})" if row_id is not None else "")
         missing = [k for k in flow.input_keys if k not in inputs]
         if missing:
-            raise ValueError(f"{where} has no input(s) {missing} (it has {sorted(inputs)}); flow {flow.name!r} reads "
-                             f"{list(flow.input_keys)}: name the file's fields with --map SRC=inputs.NAME")
+            raise ValueError(
+                f"{where} has no input(s) {missing} (it has {sorted(inputs)}); flow {flow.name!r} reads "
+                f"{list(flow.input_keys)}: name the file's fields with --map SRC=inputs.NAME"
+            )
         lacking = [k for k in needs if k not in expected and not isinstance(expected.get("outputs"), list)]
         if lacking:
-            raise ValueError(f"{where} has no expected output {lacking} for the metric (it has {sorted(expected)}): "
-                             "name the file's field with --map SRC=output.NAME")
+            raise ValueError(
+                f"{where} has no expected output {lacking} for the metric (it has {sorted(expected)}): "
+                "name the file's field with --map SRC=output.NAME"
+            )
 
 
 def run_row(graph: Any, flow: Flow, index: int, row: Any, metric: Metric | None, recursion_limit: int) -> RowResult:
@@ -147,6 +156,10 @@ def evaluate(
         usage = usage + r.usage
     n = len(results)
     return EvalResult(
-        score=sum(r.score for r in results) / n if n else 0.0, n=n, errors=sum(1 for r in results if r.error),
-        rows=results, usage=usage, seconds=time.perf_counter() - started,
+        score=sum(r.score for r in results) / n if n else 0.0,
+        n=n,
+        errors=sum(1 for r in results if r.error),
+        rows=results,
+        usage=usage,
+        seconds=time.perf_counter() - started,
     )

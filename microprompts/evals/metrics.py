@@ -177,9 +177,7 @@ def jaccard(
         invalid: list[str] = []
         if valid_from is not None:
             if valid_from not in example.inputs:
-                raise MetricError(
-                    f"example {example.id or ''} has no input {valid_from!r} to check items against"
-                )
+                raise MetricError(f"example {example.id or ''} has no input {valid_from!r} to check items against")
             valid = set(_items(example.inputs[valid_from]))
             invalid = [item for item in predicted if item not in valid]
         beyond = max(0, len(predicted) - k) if k is not None else 0
@@ -270,7 +268,7 @@ def resolve_metric(spec: str) -> Callable[..., Any]:
     ``llm_judge:RUBRIC_FILE[:MODEL_SPEC]``, ``path/file.py:func``, ``package.module:func``) into a metric."""
     spec = spec.strip()
     if spec.startswith("llm_judge:") and len(spec) > len("llm_judge:"):
-        return _judge_from_spec(spec, spec[len("llm_judge:"):])
+        return _judge_from_spec(spec, spec[len("llm_judge:") :])
     name, _, rest = spec.partition(":")
     args = rest.split(":") if rest else []
     if any(not arg for arg in args):

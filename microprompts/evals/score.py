@@ -46,9 +46,7 @@ def as_score(value: Any) -> Score:
         if isinstance(raw, bool) or not isinstance(raw, Real):
             raise MetricError(f"metric returned a dict whose 'value' is a {type(raw).__name__}, not a number")
         if not isinstance(feedback, str):
-            raise MetricError(
-                f"metric returned a dict whose 'feedback' is a {type(feedback).__name__}, not a str"
-            )
+            raise MetricError(f"metric returned a dict whose 'feedback' is a {type(feedback).__name__}, not a str")
         number = float(raw)
     else:
         raise MetricError(

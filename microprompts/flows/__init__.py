@@ -14,6 +14,17 @@ from microprompts.flows.flow import Branch, Flow, RouterError
 from microprompts.flows.validate import FlowValidationError
 
 __all__ = [
-    "Address", "ArtifactError", "Branch", "Flow", "FlowValidationError", "MutationViolation", "RouterError",
-    "address_values", "check_mutation", "content_hash", "covers", "is_frozen", "touched",
+    "Address",
+    "ArtifactError",
+    "Branch",
+    "Flow",
+    "FlowValidationError",
+    "MutationViolation",
+    "RouterError",
+    "address_values",
+    "check_mutation",
+    "content_hash",
+    "covers",
+    "is_frozen",
+    "touched",
 ]

@@ -22,8 +22,16 @@ from microprompts.nodes.schema import json_schema
 from microprompts.nodes.sections import SECTION_KINDS
 
 __all__ = [
-    "Address", "MutationViolation", "address_values", "check_mutation", "covers", "is_frozen", "node_of",
-    "normalize_pattern", "section_address", "touched",
+    "Address",
+    "MutationViolation",
+    "address_values",
+    "check_mutation",
+    "covers",
+    "is_frozen",
+    "node_of",
+    "normalize_pattern",
+    "section_address",
+    "touched",
 ]
 
 GRAPH = "graph"
@@ -109,8 +117,11 @@ def address_values(flow: FlowShape) -> dict[str, Any]:
         if isinstance(node, MicroPrompt):
             values.update(_prompt_values(node))
         elif isinstance(node, FunctionNode):
-            values[f"{node.name}.function"] = {"fn": _ref(node.fn), "reads": list(node.reads),
-                                               "writes": list(node.writes)}
+            values[f"{node.name}.function"] = {
+                "fn": _ref(node.fn),
+                "reads": list(node.reads),
+                "writes": list(node.writes),
+            }
     values["graph.nodes"] = sorted(f"{name}:{node.kind}" for name, node in flow.nodes.items())
     values["graph.edges"] = {
         "edges": sorted([list(e) for e in flow.edges]),
@@ -118,8 +129,10 @@ def address_values(flow: FlowShape) -> dict[str, Any]:
             [[b.source, _ref(b.router), sorted(b.mapping.items())] for b in flow.branches], key=json.dumps
         ),
     }
-    values["graph.state"] = {"state": _ref(flow.state) if flow.state is not None else None,
-                             "inputs": list(flow.inputs) if flow.inputs is not None else None}
+    values["graph.state"] = {
+        "state": _ref(flow.state) if flow.state is not None else None,
+        "inputs": list(flow.inputs) if flow.inputs is not None else None,
+    }
     return values
 
 
@@ -130,8 +143,11 @@ def _canonical(value: Any) -> str:
 def touched(parent: FlowShape, child: FlowShape) -> set[str]:
     """The addresses whose values differ between two flows (added and removed ones included)."""
     before, after = address_values(parent), address_values(child)
-    return {a for a in set(before) | set(after)
-            if a not in before or a not in after or _canonical(before[a]) != _canonical(after[a])}
+    return {
+        a
+        for a in set(before) | set(after)
+        if a not in before or a not in after or _canonical(before[a]) != _canonical(after[a])
+    }
 
 
 def node_of(address: str) -> str | None:
@@ -163,8 +179,7 @@ def normalize_pattern(pattern: str) -> str:
 def covers(pattern: str, address: str) -> bool:
     """True when `pattern` (normalized) names `address` or something above it."""
     pattern = normalize_pattern(pattern)
-    return (fnmatchcase(address, pattern) or address.startswith(pattern + ".")
-            or address.startswith(pattern + "#"))
+    return fnmatchcase(address, pattern) or address.startswith(pattern + ".") or address.startswith(pattern + "#")
 
 
 def is_frozen(address: str, frozen: Iterable[str]) -> bool:
@@ -185,8 +200,7 @@ def check_mutation(
     changed_nodes = added | (set(parent.nodes) - set(child.nodes))
     node_level = any(covers(d, "graph.nodes") for d in declared)
     undeclared = sorted(
-        a for a in diff
-        if not any(covers(d, a) for d in declared) and not (node_level and node_of(a) in changed_nodes)
+        a for a in diff if not any(covers(d, a) for d in declared) and not (node_level and node_of(a) in changed_nodes)
     )
     if undeclared:
         raise MutationViolation(f"changed undeclared address(es) {undeclared[:5]}")

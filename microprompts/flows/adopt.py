@@ -44,5 +44,10 @@ def graph_parts(builder: StateGraph, name: str | None = None) -> dict[str, Any]:
                 raise AdoptError(f"branch from {source!r} has no path map; pass one to add_conditional_edges")
             branches.append(Branch(source, router, {str(k): str(v) for k, v in ends.items()}))
     schema = builder.state_schema if getattr(builder, "state_schema", None) is not dict else None
-    return {"name": name or "adopted", "state": schema, "nodes": nodes, "edges": sorted(builder.edges),
-            "branches": branches}
+    return {
+        "name": name or "adopted",
+        "state": schema,
+        "nodes": nodes,
+        "edges": sorted(builder.edges),
+        "branches": branches,
+    }

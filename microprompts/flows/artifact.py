@@ -49,8 +49,13 @@ def _output_ref(output: type[BaseModel]) -> str | None:
 def node_to_dict(node: MicroPrompt | FunctionNode) -> dict[str, Any]:
     """One node as JSON."""
     if isinstance(node, FunctionNode):
-        return {"kind": "function", "name": node.name, "fn": node.ref, "reads": list(node.reads),
-                "writes": list(node.writes)}
+        return {
+            "kind": "function",
+            "name": node.name,
+            "fn": node.ref,
+            "reads": list(node.reads),
+            "writes": list(node.writes),
+        }
     return {
         "kind": "micro_prompt",
         "name": node.name,
@@ -81,8 +86,9 @@ def flow_to_dict(flow: FlowShape) -> dict[str, Any]:
 def node_from_dict(data: dict[str, Any], allow: Sequence[str] | None) -> MicroPrompt | FunctionNode:
     """One node from JSON."""
     if data.get("kind") == "function":
-        return FunctionNode(data["name"], data["fn"], reads=data.get("reads", []), writes=data.get("writes", []),
-                            allow=allow)
+        return FunctionNode(
+            data["name"], data["fn"], reads=data.get("reads", []), writes=data.get("writes", []), allow=allow
+        )
     if data.get("kind") != "micro_prompt":
         raise ArtifactError(f"node {data.get('name')!r} has unknown kind {data.get('kind')!r}")
     out = data["output"]
@@ -99,8 +105,12 @@ def node_from_dict(data: dict[str, Any], allow: Sequence[str] | None) -> MicroPr
     params = Params(**data.get("params", {}))
     note_artifact_model(params.model)  # a model URL from an artifact gets no API key unless the user names it too
     return MicroPrompt(
-        data["name"], sections=[Section(**s) for s in data["sections"]], inputs=data["inputs"], output=output,
-        examples=data.get("examples", []), params=params,
+        data["name"],
+        sections=[Section(**s) for s in data["sections"]],
+        inputs=data["inputs"],
+        output=output,
+        examples=data.get("examples", []),
+        params=params,
     )
 
 
@@ -117,16 +127,23 @@ def flow_parts(data: dict[str, Any], allow: Sequence[str] | None = None) -> dict
     try:
         nodes = [node_from_dict(n, allow) for n in data["nodes"]]
         state = load_object(data["state"], allow) if data.get("state") else None
-        branches = [Branch(b["source"], load_object(b["router"], allow), dict(b["mapping"]))
-                    for b in data.get("branches", [])]
+        branches = [
+            Branch(b["source"], load_object(b["router"], allow), dict(b["mapping"])) for b in data.get("branches", [])
+        ]
         edges = [(str(a), str(b)) for a, b in data.get("edges", [])]
         inputs = data.get("inputs")
         if inputs is not None and not (isinstance(inputs, list) and all(isinstance(k, str) for k in inputs)):
             raise ArtifactError("malformed artifact: 'inputs' must be a list of strings")
         if not isinstance(data["name"], str):
             raise ArtifactError("malformed artifact: 'name' must be a string")
-        return {"name": data["name"], "state": state, "inputs": inputs,
-                "nodes": {n.name: n for n in nodes}, "edges": edges, "branches": branches}
+        return {
+            "name": data["name"],
+            "state": state,
+            "inputs": inputs,
+            "nodes": {n.name: n for n in nodes},
+            "edges": edges,
+            "branches": branches,
+        }
     except ArtifactError:
         raise
     except Exception as exc:  # wrong shapes raise AttributeError, pydantic's errors...: all malformed

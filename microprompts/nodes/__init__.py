@@ -7,7 +7,22 @@ from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, default_cal
 from microprompts.nodes.sections import Example, Params, Section
 
 __all__ = [
-    "DefaultOutput", "Example", "FunctionNode", "MicroPrompt", "NodeInputError", "NodeTrace", "OutputParseError",
-    "Params", "Recorder", "RefError", "Router", "Runtime", "Section", "default_caller", "extract_json",
-    "load_object", "parse_reply", "ref_of",
+    "DefaultOutput",
+    "Example",
+    "FunctionNode",
+    "MicroPrompt",
+    "NodeInputError",
+    "NodeTrace",
+    "OutputParseError",
+    "Params",
+    "Recorder",
+    "RefError",
+    "Router",
+    "Runtime",
+    "Section",
+    "default_caller",
+    "extract_json",
+    "load_object",
+    "parse_reply",
+    "ref_of",
 ]

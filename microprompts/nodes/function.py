@@ -65,8 +65,9 @@ def _check_defined_there(ref: str, obj: Any, module_name: str, qualname: str) ->
     """An artifact's reference must name an object where it is defined (its own module and qualified name), so no
     path through an allowed module reaches code outside it; of the package itself, only schema classes."""
     if getattr(obj, "__module__", None) != module_name or getattr(obj, "__qualname__", None) != qualname:
-        raise RefError(f"{ref!r} is not defined in {module_name!r} itself; an artifact must name the module that "
-                       "defines it")
+        raise RefError(
+            f"{ref!r} is not defined in {module_name!r} itself; an artifact must name the module that defines it"
+        )
     if module_name.split(".")[0] == "microprompts" and not (
         isinstance(obj, type) and issubclass(obj, (BaseModel, dict))
     ):
@@ -108,8 +109,12 @@ class FunctionNode(BaseModel):
     writes: tuple[str, ...] = ()
 
     def __init__(
-        self, name: str, fn: Callable[..., Any] | str, reads: Sequence[str] = (),
-        writes: Sequence[str] = (), allow: Sequence[str] | None = None,
+        self,
+        name: str,
+        fn: Callable[..., Any] | str,
+        reads: Sequence[str] = (),
+        writes: Sequence[str] = (),
+        allow: Sequence[str] | None = None,
     ) -> None:
         func = load_object(fn, allow) if isinstance(fn, str) else fn
         if not callable(func):

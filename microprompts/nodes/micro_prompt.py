@@ -20,8 +20,11 @@ from microprompts.nodes.sections import DEFAULT_TITLES, Example, Params, Section
 
 # Per reply format: how a reply is parsed, and what a repair turn asks for.
 _PARSERS = {"json": parse_reply, "lines": parse_lines, "markers": parse_markers}
-_WANTED = {"json": "JSON object", "lines": "`field: value` lines",
-           "markers": "`[[ ## field ## ]]` blocks, ending with `[[ ## completed ## ]]`"}
+_WANTED = {
+    "json": "JSON object",
+    "lines": "`field: value` lines",
+    "markers": "`[[ ## field ## ]]` blocks, ending with `[[ ## completed ## ]]`",
+}
 
 
 class NodeInputError(ValueError):
@@ -74,8 +77,12 @@ class MicroPrompt(BaseModel):
             inputs = {k: "" for k in inputs}
         p = params if isinstance(params, Params) else Params(**(params or {}), **param_values)
         super().__init__(
-            name=name, sections=tuple(sections), inputs=dict(inputs or {}), output=output or DefaultOutput,
-            examples=examples_t, params=p,
+            name=name,
+            sections=tuple(sections),
+            inputs=dict(inputs or {}),
+            output=output or DefaultOutput,
+            examples=examples_t,
+            params=p,
         )
 
     # --- what it reads and writes --------------------------------------------------------------
@@ -123,9 +130,7 @@ class MicroPrompt(BaseModel):
         if "sections" in changes:
             changes["sections"] = tuple(changes["sections"])
         if "examples" in changes:
-            changes["examples"] = tuple(
-                e if isinstance(e, Example) else Example(**e) for e in changes["examples"]
-            )
+            changes["examples"] = tuple(e if isinstance(e, Example) else Example(**e) for e in changes["examples"])
         return self.model_copy(update=changes)
 
     # --- running -------------------------------------------------------------------------------
@@ -162,16 +167,30 @@ class MicroPrompt(BaseModel):
                 recorder.meter.add(trace.usage, self.name)
 
     def _sample(
-        self, model: Any, messages: list[BaseMessage], sample: int, runtime: Runtime, meter: UsageMeter,
+        self,
+        model: Any,
+        messages: list[BaseMessage],
+        sample: int,
+        runtime: Runtime,
+        meter: UsageMeter,
         trace: NodeTrace,
     ) -> dict[str, Any]:
         inputs = trace.inputs
         schema = self.request_schema(inputs)
         target = self.output_model()
         p = self.params
+
         def ask(turns: list[BaseMessage]) -> Completion:
-            return runtime.caller.complete(model, turns, schema=schema, temperature=p.temperature,
-                                           max_tokens=p.max_tokens, sample=sample, node=self.name, meter=meter)
+            return runtime.caller.complete(
+                model,
+                turns,
+                schema=schema,
+                temperature=p.temperature,
+                max_tokens=p.max_tokens,
+                sample=sample,
+                node=self.name,
+                meter=meter,
+            )
 
         reply = ask(messages)
         trace.replies.append(reply.text)

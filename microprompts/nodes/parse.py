@@ -65,8 +65,10 @@ _RUN_ON = re.compile(r"\n\s*Example \d+\s*\n")  # the heading of a worked exampl
 def _label_pattern(names: list[str]) -> re.Pattern[str]:
     """A line that starts a field: `name: value`, `**Name:** value`, or a label alone (`[[ ## name ## ]]`)."""
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"^[^\w\n]*(?P<name>{alternatives})(?:[^\w\n:=]*[:=]|[^\w\n]*$)[ \t]*(?P<rest>.*)$",
-                      re.IGNORECASE | re.MULTILINE)
+    return re.compile(
+        rf"^[^\w\n]*(?P<name>{alternatives})(?:[^\w\n:=]*[:=]|[^\w\n]*$)[ \t]*(?P<rest>.*)$",
+        re.IGNORECASE | re.MULTILINE,
+    )
 
 
 def _segments(text: str, names: list[str]) -> dict[str, str]:
@@ -77,7 +79,7 @@ def _segments(text: str, names: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        out.setdefault(by_lower[m.group("name").lower()], text[m.start("rest"):end])
+        out.setdefault(by_lower[m.group("name").lower()], text[m.start("rest") : end])
     return out
 
 
@@ -100,8 +102,11 @@ def _coerce(raw: str, prop: dict[str, Any]) -> Any:
         values = {str(v).lower(): v for v in prop["enum"]}
         if text.lower() in values:
             return values[text.lower()]
-        found = [(m.start(), values[m.group(0).lower()]) for v in values
-                 if (m := re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text, re.IGNORECASE))]
+        found = [
+            (m.start(), values[m.group(0).lower()])
+            for v in values
+            if (m := re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text, re.IGNORECASE))
+        ]
         return min(found, key=lambda f: f[0])[1] if found else text
     if kind in ("integer", "number"):
         number = re.search(r"-?\d+(?:\.\d+)?", text.replace(",", ""))

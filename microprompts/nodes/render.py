@@ -121,8 +121,10 @@ def _section_body(mp: Prompt, section: Section) -> str:
             parts += describe_lines(schema)
         elif mp.params.reply_format == "markers":
             parts += describe_fields(schema)
-            parts.append("Every exchange is laid out in marked fields, each value on the lines under its marker: the "
-                         "message holds the inputs, your reply the outputs, then the completion marker.")
+            parts.append(
+                "Every exchange is laid out in marked fields, each value on the lines under its marker: the "
+                "message holds the inputs, your reply the outputs, then the completion marker."
+            )
             fields = [*mp.inputs, *schema.get("properties", {})]
             parts.append("\n" + render_closed({k: f"{{{k}}}" for k in fields}))
         else:

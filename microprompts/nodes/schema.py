@@ -59,14 +59,23 @@ def model_from_schema(schema: dict[str, Any], name: str | None = None) -> type[B
         default = ... if key in required else prop.get("default", None)
         fields[key] = (annotation, Field(default, title=prop.get("title"), description=prop.get("description")))
     return create_model(
-        title.replace(" ", "") or "Output", __config__=ConfigDict(title=title), __doc__=schema.get("description"),
+        title.replace(" ", "") or "Output",
+        __config__=ConfigDict(title=title),
+        __doc__=schema.get("description"),
         **fields,
     )
 
 
 _LIMITS = {
-    "pattern": "pattern", "minLength": "min_length", "maxLength": "max_length", "minItems": "min_length",
-    "maxItems": "max_length", "minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt", "exclusiveMaximum": "lt",
+    "pattern": "pattern",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "minItems": "min_length",
+    "maxItems": "max_length",
+    "minimum": "ge",
+    "maximum": "le",
+    "exclusiveMinimum": "gt",
+    "exclusiveMaximum": "lt",
 }
 
 

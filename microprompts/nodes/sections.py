@@ -60,4 +60,3 @@ class Params(BaseModel):
     reasoning: bool = False
     samples: int = Field(default=1, ge=1, le=15)
     choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
-

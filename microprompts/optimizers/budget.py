@@ -197,8 +197,14 @@ class BudgetedCaller(ModelCaller):
     """A ModelCaller that charges each request to a BudgetTracker and also caches replies cut off by max_tokens,
     so a resumed run never pays for a request twice."""
 
-    def __init__(self, cache: CallCache, tracker: BudgetTracker, role: Role,
-                 before_call: Callable[[], None] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        cache: CallCache,
+        tracker: BudgetTracker,
+        role: Role,
+        before_call: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         def check() -> None:
             tracker.check_time()
             if before_call is not None:

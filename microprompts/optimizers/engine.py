@@ -57,9 +57,16 @@ class Engine:
     """Shared machinery of every search strategy (see module docstring); strategies see it as a `SearchEngine`."""
 
     def __init__(
-        self, flow: Flow, *, rows: EngineRows, evaluator: Evaluator, journal: Journal,
-        proposers: Proposers = Proposers(), settings: EngineSettings = EngineSettings(),
-        space: SearchSpace | None = None, on_record: Callable[[Record], None] | None = None,
+        self,
+        flow: Flow,
+        *,
+        rows: EngineRows,
+        evaluator: Evaluator,
+        journal: Journal,
+        proposers: Proposers = Proposers(),
+        settings: EngineSettings = EngineSettings(),
+        space: SearchSpace | None = None,
+        on_record: Callable[[Record], None] | None = None,
     ) -> None:
         self.flow, self.rows, self.settings, self.space = flow, rows, settings, space
         self.evaluator, self.tracker, self.journal = evaluator, evaluator.tracker, journal
@@ -110,8 +117,9 @@ class Engine:
 
     def _objective_on(self, record: Record, rows: KeyedRows) -> float:
         self.evaluator.run(record.candidate, rows)  # free when already scored there (the usual case)
-        return self.settings.objective(self.evaluator.score(record.id, rows),
-                                       self.evaluator.tokens_per_row(record.id, rows))
+        return self.settings.objective(
+            self.evaluator.score(record.id, rows), self.evaluator.tokens_per_row(record.id, rows)
+        )
 
     def _full(self, record: Record) -> None:
         dev = self.rows.dev
@@ -128,8 +136,10 @@ class Engine:
 
     def top(self, records: Sequence[Record], k: int) -> list[Record]:
         """The `k` best full-dev records by objective; ties go to fewer tokens per row, then to the earlier."""
-        ranked = sorted((r for r in records if r.objective is not None),
-                        key=lambda r: (-(r.objective or 0.0), r.tokens_per_row or 0.0))
+        ranked = sorted(
+            (r for r in records if r.objective is not None),
+            key=lambda r: (-(r.objective or 0.0), r.tokens_per_row or 0.0),
+        )
         return ranked[:k]
 
     def screen(self, pending: Sequence[Pending], parent: Record, top_k: int = 1) -> list[Record]:
@@ -157,12 +167,18 @@ class Engine:
                 records.append(record)
             promote = [r for r in records if whole or (r.minibatch_objective or 0.0) > incumbent_mb - margin]
             level = [r for r in records if r not in promote and (r.minibatch_objective or 0.0) >= parent_mb - margin]
-            level.sort(key=lambda r: (-(r.minibatch_objective or 0.0), -self.bandit.estimate(r.operator or ""),
-                                      self.evaluator.prompt_tokens_per_row(r.id, rows)))
+            level.sort(
+                key=lambda r: (
+                    -(r.minibatch_objective or 0.0),
+                    -self.bandit.estimate(r.operator or ""),
+                    self.evaluator.prompt_tokens_per_row(r.id, rows),
+                )
+            )
             promote += level[:top_k]
             for record in records:
-                if record in promote and self.planner.can_finish(record, len(rows),
-                                                                 self.evaluator.task_calls.get(record.id, 0)):
+                if record in promote and self.planner.can_finish(
+                    record, len(rows), self.evaluator.task_calls.get(record.id, 0)
+                ):
                     self._full(record)
         except BudgetExceeded:
             for record in records:
@@ -184,8 +200,12 @@ class Engine:
             return None
         self.planner.require_dev()
         rows = len(self.rows.dev)
-        if not self.planner.fits(candidate, operator, rows * self.planner.row_calls(candidate, touched),
-                                 f"calls that scoring it on {rows} dev rows takes"):
+        if not self.planner.fits(
+            candidate,
+            operator,
+            rows * self.planner.row_calls(candidate, touched),
+            f"calls that scoring it on {rows} dev rows takes",
+        ):
             return None
         self._seen.add(candidate.id)
         record = Record(candidate, operator, touched)
@@ -218,8 +238,9 @@ class Engine:
         self.tracker.check_time()
         self.planner.require_dev()
         self._expansions += 1
-        operators = [name for name, m in self.mutators.items()
-                     if name not in self._disabled and self._open(m, parent.flow)]
+        operators = [
+            name for name, m in self.mutators.items() if name not in self._disabled and self._open(m, parent.flow)
+        ]
         out: list[Pending] = []
         blocked: set[str] = set()
         used: set[str] = set()
@@ -237,10 +258,14 @@ class Engine:
             if mutator.needs_evaluation and evaluation is None and self.rows.train:
                 evaluation = self.evaluator.run(parent.candidate, self.sampler.feedback())
             ctx = MutationContext(
-                train=self.train, metric=self.evaluator.metric, evaluation=evaluation,
+                train=self.train,
+                metric=self.evaluator.metric,
+                evaluation=evaluation,
                 optimizer_model=self.proposers.model,
                 rng=random.Random(f"{self.settings.seed}:{self._expansions}:{parent.id}:{name}:{attempts}"),
-                caller=self.proposers.caller, history=self.history(), models=self.settings.models,
+                caller=self.proposers.caller,
+                history=self.history(),
+                models=self.settings.models,
                 frozen=self.frozen,
             )
             exhausted_before = "optimizer" in self.tracker.exhausted
@@ -271,8 +296,7 @@ class Engine:
         try:
             flow.compile(caller=self.evaluator.caller)
             touched = check_mutation(parent.flow, flow, mutator.addresses(parent.flow), self.frozen)
-            candidate = Candidate(flow, parent=parent.id, mutation=mutation,
-                                  generation=parent.candidate.generation + 1)
+            candidate = Candidate(flow, parent=parent.id, mutation=mutation, generation=parent.candidate.generation + 1)
             cid = candidate.id
         except Exception as exc:  # noqa: BLE001 - invalid children are dropped and journaled
             self.reject(parent, mutator.name, f"{type(exc).__name__}: {exc}")
@@ -294,4 +318,3 @@ class Engine:
         self.journal.append(CandidateEvent.of(record, len(self.rows.dev), self.tracker.total, self.tracker.seconds()))
         if self.on_record is not None:
             self.on_record(record)
-

@@ -57,8 +57,14 @@ class Evaluator:
     """Runs candidates on rows through a budgeted caller, memoized per (candidate, row) and persisted."""
 
     def __init__(
-        self, metric: Metric, model: ModelLike | None, caller: BudgetedCaller, tracker: BudgetTracker,
-        concurrency: int = 4, store: Path | None = None, resume: bool = False,
+        self,
+        metric: Metric,
+        model: ModelLike | None,
+        caller: BudgetedCaller,
+        tracker: BudgetTracker,
+        concurrency: int = 4,
+        store: Path | None = None,
+        resume: bool = False,
     ) -> None:
         self.metric = metric
         self.model = model
@@ -99,14 +105,26 @@ class Evaluator:
     def _run_live(self, candidate: Candidate, missing: KeyedRows, record_key: str) -> tuple[list[RowResult], Charge]:
         self.tracker.check_time()
         with self.tracker.scope() as charge:
-            evaluation = run_flow(candidate.flow, [row for _, row in missing], self.metric, model=self.model,
-                                  caller=self.caller, concurrency=self.concurrency)
+            evaluation = run_flow(
+                candidate.flow,
+                [row for _, row in missing],
+                self.metric,
+                model=self.model,
+                caller=self.caller,
+                concurrency=self.concurrency,
+            )
         if "task" in self.tracker.exhausted and not self.tracker.exempt:
             raise BudgetExceeded(f"{self.tracker.reason or 'the budget is spent'} (while scoring {candidate.id})")
         self.live_runs += 1
-        self._file.append({"key": record_key, "candidate": candidate.id, "rows": [k for k, _ in missing],
-                           "results": [r.model_dump(mode="json") for r in evaluation.rows],
-                           "charge": charge.to_json()})
+        self._file.append(
+            {
+                "key": record_key,
+                "candidate": candidate.id,
+                "rows": [k for k, _ in missing],
+                "results": [r.model_dump(mode="json") for r in evaluation.rows],
+                "charge": charge.to_json(),
+            }
+        )
         return evaluation.rows, charge
 
     def result(self, candidate_id: str, rows: KeyedRows) -> EvalResult:
@@ -116,9 +134,14 @@ class Evaluator:
         for r in picked:
             usage = usage + r.usage
         n = len(picked)
-        return EvalResult(score=sum(r.score for r in picked) / n if n else 0.0, n=n,
-                          errors=sum(1 for r in picked if r.error), rows=picked, usage=usage,
-                          seconds=sum(r.seconds for r in picked))
+        return EvalResult(
+            score=sum(r.score for r in picked) / n if n else 0.0,
+            n=n,
+            errors=sum(1 for r in picked if r.error),
+            rows=picked,
+            usage=usage,
+            seconds=sum(r.seconds for r in picked),
+        )
 
     def score(self, candidate_id: str, rows: KeyedRows) -> float:
         """Mean score of already-run rows."""
@@ -129,8 +152,12 @@ class Evaluator:
         that a retried fault or a repair turn does not change."""
         if not rows:
             return 0.0
-        return sum(t.rendered_tokens for key, _ in rows for t in self._memo[(candidate_id, key)].traces
-                   if t.kind == "micro_prompt") / len(rows)
+        return sum(
+            t.rendered_tokens
+            for key, _ in rows
+            for t in self._memo[(candidate_id, key)].traces
+            if t.kind == "micro_prompt"
+        ) / len(rows)
 
     def tokens_per_row(self, candidate_id: str, rows: KeyedRows) -> float:
         """Mean tokens a row takes (cache-independent estimate) over already-run rows."""

@@ -117,13 +117,24 @@ class CandidateEvent(BaseModel):
         if record.status is None:
             raise ValueError(f"candidate {record.id} has no status yet")
         return cls(
-            id=record.id, parent=record.candidate.parent, generation=record.candidate.generation,
-            operator=record.operator, kind=m.kind if m else None, mutation=m.model_dump(mode="json") if m else None,
-            touched=record.touched, status=record.status, minibatch=_round(record.minibatch),
-            minibatch_n=record.minibatch_n, dev=_round(record.dev), dev_n=dev_n if record.dev is not None else 0,
-            tokens_per_row=_round(record.tokens_per_row), objective=_round(record.objective),
-            calls=spent.task_calls, optimizer_calls=spent.optimizer_calls,
-            tokens=spent.task_tokens + spent.optimizer_tokens, elapsed=round(seconds, 3),
+            id=record.id,
+            parent=record.candidate.parent,
+            generation=record.candidate.generation,
+            operator=record.operator,
+            kind=m.kind if m else None,
+            mutation=m.model_dump(mode="json") if m else None,
+            touched=record.touched,
+            status=record.status,
+            minibatch=_round(record.minibatch),
+            minibatch_n=record.minibatch_n,
+            dev=_round(record.dev),
+            dev_n=dev_n if record.dev is not None else 0,
+            tokens_per_row=_round(record.tokens_per_row),
+            objective=_round(record.objective),
+            calls=spent.task_calls,
+            optimizer_calls=spent.optimizer_calls,
+            tokens=spent.task_tokens + spent.optimizer_tokens,
+            elapsed=round(seconds, 3),
         )
 
 

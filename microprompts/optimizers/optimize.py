@@ -73,8 +73,10 @@ def _check_run(run_dir: Path, fingerprint: dict[str, Any], resume: bool) -> None
         try:
             recorded = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ResumeError(f"cannot resume {run_dir}: {path} cannot be read ({exc}); start the run over without "
-                              "--resume, or in another directory") from exc
+            raise ResumeError(
+                f"cannot resume {run_dir}: {path} cannot be read ({exc}); start the run over without "
+                "--resume, or in another directory"
+            ) from exc
         if not isinstance(recorded, dict):
             raise ResumeError(f"cannot resume {run_dir}: {path} does not hold a run's settings")
         differs = sorted(k for k in set(recorded) | set(fingerprint) if recorded.get(k) != fingerprint.get(k))
@@ -91,8 +93,10 @@ def _run_lock(run_dir: Path) -> FileLock:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise RunLockedError(f"another optimize is running in {run_dir} (it holds {run_dir / '.lock'}): wait for it "
-                             "to finish, or choose another --out") from None
+        raise RunLockedError(
+            f"another optimize is running in {run_dir} (it holds {run_dir / '.lock'}): wait for it "
+            "to finish, or choose another --out"
+        ) from None
     return lock
 
 
@@ -113,8 +117,12 @@ class _Progress:
             self.best = record.objective
         t = self.tracker.total
         self.bar.n = t.task_calls
-        self.bar.set_postfix(best=f"{self.best:.3f}" if self.best is not None else "-", calls=t.task_calls,
-                             tokens=t.task_tokens + t.optimizer_tokens, refresh=False)
+        self.bar.set_postfix(
+            best=f"{self.best:.3f}" if self.best is not None else "-",
+            calls=t.task_calls,
+            tokens=t.task_tokens + t.optimizer_tokens,
+            refresh=False,
+        )
         self.bar.refresh()
 
     def close(self) -> None:
@@ -149,8 +157,14 @@ class Optimizer:
     before_call: Callable[[], None] | None = None
 
     def run(
-        self, flow: Flow | SearchSpace, *, train: Sequence[Any] | None = None, dev: Sequence[Any],
-        test: Sequence[Any] | None = None, metric: Metric | str, run_dir: str | Path | None = None,
+        self,
+        flow: Flow | SearchSpace,
+        *,
+        train: Sequence[Any] | None = None,
+        dev: Sequence[Any],
+        test: Sequence[Any] | None = None,
+        metric: Metric | str,
+        run_dir: str | Path | None = None,
         resume: bool = False,
     ) -> OptimizeResult:
         """Optimize `flow` (or a SearchSpace) for `metric` on `dev`; `train` feeds the mutators, `test` is scored
@@ -190,14 +204,33 @@ class Optimizer:
             opt_caller = BudgetedCaller(cache, tracker, "optimizer", self.before_call)
             journal = Journal(run_path / "journal.jsonl" if run_path else None, resume)
             tracker.seconds_offset = journal.last_elapsed()
-            evaluator = Evaluator(metric, self.model, task_caller, tracker, self.concurrency,
-                                  run_path / "evaluations.jsonl" if run_path else None, resume)
+            evaluator = Evaluator(
+                metric,
+                self.model,
+                task_caller,
+                tracker,
+                self.concurrency,
+                run_path / "evaluations.jsonl" if run_path else None,
+                resume,
+            )
             bar = _Progress(tracker, budget.calls, base.name, self.progress)
-            engine = Engine(base, rows=rows, evaluator=evaluator, journal=journal, space=space, on_record=bar,
-                            proposers=Proposers(mutators=ops, model=opt_model, caller=opt_caller),
-                            settings=EngineSettings(seed=self.seed, minibatch=self.minibatch, margin=self.margin,
-                                                    objective=Objective(self.cost_weight), frozen=tuple(self.frozen),
-                                                    models=tuple(self.models)))
+            engine = Engine(
+                base,
+                rows=rows,
+                evaluator=evaluator,
+                journal=journal,
+                space=space,
+                on_record=bar,
+                proposers=Proposers(mutators=ops, model=opt_model, caller=opt_caller),
+                settings=EngineSettings(
+                    seed=self.seed,
+                    minibatch=self.minibatch,
+                    margin=self.margin,
+                    objective=Objective(self.cost_weight),
+                    frozen=tuple(self.frozen),
+                    models=tuple(self.models),
+                ),
+            )
             stopped: str | None = None
             try:
                 try:
@@ -223,24 +256,41 @@ class Optimizer:
             ops = [m for m in ops if m.kind in self.kinds]
         return ops
 
-    def _fingerprint(self, base: Flow, strategy: Search, ops: Sequence[Mutator], rows: EngineRows,
-                     test_rows: KeyedRows | None) -> dict[str, Any]:
+    def _fingerprint(
+        self, base: Flow, strategy: Search, ops: Sequence[Mutator], rows: EngineRows, test_rows: KeyedRows | None
+    ) -> dict[str, Any]:
         """What the run is (``run.json``): `--resume` refuses a run directory whose fingerprint differs."""
         return {
-            "flow": base.content_hash(), "seed": self.seed, "train": _digest(rows.train), "dev": _digest(rows.dev),
-            "test": _digest(test_rows), "search": strategy.describe(), "minibatch": self.minibatch,
-            "margin": self.margin, "cost_weight": self.cost_weight, "mutators": [m.name for m in ops],
-            "frozen": list(self.frozen), "models": list(self.models), "model": _model_label(self.model),
+            "flow": base.content_hash(),
+            "seed": self.seed,
+            "train": _digest(rows.train),
+            "dev": _digest(rows.dev),
+            "test": _digest(test_rows),
+            "search": strategy.describe(),
+            "minibatch": self.minibatch,
+            "margin": self.margin,
+            "cost_weight": self.cost_weight,
+            "mutators": [m.name for m in ops],
+            "frozen": list(self.frozen),
+            "models": list(self.models),
+            "model": _model_label(self.model),
             "optimizer_model": _model_label(self.optimizer_model),
         }
 
 
 def optimize(
-    flow: Flow | SearchSpace, *, train: Sequence[Any] | None = None, dev: Sequence[Any],
-    test: Sequence[Any] | None = None, metric: Metric | str, run_dir: str | Path | None = None,
-    resume: bool = False, **settings: Any,
+    flow: Flow | SearchSpace,
+    *,
+    train: Sequence[Any] | None = None,
+    dev: Sequence[Any],
+    test: Sequence[Any] | None = None,
+    metric: Metric | str,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    **settings: Any,
 ) -> OptimizeResult:
     """`Optimizer(**settings).run(flow, ...)` in one call: optimize `flow` (or a SearchSpace) for `metric` on `dev`
     under `budget`; the keyword `settings` are Optimizer's (search, budget, model, seed, minibatch, ...)."""
-    return Optimizer(**settings).run(flow, train=train, dev=dev, test=test, metric=metric, run_dir=run_dir,
-                                     resume=resume)
+    return Optimizer(**settings).run(
+        flow, train=train, dev=dev, test=test, metric=metric, run_dir=run_dir, resume=resume
+    )

@@ -27,8 +27,14 @@ def metric_usage(metric: Any) -> Usage | None:
 
 
 def finish_run(
-    engine: Engine, strategy: Search, stopped: str | None, test_rows: KeyedRows | None, run_path: Path | None,
-    cache: CallCache, opt_caller: BudgetedCaller, metric_before: Usage | None = None,
+    engine: Engine,
+    strategy: Search,
+    stopped: str | None,
+    test_rows: KeyedRows | None,
+    run_path: Path | None,
+    cache: CallCache,
+    opt_caller: BudgetedCaller,
+    metric_before: Usage | None = None,
 ) -> OptimizeResult:
     """Final figures (test split outside the budget), artifacts and the result; closes the call cache."""
     evaluator, tracker = engine.evaluator, engine.tracker
@@ -39,34 +45,55 @@ def finish_run(
         with tracker.exempted():
             test_baseline = evaluator.run(baseline.candidate, test_rows).score
             test_best = evaluator.run(best.candidate, test_rows).score
-    points = [{"id": r.id, "score": r.dev, "tokens_per_row": r.tokens_per_row, "objective": r.objective}
-              for r in engine.scored]
+    points = [
+        {"id": r.id, "score": r.dev, "tokens_per_row": r.tokens_per_row, "objective": r.objective}
+        for r in engine.scored
+    ]
     task, opt = evaluator.caller.meter.snapshot(), opt_caller.meter.snapshot()
     usage = {
-        "calls": task.calls, "cached_calls": task.cached_calls, "prompt_tokens": task.prompt_tokens,
-        "completion_tokens": task.completion_tokens, "optimizer_calls": opt.calls,
-        "optimizer_cached_calls": opt.cached_calls, "tokens": task.tokens + opt.tokens,
-        "failures": task.failures + opt.failures, "charged_calls": tracker.total.task_calls,
+        "calls": task.calls,
+        "cached_calls": task.cached_calls,
+        "prompt_tokens": task.prompt_tokens,
+        "completion_tokens": task.completion_tokens,
+        "optimizer_calls": opt.calls,
+        "optimizer_cached_calls": opt.cached_calls,
+        "tokens": task.tokens + opt.tokens,
+        "failures": task.failures + opt.failures,
+        "charged_calls": tracker.total.task_calls,
         "search_calls": search_calls,
         "charged_optimizer_calls": tracker.total.optimizer_calls,
-        "charged_tokens": tracker.total.task_tokens + tracker.total.optimizer_tokens, "seconds": tracker.seconds(),
-        "evaluations_run": evaluator.live_runs, "evaluations_replayed": evaluator.replayed_runs,
+        "charged_tokens": tracker.total.task_tokens + tracker.total.optimizer_tokens,
+        "seconds": tracker.seconds(),
+        "evaluations_run": evaluator.live_runs,
+        "evaluations_replayed": evaluator.replayed_runs,
     }
     metric_now = metric_usage(evaluator.metric)
     if metric_before is not None and metric_now is not None:  # a judge's calls: the metric's cost, not the budget's
         spent = metric_now - metric_before
         usage.update(metric_calls=spent.calls, metric_cached_calls=spent.cached_calls, metric_tokens=spent.tokens)
     result = OptimizeResult(
-        best=best.flow, best_candidate=best.candidate, baseline=baseline.candidate,
-        baseline_score=baseline.dev or 0.0, best_score=best.dev or 0.0, test_baseline=test_baseline,
-        test_best=test_best, history=list(engine.journal.entries), pareto=pareto_front(points), points=points,
-        usage=usage, search=strategy.describe(), stopped=stopped, run_dir=run_path, operators=engine.bandit.stats(),
+        best=best.flow,
+        best_candidate=best.candidate,
+        baseline=baseline.candidate,
+        baseline_score=baseline.dev or 0.0,
+        best_score=best.dev or 0.0,
+        test_baseline=test_baseline,
+        test_best=test_best,
+        history=list(engine.journal.entries),
+        pareto=pareto_front(points),
+        points=points,
+        usage=usage,
+        search=strategy.describe(),
+        stopped=stopped,
+        run_dir=run_path,
+        operators=engine.bandit.stats(),
     )
     if run_path is not None:
         best.flow.save(str(run_path / "best.json"))
-        atomic_write_text(run_path / "summary.json",
-                          json.dumps({**result.summary(), "usage": usage, "pareto": result.pareto},
-                                     indent=2, default=str) + "\n")
+        atomic_write_text(
+            run_path / "summary.json",
+            json.dumps({**result.summary(), "usage": usage, "pareto": result.pareto}, indent=2, default=str) + "\n",
+        )
         result.report()
     cache.close()
     return result

@@ -32,8 +32,7 @@ class CallPlanner:
         readers = candidate.flow.dependencies()
         reached = set(names).union(*(nx.descendants(readers, n) for n in names if n in readers))
         nodes = candidate.flow.nodes
-        return max(1, sum(node.params.samples for name in reached
-                          if isinstance(node := nodes.get(name), MicroPrompt)))
+        return max(1, sum(node.params.samples for name in reached if isinstance(node := nodes.get(name), MicroPrompt)))
 
     def can_finish(self, record: Record, done: int, charged: int) -> bool:
         """Whether the calls left can score a screened child on the dev rows past its `done` minibatch rows. The
@@ -44,8 +43,9 @@ class CallPlanner:
         if rest <= 0:
             return True
         need = -(-charged * rest // done) if charged else rest * self.row_calls(record.candidate, record.touched)
-        return self.fits(record.candidate, record.operator, need,
-                         f"calls that scoring it on {rest} more dev rows takes")
+        return self.fits(
+            record.candidate, record.operator, need, f"calls that scoring it on {rest} more dev rows takes"
+        )
 
     def fits(self, candidate: Candidate, operator: str | None, calls: int, what: str) -> bool:
         """Whether `calls` new task-model calls are left for `what`; if not, the candidate is journaled as skipped."""
@@ -61,8 +61,9 @@ class CallPlanner:
         if rows > 0:
             self.tracker.require(rows * per_row, f"calls that scoring a candidate on {rows} more dev rows takes")
 
-    def affordable(self, pending: Sequence[Pending], rows: int, whole: bool,
-                   release: Callable[[str], None]) -> list[Pending]:
+    def affordable(
+        self, pending: Sequence[Pending], rows: int, whole: bool, release: Callable[[str], None]
+    ) -> list[Pending]:
         """The children, in order, that the calls left can screen on `rows` rows while one of them can still be
         scored on the rest of dev; the others are journaled as skipped and handed by id to `release`, so that they
         may be proposed again. Raises BudgetExceeded when not even one child can reach dev."""

@@ -70,14 +70,20 @@ class OptimizeResult:
         candidates = [e for e in self.history if e.get("event") == "candidate"]
         return {
             "flow": self.baseline.flow.name,
-            "baseline_dev": round(self.baseline_score, 6), "best_dev": round(self.best_score, 6),
+            "baseline_dev": round(self.baseline_score, 6),
+            "best_dev": round(self.best_score, 6),
             "baseline_test": None if self.test_baseline is None else round(self.test_baseline, 6),
             "best_test": None if self.test_best is None else round(self.test_best, 6),
-            "best_id": self.best_candidate.id, "improved": self.improved,
-            "candidates": len(candidates), "promoted": sum(1 for e in candidates if e.get("dev") is not None),
-            "calls": self.usage["calls"], "cached_calls": self.usage["cached_calls"],
-            "optimizer_calls": self.usage["optimizer_calls"], "tokens": self.usage["tokens"],
-            "seconds": round(self.usage["seconds"], 3), "stopped": self.stopped,
+            "best_id": self.best_candidate.id,
+            "improved": self.improved,
+            "candidates": len(candidates),
+            "promoted": sum(1 for e in candidates if e.get("dev") is not None),
+            "calls": self.usage["calls"],
+            "cached_calls": self.usage["cached_calls"],
+            "optimizer_calls": self.usage["optimizer_calls"],
+            "tokens": self.usage["tokens"],
+            "seconds": round(self.usage["seconds"], 3),
+            "stopped": self.stopped,
             "run_dir": str(self.run_dir) if self.run_dir is not None else None,
             **({"metric_calls": self.usage["metric_calls"]} if "metric_calls" in self.usage else {}),
         }
@@ -89,7 +95,6 @@ class OptimizeResult:
         return render_text(self)
 
 
-
 def prompt_text(flow: Flow, name: str) -> list[str]:
     """A node as reviewable lines: its parameters, then its system prompt with `{input}` placeholders."""
     node = flow.nodes.get(name)
@@ -99,8 +104,14 @@ def prompt_text(flow: Flow, name: str) -> list[str]:
         return [f"function node {name}: reads {list(node.reads)}, writes {list(node.writes)}"]
     params = json.dumps(node.params.model_dump(), sort_keys=True)
     messages = node.render({k: "{" + k + "}" for k in node.inputs})
-    return [f"params: {params}", "", *str(messages[0].content).splitlines(), "", "user:",
-            *str(messages[-1].content).splitlines()]
+    return [
+        f"params: {params}",
+        "",
+        *str(messages[0].content).splitlines(),
+        "",
+        "user:",
+        *str(messages[-1].content).splitlines(),
+    ]
 
 
 def _fmt(value: float | None) -> str:
@@ -126,14 +137,20 @@ def _mutation_text(entry: dict[str, Any]) -> str:
 def render_text(result: OptimizeResult) -> str:
     """A few lines: scores, how the run ended, cost, the best candidate's lineage and which nodes changed."""
     s = result.summary()
-    lines = [f"optimize {result.baseline.flow.name}: dev {_fmt(result.baseline_score)} -> {_fmt(result.best_score)} "
-             f"({result.best_score - result.baseline_score:+.3f})"]
+    lines = [
+        f"optimize {result.baseline.flow.name}: dev {_fmt(result.baseline_score)} -> {_fmt(result.best_score)} "
+        f"({result.best_score - result.baseline_score:+.3f})"
+    ]
     if result.test_baseline is not None:
         lines.append(f"test {_fmt(result.test_baseline)} -> {_fmt(result.test_best)}")
-    lines.append(f"search {result.search.get('name')}: {s['candidates']} candidates, {s['promoted']} on full dev; "
-                 f"{result.stopped or 'search finished'}")
-    lines.append(f"calls {s['calls']} paid ({s['cached_calls']} cached), optimizer calls {s['optimizer_calls']}, "
-                 f"tokens {s['tokens']}, {s['seconds']:.1f}s")
+    lines.append(
+        f"search {result.search.get('name')}: {s['candidates']} candidates, {s['promoted']} on full dev; "
+        f"{result.stopped or 'search finished'}"
+    )
+    lines.append(
+        f"calls {s['calls']} paid ({s['cached_calls']} cached), optimizer calls {s['optimizer_calls']}, "
+        f"tokens {s['tokens']}, {s['seconds']:.1f}s"
+    )
     lines.append("lineage of the best candidate:")
     for entry in result.lineage:
         lines.append(f"  {entry['id']}  dev {_fmt(entry.get('dev'))}  {_mutation_text(entry)}")
@@ -178,31 +195,71 @@ def _scatter(points: list[dict[str, Any]], front: list[dict[str, Any]]) -> str:
         f'fill="{"#d33" if p["id"] in ids else "#999"}"><title>{html.escape(p["id"])}</title></circle>'
         for p in points
     )
-    axes = (f'<text x="{w / 2}" y="{h - 8}" font-size="11">tokens per row</text>'
-            f'<text x="4" y="14" font-size="11">dev score</text>')
+    axes = (
+        f'<text x="{w / 2}" y="{h - 8}" font-size="11">tokens per row</text>'
+        f'<text x="4" y="14" font-size="11">dev score</text>'
+    )
     return f'<svg width="{w}" height="{h}" style="border:1px solid #ddd">{axes}{dots}</svg>'
 
 
 def render_html(result: OptimizeResult) -> str:
     """The self-contained report page."""
     s = result.summary()
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>microprompts optimize "
-             f"{html.escape(result.baseline.flow.name)}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>Optimizing {html.escape(result.baseline.flow.name)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>microprompts optimize "
+        f"{html.escape(result.baseline.flow.name)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>Optimizing {html.escape(result.baseline.flow.name)}</h1>",
+    ]
     scores = [["dev", _fmt(result.baseline_score), _fmt(result.best_score)]]
     if result.test_baseline is not None:
         scores.append(["test", _fmt(result.test_baseline), _fmt(result.test_best)])
     parts.append(_table(["split", "baseline", "best"], scores))
-    parts.append(_table(["search", "candidates", "on full dev", "paid calls", "cached calls", "optimizer calls",
-                         "tokens", "seconds", "ended"],
-                        [[result.search.get("name"), s["candidates"], s["promoted"], s["calls"], s["cached_calls"],
-                          s["optimizer_calls"], s["tokens"], f"{s['seconds']:.1f}",
-                          result.stopped or "search finished"]]))
+    parts.append(
+        _table(
+            [
+                "search",
+                "candidates",
+                "on full dev",
+                "paid calls",
+                "cached calls",
+                "optimizer calls",
+                "tokens",
+                "seconds",
+                "ended",
+            ],
+            [
+                [
+                    result.search.get("name"),
+                    s["candidates"],
+                    s["promoted"],
+                    s["calls"],
+                    s["cached_calls"],
+                    s["optimizer_calls"],
+                    s["tokens"],
+                    f"{s['seconds']:.1f}",
+                    result.stopped or "search finished",
+                ]
+            ],
+        )
+    )
     parts.append("<h2>Lineage of the best candidate</h2>")
-    parts.append(_table(["id", "operator", "address", "minibatch", "dev", "tokens/row", "change"],
-                        [[e["id"], e.get("operator") or "baseline", (e.get("mutation") or {}).get("address", ""),
-                          _fmt(e.get("minibatch")), _fmt(e.get("dev")), _fmt(e.get("tokens_per_row")),
-                          _mutation_text(e)] for e in result.lineage]))
+    parts.append(
+        _table(
+            ["id", "operator", "address", "minibatch", "dev", "tokens/row", "change"],
+            [
+                [
+                    e["id"],
+                    e.get("operator") or "baseline",
+                    (e.get("mutation") or {}).get("address", ""),
+                    _fmt(e.get("minibatch")),
+                    _fmt(e.get("dev")),
+                    _fmt(e.get("tokens_per_row")),
+                    _mutation_text(e),
+                ]
+                for e in result.lineage
+            ],
+        )
+    )
     parts.append("<h2>Prompt changes per node (baseline vs best)</h2>")
     changed = _changed_nodes(result)
     if not changed:
@@ -210,16 +267,30 @@ def render_html(result: OptimizeResult) -> str:
     differ = difflib.HtmlDiff(wrapcolumn=90)
     for name in changed:
         parts.append(f"<h3>{html.escape(name)}</h3>")
-        parts.append(differ.make_table(prompt_text(result.baseline.flow, name), prompt_text(result.best, name),
-                                       "baseline", "best", context=False))
+        parts.append(
+            differ.make_table(
+                prompt_text(result.baseline.flow, name),
+                prompt_text(result.best, name),
+                "baseline",
+                "best",
+                context=False,
+            )
+        )
     parts.append("<h2>Pareto front: dev score vs tokens per row</h2>")
     parts.append(_scatter(result.points, result.pareto))
-    parts.append(_table(["id", "dev score", "tokens/row", "objective"],
-                        [[p["id"], _fmt(p["score"]), f"{p['tokens_per_row']:.1f}", _fmt(p["objective"])]
-                         for p in result.pareto]))
+    parts.append(
+        _table(
+            ["id", "dev score", "tokens/row", "objective"],
+            [[p["id"], _fmt(p["score"]), f"{p['tokens_per_row']:.1f}", _fmt(p["objective"])] for p in result.pareto],
+        )
+    )
     if result.operators:
         parts.append("<h2>Operators (bandit)</h2>")
-        parts.append(_table(["operator", "tries", "mean reward"],
-                            [[n, v["pulls"], v["mean_reward"]] for n, v in result.operators.items()]))
+        parts.append(
+            _table(
+                ["operator", "tries", "mean reward"],
+                [[n, v["pulls"], v["mean_reward"]] for n, v in result.operators.items()],
+            )
+        )
     parts.append("</body></html>")
     return "\n".join(parts)

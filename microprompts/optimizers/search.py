@@ -171,8 +171,9 @@ class Enumerate:
                 engine.reject(base, self.name, f"{type(exc).__name__}: {exc}")
                 continue
             mutation = Mutation(operator=self.name, kind="structure", address="space", after=labels)
-            engine.score_full(Candidate(flow, parent=base.id, mutation=mutation, generation=1), self.name,
-                              sorted(touched))
+            engine.score_full(
+                Candidate(flow, parent=base.id, mutation=mutation, generation=1), self.name, sorted(touched)
+            )
 
     def describe(self) -> dict[str, Any]:
         """Settings as JSON."""

@@ -27,11 +27,31 @@ class Objective:
 # move small models most; phrase edits and k-sample votes (k times the calls) least. Evidence overrides a prior after a
 # few pulls, so operator choice is still learned per task and model.
 DEFAULT_PRIORS: dict[str, float] = {
-    "choices": 0.7, "reply_format": 0.6, "choose_examples": 0.55, "example_count": 0.5, "bootstrap_examples": 0.5,
-    "textual_gradient": 0.4, "induce": 0.35, "data_format": 0.35, "toggle_reasoning": 0.3, "opro": 0.3,
-    "model": 0.3, "paraphrase": 0.25, "add_guideline": 0.2, "phrase_bank": 0.2, "remove_node": 0.2,
-    "compress": 0.15, "insert_check": 0.15, "split_node": 0.15, "temperature": 0.1, "max_tokens": 0.1,
-    "samples": 0.08, "vote": 0.08, "drop_section": 0.1, "reorder_sections": 0.1, "delete_sentence": 0.1,
+    "choices": 0.7,
+    "reply_format": 0.6,
+    "choose_examples": 0.55,
+    "example_count": 0.5,
+    "bootstrap_examples": 0.5,
+    "textual_gradient": 0.4,
+    "induce": 0.35,
+    "data_format": 0.35,
+    "toggle_reasoning": 0.3,
+    "opro": 0.3,
+    "model": 0.3,
+    "paraphrase": 0.25,
+    "add_guideline": 0.2,
+    "phrase_bank": 0.2,
+    "remove_node": 0.2,
+    "compress": 0.15,
+    "insert_check": 0.15,
+    "split_node": 0.15,
+    "temperature": 0.1,
+    "max_tokens": 0.1,
+    "samples": 0.08,
+    "vote": 0.08,
+    "drop_section": 0.1,
+    "reorder_sections": 0.1,
+    "delete_sentence": 0.1,
     "swap_sentences": 0.1,
 }
 UNKNOWN_PRIOR = 0.2
@@ -83,8 +103,10 @@ class OperatorBandit:
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Pulls and mean reward per operator, for the report."""
-        return {n: {"pulls": p, "mean_reward": round(self.wins.get(n, 0.0) / p, 4), "prior": self.prior(n)}
-                for n, p in sorted(self.pulls.items())}
+        return {
+            n: {"pulls": p, "mean_reward": round(self.wins.get(n, 0.0) / p, 4), "prior": self.prior(n)}
+            for n, p in sorted(self.pulls.items())
+        }
 
 
 def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,11 +114,13 @@ def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     front = []
     for p in points:
         dominated = any(
-            q["score"] >= p["score"] and q["tokens_per_row"] <= p["tokens_per_row"]
+            q["score"] >= p["score"]
+            and q["tokens_per_row"] <= p["tokens_per_row"]
             and (q["score"] > p["score"] or q["tokens_per_row"] < p["tokens_per_row"])
             for q in points
         )
-        if not dominated and not any(f["score"] == p["score"] and f["tokens_per_row"] == p["tokens_per_row"]
-                                     for f in front):
+        if not dominated and not any(
+            f["score"] == p["score"] and f["tokens_per_row"] == p["tokens_per_row"] for f in front
+        ):
             front.append(p)
     return sorted(front, key=lambda p: (-p["score"], p["tokens_per_row"]))

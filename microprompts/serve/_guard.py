@@ -57,13 +57,25 @@ class GuardMiddleware:
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
         if not self.any_host and host not in self.hosts:
             shown = host[:100] or "none"
-            await self._refuse(scope, receive, send, 400, "bad_request",
-                               f"Host {shown!r} is not served here (start the server with --allowed-host to add it)")
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                400,
+                "bad_request",
+                f"Host {shown!r} is not served here (start the server with --allowed-host to add it)",
+            )
             return
         if self._key is not None and scope.get("path") not in OPEN_PATHS and not self._authorized(headers):
-            await self._refuse(scope, receive, send, 401, "unauthorized",
-                               "missing or wrong API key: send the header Authorization: Bearer <key>",
-                               {"www-authenticate": "Bearer"})
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                401,
+                "unauthorized",
+                "missing or wrong API key: send the header Authorization: Bearer <key>",
+                {"www-authenticate": "Bearer"},
+            )
             return
         await self.app(scope, receive, send)
 
@@ -74,7 +86,13 @@ class GuardMiddleware:
         return hmac.compare_digest(token.encode("latin-1", "replace"), self._key)
 
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, status: int, type_: str, message: str,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        type_: str,
+        message: str,
         headers: dict[str, str] | None = None,
     ) -> None:
         more, seen = True, 0

@@ -21,10 +21,19 @@ from microprompts.serve.store import scrub
 log = logging.getLogger("microprompts.serve")
 
 _STATUS_TYPES = {
-    400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
     413: "payload_too_large",
-    415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests", 500: "internal_error",
-    502: "model_error", 503: "overloaded", 504: "timeout",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    502: "model_error",
+    503: "overloaded",
+    504: "timeout",
 }
 
 
@@ -65,11 +74,13 @@ def _finite(value: Any) -> Any:
 def dump_json(content: Any) -> bytes:
     """Strict JSON bytes for any content: no NaN, no invalid UTF-8 (falls back to ASCII escapes)."""
     try:
-        return json.dumps(content, ensure_ascii=False, allow_nan=False, default=str,
-                          separators=(",", ":")).encode("utf-8")
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, default=str, separators=(",", ":")).encode(
+            "utf-8"
+        )
     except ValueError:  # NaN/Infinity, or a lone surrogate that UTF-8 cannot encode
-        return json.dumps(_finite(content), ensure_ascii=True, allow_nan=False, default=str,
-                          separators=(",", ":")).encode("ascii")
+        return json.dumps(
+            _finite(content), ensure_ascii=True, allow_nan=False, default=str, separators=(",", ":")
+        ).encode("ascii")
 
 
 class SafeJSONResponse(JSONResponse):
@@ -94,8 +105,14 @@ def validation_details(exc: ValidationError | RequestValidationError, prefix: tu
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
     else:
         errors = exc.errors()
-    return [{"loc": [*prefix, *(str(p) for p in e.get("loc", ()))], "msg": str(e.get("msg", "")),
-             "type": str(e.get("type", ""))} for e in errors[:20]]
+    return [
+        {
+            "loc": [*prefix, *(str(p) for p in e.get("loc", ()))],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in errors[:20]
+    ]
 
 
 def validation_message(details: list[dict]) -> str:
@@ -115,8 +132,9 @@ def check_json_type(content_type: str | None) -> None:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media != "application/json":
         shown = media[:100] or "none"
-        raise ApiError(415, "unsupported_media_type",
-                       f"request body must be sent as Content-Type: application/json (got {shown})")
+        raise ApiError(
+            415, "unsupported_media_type", f"request body must be sent as Content-Type: application/json (got {shown})"
+        )
 
 
 async def read_json(request: Request) -> Any:
@@ -173,8 +191,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(status, _STATUS_TYPES.get(status, "http_error"), message, dict(exc.headers or {}))
 
     async def unexpected(request: Request, exc: Exception) -> SafeJSONResponse:
-        log.error("unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.url.path,
-                  scrub(str(exc))[:500])
+        log.error(
+            "unhandled %s on %s %s: %s", type(exc).__name__, request.method, request.url.path, scrub(str(exc))[:500]
+        )
         return error_response(500, "internal_error", "internal server error")
 
     app.add_exception_handler(ApiError, api_error)
@@ -240,7 +259,14 @@ class BodyLimitMiddleware:
         await self._reply(scope, receive, send, 413, "payload_too_large", message, more, seen)
 
     async def _reply(
-        self, scope: Scope, receive: Receive, send: Send, status: int, type_: str, message: str, more: bool,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        type_: str,
+        message: str,
+        more: bool,
         seen: int = 0,
     ) -> None:
         while more and seen <= self.drain_bytes:  # drain what the client is still sending, within reason
@@ -279,5 +305,9 @@ class Slots:
     def take(self) -> None:
         """Take a slot or raise the 503 ApiError."""
         if not self.try_acquire():
-            raise ApiError(503, "overloaded", f"server is at its concurrency limit ({self.size} runs); retry later",
-                           headers={"Retry-After": "1"})
+            raise ApiError(
+                503,
+                "overloaded",
+                f"server is at its concurrency limit ({self.size} runs); retry later",
+                headers={"Retry-After": "1"},
+            )

@@ -44,8 +44,12 @@ class RunOutcome:
     def body(self) -> dict[str, Any]:
         """The JSON answer: `{"run_id", "output", "usage", "latency"}` or `{"error": {...}}`."""
         if self.ok:
-            return {"run_id": self.run_id, "output": self.output or {}, "usage": self.usage.model_dump(),
-                    "latency": round(self.latency, 6)}
+            return {
+                "run_id": self.run_id,
+                "output": self.output or {},
+                "usage": self.usage.model_dump(),
+                "latency": round(self.latency, 6),
+            }
         return {"error": self.error()}
 
     def error(self) -> dict[str, Any]:
@@ -106,8 +110,13 @@ class Agent:
     """A flow compiled once, run many times from the server's worker threads, each run recorded."""
 
     def __init__(
-        self, flow: Flow, model: ModelLike | None = None, caller: ModelCaller | None = None,
-        store: RunStore | None = None, artifact_hash: str | None = None, recursion_limit: int = 50,
+        self,
+        flow: Flow,
+        model: ModelLike | None = None,
+        caller: ModelCaller | None = None,
+        store: RunStore | None = None,
+        artifact_hash: str | None = None,
+        recursion_limit: int = 50,
     ) -> None:
         self.flow = flow
         self.caller = caller or ModelCaller(cache=None)
@@ -117,24 +126,36 @@ class Agent:
         self.recursion_limit = recursion_limit
 
     def _config(self, recorder: Recorder, run_id: str) -> RunnableConfig:
-        return RunnableConfig(configurable={RECORDER_KEY: recorder}, recursion_limit=self.recursion_limit,
-                              run_id=uuid.UUID(run_id), run_name=self.flow.name)
+        return RunnableConfig(
+            configurable={RECORDER_KEY: recorder},
+            recursion_limit=self.recursion_limit,
+            run_id=uuid.UUID(run_id),
+            run_name=self.flow.name,
+        )
 
     def _output(self, state: dict[str, Any] | None) -> dict[str, Any]:
         state = state or {}
         return {k: state[k] for k in self.flow.output_keys if k in state}
 
     def invoke(
-        self, inputs: dict[str, Any], endpoint: str = "invoke", run_id: str | None = None,
+        self,
+        inputs: dict[str, Any],
+        endpoint: str = "invoke",
+        run_id: str | None = None,
         ticket: RunTicket | None = None,
     ) -> RunOutcome:
         """Run the graph on one validated input; never raises for a failing run (the outcome says why)."""
-        return self._run(inputs, endpoint, lambda config: self.graph.invoke(inputs, config=config),
-                         ticket or RunTicket(run_id))
+        return self._run(
+            inputs, endpoint, lambda config: self.graph.invoke(inputs, config=config), ticket or RunTicket(run_id)
+        )
 
     def stream(
-        self, inputs: dict[str, Any], emit: Callable[[str, dict[str, Any]], None], endpoint: str = "stream",
-        run_id: str | None = None, ticket: RunTicket | None = None,
+        self,
+        inputs: dict[str, Any],
+        emit: Callable[[str, dict[str, Any]], None],
+        endpoint: str = "stream",
+        run_id: str | None = None,
+        ticket: RunTicket | None = None,
     ) -> RunOutcome:
         """Run the graph, calling `emit("update", {"node", "update"})` for each node's update as it lands."""
 
@@ -154,15 +175,23 @@ class Agent:
 
     def timed_out(self, ticket: RunTicket, latency: float | None = None) -> RunOutcome:
         """The outcome of a run past its deadline (504)."""
-        return RunOutcome(run_id=ticket.run_id, latency=(ticket.timeout or 0.0) if latency is None else latency,
-                          status=504, error_type="timeout", error_message=ticket.message())
+        return RunOutcome(
+            run_id=ticket.run_id,
+            latency=(ticket.timeout or 0.0) if latency is None else latency,
+            status=504,
+            error_type="timeout",
+            error_message=ticket.message(),
+        )
 
     def record_timeout(self, ticket: RunTicket, inputs: dict[str, Any], endpoint: str) -> None:
         """Record a run the request gave up on, unless its worker recorded it already (its record has more)."""
         self._record(self.timed_out(ticket), inputs, Recorder(), endpoint, replace=False)
 
     def _run(
-        self, inputs: dict[str, Any], endpoint: str, execute: Callable[[RunnableConfig], dict[str, Any] | None],
+        self,
+        inputs: dict[str, Any],
+        endpoint: str,
+        execute: Callable[[RunnableConfig], dict[str, Any] | None],
         ticket: RunTicket,
     ) -> RunOutcome:
         run_id = ticket.run_id
@@ -195,9 +224,16 @@ class Agent:
             return
         usage = outcome.usage
         record = RunRecord(
-            id=outcome.run_id, flow=self.flow.name, artifact_hash=self.artifact_hash, endpoint=endpoint,
-            inputs=inputs, outputs=outcome.output, traces=[t.model_dump() for t in recorder.traces],
-            latency=outcome.latency, calls=usage.calls, prompt_tokens=usage.prompt_tokens,
+            id=outcome.run_id,
+            flow=self.flow.name,
+            artifact_hash=self.artifact_hash,
+            endpoint=endpoint,
+            inputs=inputs,
+            outputs=outcome.output,
+            traces=[t.model_dump() for t in recorder.traces],
+            latency=outcome.latency,
+            calls=usage.calls,
+            prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             error=None if outcome.ok else f"{outcome.error_type}: {outcome.error_message}",
         )

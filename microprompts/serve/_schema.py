@@ -131,7 +131,8 @@ def request_models(flow: Flow, max_batch: int) -> tuple[type[BaseModel], type[Ba
         _class_name(flow, "InvokeRequest"), __config__=ConfigDict(extra="forbid"), input=(inputs, ...)
     )
     batch = create_model(  # type: ignore[call-overload]
-        _class_name(flow, "BatchRequest"), __config__=ConfigDict(extra="forbid"),
+        _class_name(flow, "BatchRequest"),
+        __config__=ConfigDict(extra="forbid"),
         inputs=(list[dict[str, Any]], Field(..., max_length=max_batch)),
     )
     return inputs, invoke, batch

@@ -56,12 +56,20 @@ from microprompts.serve.store import RunStore, UnknownRunError, parse_cursor, re
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
-    for status, text in [(401, "Missing or wrong API key"), (413, "Body too large"),
-                         (415, "Body not sent as application/json"), (422, "Invalid body"),
-                         (503, "At the concurrency limit"), (504, "Past the deadline")]
+    for status, text in [
+        (401, "Missing or wrong API key"),
+        (413, "Body too large"),
+        (415, "Body not sent as application/json"),
+        (422, "Invalid body"),
+        (503, "At the concurrency limit"),
+        (504, "Past the deadline"),
+    ]
 }
-_RUN_ERRORS = {**_ERRORS, 500: {"model": ErrorBody, "description": "The flow failed"},
-               502: {"model": ErrorBody, "description": "The model failed or gave an unparseable reply"}}
+_RUN_ERRORS = {
+    **_ERRORS,
+    500: {"model": ErrorBody, "description": "The flow failed"},
+    502: {"model": ErrorBody, "description": "The model failed or gave an unparseable reply"},
+}
 
 
 def load_target(target: Flow | str | Path, allow_modules: Sequence[str] | None = None) -> Flow:
@@ -121,23 +129,30 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
     run_store = RunStore(store) if isinstance(store, (str, Path)) else store
     agent = Agent(the_flow, model=model, caller=caller, store=run_store, artifact_hash=artifact_hash(the_flow, flow))
     inputs_model, invoke_model, batch_model = request_models(the_flow, limits.max_batch)
-    schemas = {"name": the_flow.name, "artifact_hash": agent.artifact_hash, "input": schema_of(inputs_model),
-               "output": schema_of(output_model(the_flow))}
+    schemas = {
+        "name": the_flow.name,
+        "artifact_hash": agent.artifact_hash,
+        "input": schema_of(inputs_model),
+        "output": schema_of(output_model(the_flow)),
+    }
     mermaid = the_flow.draw_mermaid()
     slots = Slots(limits.max_concurrency)
     limiter = anyio.CapacityLimiter(limits.max_concurrency)
     background: set[asyncio.Future[Any]] = set()
 
     app = FastAPI(
-        title=f"{the_flow.name} agent", version=VERSION, default_response_class=SafeJSONResponse,
+        title=f"{the_flow.name} agent",
+        version=VERSION,
+        default_response_class=SafeJSONResponse,
         description=f"The microprompts flow `{the_flow.name}` served as an agent "
-                    f"(artifact {agent.artifact_hash or 'none'}).",
+        f"(artifact {agent.artifact_hash or 'none'}).",
     )
     app.state.agent, app.state.store, app.state.slots, app.state.settings = agent, run_store, slots, limits
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
-    app.add_middleware(GuardMiddleware, hosts=limits.host_names, api_key=limits.api_key,
-                       drain_bytes=limits.max_body_bytes)  # outermost: before the body is read
+    app.add_middleware(
+        GuardMiddleware, hosts=limits.host_names, api_key=limits.api_key, drain_bytes=limits.max_body_bytes
+    )  # outermost: before the body is read
 
     def hold(work: asyncio.Future[Any]) -> asyncio.Future[Any]:
         """Keep the work alive until it ends, and give its slot back then (not before: the thread still runs)."""
@@ -147,8 +162,9 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         return work
 
     def start(data: dict[str, Any], endpoint: str, ticket: RunTicket) -> asyncio.Future[RunOutcome]:
-        return asyncio.ensure_future(anyio.to_thread.run_sync(agent.invoke, data, endpoint, None, ticket,
-                                                              limiter=limiter))
+        return asyncio.ensure_future(
+            anyio.to_thread.run_sync(agent.invoke, data, endpoint, None, ticket, limiter=limiter)
+        )
 
     async def in_time(work: asyncio.Future[Any]) -> bool:
         """Wait for the work until the deadline; False when it is still running then (it goes on, shielded)."""
@@ -172,9 +188,11 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         outcome = await work  # done, or finishing: it settled its ticket first
         return SafeJSONResponse(outcome.body(), status_code=outcome.status)
 
-    @app.post("/stream", responses={**_ERRORS, 200: {"content": {"text/event-stream": {}},
-                                                      "description": "Server-sent events"}},
-              openapi_extra=request_body(invoke_model))
+    @app.post(
+        "/stream",
+        responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+        openapi_extra=request_body(invoke_model),
+    )
     async def stream(request: Request) -> EventSourceResponse:
         """Run the flow on one input, as server-sent events: `start`, one `update` per node, then `end`
         (the same body as /invoke) or `error`."""
@@ -189,21 +207,26 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         def emit(event: str, payload: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, (event, payload))
 
-        work = hold(asyncio.ensure_future(anyio.to_thread.run_sync(agent.stream, data, emit, "stream", run_id, ticket,
-                                                                   limiter=limiter)))
+        work = hold(
+            asyncio.ensure_future(
+                anyio.to_thread.run_sync(agent.stream, data, emit, "stream", run_id, ticket, limiter=limiter)
+            )
+        )
 
         async def produce() -> None:
             try:
                 if not await in_time(work) and ticket.expire():
                     await anyio.to_thread.run_sync(agent.record_timeout, ticket, data, "stream")
-                    queue.put_nowait(("error", {"error": {"type": "timeout", "message": ticket.message(),
-                                                          "run_id": run_id}}))
+                    queue.put_nowait(
+                        ("error", {"error": {"type": "timeout", "message": ticket.message(), "run_id": run_id}})
+                    )
                     return
                 outcome = await work
                 queue.put_nowait(("end", outcome.body()) if outcome.ok else ("error", outcome.body()))
             except Exception as exc:  # noqa: BLE001 - the stream must end with an event, whatever happens
-                queue.put_nowait(("error", {"error": {"type": "internal_error", "message": type(exc).__name__,
-                                                      "run_id": run_id}}))
+                queue.put_nowait(
+                    ("error", {"error": {"type": "internal_error", "message": type(exc).__name__, "run_id": run_id}})
+                )
             finally:
                 queue.put_nowait(("done", None))
 
@@ -231,8 +254,10 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         runs: dict[int, tuple[RunTicket, dict[str, Any]]] = {}
         for index, raw in enumerate(items):
             try:
-                runs[index] = (RunTicket(timeout=limits.timeout),
-                               inputs_model.model_validate(raw).model_dump(by_alias=True))
+                runs[index] = (
+                    RunTicket(timeout=limits.timeout),
+                    inputs_model.model_validate(raw).model_dump(by_alias=True),
+                )
             except ValidationError as exc:
                 details = validation_details(exc, ("inputs", str(index)))
                 error = {"type": "validation_error", "message": validation_message(details), "details": details}
@@ -244,9 +269,13 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
             late = [(ticket, data) for ticket, data in runs.values() if ticket.expire()]
             if late:
                 await anyio.to_thread.run_sync(lambda: [agent.record_timeout(t, d, "batch") for t, d in late])
-                raise ApiError(504, "timeout", f"the batch did not finish within the {limits.timeout:g} s deadline "
-                               f"({len(runs) - len(late)} of {len(runs)} runs done)",
-                               run_ids=[ticket.run_id for ticket, _ in late])
+                raise ApiError(
+                    504,
+                    "timeout",
+                    f"the batch did not finish within the {limits.timeout:g} s deadline "
+                    f"({len(runs) - len(late)} of {len(runs)} runs done)",
+                    run_ids=[ticket.run_id for ticket, _ in late],
+                )
         for index, work in works.items():
             results[index] = {"index": index, **(await work).body()}
         return SafeJSONResponse({"results": results, "errors": sum(1 for r in results if "error" in r)})
@@ -264,17 +293,27 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
     @app.get("/health")
     async def health() -> SafeJSONResponse:
         """Liveness and load: runs in flight against the concurrency limit."""
-        return SafeJSONResponse({"status": "ok", "flow": the_flow.name, "artifact_hash": agent.artifact_hash,
-                                 "active": slots.active, "max_concurrency": slots.size,
-                                 "store": run_store is not None})
+        return SafeJSONResponse(
+            {
+                "status": "ok",
+                "flow": the_flow.name,
+                "artifact_hash": agent.artifact_hash,
+                "active": slots.active,
+                "max_concurrency": slots.size,
+                "store": run_store is not None,
+            }
+        )
 
     def need_store() -> RunStore:
         if run_store is None:
             raise ApiError(404, "no_store", "this server keeps no run store (start it with a store)")
         return run_store
 
-    @app.post("/feedback", responses={**_ERRORS, 404: {"model": ErrorBody, "description": "Unknown run"}},
-              openapi_extra=request_body(FeedbackRequest))
+    @app.post(
+        "/feedback",
+        responses={**_ERRORS, 404: {"model": ErrorBody, "description": "Unknown run"}},
+        openapi_extra=request_body(FeedbackRequest),
+    )
     async def feedback(request: Request) -> SafeJSONResponse:
         """Attach `{"run_id", "score", "comment"}` to a stored run (score: a finite number, higher is better)."""
         body = parse_body(FeedbackRequest, await read_json(request))

@@ -62,12 +62,15 @@ def write_deployment(
         raise ArtifactError(f"--out {out_dir} exists and is not a directory")
     files = {
         ARTIFACT_NAME: text,
-        MODULE_NAME: _AGENT_TEMPLATE.format(name=flow.name, hash=flow.content_hash(), env=MODEL_ENV, model=model,
-                                            allow=allow, artifact=ARTIFACT_NAME),
-        "langgraph.json": json.dumps({"dependencies": ["."], "graphs": {graph_id(flow.name): f"./{MODULE_NAME}:graph"}},
-                                     indent=2) + "\n",
+        MODULE_NAME: _AGENT_TEMPLATE.format(
+            name=flow.name, hash=flow.content_hash(), env=MODEL_ENV, model=model, allow=allow, artifact=ARTIFACT_NAME
+        ),
+        "langgraph.json": json.dumps(
+            {"dependencies": ["."], "graphs": {graph_id(flow.name): f"./{MODULE_NAME}:graph"}}, indent=2
+        )
+        + "\n",
         "requirements.txt": f"# what the graph needs at run time (for `langgraph build` / `up`)\n"
-                            f"microprompts>={VERSION}\n",
+        f"microprompts>={VERSION}\n",
     }
     for name, content in files.items():
         assert_no_secrets(content, f"deployment file {name}")

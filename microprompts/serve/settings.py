@@ -43,8 +43,10 @@ def check_api_key(key: str | None) -> str | None:
         return None
     key = key.strip()
     if len(key) < MIN_KEY_LENGTH:
-        raise ValueError(f"the API key is too short: use at least {MIN_KEY_LENGTH} characters "
-                         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        raise ValueError(
+            f"the API key is too short: use at least {MIN_KEY_LENGTH} characters "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     if any(ord(c) < 33 or ord(c) > 126 for c in key):
         raise ValueError("the API key must be printable ASCII without spaces (it travels in an HTTP header)")
     return key
@@ -86,6 +88,8 @@ class ServeSettings:
     def bind_error(self) -> str | None:
         """Why binding `host` is refused (a non-loopback address without an API key), or None."""
         if self.api_key is None and not is_loopback(self.host):
-            return (f"binding {self.host} exposes the agent to other machines: set an API key with --api-key or "
-                    f"${API_KEY_ENV} (or bind 127.0.0.1)")
+            return (
+                f"binding {self.host} exposes the agent to other machines: set an API key with --api-key or "
+                f"${API_KEY_ENV} (or bind 127.0.0.1)"
+            )
         return None

@@ -23,11 +23,26 @@ from microprompts._io import secret_forms, secret_values
 
 REDACTED = "[redacted]"
 _REGISTERED: set[str] = set()
-_SUMMARY = ("id, created, flow, artifact_hash, endpoint, latency, calls, prompt_tokens, completion_tokens, "
-            "substr(error, 1, 300), length(inputs), (SELECT COUNT(*) FROM feedback f WHERE f.run_id = runs.id), "
-            "(SELECT score FROM feedback f WHERE f.run_id = runs.id ORDER BY f.id DESC LIMIT 1)")
-_SUMMARY_NAMES = ("id", "created", "flow", "artifact_hash", "endpoint", "latency", "calls", "prompt_tokens",
-                  "completion_tokens", "error", "input_bytes", "feedback_count", "last_score")
+_SUMMARY = (
+    "id, created, flow, artifact_hash, endpoint, latency, calls, prompt_tokens, completion_tokens, "
+    "substr(error, 1, 300), length(inputs), (SELECT COUNT(*) FROM feedback f WHERE f.run_id = runs.id), "
+    "(SELECT score FROM feedback f WHERE f.run_id = runs.id ORDER BY f.id DESC LIMIT 1)"
+)
+_SUMMARY_NAMES = (
+    "id",
+    "created",
+    "flow",
+    "artifact_hash",
+    "endpoint",
+    "latency",
+    "calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "error",
+    "input_bytes",
+    "feedback_count",
+    "last_score",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -170,9 +185,18 @@ class RunStore:
     def record(self, run: RunRecord, replace: bool = True) -> None:
         """Store one run (committed at once); with `replace` False, a run already stored under its id is kept."""
         row = (
-            run.id, run.created, scrub(run.flow), run.artifact_hash, run.endpoint, _dumps(run.inputs),
-            None if run.outputs is None else _dumps(run.outputs), _dumps(_shared_inputs(run.inputs, run.traces)),
-            run.latency, run.calls, run.prompt_tokens, run.completion_tokens,
+            run.id,
+            run.created,
+            scrub(run.flow),
+            run.artifact_hash,
+            run.endpoint,
+            _dumps(run.inputs),
+            None if run.outputs is None else _dumps(run.outputs),
+            _dumps(_shared_inputs(run.inputs, run.traces)),
+            run.latency,
+            run.calls,
+            run.prompt_tokens,
+            run.completion_tokens,
             None if run.error is None else scrub(run.error),
         )
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"

@@ -21,7 +21,22 @@ from microprompts.testing.scripted import Reply, ScriptedChatModel
 from microprompts.testing.simulated import Boost, SimParams, SimTask, SimulatedChatModel, unit
 
 __all__ = [
-    "Boost", "Call", "RecordingChatModel", "Reply", "SchemaRecordingCaller", "ScriptedChatModel", "SimParams",
-    "SimTask", "SimulatedChatModel", "contains", "data_format", "detect_format", "has_examples", "min_examples",
-    "parse_user", "reasoning_on", "temperature_zero", "unit",
+    "Boost",
+    "Call",
+    "RecordingChatModel",
+    "Reply",
+    "SchemaRecordingCaller",
+    "ScriptedChatModel",
+    "SimParams",
+    "SimTask",
+    "SimulatedChatModel",
+    "contains",
+    "data_format",
+    "detect_format",
+    "has_examples",
+    "min_examples",
+    "parse_user",
+    "reasoning_on",
+    "temperature_zero",
+    "unit",
 ]

@@ -104,8 +104,11 @@ class RecordingChatModel(BaseChatModel):
             prompt = sum(len(str(m.content)) for m in messages) // 4 + 1
             meta = {"input_tokens": prompt, "output_tokens": len(text) // 4 + 1}
         meta = {**meta, "total_tokens": meta.get("input_tokens", 0) + meta.get("output_tokens", 0)}
-        message = AIMessage(content=text, usage_metadata=meta if self.report_usage else None,
-                            response_metadata={"finish_reason": self.finish_reason})
+        message = AIMessage(
+            content=text,
+            usage_metadata=meta if self.report_usage else None,
+            response_metadata={"finish_reason": self.finish_reason},
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 

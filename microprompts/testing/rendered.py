@@ -8,8 +8,9 @@ from typing import Any
 
 _XML = re.compile(r"<([A-Za-z_][\w.-]*)>(.*?)</\1>", re.DOTALL)
 _MD = re.compile(r"^([A-Za-z_][\w.-]*): ?(.*)$")
-_MARKED = re.compile(r"^\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n\nReply with the output fields|\Z)",
-                     re.DOTALL | re.MULTILINE)
+_MARKED = re.compile(
+    r"^\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n\nReply with the output fields|\Z)", re.DOTALL | re.MULTILINE
+)
 
 
 def detect_format(text: str) -> str:

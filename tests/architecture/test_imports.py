@@ -84,14 +84,20 @@ def test_the_walk_sees_the_package() -> None:
 
 @pytest.mark.parametrize("room", sorted(ALLOWED))
 def test_rooms_import_only_rooms_below_them(room: str) -> None:
-    wrong = sorted(f"{a}:{line} imports {b}" for a, b, line, _ in IMPORTS
-                   if _room(a) == room and _room(b) not in ALLOWED[room] | HELPERS | {room})
+    wrong = sorted(
+        f"{a}:{line} imports {b}"
+        for a, b, line, _ in IMPORTS
+        if _room(a) == room and _room(b) not in ALLOWED[room] | HELPERS | {room}
+    )
     assert not wrong, "\n".join(wrong)
 
 
 def test_no_sub_package_imports_the_cli_or_the_package_root() -> None:
-    wrong = sorted(f"{a}:{line} imports {b}" for a, b, line, _ in IMPORTS
-                   if _room(a) not in ("", "cli") and (b == "microprompts" or _room(b) == "cli"))
+    wrong = sorted(
+        f"{a}:{line} imports {b}"
+        for a, b, line, _ in IMPORTS
+        if _room(a) not in ("", "cli") and (b == "microprompts" or _room(b) == "cli")
+    )
     assert not wrong, "\n".join(wrong)
 
 
@@ -102,8 +108,11 @@ def test_helpers_import_nothing_from_the_package() -> None:
 
 def test_no_function_level_import_of_a_package_module() -> None:
     """A function-level import is how a cycle hides; optional third-party packages may still be imported late."""
-    wrong = sorted(f"{a}:{line} imports {b} inside a function or block" for a, b, line, top in IMPORTS
-                   if not top and (a, b) not in LATE_IMPORTS)
+    wrong = sorted(
+        f"{a}:{line} imports {b} inside a function or block"
+        for a, b, line, top in IMPORTS
+        if not top and (a, b) not in LATE_IMPORTS
+    )
     assert not wrong, "\n".join(wrong)
 
 

@@ -35,15 +35,20 @@ def _public_functions(path: Path) -> list[tuple[str, int, int]]:
 
 
 def test_no_library_file_is_over_400_lines() -> None:
-    long = sorted(f"{p.relative_to(ROOT.parent)}: {n} lines" for p in ROOT.rglob("*.py")
-                  if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES)
+    long = sorted(
+        f"{p.relative_to(ROOT.parent)}: {n} lines"
+        for p in ROOT.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    )
     assert not long, "\n".join(long)
 
 
 def test_no_public_function_takes_more_than_8_parameters() -> None:
     wide = sorted(
         f"{p.relative_to(ROOT.parent)}:{line} {name} takes {count}"
-        for p in ROOT.rglob("*.py") if COMMANDS not in p.parents
-        for name, line, count in _public_functions(p) if count > MAX_PARAMETERS
+        for p in ROOT.rglob("*.py")
+        if COMMANDS not in p.parents
+        for name, line, count in _public_functions(p)
+        if count > MAX_PARAMETERS
     )
     assert not wide, "\n".join(wide)

@@ -17,7 +17,15 @@ def test_with_format_switches_every_micro_prompt_and_nothing_else() -> None:
 
 
 def test_the_table_has_one_row_per_cell_with_its_most_given_answers() -> None:
-    cell = {"task": "t", "format": "lines", "rows": 3, "score": 2 / 3, "errors": 0, "calls": 3,
-            "completion_tokens_per_row": 3.0, "top_answers": {"no": 2, "yes": 1}}
+    cell = {
+        "task": "t",
+        "format": "lines",
+        "rows": 3,
+        "score": 2 / 3,
+        "errors": 0,
+        "calls": 3,
+        "completion_tokens_per_row": 3.0,
+        "top_answers": {"no": 2, "yes": 1},
+    }
     text = table([cell])
     assert text.splitlines()[-1] == "| t | lines | 3 | 0.667 | 0 | 3 | 3.0 | no 2, yes 1 |"

@@ -35,18 +35,33 @@ def test_no_arguments_show_the_help(capfd: pytest.CaptureFixture[str]) -> None:
     assert "Usage: microprompts" in capfd.readouterr().out
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["run", "examples/seats/flow.py:flow"], "Missing option '--input'"),
-    (["evaluate", "examples/seats/flow.py:flow", "--limt", "2"], "No such option: --limt"),
-    (["serve", "x.json", "--port", "abc"], "Invalid value for '--port'"),
-    (["evaluate", "examples/seats/flow.py:flow", "--data", "x.jsonl", "--metric", "exact_match", "--limit", "0"],
-     "Invalid value for '--limit'"),
-    (["evaluate", "examples/seats/flow.py:flow", "--data", "x.jsonl", "--metric", "exact_match", "--limit", "-2"],
-     "Invalid value for '--limit'"),
-    (["nope"], "No such command 'nope'"),
-])
-def test_usage_mistakes_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], args: list[str],
-                                                says: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["run", "examples/seats/flow.py:flow"], "Missing option '--input'"),
+        (["evaluate", "examples/seats/flow.py:flow", "--limt", "2"], "No such option: --limt"),
+        (["serve", "x.json", "--port", "abc"], "Invalid value for '--port'"),
+        (
+            ["evaluate", "examples/seats/flow.py:flow", "--data", "x.jsonl", "--metric", "exact_match", "--limit", "0"],
+            "Invalid value for '--limit'",
+        ),
+        (
+            [
+                "evaluate",
+                "examples/seats/flow.py:flow",
+                "--data",
+                "x.jsonl",
+                "--metric",
+                "exact_match",
+                "--limit",
+                "-2",
+            ],
+            "Invalid value for '--limit'",
+        ),
+        (["nope"], "No such command 'nope'"),
+    ],
+)
+def test_usage_mistakes_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], args: list[str], says: str) -> None:
     assert main(args) == 2
     line = _one_line(capsys)
     assert says in line and "--help" in line
@@ -73,29 +88,70 @@ def _rows(tmp_path: Path, rows: list[dict]) -> str:
     return str(path)
 
 
-def test_rows_without_the_flows_inputs_fail_before_any_call(tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_rows_without_the_flows_inputs_fail_before_any_call(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _rows(tmp_path, [{"input": "Go left.", "target": "No"}])
-    assert main(["evaluate", "examples/bbh/flow.py:flow", "--data", data, "--metric", "exact_match:answer",
-                 "--model", "openai:x@http://127.0.0.1:9/v1"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "examples/bbh/flow.py:flow",
+                "--data",
+                data,
+                "--metric",
+                "exact_match:answer",
+                "--model",
+                "openai:x@http://127.0.0.1:9/v1",
+            ]
+        )
+        == 2
+    )
     line = _one_line(capsys)
     assert "row 1 has no input(s) ['question']" in line and "--map" in line
 
 
-def test_rows_without_the_metrics_expected_field_fail_before_any_call(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_rows_without_the_metrics_expected_field_fail_before_any_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = _rows(tmp_path, [{"inputs": {"question": "Go left."}, "output": {"label": "No"}}])
-    assert main(["evaluate", "examples/bbh/flow.py:flow", "--data", data, "--metric", "exact_match:answer",
-                 "--model", "openai:x@http://127.0.0.1:9/v1"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "examples/bbh/flow.py:flow",
+                "--data",
+                data,
+                "--metric",
+                "exact_match:answer",
+                "--model",
+                "openai:x@http://127.0.0.1:9/v1",
+            ]
+        )
+        == 2
+    )
     assert "row 1 has no expected output ['answer']" in _one_line(capsys)
 
 
-def test_a_run_where_every_row_failed_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_where_every_row_failed_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MICROPROMPTS_TIMEOUT", "2")
     data = _rows(tmp_path, [{"inputs": {"question": "Go left."}, "output": {"answer": "No"}}])
-    assert main(["evaluate", "examples/bbh/flow.py:flow", "--data", data, "--metric", "exact_match:answer",
-                 "--model", "openai:x@http://127.0.0.1:9/v1", "--json"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "examples/bbh/flow.py:flow",
+                "--data",
+                data,
+                "--metric",
+                "exact_match:answer",
+                "--model",
+                "openai:x@http://127.0.0.1:9/v1",
+                "--json",
+            ]
+        )
+        == 2
+    )
     captured = capsys.readouterr()
     assert json.loads(captured.out)["errors"] == 1
     assert captured.err.startswith("error: every row failed") and captured.err.count("\n") == 1

@@ -224,9 +224,7 @@ def test_error_csv_row_too_long(tmp_path: Path) -> None:
 
 def test_error_map_field_missing_and_bad_destination(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", [{"question": "q", "answer": "a"}, {"question": "q"}])
-    assert "line 2: row has no field 'answer' named in the map" in one_line_error(
-        path, map={"answer": "output.answer"}
-    )
+    assert "line 2: row has no field 'answer' named in the map" in one_line_error(path, map={"answer": "output.answer"})
     assert "bad map destination 'answer'" in one_line_error(path, map={"answer": "answer"})
 
 
@@ -243,15 +241,11 @@ def test_error_bad_limit(tmp_path: Path) -> None:
 def test_error_sammo_split_not_a_list(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text(
-        json.dumps(
-            {"task_id": "t", "instructions": "", "d_incontext": [], "d_train": {}, "d_val": [], "d_test": []}
-        )
+        json.dumps({"task_id": "t", "instructions": "", "d_incontext": [], "d_train": {}, "d_val": [], "d_test": []})
     )
     assert "'d_train' must be a list, got dict" in one_line_error(path)
     path.write_text(
-        json.dumps(
-            {"task_id": "t", "instructions": "", "d_incontext": [], "d_train": [3], "d_val": [], "d_test": []}
-        )
+        json.dumps({"task_id": "t", "instructions": "", "d_incontext": [], "d_train": [3], "d_val": [], "d_test": []})
     )
     assert "d_train row 1: row is not an object" in one_line_error(path)
 
@@ -336,9 +330,7 @@ def test_load_gsm8k_and_hotpotqa() -> None:
     assert len(gsm) == 1319 and gsm[0].output["answer"] == "18" and "####" in gsm[0].output["solution"]
     assert "question" in gsm[0].inputs and "solution" not in gsm[0].inputs
     assert len(Dataset.load(shared("gsm8k", "train_sample1000.jsonl"), map=gsm_map)) == 1000
-    hotpot = Dataset.load(
-        shared("hotpotqa", "aflow_validate200_distractor.jsonl"), map={"answer": "output.answer"}
-    )
+    hotpot = Dataset.load(shared("hotpotqa", "aflow_validate200_distractor.jsonl"), map={"answer": "output.answer"})
     assert len(hotpot) == 200 and {"question", "context"} <= set(hotpot[0].inputs)
     assert hotpot[0].output == {"answer": "romance"} and hotpot[0].id
 
@@ -370,8 +362,11 @@ def test_stratified_split_and_sample_are_seeded_and_leave_the_plain_ones_alone()
     order = list(ds.rows)
     random.Random(3).shuffle(order)  # without stratify, the seeded split and sample every earlier run made
     plain = ds.split(seed=3)
-    assert ids(plain.train) + ids(plain.dev) + ids(plain.test) == [r.id for r in order] != ids(first.train) + ids(
-        first.dev) + ids(first.test)
+    assert (
+        ids(plain.train) + ids(plain.dev) + ids(plain.test)
+        == [r.id for r in order]
+        != ids(first.train) + ids(first.dev) + ids(first.test)
+    )
     assert [r.id for r in ds.sample(8, seed=3)] == [r.id for r in random.Random(3).sample(ds.rows, 8)]
     picked = ds.sample(8, seed=3, stratify="output")
     assert len(picked) == 8 and share(picked) == 2

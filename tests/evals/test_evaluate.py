@@ -38,8 +38,13 @@ def test_evaluate_scores_every_row_and_averages():
 
 def test_evaluate_accepts_dataset_rows():
     rows = [Row(inputs=r["inputs"], output=r["output"], id=r["id"]) for r in ROWS]
-    result = evaluate(triage_flow(), rows, lambda ex, pred: pred["reply"] == ex.output["reply"],
-                      model=triage_model(), caller=ModelCaller(cache=None))
+    result = evaluate(
+        triage_flow(),
+        rows,
+        lambda ex, pred: pred["reply"] == ex.output["reply"],
+        model=triage_model(),
+        caller=ModelCaller(cache=None),
+    )
     assert [r.score for r in result.rows] == [1.0, 1.0, 0.0]
 
 
@@ -60,7 +65,12 @@ def test_usage_totals_add_up_over_nodes_and_rows():
     assert result.usage.calls == model.call_count
     summary = result.summary()
     assert {k: summary[k] for k in ("n", "errors", "calls", "prompt_tokens", "completion_tokens")} == {
-        "n": 3, "errors": 0, "calls": 5, "prompt_tokens": 50, "completion_tokens": 10}
+        "n": 3,
+        "errors": 0,
+        "calls": 5,
+        "prompt_tokens": 50,
+        "completion_tokens": 10,
+    }
     assert {"score", "seconds", "cached_calls"} <= set(summary)
 
 
@@ -69,8 +79,9 @@ def test_a_failing_row_is_recorded_with_its_reason_and_the_others_still_run():
         user = str(messages[1].content)
         return "no json here" if "refund" in user else respond(messages)
 
-    result = evaluate(triage_flow(), ROWS, reply_match, model=ScriptedChatModel(replies=flaky),
-                      caller=ModelCaller(cache=None))
+    result = evaluate(
+        triage_flow(), ROWS, reply_match, model=ScriptedChatModel(replies=flaky), caller=ModelCaller(cache=None)
+    )
     assert result.errors == 1
     bad = result.rows[2]
     assert bad.error.startswith("OutputParseError: node 'classify'") and "no json here" in bad.error
@@ -86,17 +97,23 @@ def test_a_row_missing_an_input_is_recorded_not_raised():
 
 def test_a_model_error_fails_the_row_with_model_call_error():
     model = ScriptedChatModel(replies=[ValueError("bad request")])
-    result = evaluate(Flow("one").then(ANSWER), [{"inputs": {"text": "x"}}], model=model,
-                      caller=ModelCaller(cache=None, base_delay=0.0))
+    result = evaluate(
+        Flow("one").then(ANSWER),
+        [{"inputs": {"text": "x"}}],
+        model=model,
+        caller=ModelCaller(cache=None, base_delay=0.0),
+    )
     assert result.rows[0].error.startswith(
-        "ModelCallError: model call failed after 1 attempt, not retryable (ValueError: bad request")
+        "ModelCallError: model call failed after 1 attempt, not retryable (ValueError: bad request"
+    )
     assert result.usage.failures == 1 and result.usage.calls == 0
 
 
 def test_a_metric_that_returns_garbage_raises_metric_error():
     with pytest.raises(MetricError):
-        evaluate(triage_flow(), ROWS[:1], lambda ex, pred: "great", model=triage_model(),
-                 caller=ModelCaller(cache=None))
+        evaluate(
+            triage_flow(), ROWS[:1], lambda ex, pred: "great", model=triage_model(), caller=ModelCaller(cache=None)
+        )
 
 
 def test_rows_run_concurrently():
@@ -107,15 +124,21 @@ def test_rows_run_concurrently():
         return '{"reply": "ok"}'
 
     rows = [{"inputs": {"text": f"t{i}"}} for i in range(8)]
-    result = evaluate(Flow("one").then(ANSWER), rows, model=ScriptedChatModel(replies=together),
-                      caller=ModelCaller(cache=None), concurrency=4)
+    result = evaluate(
+        Flow("one").then(ANSWER),
+        rows,
+        model=ScriptedChatModel(replies=together),
+        caller=ModelCaller(cache=None),
+        concurrency=4,
+    )
     assert result.errors == 0 and all(r.prediction == {"reply": "ok"} for r in result.rows)
 
 
 def test_results_keep_row_order_under_concurrency():
     rows = [{"inputs": {"text": f"t{i}"}} for i in range(20)]
-    result = evaluate(Flow("one").then(ANSWER), rows, model=triage_model(), caller=ModelCaller(cache=None),
-                      concurrency=8)
+    result = evaluate(
+        Flow("one").then(ANSWER), rows, model=triage_model(), caller=ModelCaller(cache=None), concurrency=8
+    )
     assert [r.prediction["reply"] for r in result.rows] == [f"re: t{i}" for i in range(20)]
 
 

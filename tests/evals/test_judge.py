@@ -132,8 +132,17 @@ def test_optimize_reports_what_a_judge_metric_spent_apart_from_the_task_budget(t
     rows = [Row(inputs={"question": f"q{i}?"}, output={"answer": f"a{i}"}, id=str(i)) for i in range(6)]
     task_model = ScriptedChatModel(replies=lambda messages: {"answer": "a1"})
     metric, judge_model = judge(lambda messages: {"reason": "ok", "score": 3})
-    result = optimize(flow, train=rows, dev=rows[:4], metric=metric, model=task_model, budget=Budget(calls=12),
-                      search="beam", seed=0, run_dir=tmp_path / "run")
+    result = optimize(
+        flow,
+        train=rows,
+        dev=rows[:4],
+        metric=metric,
+        model=task_model,
+        budget=Budget(calls=12),
+        search="beam",
+        seed=0,
+        run_dir=tmp_path / "run",
+    )
     assert result.usage["metric_calls"] == judge_model.call_count > 0
     assert result.usage["calls"] <= 12 and result.baseline_score == 0.5
     assert result.summary()["metric_calls"] == judge_model.call_count
@@ -146,8 +155,16 @@ def test_a_resumed_optimization_refuses_a_changed_rubric(tmp_path: Path) -> None
     flow = Flow("qa").then(MicroPrompt("answer", task="Answer the question.", inputs=["question"], output=Answer))
     rows = [Row(inputs={"question": f"q{i}?"}, output={"answer": f"a{i}"}, id=str(i)) for i in range(6)]
     task_model = ScriptedChatModel(replies=lambda messages: {"answer": "a1"})
-    kwargs = dict(train=rows, dev=rows[:4], model=task_model, budget=Budget(calls=8), search="beam", seed=0,
-                  run_dir=tmp_path / "run", resume=True)
+    kwargs = dict(
+        train=rows,
+        dev=rows[:4],
+        model=task_model,
+        budget=Budget(calls=8),
+        search="beam",
+        seed=0,
+        run_dir=tmp_path / "run",
+        resume=True,
+    )
     judge_model = ScriptedChatModel(replies=lambda messages: {"reason": "ok", "score": 3})
     first = optimize(flow, metric=llm_judge(RUBRIC, judge_model), **kwargs)
     again = optimize(flow, metric=llm_judge(RUBRIC, judge_model), **kwargs)  # the same judge: it resumes

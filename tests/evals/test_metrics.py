@@ -87,9 +87,7 @@ def test_exact_match_any_of_outputs() -> None:
 
 def test_exact_match_missing_fields_and_truncation() -> None:
     metric = exact_match("answer")
-    assert metric(row({"answer": "a"}), {"other": 1}) == Score(
-        value=0.0, feedback="prediction has no field 'answer'"
-    )
+    assert metric(row({"answer": "a"}), {"other": 1}) == Score(value=0.0, feedback="prediction has no field 'answer'")
     assert metric(row({"answer": "a"}), None).value == 0.0  # type: ignore[arg-type]
     with pytest.raises(MetricError, match="no expected field 'answer'"):
         metric(row({"output": "a"}), {"answer": "a"})
@@ -149,9 +147,7 @@ def test_f1() -> None:
     assert half.value == pytest.approx(0.4) and "expected 'Eiffel Tower'" in half.feedback
     assert metric(row({"answer": "x"}), {"answer": "y"}).value == 0.0
     assert metric(row({"answer": "the"}), {"answer": "a"}).value == 1.0
-    best = f1()(
-        Dataset.from_rows([{"input": "q", "outputs": ["red car", "crimson"]}])[0], {"output": "crimson"}
-    )
+    best = f1()(Dataset.from_rows([{"input": "q", "outputs": ["red car", "crimson"]}])[0], {"output": "crimson"})
     assert best.value == 1.0
     assert f1("answer", expected_field="gold")(row({"gold": "x"}), {"answer": "x"}).value == 1.0
 
@@ -200,9 +196,7 @@ def test_resolve_builtins() -> None:
     assert resolve_metric("exact_match")(example, {"output": "copyright flange"}).value == 1.0
     assert resolve_metric("exact_match:output:none")(example, {"output": "copyright flange"}).value == 0.0
     assert resolve_metric("exact_match:output:sammo")(example, {"output": "CopyrightFlange"}).value == 1.0
-    assert resolve_metric("jaccard:seats:available")(example, {"seats": ["1A", "2B"]}).value == pytest.approx(
-        0.25
-    )
+    assert resolve_metric("jaccard:seats:available")(example, {"seats": ["1A", "2B"]}).value == pytest.approx(0.25)
     assert resolve_metric("jaccard:seats")(example, {"seats": ["1A", "2B"]}).value == pytest.approx(0.5)
     assert resolve_metric("f1:answer")(example, {"answer": "red"}).value == pytest.approx(2 / 3)
     assert resolve_metric("f1")(example, {"output": "copyright"}).value == pytest.approx(2 / 3)

@@ -41,7 +41,7 @@ def test_seat_answers_follow_the_rules(seed):
             assert answer == exact[:3]
         else:  # every full match first, then fallbacks, none of which is a full match
             assert answer[: len(exact)] == exact
-            assert not any(_matches(s, prefs) for s in answer[len(exact):])
+            assert not any(_matches(s, prefs) for s in answer[len(exact) :])
         rows = [seats.parse_seat(s)[1] for s in answer if _matches(s, prefs)]
         assert rows == sorted(rows, reverse=prefs.end == "back")
 

@@ -47,7 +47,6 @@ def test_overhead_benchmark_writes_its_json(tmp_path, capsys):
     assert "ratio" in capsys.readouterr().out
 
 
-
 def _yes(rows) -> int:
     return sum(str(r.output["answer"]).lower() == "yes" for r in rows)
 
@@ -59,8 +58,10 @@ def test_benchmark_yes_no_tasks_split_dev_and_test_by_label(task):
     tasks' splits are stratified (sports' unstratified dev was 63% yes, its test 42%)."""
     splits = TASKS[task].splits(30, 50, 0)
     if task == "implicatures":  # dev is sampled from the file's d_val, test from its d_test
-        ds = Dataset.load(SHARED_DATA / "sammo_instruction_tuning" / "implicatures.json",
-                          map={"input": "inputs.dialogue", "output": "output.answer"})
+        ds = Dataset.load(
+            SHARED_DATA / "sammo_instruction_tuning" / "implicatures.json",
+            map={"input": "inputs.dialogue", "output": "output.answer"},
+        )
         dev_pool, test_pool = list(ds.dev or []), list(ds.test or [])
     else:
         dev_pool = test_pool = splits.train + splits.dev + splits.test

@@ -49,8 +49,9 @@ def test_seats_runs_end_to_end_and_the_metric_penalizes_invented_seats():
     assert (right.score, right.errors, right.usage.calls) == (1.0, 0, 8)
     wrong = evaluate(seats_flow, rows, seat_metric, model=seats_oracle(rows, wrong=True), caller=ModelCaller())
     assert wrong.errors == 0 and wrong.score < 0.5
-    invented = seat_metric(rows[0], {"recommended_seats": [*rows[0]["output"]["recommended_seats"][:2],
-                                                           "economy_99A_window"]})
+    invented = seat_metric(
+        rows[0], {"recommended_seats": [*rows[0]["output"]["recommended_seats"][:2], "economy_99A_window"]}
+    )
     assert invented.value == pytest.approx(0.5 - 0.25) and "invalid" in invented.feedback
 
 

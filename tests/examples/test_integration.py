@@ -30,8 +30,20 @@ def _unavailable() -> str | None:
 def _evaluate(data: Path, cache: Path) -> dict:
     # One llama.cpp thread: its spinning workers crawl on a busy shared machine (see tests/integration/conftest).
     env = {**os.environ, "MICROPROMPTS_CACHE": str(cache), "MICROPROMPTS_THREADS": "1"}
-    args = [sys.executable, "-m", "microprompts.cli", "evaluate", "examples/seats/flow.py:flow", "--data", str(data),
-            "--metric", "examples/seats/metric.py:seat_metric", "--model", "local", "--json"]
+    args = [
+        sys.executable,
+        "-m",
+        "microprompts.cli",
+        "evaluate",
+        "examples/seats/flow.py:flow",
+        "--data",
+        str(data),
+        "--metric",
+        "examples/seats/metric.py:seat_metric",
+        "--model",
+        "local",
+        "--json",
+    ]
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -123,13 +123,11 @@ def llama_server(
         while not _models_answer(f"{base_url}/models"):
             if proc.poll() is not None:
                 raise RuntimeError(
-                    f"llama_cpp.server exited with code {proc.returncode} before answering:\n"
-                    f"{_tail(log_path)}"
+                    f"llama_cpp.server exited with code {proc.returncode} before answering:\n{_tail(log_path)}"
                 )
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"llama_cpp.server did not answer {base_url}/models in {startup_timeout:.0f}s:\n"
-                    f"{_tail(log_path)}"
+                    f"llama_cpp.server did not answer {base_url}/models in {startup_timeout:.0f}s:\n{_tail(log_path)}"
                 )
             time.sleep(0.25)
         yield base_url

@@ -173,9 +173,7 @@ def _message_text(messages: Any) -> str:
     return " ".join(parts)
 
 
-def openai_error(
-    message: str, type_: str, code: str | None = None, param: str | None = None
-) -> dict[str, Any]:
+def openai_error(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     """Build an OpenAI-style error body."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
@@ -503,9 +501,7 @@ class FakeOpenAIServer:
             if record.fault is not None:
                 self._faults_served[record.fault] = self._faults_served.get(record.fault, 0) + 1
 
-    def completion_payload(
-        self, request: dict[str, Any], contents: list[str], finish_reason: str
-    ) -> dict[str, Any]:
+    def completion_payload(self, request: dict[str, Any], contents: list[str], finish_reason: str) -> dict[str, Any]:
         """A ``chat.completion`` object in the real OpenAI shape."""
         prompt_tokens = _count_tokens(_message_text(request.get("messages")))
         completion_tokens = sum(_count_tokens(c) for c in contents)
@@ -531,9 +527,7 @@ class FakeOpenAIServer:
             },
         }
 
-    def _send_stream(
-        self, handler: _Handler, request: dict[str, Any], contents: list[str], finish_reason: str
-    ) -> None:
+    def _send_stream(self, handler: _Handler, request: dict[str, Any], contents: list[str], finish_reason: str) -> None:
         """Answer ``stream=True`` with server-sent events: one content chunk per choice, then [DONE]."""
         base = {
             "id": f"chatcmpl-fake-{uuid.uuid4().hex[:24]}",

@@ -37,9 +37,7 @@ def client_for(srv: FakeOpenAIServer, *, max_retries: int = 0, timeout: float = 
 
 def ask(client: Any, text: str = "hello", **kwargs: Any) -> Any:
     """One chat completion with a single user message."""
-    return client.chat.completions.create(
-        model="fake-model", messages=[{"role": "user", "content": text}], **kwargs
-    )
+    return client.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": text}], **kwargs)
 
 
 def echo_label(request: dict[str, Any]) -> dict[str, Any]:

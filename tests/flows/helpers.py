@@ -59,18 +59,21 @@ def route_nowhere(state: dict[str, Any]) -> str:
     return "mystery"
 
 
-CLASSIFY = MicroPrompt("classify", task="Classify the ticket's urgency.", inputs={"text": "The ticket."},
-                       output=Triage)
-ANSWER = MicroPrompt("answer", task="Write a short reply to the ticket.", inputs={"text": "The ticket."},
-                     output=Reply)
+CLASSIFY = MicroPrompt("classify", task="Classify the ticket's urgency.", inputs={"text": "The ticket."}, output=Triage)
+ANSWER = MicroPrompt("answer", task="Write a short reply to the ticket.", inputs={"text": "The ticket."}, output=Reply)
 ESCALATE = FunctionNode("escalate", escalate, reads=["text"], writes=["reply"])
 
 
 def triage_flow() -> Flow:
     """classify -> (urgent: escalate | normal: answer)."""
-    return (Flow("triage").add(CLASSIFY).add(ANSWER).add(ESCALATE)
-            .edge("__start__", "classify")
-            .branch("classify", route_by_label, {"urgent": "escalate", "normal": "answer"}))
+    return (
+        Flow("triage")
+        .add(CLASSIFY)
+        .add(ANSWER)
+        .add(ESCALATE)
+        .edge("__start__", "classify")
+        .branch("classify", route_by_label, {"urgent": "escalate", "normal": "answer"})
+    )
 
 
 def respond(messages: list[BaseMessage]) -> str:

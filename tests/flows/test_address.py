@@ -21,19 +21,38 @@ from tests.optimizers import engine_helpers as h
 
 
 def _rich() -> Flow:
-    mp = MicroPrompt("reply", task="Answer. Be brief.", guidelines=["One.", "Two."], inputs={"q": "A question."},
-                     examples=[Example(inputs={"q": "a"}, output={"output": "b"})])
+    mp = MicroPrompt(
+        "reply",
+        task="Answer. Be brief.",
+        guidelines=["One.", "Two."],
+        inputs={"q": "A question."},
+        examples=[Example(inputs={"q": "a"}, output={"output": "b"})],
+    )
     extra = Section(kind="guidelines", title="More rules", text="Three.")
     return Flow("rich").then(mp.replace(sections=[*mp.sections, extra]))
 
 
 def test_every_part_has_an_address() -> None:
     values = address_values(_rich())
-    for address in ("reply.sections", "reply.sections.task", "reply.sections.inputs", "reply.sections.output_format",
-                    "reply.sections.examples", "reply.sections.guidelines", "reply.sections.guidelines#1",
-                    "reply.params.temperature", "reply.params.data_format", "reply.params.n_examples",
-                    "reply.output.reasoning", "reply.output.schema", "reply.examples", "reply.inputs",
-                    "graph.nodes", "graph.edges", "graph.state"):
+    for address in (
+        "reply.sections",
+        "reply.sections.task",
+        "reply.sections.inputs",
+        "reply.sections.output_format",
+        "reply.sections.examples",
+        "reply.sections.guidelines",
+        "reply.sections.guidelines#1",
+        "reply.params.temperature",
+        "reply.params.data_format",
+        "reply.params.n_examples",
+        "reply.output.reasoning",
+        "reply.output.schema",
+        "reply.examples",
+        "reply.inputs",
+        "graph.nodes",
+        "graph.edges",
+        "graph.state",
+    ):
         assert address in values, address
     assert values["reply.sections"] == ["task", "inputs", "output_format", "examples", "guidelines", "guidelines#1"]
     assert "reply.params.reasoning" not in values
@@ -114,8 +133,16 @@ def test_flow_set_rejects_bad_addresses() -> None:
 
 
 def test_address_parses_and_prints_the_stable_strings() -> None:
-    for text in ("reply.sections.task", "reply.sections.guidelines#1", "reply.params.temperature", "reply.sections",
-                 "reply.output.reasoning", "reply.examples", "graph.nodes", "graph.edges"):
+    for text in (
+        "reply.sections.task",
+        "reply.sections.guidelines#1",
+        "reply.params.temperature",
+        "reply.sections",
+        "reply.output.reasoning",
+        "reply.examples",
+        "graph.nodes",
+        "graph.edges",
+    ):
         assert str(Address.parse(text)) == text
     assert Address.parse("reply.sections.guidelines#1") == Address("reply", "sections", "guidelines", 1)
     assert Address.parse("graph.edges") == Address(None, "edges")

@@ -30,12 +30,16 @@ def test_from_graph_keeps_micro_prompts_and_wraps_functions():
     assert flow.state is TicketState
     (branch,) = flow.branches
     assert (branch.source, branch.router, branch.mapping) == (
-        "classify", route_by_label, {"urgent": "escalate", "normal": "answer"})
+        "classify",
+        route_by_label,
+        {"urgent": "escalate", "normal": "answer"},
+    )
     assert set(flow.edges) == {(START, "classify"), ("answer", END), ("escalate", END)}
 
 
-@pytest.mark.parametrize("text, expected", [("fire in the hall", "ESCALATED: fire in the hall"),
-                                            ("hello", "re: hello")])
+@pytest.mark.parametrize(
+    "text, expected", [("fire in the hall", "ESCALATED: fire in the hall"), ("hello", "re: hello")]
+)
 def test_adopted_flow_runs_like_the_original_graph(text, expected):
     flow = Flow.from_graph(hand_built())
     out = flow.compile(model=triage_model(), caller=ModelCaller(cache=None)).invoke({"text": text})

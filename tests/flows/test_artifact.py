@@ -16,9 +16,11 @@ ALLOW = ["tests"]
 def tuned_flow() -> Flow:
     """The triage flow with non-default sections, examples and parameters on a node."""
     flow = triage_flow()
-    classify = flow.nodes["classify"].replace(
-        examples=[Example(inputs={"text": "fire!"}, output={"label": "urgent"})]
-    ).with_params(data_format="xml", reasoning=True, temperature=0.3, n_examples=1, model="openai:x@http://h/v1")
+    classify = (
+        flow.nodes["classify"]
+        .replace(examples=[Example(inputs={"text": "fire!"}, output={"label": "urgent"})])
+        .with_params(data_format="xml", reasoning=True, temperature=0.3, n_examples=1, model="openai:x@http://h/v1")
+    )
     return flow.replace_node(classify)
 
 
@@ -53,10 +55,20 @@ def test_round_trip_keeps_sections_examples_and_params(tmp_path):
 def test_function_nodes_and_routers_are_stored_by_import_path():
     data = triage_flow().to_dict()
     escalate = next(n for n in data["nodes"] if n["name"] == "escalate")
-    assert escalate == {"kind": "function", "name": "escalate", "fn": "tests.flows.helpers:escalate",
-                        "reads": ["text"], "writes": ["reply"]}
-    assert data["branches"] == [{"source": "classify", "router": "tests.flows.helpers:route_by_label",
-                                 "mapping": {"urgent": "escalate", "normal": "answer"}}]
+    assert escalate == {
+        "kind": "function",
+        "name": "escalate",
+        "fn": "tests.flows.helpers:escalate",
+        "reads": ["text"],
+        "writes": ["reply"],
+    }
+    assert data["branches"] == [
+        {
+            "source": "classify",
+            "router": "tests.flows.helpers:route_by_label",
+            "mapping": {"urgent": "escalate", "normal": "answer"},
+        }
+    ]
     assert data["kind"] == "microprompts.flow" and data["schema_version"] == SCHEMA_VERSION
 
 
@@ -122,10 +134,13 @@ def test_an_output_class_outside_the_allow_list_is_rebuilt_from_its_schema(tmp_p
     assert node.render({"text": "t"}) == flow.nodes["list"].render({"text": "t"})
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"kind": "something"}, "not a microprompts flow artifact"),
-    ({"schema_version": 99}, "schema_version 99 is not"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"kind": "something"}, "not a microprompts flow artifact"),
+        ({"schema_version": 99}, "schema_version 99 is not"),
+    ],
+)
 def test_wrong_kind_or_version_is_rejected(change, message):
     data = {**triage_flow().to_dict(), **change}
     with pytest.raises(ArtifactError, match=message):

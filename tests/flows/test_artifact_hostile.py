@@ -30,13 +30,24 @@ def _artifact(tmp_path: Path, ref: str) -> Path:
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env_path = str(REPO)
-    return subprocess.run([sys.executable, "-m", "microprompts.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": env_path,
-                                                       "MICROPROMPTS_CACHE": "off"})
+    return subprocess.run(
+        [sys.executable, "-m", "microprompts.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": env_path, "MICROPROMPTS_CACHE": "off"},
+    )
 
 
-@pytest.mark.parametrize("ref", ["tests.nodes._refs_target:os.system", "tests.nodes._refs_target:subprocess.run",
-                                 "tests.nodes._refs_target:system"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "tests.nodes._refs_target:os.system",
+        "tests.nodes._refs_target:subprocess.run",
+        "tests.nodes._refs_target:system",
+    ],
+)
 def test_a_walk_out_of_an_allowed_module_is_refused(tmp_path: Path, ref: str) -> None:
     with pytest.raises(ArtifactError):
         Flow.load(str(_artifact(tmp_path, ref)), allow=["tests.nodes._refs_target"])
@@ -45,8 +56,17 @@ def test_a_walk_out_of_an_allowed_module_is_refused(tmp_path: Path, ref: str) ->
 def test_run_refuses_a_shell_gadget_with_one_line(tmp_path: Path) -> None:
     mark = tmp_path / "mark"
     path = _artifact(tmp_path, "tests.nodes._refs_target:os.system")
-    result = _run(["run", str(path), "--input", json.dumps({"text": f"touch {mark}"}),
-                   "--allow-module", "tests.nodes._refs_target"], cwd=REPO)
+    result = _run(
+        [
+            "run",
+            str(path),
+            "--input",
+            json.dumps({"text": f"touch {mark}"}),
+            "--allow-module",
+            "tests.nodes._refs_target",
+        ],
+        cwd=REPO,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "reaches another module" in result.stderr
     assert not mark.exists()

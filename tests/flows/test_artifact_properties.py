@@ -45,13 +45,25 @@ def by_label(state: dict[str, Any]) -> str:
 
 def rich_flow() -> Flow:
     """Two micro-prompts (examples, guidelines, params), a function node and a branch."""
-    classify = MicroPrompt("classify", task="Classify the ticket.", guidelines=["Be brief."], inputs={"text": "t"},
-                           output=Label, examples=[Example(inputs={"text": "fire"}, output={"label": "urgent"})],
-                           temperature=0.3, reasoning=True)
+    classify = MicroPrompt(
+        "classify",
+        task="Classify the ticket.",
+        guidelines=["Be brief."],
+        inputs={"text": "t"},
+        output=Label,
+        examples=[Example(inputs={"text": "fire"}, output={"label": "urgent"})],
+        temperature=0.3,
+        reasoning=True,
+    )
     answer = MicroPrompt("answer", task="Reply to the ticket.", inputs={"text": "t"}, output=Reply, data_format="xml")
-    return (Flow("triage").add(classify).add(answer).add(FunctionNode("escalate", escalate, reads=["text"],
-                                                                      writes=["reply"]))
-            .edge("__start__", "classify").branch("classify", by_label, {"urgent": "escalate", "normal": "answer"}))
+    return (
+        Flow("triage")
+        .add(classify)
+        .add(answer)
+        .add(FunctionNode("escalate", escalate, reads=["text"], writes=["reply"]))
+        .edge("__start__", "classify")
+        .branch("classify", by_label, {"urgent": "escalate", "normal": "answer"})
+    )
 
 
 VALID = rich_flow().to_dict()
@@ -146,8 +158,13 @@ texts = st.text(max_size=60)
 
 
 @settings(PROPERTY)
-@given(task=texts, guideline=texts, example=json_values, secret_in_task=st.booleans(),
-       failure=st.sampled_from([None, "replace", "fsync", "write"]))
+@given(
+    task=texts,
+    guideline=texts,
+    example=json_values,
+    secret_in_task=st.booleans(),
+    failure=st.sampled_from([None, "replace", "fsync", "write"]),
+)
 def test_save_leaves_no_partial_or_temp_file(tmp_path_factory, task, guideline, example, secret_in_task, failure):
     secret = "sk-prop-0123456789abcdef"
     assume(secret not in task + guideline + json.dumps(example))
@@ -156,12 +173,20 @@ def test_save_leaves_no_partial_or_temp_file(tmp_path_factory, task, guideline, 
     old = rich_flow()
     old.save(str(target))
     before = target.read_bytes()
-    node = MicroPrompt("reply", task=(task + secret) if secret_in_task else task, guidelines=[guideline],
-                       inputs={"text": "t"}, output=Reply, examples=[{"inputs": {"text": example}, "output": {}}])
+    node = MicroPrompt(
+        "reply",
+        task=(task + secret) if secret_in_task else task,
+        guidelines=[guideline],
+        inputs={"text": "t"},
+        output=Reply,
+        examples=[{"inputs": {"text": example}, "output": {}}],
+    )
     flow = Flow("f").then(node)
-    patches = {"replace": mock.patch("os.replace", side_effect=OSError("disk full")),
-               "fsync": mock.patch("os.fsync", side_effect=OSError("io error")),
-               "write": mock.patch("os.fdopen", side_effect=OSError("no space"))}
+    patches = {
+        "replace": mock.patch("os.replace", side_effect=OSError("disk full")),
+        "fsync": mock.patch("os.fsync", side_effect=OSError("io error")),
+        "write": mock.patch("os.fdopen", side_effect=OSError("no space")),
+    }
     with mock.patch.dict(os.environ, {"MY_API_KEY": secret}):
         context = patches[failure] if failure else contextlib.nullcontext()
         with context:

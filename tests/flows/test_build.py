@@ -53,10 +53,13 @@ def test_compile_returns_a_langgraph_compiled_state_graph():
     assert set(graph.get_graph().nodes) == {START, END, "classify", "answer", "escalate"}
 
 
-@pytest.mark.parametrize("text, reply, label", [
-    ("the server is on fire", "ESCALATED: the server is on fire", "urgent"),
-    ("how do I log in", "re: how do I log in", "normal"),
-])
+@pytest.mark.parametrize(
+    "text, reply, label",
+    [
+        ("the server is on fire", "ESCALATED: the server is on fire", "urgent"),
+        ("how do I log in", "re: how do I log in", "normal"),
+    ],
+)
 def test_branch_routes_on_the_router_label(text, reply, label):
     fake = model()
     out = triage_flow().compile(model=fake, caller=caller()).invoke({"text": text})
@@ -65,8 +68,13 @@ def test_branch_routes_on_the_router_label(text, reply, label):
 
 
 def test_a_router_label_outside_the_mapping_raises_router_error():
-    flow = (Flow("f").add(CLASSIFY).add(ANSWER).edge(START, "classify")
-            .branch("classify", route_nowhere, {"normal": "answer"}))
+    flow = (
+        Flow("f")
+        .add(CLASSIFY)
+        .add(ANSWER)
+        .edge(START, "classify")
+        .branch("classify", route_nowhere, {"normal": "answer"})
+    )
     with pytest.raises(RouterError, match="returned 'mystery'; expected one of \\['normal'\\]"):
         flow.compile(model=model(), caller=caller()).invoke({"text": "x"})
 
@@ -140,8 +148,9 @@ def test_a_node_leading_into_a_closed_cycle_is_not_reported_as_a_cycle_itself():
 
 
 def test_a_cycle_with_a_branch_out_is_valid():
-    flow = (Flow("loop").then(CLASSIFY).then(ANSWER)
-            .branch("answer", route_by_label, {"urgent": "classify", "normal": END}))
+    flow = (
+        Flow("loop").then(CLASSIFY).then(ANSWER).branch("answer", route_by_label, {"urgent": "classify", "normal": END})
+    )
     flow.validate()
 
 
@@ -201,6 +210,7 @@ def test_a_complete_user_state_schema_of_any_kind_validates_and_runs(kind):
     from pydantic import BaseModel
 
     if kind == "typeddict":
+
         class S(TypedDict, total=False):
             text: str
             label: str
@@ -208,8 +218,11 @@ def test_a_complete_user_state_schema_of_any_kind_validates_and_runs(kind):
 
         state = S
     elif kind == "pydantic":
-        state = type("S", (BaseModel,), {"__annotations__": {"text": str, "label": str | None, "reply": str | None},
-                                         "label": None, "reply": None})
+        state = type(
+            "S",
+            (BaseModel,),
+            {"__annotations__": {"text": str, "label": str | None, "reply": str | None}, "label": None, "reply": None},
+        )
     else:
         state = dataclasses.make_dataclass("S", [("text", str), ("label", str, None), ("reply", str, None)])
     flow = Flow("f", state=state).then(CLASSIFY).then(ANSWER)

@@ -37,16 +37,33 @@ def test_a_corrupt_cache_names_its_file_and_the_way_out(tmp_path: Path, make: st
         CallCache(_truncated(path)).get("1999")  # on opening, or at the latest on reading
 
 
-def test_the_cli_says_it_in_one_line_with_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_says_it_in_one_line_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "calls.sqlite"
     bad.write_bytes(os.urandom(4096))
     monkeypatch.setenv("MICROPROMPTS_CACHE", str(bad))
     monkeypatch.setattr(runtime, "_DEFAULT", None)
     data = tmp_path / "rows.jsonl"
-    data.write_text(json.dumps({"inputs": {"preferences": "aisle", "available_seats": ["economy_1C_aisle"]},
-                                "output": {"recommended_seats": ["economy_1C_aisle"]}}) + "\n")
-    code = main(["evaluate", "examples/seats/flow.py:flow", "--data", str(data), "--metric",
-                 "jaccard:recommended_seats", "--json"])
+    data.write_text(
+        json.dumps(
+            {
+                "inputs": {"preferences": "aisle", "available_seats": ["economy_1C_aisle"]},
+                "output": {"recommended_seats": ["economy_1C_aisle"]},
+            }
+        )
+        + "\n"
+    )
+    code = main(
+        [
+            "evaluate",
+            "examples/seats/flow.py:flow",
+            "--data",
+            str(data),
+            "--metric",
+            "jaccard:recommended_seats",
+            "--json",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(bad) in err and "move it aside" in err

@@ -48,11 +48,19 @@ def test_request_key_is_canonical():
 BASE = dict(schema=SCHEMA, temperature=0.0, max_tokens=64, sample=0)
 
 
-@pytest.mark.parametrize("change", [
-    {"temperature": 0.5}, {"max_tokens": 65}, {"sample": 1}, {"schema": None},
-    {"schema": {**SCHEMA, "required": []}}, {"messages": [MESSAGES[0], HumanMessage(content="text: y")]},
-    {"messages": [SystemMessage(content="Say a label!"), MESSAGES[1]]}, {"messages": MESSAGES[1:]},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"temperature": 0.5},
+        {"max_tokens": 65},
+        {"sample": 1},
+        {"schema": None},
+        {"schema": {**SCHEMA, "required": []}},
+        {"messages": [MESSAGES[0], HumanMessage(content="text: y")]},
+        {"messages": [SystemMessage(content="Say a label!"), MESSAGES[1]]},
+        {"messages": MESSAGES[1:]},
+    ],
+)
 def test_the_cache_key_changes_with_every_part_of_the_request(change):
     model = ScriptedChatModel(replies=['{"label": "a"}'], repeat_last=True)
     caller = ModelCaller(cache=CallCache(":memory:"))
@@ -101,20 +109,23 @@ def test_a_truncated_reply_is_not_cached():
 
 
 # --- retries ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("exc, transient", [
-    (http_error(openai.RateLimitError, 429), True),
-    (http_error(openai.InternalServerError, 500), True),
-    (http_error(openai.InternalServerError, 503), True),
-    (http_error(openai.BadRequestError, 400), False),
-    (http_error(openai.AuthenticationError, 401), False),
-    (openai.APITimeoutError(request=httpx.Request("POST", "http://x")), True),
-    (openai.APIConnectionError(request=httpx.Request("POST", "http://x")), True),
-    (httpx.ConnectError("refused"), True),
-    (TimeoutError(), True),
-    (ConnectionResetError(), True),
-    (ValueError("bad"), False),
-    (KeyError("x"), False),
-])
+@pytest.mark.parametrize(
+    "exc, transient",
+    [
+        (http_error(openai.RateLimitError, 429), True),
+        (http_error(openai.InternalServerError, 500), True),
+        (http_error(openai.InternalServerError, 503), True),
+        (http_error(openai.BadRequestError, 400), False),
+        (http_error(openai.AuthenticationError, 401), False),
+        (openai.APITimeoutError(request=httpx.Request("POST", "http://x")), True),
+        (openai.APIConnectionError(request=httpx.Request("POST", "http://x")), True),
+        (httpx.ConnectError("refused"), True),
+        (TimeoutError(), True),
+        (ConnectionResetError(), True),
+        (ValueError("bad"), False),
+        (KeyError("x"), False),
+    ],
+)
 def test_is_transient_classifies_errors(exc, transient):
     assert is_transient(exc) is transient
 
@@ -211,7 +222,9 @@ def test_openai_models_get_a_json_schema_response_format():
     model = ChatOpenAI(replies=['{"label": "a"}'])
     ModelCaller().complete(model, MESSAGES, schema=SCHEMA)
     assert model.calls[0].response_format == {
-        "type": "json_schema", "json_schema": {"name": "output", "schema": SCHEMA, "strict": False}}
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": SCHEMA, "strict": False},
+    }
 
 
 def test_other_models_get_no_response_format():
@@ -221,8 +234,9 @@ def test_other_models_get_no_response_format():
 
 
 def test_a_400_on_json_schema_downgrades_to_json_object_and_is_remembered(sleeps):
-    model = ChatOpenAI(replies=[http_error(openai.BadRequestError, 400, message=FORMAT_REJECTED), '{"label": "a"}',
-                                '{"label": "b"}'])
+    model = ChatOpenAI(
+        replies=[http_error(openai.BadRequestError, 400, message=FORMAT_REJECTED), '{"label": "a"}', '{"label": "b"}']
+    )
     caller = ModelCaller()
     assert caller.complete(model, MESSAGES, schema=SCHEMA).text == '{"label": "a"}'
     assert [c.response_format["type"] for c in model.calls] == ["json_schema", "json_object"]
@@ -247,11 +261,11 @@ def test_a_400_after_the_downgrade_fails_with_model_call_error():
     assert model.call_count == 2
 
 
-
 def test_a_400_about_something_else_is_not_a_format_downgrade():
     """A context-length 400 on the first request must not switch the server to json_object for good."""
-    model = ChatOpenAI(replies=[http_error(openai.BadRequestError, 400, message=": maximum context length exceeded"),
-                                '{"label": "a"}'])
+    model = ChatOpenAI(
+        replies=[http_error(openai.BadRequestError, 400, message=": maximum context length exceeded"), '{"label": "a"}']
+    )
     caller = ModelCaller()
     with pytest.raises(ModelCallError, match="context length"):
         caller.complete(model, MESSAGES, schema=SCHEMA)
@@ -264,7 +278,10 @@ def test_a_500_naming_json_schema_downgrades_like_llama_cpp_server(sleeps):
     request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
     rejected = openai.InternalServerError(
         "Error code: 500 - {'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or "
-        "'json_object'\", 'input': 'json_schema'}", response=httpx.Response(500, request=request), body=None)
+        "'json_object'\", 'input': 'json_schema'}",
+        response=httpx.Response(500, request=request),
+        body=None,
+    )
     model = ChatOpenAI(replies=[rejected, '{"label": "a"}'])
     assert ModelCaller().complete(model, MESSAGES, schema=SCHEMA).text == '{"label": "a"}'
     assert [c.response_format["type"] for c in model.calls] == ["json_schema", "json_object"]
@@ -347,5 +364,6 @@ def test_openai_itself_gets_only_max_completion_tokens():
 
     assert not is_compatible_server(RealChatOpenAI(model="gpt-4o-mini", api_key="sk-test"))
     assert not is_compatible_server(
-        RealChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url="https://api.openai.com/v1"))
+        RealChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url="https://api.openai.com/v1")
+    )
     assert is_compatible_server(RealChatOpenAI(model="q", api_key="x", base_url="http://127.0.0.1:8080/v1"))

@@ -38,14 +38,17 @@ def test_the_identity_of_an_openai_model_never_holds_the_key(monkeypatch):
     assert identity == "openai:gpt-test-withkey@https://api.openai.com/v1" and "sk-test" not in identity
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("openai:", "names no model"),
-    ("openai:@http://h/v1", "names no model"),
-    ("local:", "names no file"),
-    ("local:/no/such/model.gguf", "no such file /no/such/model.gguf"),
-    ("anthropic:claude", "unknown model spec 'anthropic:claude'"),
-    ("gpt-4o", "unknown model spec 'gpt-4o'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("openai:", "names no model"),
+        ("openai:@http://h/v1", "names no model"),
+        ("local:", "names no file"),
+        ("local:/no/such/model.gguf", "no such file /no/such/model.gguf"),
+        ("anthropic:claude", "unknown model spec 'anthropic:claude'"),
+        ("gpt-4o", "unknown model spec 'gpt-4o'"),
+    ],
+)
 def test_bad_specs_raise_model_spec_error_with_a_clear_message(spec, message):
     with pytest.raises(ModelSpecError, match=message) as info:
         resolve_model(spec)

@@ -20,8 +20,9 @@ class Pick(BaseModel):
 
 
 def node(**params: object) -> MicroPrompt:
-    return MicroPrompt("pick", task="Pick two.", inputs={"options": "Options.", "note": "A note."}, output=Pick,
-                       **params)
+    return MicroPrompt(
+        "pick", task="Pick two.", inputs={"options": "Options.", "note": "A note."}, output=Pick, **params
+    )
 
 
 def test_schema_gets_a_per_row_enum_from_the_input() -> None:
@@ -53,8 +54,9 @@ def test_invented_value_twice_raises_with_the_raw_reply() -> None:
 
 def test_choices_mutator_proposes_list_inputs_only_and_can_lift() -> None:
     flow = Flow("f").then(node())
-    ctx = MutationContext(train=[{"inputs": {"options": ["a", "b"], "note": "x"}}], metric=lambda e, p: 1.0,
-                          rng=random.Random(0))
+    ctx = MutationContext(
+        train=[{"inputs": {"options": ["a", "b"], "note": "x"}}], metric=lambda e, p: 1.0, rng=random.Random(0)
+    )
     children = Choices().propose(Candidate(flow), ctx, n=5)
     assert [m.after for _, m in children] == [{"picks": "options"}]
     child = children[0][0]
@@ -65,8 +67,12 @@ def test_choices_mutator_proposes_list_inputs_only_and_can_lift() -> None:
 
 def test_choices_mutator_respects_frozen() -> None:
     flow = Flow("f").then(node())
-    ctx = MutationContext(train=[{"inputs": {"options": ["a"], "note": "x"}}], metric=lambda e, p: 1.0,
-                          rng=random.Random(0), frozen=["pick.params.*"])
+    ctx = MutationContext(
+        train=[{"inputs": {"options": ["a"], "note": "x"}}],
+        metric=lambda e, p: 1.0,
+        rng=random.Random(0),
+        frozen=["pick.params.*"],
+    )
     assert Choices().propose(Candidate(flow), ctx, n=5) == []
 
 

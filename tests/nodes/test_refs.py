@@ -24,15 +24,18 @@ def test_objects_defined_in_the_allowed_module_load(ref: str) -> None:
     assert load_object(ref, ALLOW) is not None
 
 
-@pytest.mark.parametrize(("ref", "match"), [
-    (f"{MODULE}:os.system", "reaches another module"),
-    (f"{MODULE}:subprocess.run", "reaches another module"),
-    (f"{MODULE}:os.path.join", "reaches another module"),
-    (f"{MODULE}:system", "not defined in"),
-    (f"{MODULE}:Any", "not defined in"),
-    (f"{MODULE}:os", "not defined in"),
-    (f"{MODULE}:step.__globals__", "not defined in"),
-])
+@pytest.mark.parametrize(
+    ("ref", "match"),
+    [
+        (f"{MODULE}:os.system", "reaches another module"),
+        (f"{MODULE}:subprocess.run", "reaches another module"),
+        (f"{MODULE}:os.path.join", "reaches another module"),
+        (f"{MODULE}:system", "not defined in"),
+        (f"{MODULE}:Any", "not defined in"),
+        (f"{MODULE}:os", "not defined in"),
+        (f"{MODULE}:step.__globals__", "not defined in"),
+    ],
+)
 def test_nothing_outside_the_allowed_module_is_reached(ref: str, match: str) -> None:
     with pytest.raises(RefError, match=match):
         load_object(ref, ALLOW)
@@ -42,8 +45,15 @@ def test_without_an_allow_list_the_user_may_name_anything() -> None:
     assert load_object(f"{MODULE}:system") is target.system  # a reference the user typed, not an artifact's
 
 
-@pytest.mark.parametrize("ref", ["microprompts.cli:main", "microprompts.nodes.function:load_object",
-                                 "microprompts._io:atomic_write_text", "microprompts.models.cache:CallCache"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "microprompts.cli:main",
+        "microprompts.nodes.function:load_object",
+        "microprompts._io:atomic_write_text",
+        "microprompts.models.cache:CallCache",
+    ],
+)
 def test_of_the_package_an_artifact_names_only_schema_classes(ref: str) -> None:
     with pytest.raises(RefError, match="only schema classes"):
         load_object(ref, DEFAULT_ALLOWED)

@@ -21,8 +21,10 @@ def make(**params: object) -> MicroPrompt:
         task="Classify the text.",
         inputs={"text": "The text.", "tags": "Tags."},
         output=Label,
-        examples=[Example(inputs={"text": "hi", "tags": ["x"]}, output={"label": "a"}),
-                  Example(inputs={"text": "yo", "tags": []}, output={"label": "b"})],
+        examples=[
+            Example(inputs={"text": "hi", "tags": ["x"]}, output={"label": "a"}),
+            Example(inputs={"text": "yo", "tags": []}, output={"label": "b"}),
+        ],
         guidelines=["Be brief."],
         **params,
     )
@@ -53,8 +55,14 @@ def test_a_micro_prompt_needs_a_name():
 
 
 def test_explicit_sections_render_in_the_given_order():
-    mp = MicroPrompt("x", sections=[Section(kind="text", title="Notes", text="Be kind."),
-                                    Section(kind="task", title="Job", text="Do it.")], inputs=["q"])
+    mp = MicroPrompt(
+        "x",
+        sections=[
+            Section(kind="text", title="Notes", text="Be kind."),
+            Section(kind="task", title="Job", text="Do it."),
+        ],
+        inputs=["q"],
+    )
     system = mp.render({"q": "1"})[0].content
     assert system == "## Notes\nBe kind.\n\n## Job\nDo it."
 

@@ -28,15 +28,31 @@ def runtime(model: ScriptedChatModel) -> Runtime:
     return Runtime(model=model, caller=ModelCaller(cache=None, base_delay=0.0))
 
 
-NODE = MicroPrompt("cls", task="Does it mean yes?", inputs={"text": "The text."}, output=Label,
-                   examples=[Example(inputs={"text": "sure"}, output={"label": "yes"})], reply_format="lines")
+NODE = MicroPrompt(
+    "cls",
+    task="Does it mean yes?",
+    inputs={"text": "The text."},
+    output=Label,
+    examples=[Example(inputs={"text": "sure"}, output={"label": "yes"})],
+    reply_format="lines",
+)
 
 
-@pytest.mark.parametrize("text", [
-    "label: yes", "Label: Yes", "**label:** yes.", "label = yes", "[[ ## label ## ]]\nyes\n\n[[ ## completed ## ]]",
-    "yes", "The answer is yes.", '{"label": "yes"}', "label: `yes` because she agrees",
-    "I think so.\nlabel: yes\n\nExample 2\nInput:\ntext: nope\nOutput:\nlabel: no",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "label: yes",
+        "Label: Yes",
+        "**label:** yes.",
+        "label = yes",
+        "[[ ## label ## ]]\nyes\n\n[[ ## completed ## ]]",
+        "yes",
+        "The answer is yes.",
+        '{"label": "yes"}',
+        "label: `yes` because she agrees",
+        "I think so.\nlabel: yes\n\nExample 2\nInput:\ntext: nope\nOutput:\nlabel: no",
+    ],
+)
 def test_a_one_field_reply_is_read_leniently(text: str) -> None:
     assert parse_lines(text, Label).model_dump() == {"label": "yes"}
 
@@ -44,8 +60,12 @@ def test_a_one_field_reply_is_read_leniently(text: str) -> None:
 def test_several_fields_multi_line_values_and_types() -> None:
     text = "reasoning: First I count.\nThen I add.\ncount: 12 objects\nseats: A1, B2,  C3\nnote: none"
     parsed = parse_lines(text, Rich)
-    assert parsed.model_dump() == {"reasoning": "First I count.\nThen I add.", "count": 12,
-                                   "seats": ["A1", "B2", "C3"], "note": None}
+    assert parsed.model_dump() == {
+        "reasoning": "First I count.\nThen I add.",
+        "count": 12,
+        "seats": ["A1", "B2", "C3"],
+        "note": None,
+    }
     assert parse_lines('reasoning: r\ncount: 3\nseats: ["A1"]', Rich).seats == ["A1"]
 
 
@@ -58,11 +78,14 @@ def test_a_list_longer_than_its_max_items_is_cut_best_first(text: str) -> None:
     assert parse_lines(text, Top2).seats == ["A1", "B2"]
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("label: maybe", "label"),
-    ("reasoning: r\nseats: A1", "count"),
-    ("just words", "no `reasoning: value` line found"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("label: maybe", "label"),
+        ("reasoning: r\nseats: A1", "count"),
+        ("just words", "no `reasoning: value` line found"),
+    ],
+)
 def test_a_reply_that_does_not_fit_names_the_problem(text: str, reason: str) -> None:
     model = Rich if "reasoning" in reason or "count" in reason else Label
     with pytest.raises(ValueError, match=reason):

@@ -22,9 +22,14 @@ class Summary(BaseModel):
     summary: str
 
 
-NODE = MicroPrompt("cls", task="Does it mean yes?", inputs={"text": "The text.", "speaker": ""}, output=Label,
-                   examples=[Example(inputs={"text": "sure", "speaker": "B"}, output={"label": "yes"})],
-                   reply_format="markers")
+NODE = MicroPrompt(
+    "cls",
+    task="Does it mean yes?",
+    inputs={"text": "The text.", "speaker": ""},
+    output=Label,
+    examples=[Example(inputs={"text": "sure", "speaker": "B"}, output={"label": "yes"})],
+    reply_format="markers",
+)
 
 
 def runtime(model: ScriptedChatModel, caller: ModelCaller | None = None) -> Runtime:
@@ -33,9 +38,11 @@ def runtime(model: ScriptedChatModel, caller: ModelCaller | None = None) -> Runt
 
 def test_the_system_prompt_lists_the_fields_then_shows_the_exchange_in_marked_blocks() -> None:
     system = NODE.render({"text": "ok", "speaker": "A"})[0].content
-    fields = "## Output format\n- label (one of \"yes\", \"no\")\nEvery exchange is laid out in marked fields"
-    shape = ("\n\n[[ ## text ## ]]\n{text}\n\n[[ ## speaker ## ]]\n{speaker}\n\n[[ ## label ## ]]\n{label}\n\n"
-             "[[ ## completed ## ]]")
+    fields = '## Output format\n- label (one of "yes", "no")\nEvery exchange is laid out in marked fields'
+    shape = (
+        "\n\n[[ ## text ## ]]\n{text}\n\n[[ ## speaker ## ]]\n{speaker}\n\n[[ ## label ## ]]\n{label}\n\n"
+        "[[ ## completed ## ]]"
+    )
     assert fields in system and shape in system
     assert "Example 1\nInput:\n[[ ## text ## ]]\nsure\n\n[[ ## speaker ## ]]\nB\n" in system
     assert "Output: \n[[ ## label ## ]]\nyes\n\n[[ ## completed ## ]]" in system
@@ -44,9 +51,11 @@ def test_the_system_prompt_lists_the_fields_then_shows_the_exchange_in_marked_bl
 
 def test_the_user_turn_marks_each_input_then_asks_for_the_fields() -> None:
     user = NODE.render({"text": "ok", "speaker": "A", "unused": 1})[1].content
-    assert user == ("[[ ## text ## ]]\nok\n\n[[ ## speaker ## ]]\nA\n\n"
-                    "Reply with the output fields, starting with `[[ ## label ## ]]` and ending with "
-                    "`[[ ## completed ## ]]`.")
+    assert user == (
+        "[[ ## text ## ]]\nok\n\n[[ ## speaker ## ]]\nA\n\n"
+        "Reply with the output fields, starting with `[[ ## label ## ]]` and ending with "
+        "`[[ ## completed ## ]]`."
+    )
     reasoning = NODE.with_params(reasoning=True).render({"text": "ok", "speaker": "A"})
     assert "starting with `[[ ## reasoning ## ]]`" in reasoning[1].content
     system = reasoning[0].content
@@ -54,20 +63,25 @@ def test_the_user_turn_marks_each_input_then_asks_for_the_fields() -> None:
     assert "Write `reasoning` first" in system
 
 
-@pytest.mark.parametrize("text", [
-    "[[ ## label ## ]]\nyes\n\n[[ ## completed ## ]]",
-    "[[ ## label ## ]]\nYes.\n[[ ## completed ## ]]\n[[ ## label ## ]]\nno",
-    "[[ ## label ## ]] yes",
-    "label: yes",
-    '{"label": "yes"}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[[ ## label ## ]]\nyes\n\n[[ ## completed ## ]]",
+        "[[ ## label ## ]]\nYes.\n[[ ## completed ## ]]\n[[ ## label ## ]]\nno",
+        "[[ ## label ## ]] yes",
+        "label: yes",
+        '{"label": "yes"}',
+    ],
+)
 def test_a_marked_reply_is_read_up_to_the_completion_marker(text: str) -> None:
     assert parse_markers(text, Label).model_dump() == {"label": "yes"}
 
 
 def test_several_fields_keep_multi_line_text_and_drop_the_completion_marker() -> None:
-    text = ("[[ ## count ## ]]\n3 seats\n\n[[ ## summary ## ]]\nTwo by the window.\nOne aisle.\n\n"
-            "[[ ## completed ## ]]\nbye")
+    text = (
+        "[[ ## count ## ]]\n3 seats\n\n[[ ## summary ## ]]\nTwo by the window.\nOne aisle.\n\n"
+        "[[ ## completed ## ]]\nbye"
+    )
     assert parse_markers(text, Summary).model_dump() == {"count": 3, "summary": "Two by the window.\nOne aisle."}
 
 

@@ -25,13 +25,16 @@ def runtime(model) -> Runtime:
 
 
 # --- parsing --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text", [
-    '{"label": "a"}',
-    '  {"label": "a"}\n',
-    'Sure:\n```json\n{"label": "a"}\n```\nDone.',
-    '```\n{"label": "a"}\n```',
-    'The answer is {"label": "a"} as requested.',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"label": "a"}',
+        '  {"label": "a"}\n',
+        'Sure:\n```json\n{"label": "a"}\n```\nDone.',
+        '```\n{"label": "a"}\n```',
+        'The answer is {"label": "a"} as requested.',
+    ],
+)
 def test_extract_json_finds_the_object_in_plain_fenced_and_chatty_replies(text):
     assert extract_json(text) == {"label": "a"}
 
@@ -206,12 +209,15 @@ def test_ref_of_refuses_lambdas_and_nested_functions():
         ref_of(inner)
 
 
-@pytest.mark.parametrize("ref, message", [
-    ("nocolon", "bad reference"),
-    ("os.path:", "bad reference"),
-    ("no_such_module_xyz:f", "cannot import"),
-    ("tests.nodes.test_run:nothing_here", "has no attribute"),
-])
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("nocolon", "bad reference"),
+        ("os.path:", "bad reference"),
+        ("no_such_module_xyz:f", "cannot import"),
+        ("tests.nodes.test_run:nothing_here", "has no attribute"),
+    ],
+)
 def test_load_object_errors_are_clear(ref, message):
     with pytest.raises(RefError, match=message):
         load_object(ref)

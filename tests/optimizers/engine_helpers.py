@@ -44,8 +44,13 @@ def answer(inputs: dict[str, Any]) -> dict[str, Any]:
     return {"label": LABELS[int(text.split()[-1]) % 4]}
 
 
-TASK = SimTask("topic", answer=answer, labels=LABELS, base=0.1,
-               boosts=[data_format("json", 0.3), reasoning_on(0.3), has_examples(0.3)])
+TASK = SimTask(
+    "topic",
+    answer=answer,
+    labels=LABELS,
+    base=0.1,
+    boosts=[data_format("json", 0.3), reasoning_on(0.3), has_examples(0.3)],
+)
 
 
 def model(name: str = "sim") -> SimulatedChatModel:
@@ -55,12 +60,18 @@ def model(name: str = "sim") -> SimulatedChatModel:
 
 def rows(start: int, count: int) -> list[Row]:
     """Labelled headline rows numbered start..start+count-1."""
-    return [Row(inputs={"headline": f"headline number {i}"}, output=answer({"headline": f"headline number {i}"}),
-                id=str(i)) for i in range(start, start + count)]
+    return [
+        Row(inputs={"headline": f"headline number {i}"}, output=answer({"headline": f"headline number {i}"}), id=str(i))
+        for i in range(start, start + count)
+    ]
 
 
-CLASSIFY = MicroPrompt("classify", task="Classify the headline's topic. Pick the best section.",
-                       inputs={"headline": "A news headline."}, output=Topic)
+CLASSIFY = MicroPrompt(
+    "classify",
+    task="Classify the headline's topic. Pick the best section.",
+    inputs={"headline": "A news headline."},
+    output=Topic,
+)
 
 
 def topic_flow() -> Flow:
@@ -75,15 +86,26 @@ def clean(state: dict[str, Any]) -> dict[str, Any]:
 
 def pipeline() -> Flow:
     """A function node then a micro-prompt: headline -> clean -> label."""
-    node = MicroPrompt("label_it", task="Label the cleaned headline. Use one section.",
-                       inputs={"clean": "The cleaned headline."}, output=Topic)
+    node = MicroPrompt(
+        "label_it",
+        task="Label the cleaned headline. Use one section.",
+        inputs={"clean": "The cleaned headline."},
+        output=Topic,
+    )
     return Flow("topic_pipe").then(FunctionNode("tidy", clean, reads=["headline"], writes=["clean"])).then(node)
 
 
 def search_mutators() -> list[Any]:
     """The operators that can reach the best configuration, plus distractors."""
-    return [DataFormat(), ToggleReasoning(), ChooseExamples(), ExampleCount(), AddGuideline(), Temperature(),
-            DropSection()]
+    return [
+        DataFormat(),
+        ToggleReasoning(),
+        ChooseExamples(),
+        ExampleCount(),
+        AddGuideline(),
+        Temperature(),
+        DropSection(),
+    ]
 
 
 def is_best(flow: Flow, node: str = "classify") -> bool:
@@ -93,20 +115,38 @@ def is_best(flow: Flow, node: str = "classify") -> bool:
     return mp.params.data_format == "json" and mp.params.reasoning and len(mp.shown_examples()) > 0
 
 
-def unstarted_engine(dev: Sequence[Row], model: Any, *, budget: Budget | None = None, cache: Path | None = None,
-                     minibatch: int = 8, margin: float = 0.0) -> Engine:
+def unstarted_engine(
+    dev: Sequence[Row],
+    model: Any,
+    *,
+    budget: Budget | None = None,
+    cache: Path | None = None,
+    minibatch: int = 8,
+    margin: float = 0.0,
+) -> Engine:
     """An engine on the topic flow with no mutators and seed 0, scored by exact match on the label: for tests that
     drive screening, minibatches and the budget by hand. Nothing is scored until `start()`."""
     tracker = BudgetTracker(budget or Budget())
     caller = BudgetedCaller(CallCache(cache), tracker, "task")
     metric = exact_match("label")
-    return Engine(topic_flow(), rows=EngineRows(dev=keyed_rows("dev", list(dev))),
-                  evaluator=Evaluator(metric, model, caller, tracker), journal=Journal(None, False),
-                  settings=EngineSettings(seed=0, minibatch=minibatch, margin=margin))
+    return Engine(
+        topic_flow(),
+        rows=EngineRows(dev=keyed_rows("dev", list(dev))),
+        evaluator=Evaluator(metric, model, caller, tracker),
+        journal=Journal(None, False),
+        settings=EngineSettings(seed=0, minibatch=minibatch, margin=margin),
+    )
 
 
-def engine(dev: Sequence[Row], model: Any, *, budget: Budget | None = None, cache: Path | None = None,
-           minibatch: int = 8, margin: float = 0.0) -> Engine:
+def engine(
+    dev: Sequence[Row],
+    model: Any,
+    *,
+    budget: Budget | None = None,
+    cache: Path | None = None,
+    minibatch: int = 8,
+    margin: float = 0.0,
+) -> Engine:
     """`unstarted_engine`, started: its baseline is scored on `dev`."""
     built = unstarted_engine(dev, model, budget=budget, cache=cache, minibatch=minibatch, margin=margin)
     built.start()

@@ -39,8 +39,12 @@ def topic_responder(delay: float = 0.0) -> Responder:
     def respond(request: dict[str, Any]) -> str:
         if delay:
             time.sleep(delay)
-        kwargs = {"temperature": request.get("temperature") or 0.0, "max_tokens": request.get("max_tokens"),
-                  "seed": request.get("seed"), "response_format": request.get("response_format")}
+        kwargs = {
+            "temperature": request.get("temperature") or 0.0,
+            "max_tokens": request.get("max_tokens"),
+            "seed": request.get("seed"),
+            "response_format": request.get("response_format"),
+        }
         return json.dumps(sim.reply_for(to_messages(request), **kwargs))
 
     return respond

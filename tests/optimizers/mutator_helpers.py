@@ -41,13 +41,19 @@ class Gloss(BaseModel):
     gloss: str
 
 
-EXTRACT = MicroPrompt("extract", task="Extract the topic word of the text.", inputs={"text": "A news text."},
-                      output=Topic)
-CLASSIFY = MicroPrompt("classify", task="Classify the topic into a newspaper section, using the house rules.",
-                       guidelines=["Sports covers games and athletes.", "Politics covers elections."],
-                       inputs={"topic": "The topic word."}, output=Label)
-REPLY = MicroPrompt("reply", task="Write the headline tag for the section.", inputs={"label": "The section."},
-                    output=Answer)
+EXTRACT = MicroPrompt(
+    "extract", task="Extract the topic word of the text.", inputs={"text": "A news text."}, output=Topic
+)
+CLASSIFY = MicroPrompt(
+    "classify",
+    task="Classify the topic into a newspaper section, using the house rules.",
+    guidelines=["Sports covers games and athletes.", "Politics covers elections."],
+    inputs={"topic": "The topic word."},
+    output=Label,
+)
+REPLY = MicroPrompt(
+    "reply", task="Write the headline tag for the section.", inputs={"label": "The section."}, output=Answer
+)
 
 
 def pipeline() -> Flow:
@@ -66,10 +72,16 @@ def desk(state: dict[str, Any]) -> dict[str, Any]:
 
 def branchy() -> Flow:
     """extract -> classify -> (write: reply | desk: a function node)."""
-    return (Flow("news_branchy").add(EXTRACT).add(CLASSIFY).add(REPLY)
-            .add(FunctionNode("desk", desk, reads=["label"], writes=["reply"]))
-            .edge("__start__", "extract").edge("extract", "classify")
-            .branch("classify", route_label, {"write": "reply", "desk": "desk"}))
+    return (
+        Flow("news_branchy")
+        .add(EXTRACT)
+        .add(CLASSIFY)
+        .add(REPLY)
+        .add(FunctionNode("desk", desk, reads=["label"], writes=["reply"]))
+        .edge("__start__", "extract")
+        .edge("extract", "classify")
+        .branch("classify", route_label, {"write": "reply", "desk": "desk"})
+    )
 
 
 def rows(keys: Sequence[str] = ("reply",)) -> list[dict[str, Any]]:
@@ -120,8 +132,7 @@ def task_model(classify: Literal["right", "wrong", "broken"] = "right") -> Scrip
 
 def run(flow: Flow, data: list[dict[str, Any]], classify: Literal["right", "wrong", "broken"] = "right") -> EvalResult:
     """Evaluate `flow` end to end on `data` with the task model (no call cache)."""
-    return evaluate(flow, data, reply_metric, model=task_model(classify), caller=ModelCaller(cache=None),
-                    concurrency=1)
+    return evaluate(flow, data, reply_metric, model=task_model(classify), caller=ModelCaller(cache=None), concurrency=1)
 
 
 class SpyCaller(ModelCaller):
@@ -141,14 +152,25 @@ class SpyCaller(ModelCaller):
 
 
 def make_ctx(
-    optimizer: Any = None, *, evaluation: EvalResult | None = None, train: Sequence[Any] | None = None,
-    history: Sequence[tuple[str, str, float]] = (), frozen: Sequence[str] = (), max_prompt_chars: int = 6000,
-    caller: ModelCaller | None = None, seed: int = 0,
+    optimizer: Any = None,
+    *,
+    evaluation: EvalResult | None = None,
+    train: Sequence[Any] | None = None,
+    history: Sequence[tuple[str, str, float]] = (),
+    frozen: Sequence[str] = (),
+    max_prompt_chars: int = 6000,
+    caller: ModelCaller | None = None,
+    seed: int = 0,
 ) -> MutationContext:
     """A mutation context with a spy caller when an optimizer model is given."""
     return MutationContext(
-        train=list(train if train is not None else rows()), metric=reply_metric, rng=random.Random(seed),
-        evaluation=evaluation, optimizer_model=optimizer,
-        caller=caller or (SpyCaller() if optimizer is not None else None), history=list(history),
-        frozen=tuple(frozen), max_prompt_chars=max_prompt_chars,
+        train=list(train if train is not None else rows()),
+        metric=reply_metric,
+        rng=random.Random(seed),
+        evaluation=evaluation,
+        optimizer_model=optimizer,
+        caller=caller or (SpyCaller() if optimizer is not None else None),
+        history=list(history),
+        frozen=tuple(frozen),
+        max_prompt_chars=max_prompt_chars,
     )

@@ -33,10 +33,21 @@ def main(argv: list[str]) -> None:
             with open(log, "a", encoding="utf-8") as fh:
                 fh.write(f"{n}\n")
 
-    result = optimize(h.topic_flow(), train=h.rows(0, 10), dev=h.rows(100, 10), test=h.rows(200, 4),
-                      metric=exact_match("label"), model=h.model(), search=BeamSearch(2, 3, 4), minibatch=5,
-                      budget=Budget(calls=140), run_dir=run_dir, resume=resume, progress=False,
-                      before_call=before_call)
+    result = optimize(
+        h.topic_flow(),
+        train=h.rows(0, 10),
+        dev=h.rows(100, 10),
+        test=h.rows(200, 4),
+        metric=exact_match("label"),
+        model=h.model(),
+        search=BeamSearch(2, 3, 4),
+        minibatch=5,
+        budget=Budget(calls=140),
+        run_dir=run_dir,
+        resume=resume,
+        progress=False,
+        before_call=before_call,
+    )
     print(json.dumps(result.summary()))
 
 

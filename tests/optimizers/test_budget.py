@@ -83,13 +83,33 @@ def test_budgeted_caller_caches_truncated_replies_under_the_callers_key(tmp_path
 @pytest.mark.parametrize("calls", [5, 17, 40])
 def test_calls_budget_holds(calls: int) -> None:
     model = h.model()
-    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=model,
-                      mutators=h.search_mutators(), budget=Budget(calls=calls), minibatch=4, concurrency=4,
-                      progress=False) if calls > 8 else None
+    result = (
+        optimize(
+            h.topic_flow(),
+            train=h.rows(0, 8),
+            dev=h.rows(100, 8),
+            metric=METRIC,
+            model=model,
+            mutators=h.search_mutators(),
+            budget=Budget(calls=calls),
+            minibatch=4,
+            concurrency=4,
+            progress=False,
+        )
+        if calls > 8
+        else None
+    )
     if result is None:
         with pytest.raises(BudgetExceeded, match="before the baseline"):
-            optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=model,
-                     budget=Budget(calls=calls), progress=False)
+            optimize(
+                h.topic_flow(),
+                train=h.rows(0, 8),
+                dev=h.rows(100, 8),
+                metric=METRIC,
+                model=model,
+                budget=Budget(calls=calls),
+                progress=False,
+            )
         assert model.call_count <= calls
         return
     assert model.call_count <= calls
@@ -119,8 +139,13 @@ def test_a_childs_row_costs_a_call_per_sample_of_each_micro_prompt_it_changed() 
 
 
 def test_a_childs_row_also_costs_the_micro_prompts_that_read_what_it_changed() -> None:
-    explain = MicroPrompt("explain", task="Say why the headline has this section.",
-                          inputs={"headline": "A news headline.", "label": "Its section."}, output=Note, samples=3)
+    explain = MicroPrompt(
+        "explain",
+        task="Say why the headline has this section.",
+        inputs={"headline": "A news headline.", "label": "Its section."},
+        output=Note,
+        samples=3,
+    )
     flow = h.topic_flow().then(explain)  # classify -> explain (a 3-sample vote) reads its label
     assert CallPlanner.row_calls(Candidate(flow), ["classify.sections.task"]) == 1 + 3
     assert CallPlanner.row_calls(Candidate(flow), ["explain.sections.task"]) == 3  # nothing reads explain's note
@@ -129,14 +154,26 @@ def test_a_childs_row_also_costs_the_micro_prompts_that_read_what_it_changed() -
 
 @pytest.mark.parametrize("search", ["beam", "evolution"])
 @pytest.mark.parametrize(("calls", "vote"), [(23, False), (40, False), (61, False), (70, True), (130, True)])
-def test_search_does_not_start_a_candidate_it_cannot_score_on_dev(search: str, calls: int, vote: bool,
-                                                                  tmp_path: Path) -> None:
+def test_search_does_not_start_a_candidate_it_cannot_score_on_dev(
+    search: str, calls: int, vote: bool, tmp_path: Path
+) -> None:
     dev = 8
     model = h.model()
     mutators = [Vote(ks=(5,)), *h.search_mutators()] if vote else h.search_mutators()
-    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, dev), test=h.rows(200, 4), metric=METRIC,
-                      model=model, mutators=mutators, search=search, budget=Budget(calls=calls), minibatch=3,
-                      run_dir=tmp_path / "run", progress=False)
+    result = optimize(
+        h.topic_flow(),
+        train=h.rows(0, 8),
+        dev=h.rows(100, dev),
+        test=h.rows(200, 4),
+        metric=METRIC,
+        model=model,
+        mutators=mutators,
+        search=search,
+        budget=Budget(calls=calls),
+        minibatch=3,
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     assert result.stopped and "fewer than" in result.stopped
     spent = result.usage["search_calls"]
     if not vote:
@@ -152,9 +189,18 @@ def test_search_does_not_start_a_candidate_it_cannot_score_on_dev(search: str, c
 def test_tokens_budget_overshoots_by_at_most_the_calls_in_flight() -> None:
     model = h.model()
     concurrency = 4
-    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=model,
-                      mutators=h.search_mutators(), budget=Budget(tokens=6000), concurrency=concurrency,
-                      minibatch=4, progress=False)
+    result = optimize(
+        h.topic_flow(),
+        train=h.rows(0, 8),
+        dev=h.rows(100, 8),
+        metric=METRIC,
+        model=model,
+        mutators=h.search_mutators(),
+        budget=Budget(tokens=6000),
+        concurrency=concurrency,
+        minibatch=4,
+        progress=False,
+    )
     per_call = max(c for c in [sum(len(str(m.content)) for m in call.messages) // 4 + 40 for call in model.calls])
     assert result.usage["charged_tokens"] <= 6000 + concurrency * per_call
     assert result.stopped and "tokens" in result.stopped
@@ -178,8 +224,16 @@ class _SameChild:
 
 def test_a_candidate_seen_twice_is_not_evaluated_twice() -> None:
     model = h.model()
-    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=model,
-                      mutators=[_SameChild(), ToggleReasoning()], minibatch=0, progress=False)
+    result = optimize(
+        h.topic_flow(),
+        train=h.rows(0, 8),
+        dev=h.rows(100, 8),
+        metric=METRIC,
+        model=model,
+        mutators=[_SameChild(), ToggleReasoning()],
+        minibatch=0,
+        progress=False,
+    )
     ids = [e["id"] for e in result.history if e["event"] == "candidate"]
     assert len(ids) == len(set(ids))
     assert result.usage["evaluations_run"] == len(ids)
@@ -213,9 +267,18 @@ def test_optimizer_budget_disables_only_the_model_based_operators() -> None:
             ctx.caller.complete(ctx.optimizer_model, [HumanMessage(content=f"idea {ctx.rng.random()}")])
             return super().propose(candidate, ctx, n)
 
-    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=h.model(),
-                      optimizer_model=optimizer, mutators=[AsksModel(), ToggleReasoning(), h.search_mutators()[2]],
-                      budget=Budget(optimizer_calls=2), minibatch=4, progress=False)
+    result = optimize(
+        h.topic_flow(),
+        train=h.rows(0, 8),
+        dev=h.rows(100, 8),
+        metric=METRIC,
+        model=h.model(),
+        optimizer_model=optimizer,
+        mutators=[AsksModel(), ToggleReasoning(), h.search_mutators()[2]],
+        budget=Budget(optimizer_calls=2),
+        minibatch=4,
+        progress=False,
+    )
     assert optimizer.call_count == 2
     assert result.usage["optimizer_calls"] == 2
     operators = {e["operator"] for e in result.history if e["event"] == "candidate"}
@@ -224,8 +287,9 @@ def test_optimizer_budget_disables_only_the_model_based_operators() -> None:
 
 def _engine(tmp_path: Path, calls: int, model: Any) -> Engine:
     """An engine on the topic task: 8 dev rows, a 2-row minibatch, and a margin that promotes every child."""
-    return h.engine(h.rows(100, 8), model, budget=Budget(calls=calls), cache=tmp_path / "c.sqlite", minibatch=2,
-                    margin=1.0)
+    return h.engine(
+        h.rows(100, 8), model, budget=Budget(calls=calls), cache=tmp_path / "c.sqlite", minibatch=2, margin=1.0
+    )
 
 
 def _child(engine: Engine, touched: list[str], **params: Any) -> Pending:

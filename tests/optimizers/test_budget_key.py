@@ -33,13 +33,15 @@ class KeyRecordingTracker(BudgetTracker):
 def test_the_key_is_the_canonical_hash_of_the_request_fields() -> None:
     """Pinned, so caches written before keep hitting and resumed runs charge the same keys."""
     model = ScriptedChatModel(name="m", replies=["x"])
-    expected = request_key({
-        "model": model_identity(model),
-        "params": {"temperature": 0.0, "max_tokens": 64},
-        "messages": [["system", "Say a label."], ["human", "text: x"]],
-        "schema": SCHEMA,
-        "sample": 0,
-    })
+    expected = request_key(
+        {
+            "model": model_identity(model),
+            "params": {"temperature": 0.0, "max_tokens": 64},
+            "messages": [["system", "Say a label."], ["human", "text: x"]],
+            "schema": SCHEMA,
+            "sample": 0,
+        }
+    )
     assert completion_key(model, MESSAGES, SCHEMA, 0.0, 64, 0) == expected
 
 
@@ -58,10 +60,16 @@ def test_a_request_is_charged_once_under_the_key_it_is_cached_under() -> None:
     assert ModelCaller(cache=cache).complete(model, MESSAGES, **BASE).cached  # the plain caller's key is the same
 
 
-@pytest.mark.parametrize("change", [
-    {"temperature": 0.5}, {"max_tokens": 65}, {"sample": 1}, {"schema": None},
-    {"messages": [MESSAGES[0], HumanMessage(content="text: y")]},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"temperature": 0.5},
+        {"max_tokens": 65},
+        {"sample": 1},
+        {"schema": None},
+        {"messages": [MESSAGES[0], HumanMessage(content="text: y")]},
+    ],
+)
 def test_a_changed_field_changes_the_charged_key_and_the_cached_key_alike(change: dict[str, Any]) -> None:
     cache = CallCache(":memory:")
     tracker = KeyRecordingTracker()

@@ -14,8 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(run_dir: Path, hash_seed: int, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONHASHSEED": str(hash_seed), "MICROPROMPTS_CACHE": "off"}
-    return subprocess.run([sys.executable, "-m", "tests.optimizers.run_in_process", str(run_dir), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.optimizers.run_in_process", str(run_dir), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _events(run_dir: Path) -> list[tuple[str, str | None]]:

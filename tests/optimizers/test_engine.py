@@ -38,9 +38,18 @@ def test_an_unstarted_engine_has_no_baseline_and_starts_once() -> None:
 
 def test_journal_events_read_back_as_written(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=h.model(),
-                      mutators=h.search_mutators(), budget=Budget(calls=40), minibatch=3, run_dir=run_dir,
-                      progress=False)
+    result = optimize(
+        h.topic_flow(),
+        train=h.rows(0, 8),
+        dev=h.rows(100, 8),
+        metric=METRIC,
+        model=h.model(),
+        mutators=h.search_mutators(),
+        budget=Budget(calls=40),
+        minibatch=3,
+        run_dir=run_dir,
+        progress=False,
+    )
     kinds = {type(parse_event(e)) for e in result.history}
     assert CandidateEvent in kinds
     for line in (run_dir / "journal.jsonl").read_text().splitlines():
@@ -58,16 +67,25 @@ def test_journal_events_read_back_as_written(tmp_path: Path) -> None:
 
 
 def test_an_optimizer_runs_as_optimize_does() -> None:
-    settings = {"search": BeamSearch(beam_width=1, depth=2, mutations_per_candidate=2), "seed": 1, "minibatch": 4,
-                "progress": False}
+    settings = {
+        "search": BeamSearch(beam_width=1, depth=2, mutations_per_candidate=2),
+        "seed": 1,
+        "minibatch": 4,
+        "progress": False,
+    }
     optimizer = Optimizer(mutators=h.search_mutators(), **settings)  # type: ignore[arg-type]
     assert RootOptimizer is Optimizer
     with pytest.raises(dataclasses.FrozenInstanceError):
         optimizer.seed = 2  # type: ignore[misc]
     data = {"train": h.rows(0, 8), "dev": h.rows(100, 8), "metric": METRIC}
     first = optimizer.run(h.topic_flow(), **data)  # type: ignore[arg-type]
-    second = optimize(h.topic_flow(), model=None, mutators=h.search_mutators(), **settings,  # type: ignore[arg-type]
-                      **data)
+    second = optimize(
+        h.topic_flow(),
+        model=None,
+        mutators=h.search_mutators(),
+        **settings,  # type: ignore[arg-type]
+        **data,
+    )
     strip = [{k: v for k, v in e.items() if k != "elapsed"} for e in first.history]
     assert strip == [{k: v for k, v in e.items() if k != "elapsed"} for e in second.history]
     with pytest.raises(TypeError):
@@ -87,7 +105,16 @@ def test_a_custom_strategy_needs_only_the_search_engine_protocol() -> None:
         def describe(self) -> dict[str, str]:
             return {"name": self.name}
 
-    result = optimize(h.topic_flow(), train=h.rows(0, 8), dev=h.rows(100, 8), metric=METRIC, model=h.model(),
-                      mutators=h.search_mutators(), search=OneStep(), minibatch=4, progress=False)
+    result = optimize(
+        h.topic_flow(),
+        train=h.rows(0, 8),
+        dev=h.rows(100, 8),
+        metric=METRIC,
+        model=h.model(),
+        mutators=h.search_mutators(),
+        search=OneStep(),
+        minibatch=4,
+        progress=False,
+    )
     assert seen == [result.baseline.id] and result.search == {"name": "one_step"}
     assert len([e for e in result.history if e["event"] == "candidate"]) == 3

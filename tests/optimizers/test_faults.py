@@ -58,9 +58,20 @@ def _fast_client(monkeypatch: pytest.MonkeyPatch) -> None:
 def _optimize(server: FakeOpenAIServer, run_dir: Path) -> OptimizeResult:
     model = resolve_model(f"openai:fake-model@{server.base_url}")
     assert model.request_timeout == CLIENT_TIMEOUT
-    return optimize(h.topic_flow(), train=h.rows(0, 10), dev=h.rows(100, 10), metric=exact_match("label"),
-                    mutators=h.search_mutators(), search=BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4),
-                    minibatch=5, budget=Budget(calls=400), model=model, run_dir=run_dir, seed=0, progress=False)
+    return optimize(
+        h.topic_flow(),
+        train=h.rows(0, 10),
+        dev=h.rows(100, 10),
+        metric=exact_match("label"),
+        mutators=h.search_mutators(),
+        search=BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4),
+        minibatch=5,
+        budget=Budget(calls=400),
+        model=model,
+        run_dir=run_dir,
+        seed=0,
+        progress=False,
+    )
 
 
 def _row_errors(run_dir: Path) -> list[str]:

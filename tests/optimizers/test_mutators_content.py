@@ -30,8 +30,10 @@ from microprompts.optimizers.mutators.content import (
 from microprompts.testing import ScriptedChatModel
 from tests.optimizers.mutator_helpers import SpyCaller, make_ctx, pipeline, rows, run
 
-LONG_TASK = ("Classify the topic into a newspaper section, using the house rules. Read the topic word with care, "
-             "and think about which section of the paper a reader would look in for it.")
+LONG_TASK = (
+    "Classify the topic into a newspaper section, using the house rules. Read the topic word with care, "
+    "and think about which section of the paper a reader would look in for it."
+)
 
 
 def _critique_or(reply: dict[str, Any]) -> Any:
@@ -39,8 +41,10 @@ def _critique_or(reply: dict[str, Any]) -> Any:
 
     def respond(messages: list[BaseMessage]) -> Any:
         if "most responsible" in str(messages[-1].content):
-            return {"critique": "classify maps every topic to sports; it must map election to politics.",
-                    "node": "classify"}
+            return {
+                "critique": "classify maps every topic to sports; it must map election to politics.",
+                "node": "classify",
+            }
         return reply
 
     return respond
@@ -106,7 +110,7 @@ def test_rewrites_that_drop_a_label_or_field_name_the_text_mentions_are_rejected
     dropped = ScriptedChatModel(replies=[{"instruction": "Sports is about games; elections go to the news."}])
     assert Paraphrase().propose(Candidate(flow), make_ctx(dropped, frozen=only_guidelines), n=1) == []
     kept = ScriptedChatModel(replies=[{"instruction": "SPORTS: games, athletes. Politics: elections."}])
-    (_, mutation), = Paraphrase().propose(Candidate(flow), make_ctx(kept, frozen=only_guidelines), n=1)
+    ((_, mutation),) = Paraphrase().propose(Candidate(flow), make_ctx(kept, frozen=only_guidelines), n=1)
     assert mutation.after == "SPORTS: games, athletes. Politics: elections."
 
 
@@ -125,8 +129,11 @@ BAD_REPLIES = {
 @pytest.mark.parametrize("operator", [Paraphrase, TextualGradient], ids=lambda c: c.name)
 def test_bad_replies_are_rejected_never_adopted(operator: type, reply: Any) -> None:
     flow = pipeline()
-    ctx = make_ctx(ScriptedChatModel(replies=_critique_or(reply)), evaluation=run(flow, rows(), "wrong"),
-                   frozen=["extract", "reply", "classify.guidelines"])
+    ctx = make_ctx(
+        ScriptedChatModel(replies=_critique_or(reply)),
+        evaluation=run(flow, rows(), "wrong"),
+        frozen=["extract", "reply", "classify.guidelines"],
+    )
     assert operator().propose(Candidate(flow), ctx, n=2) == []
     assert ctx.caller is not None and isinstance(ctx.caller, SpyCaller) and ctx.caller.requests  # it did ask
 
@@ -169,13 +176,20 @@ def test_without_an_optimizer_model_only_the_phrase_bank_proposes() -> None:
 
 def test_requests_stay_within_max_prompt_chars_with_huge_rows_and_many_failures() -> None:
     flow = pipeline()
-    huge = [{"inputs": {"text": f"{w} " + "blah " * 5000}, "output": {"reply": "x" * 3000}}
-            for w in ("football", "election", "chip") * 10]
+    huge = [
+        {"inputs": {"text": f"{w} " + "blah " * 5000}, "output": {"reply": "x" * 3000}}
+        for w in ("football", "election", "chip") * 10
+    ]
     evaluation = run(flow, huge, "wrong")
     assert len(evaluation.failures()) == 20
     for limit in (1500, 3000):
-        ctx = make_ctx(counting_optimizer(), evaluation=evaluation, train=huge, max_prompt_chars=limit,
-                       history=[("classify.sections.task", "x" * 4000, 0.1)] * 3)
+        ctx = make_ctx(
+            counting_optimizer(),
+            evaluation=evaluation,
+            train=huge,
+            max_prompt_chars=limit,
+            history=[("classify.sections.task", "x" * 4000, 0.1)] * 3,
+        )
         for mutator in content_mutators():
             mutator.propose(Candidate(flow), ctx, n=2)
         assert isinstance(ctx.caller, SpyCaller)
@@ -220,8 +234,11 @@ def test_induce_shows_the_nodes_own_input_output_pairs() -> None:
 
 def test_opro_shows_the_trajectory_worst_to_best_and_rejects_a_text_already_scored() -> None:
     flow = pipeline()
-    history = [("classify.sections.task", "Text B.", 0.6), ("classify.sections.task", "Text A.", 0.2),
-               ("extract.sections.task", "Elsewhere.", 0.9)]
+    history = [
+        ("classify.sections.task", "Text B.", 0.6),
+        ("classify.sections.task", "Text A.", 0.2),
+        ("extract.sections.task", "Elsewhere.", 0.9),
+    ]
     repeat = ScriptedChatModel(replies=[{"instruction": "text b."}])
     ctx = make_ctx(repeat, history=history, frozen=["extract", "reply", "classify.guidelines"])
     assert OproProposal().propose(Candidate(flow), ctx, n=1) == []
@@ -247,12 +264,19 @@ def test_blame_finds_the_middle_node_that_gives_wrong_outputs_whatever_the_model
 
 def manual_evaluation(reply: str) -> EvalResult:
     """One failing row whose traces are all plausible: only the final reply is wrong, and it leaks nothing."""
-    outputs = [("extract", {"text": "election news"}, {"topic": "election"}),
-               ("classify", {"topic": "election"}, {"label": "politics"}),
-               ("reply", {"label": "politics"}, {"reply": reply})]
+    outputs = [
+        ("extract", {"text": "election news"}, {"topic": "election"}),
+        ("classify", {"topic": "election"}, {"label": "politics"}),
+        ("reply", {"label": "politics"}, {"reply": reply}),
+    ]
     traces = [NodeTrace(node=n, kind="micro_prompt", inputs=i, output=o) for n, i, o in outputs]
-    row = RowResult(index=0, inputs={"text": "election news"}, expected={"reply": "Section: politics"},
-                    prediction={"topic": "election", "label": "politics", "reply": reply}, traces=traces)
+    row = RowResult(
+        index=0,
+        inputs={"text": "election news"},
+        expected={"reply": "Section: politics"},
+        prediction={"topic": "election", "label": "politics", "reply": reply},
+        traces=traces,
+    )
     return EvalResult(score=0.0, n=1, errors=0, rows=[row], usage=Usage(), seconds=0.0)
 
 
@@ -310,7 +334,17 @@ def test_textual_gradient_edits_the_blamed_node_with_the_critique() -> None:
 def test_the_registry_takes_these_operators_under_unique_names() -> None:
     from microprompts.optimizers.mutators import default_mutators
 
-    ours = {"paraphrase", "compress", "induce", "opro", "textual_gradient", "phrase_bank", "insert_check",
-            "remove_node", "split_node", "vote"}
+    ours = {
+        "paraphrase",
+        "compress",
+        "induce",
+        "opro",
+        "textual_gradient",
+        "phrase_bank",
+        "insert_check",
+        "remove_node",
+        "split_node",
+        "vote",
+    }
     assert ours <= {m.name for m in default_mutators(True)}  # it raises on a duplicate name
     assert [m.name for m in content_mutators(optimizer_model_available=False)] == ["phrase_bank"]

@@ -52,16 +52,18 @@ def _roundtrip(flow: Flow, tmp_path: Path) -> None:
     assert loaded.content_hash() == digest == flow.content_hash()
 
 
-@pytest.mark.parametrize("make_flow", [pipeline, branchy, lambda: with_dead_end(pipeline())],
-                         ids=["chain", "branchy", "dead_end"])
+@pytest.mark.parametrize(
+    "make_flow", [pipeline, branchy, lambda: with_dead_end(pipeline())], ids=["chain", "branchy", "dead_end"]
+)
 @pytest.mark.parametrize("mutator", graph_mutators(), ids=lambda m: m.name)
 def test_children_validate_run_and_touch_only_what_they_declare(mutator, make_flow, tmp_path: Path) -> None:
     flow = make_flow()
     ctx = make_ctx(None)
     children = mutator.propose(Candidate(flow), ctx, n=10)
     if mutator.name == "remove_node":
-        assert [m.note for _, m in children] == (["removed gloss, whose outputs nothing reads"]
-                                                 if "gloss" in flow.nodes else [])
+        assert [m.note for _, m in children] == (
+            ["removed gloss, whose outputs nothing reads"] if "gloss" in flow.nodes else []
+        )
     else:
         assert len(children) == len(flow.micro_prompts())  # one per eligible node, each distinct
     baseline = run(flow, rows(), "right").score
@@ -108,8 +110,9 @@ def test_insert_check_revises_a_wrong_draft() -> None:
             model = right if check_right and "Check a draft" in str(messages[0].content) else wrong
             return model.replies(messages)
 
-        return evaluate(flow, child_rows, reply_metric, model=ScriptedChatModel(replies=respond),
-                        caller=ModelCaller(cache=None)).score
+        return evaluate(
+            flow, child_rows, reply_metric, model=ScriptedChatModel(replies=respond), caller=ModelCaller(cache=None)
+        ).score
 
     assert runs_with(check_right=False) == pytest.approx(1 / 3)
     assert runs_with(check_right=True) == 1.0
@@ -130,8 +133,11 @@ def test_split_adds_a_planning_node_whose_notes_the_node_reads() -> None:
 
 
 def test_split_and_insert_pick_names_that_are_free() -> None:
-    flow = pipeline().add(MicroPrompt("classify_check", task="x", inputs=["label"], output=Topic)).edge(
-        "reply", "classify_check")
+    flow = (
+        pipeline()
+        .add(MicroPrompt("classify_check", task="x", inputs=["label"], output=Topic))
+        .edge("reply", "classify_check")
+    )
     child = insert_check(flow, "classify")
     assert "classify_check_2" in child.nodes
     assert InsertCheck().eligible(flow, make_ctx(None)) == ["extract", "reply"]  # classify has a check already
@@ -150,7 +156,7 @@ def test_remove_is_conservative() -> None:
 
 
 def test_remove_rewires_predecessors_to_successors() -> None:
-    flow = (Flow("chain").then(EXTRACT).then(GLOSS).then(REPLY_READING_TOPIC))
+    flow = Flow("chain").then(EXTRACT).then(GLOSS).then(REPLY_READING_TOPIC)
     child = remove_node(flow, "gloss")
     assert child.edges == ((START, "extract"), ("extract", "reply"))
     last = remove_node(with_dead_end(pipeline()), "gloss")
@@ -161,13 +167,14 @@ def test_remove_rewires_predecessors_to_successors() -> None:
 def test_vote_samples_k_times_above_zero_temperature() -> None:
     flow = pipeline()
     children = Vote(ks=(3,)).propose(Candidate(flow), make_ctx(None), n=1)
-    (child, mutation), = children
+    ((child, mutation),) = children
     node = child.nodes[mutation.address.split(".")[0]]
     assert isinstance(node, MicroPrompt)
     assert (node.params.samples, node.params.temperature) == (3, 0.7)
     assert (mutation.before, mutation.after) == (1, 3)
-    assert Vote().eligible(child, make_ctx(None)) == sorted({"extract", "classify", "reply"} - {node.name},
-                                                            key=["extract", "classify", "reply"].index)
+    assert Vote().eligible(child, make_ctx(None)) == sorted(
+        {"extract", "classify", "reply"} - {node.name}, key=["extract", "classify", "reply"].index
+    )
     frozen = make_ctx(None, frozen=["*.temperature"])
     assert Vote().propose(Candidate(flow), frozen, n=3) == []  # greedy samples would all agree
 

@@ -25,18 +25,29 @@ METRIC = exact_match("label")
 
 
 def _rich() -> Flow:
-    mp = h.CLASSIFY.replace(examples=[Example(inputs={"headline": "headline number 1"}, output={"label": "business"}),
-                                      Example(inputs={"headline": "headline number 2"}, output={"label": "world"})])
-    mp = MicroPrompt("classify", task="Classify the headline. Pick one section. Be careful.",
-                     guidelines=["Read it all.", "Answer briefly."], inputs=dict(mp.inputs), output=h.Topic,
-                     examples=list(mp.examples))
+    mp = h.CLASSIFY.replace(
+        examples=[
+            Example(inputs={"headline": "headline number 1"}, output={"label": "business"}),
+            Example(inputs={"headline": "headline number 2"}, output={"label": "world"}),
+        ]
+    )
+    mp = MicroPrompt(
+        "classify",
+        task="Classify the headline. Pick one section. Be careful.",
+        guidelines=["Read it all.", "Answer briefly."],
+        inputs=dict(mp.inputs),
+        output=h.Topic,
+        examples=list(mp.examples),
+    )
     return Flow("topic_rich").then(mp)
 
 
-def _ctx(seed: int = 0, evaluation: EvalResult | None = None, frozen: tuple[str, ...] = (),
-         models: tuple[str, ...] = ()) -> MutationContext:
-    return MutationContext(train=h.rows(0, 10), metric=METRIC, rng=random.Random(seed), evaluation=evaluation,
-                           frozen=frozen, models=models)
+def _ctx(
+    seed: int = 0, evaluation: EvalResult | None = None, frozen: tuple[str, ...] = (), models: tuple[str, ...] = ()
+) -> MutationContext:
+    return MutationContext(
+        train=h.rows(0, 10), metric=METRIC, rng=random.Random(seed), evaluation=evaluation, frozen=frozen, models=models
+    )
 
 
 def _evaluation(flow: Flow) -> EvalResult:
@@ -94,7 +105,8 @@ def test_reorder_keeps_the_same_sections() -> None:
     assert len(children) > 5
     for child, _ in children:
         assert sorted(s.model_dump_json() for s in child.nodes["classify"].sections) == sorted(
-            s.model_dump_json() for s in flow.nodes["classify"].sections)
+            s.model_dump_json() for s in flow.nodes["classify"].sections
+        )
         assert touched(flow, child) == {"classify.sections"}
 
 
@@ -109,8 +121,9 @@ def test_add_guideline_creates_or_extends_the_section() -> None:
 
 def test_example_count_and_choice() -> None:
     flow = _rich()
-    counts = {child.nodes["classify"].params.n_examples for child, _ in
-              ExampleCount().propose(Candidate(flow), _ctx(), n=10)}
+    counts = {
+        child.nodes["classify"].params.n_examples for child, _ in ExampleCount().propose(Candidate(flow), _ctx(), n=10)
+    }
     assert counts == {0, 1}
     assert ExampleCount().propose(Candidate(h.topic_flow()), _ctx(), n=3) == []
     train_inputs = {r.inputs["headline"] for r in h.rows(0, 10)}
@@ -141,21 +154,28 @@ def test_phrase_edits() -> None:
     assert join_units(units, seps) == "One. Two!\n- three\nFour?"
     flow = _rich()
     task = flow.nodes["classify"].section("task").text
-    deleted = {c.nodes["classify"].section("task").text for c, m in
-               DeleteSentence().propose(Candidate(flow), _ctx(), n=30) if m.address.endswith("task")}
-    assert deleted == {"Pick one section. Be careful.", "Classify the headline. Be careful.",
-                       "Classify the headline. Pick one section."}
+    deleted = {
+        c.nodes["classify"].section("task").text
+        for c, m in DeleteSentence().propose(Candidate(flow), _ctx(), n=30)
+        if m.address.endswith("task")
+    }
+    assert deleted == {
+        "Pick one section. Be careful.",
+        "Classify the headline. Be careful.",
+        "Classify the headline. Pick one section.",
+    }
     for child, mutation in SwapSentences().propose(Candidate(flow), _ctx(), n=30):
         if mutation.address.endswith("task"):
-            assert sorted(split_units(child.nodes["classify"].section("task").text)[0]) == sorted(
-                split_units(task)[0])
+            assert sorted(split_units(child.nodes["classify"].section("task").text)[0]) == sorted(split_units(task)[0])
 
 
 def test_parameter_mutators() -> None:
     flow = h.topic_flow()
     assert ModelChoice().propose(Candidate(flow), _ctx(), n=3) == []
-    specs = {c.nodes["classify"].params.model for c, _ in
-             ModelChoice().propose(Candidate(flow), _ctx(models=("openai:a", "openai:b")), n=5)}
+    specs = {
+        c.nodes["classify"].params.model
+        for c, _ in ModelChoice().propose(Candidate(flow), _ctx(models=("openai:a", "openai:b")), n=5)
+    }
     assert specs == {"openai:a", "openai:b"}
     for child, _ in Samples().propose(Candidate(flow), _ctx(), n=5):
         p = child.nodes["classify"].params
@@ -180,8 +200,10 @@ def test_reply_format_switches_json_lines_and_markers_and_the_child_still_answer
     child, mutation = next((c, m) for c, m in children if m.after == "lines")
     assert (mutation.address, mutation.before) == ("classify.params.reply_format", "json")
     assert touched(flow, child) == {"classify.params.reply_format"}
-    assert "label: <your label>  (The headline's section.)" in child.nodes["classify"].render(
-        {"headline": "headline number 1"})[0].content
+    assert (
+        "label: <your label>  (The headline's section.)"
+        in child.nodes["classify"].render({"headline": "headline number 1"})[0].content
+    )
     back = ReplyFormat().propose(Candidate(child), _ctx(), n=3)
     assert sorted(m.after for _, m in back) == ["json", "markers"]
     assert _evaluation(child).errors == 0

@@ -35,13 +35,24 @@ def crash_after(n: int) -> Any:
 
 
 def _args(search: Any) -> dict[str, Any]:
-    return dict(train=h.rows(0, 10), dev=h.rows(100, 10), test=h.rows(200, 6), metric=exact_match("label"),
-                mutators=h.search_mutators(), search=search, minibatch=5, progress=False, budget=Budget(calls=120))
+    return dict(
+        train=h.rows(0, 10),
+        dev=h.rows(100, 10),
+        test=h.rows(200, 6),
+        metric=exact_match("label"),
+        mutators=h.search_mutators(),
+        search=search,
+        minibatch=5,
+        progress=False,
+        budget=Budget(calls=120),
+    )
 
 
 def _requests(model: SimulatedChatModel) -> list[str]:
-    return [json.dumps([[[m.type, str(m.content)] for m in c.messages], sorted(c.kwargs.items())], default=str)
-            for c in model.calls]
+    return [
+        json.dumps([[[m.type, str(m.content)] for m in c.messages], sorted(c.kwargs.items())], default=str)
+        for c in model.calls
+    ]
 
 
 def _events(run_dir: Path) -> list[tuple[str, Any]]:
@@ -53,11 +64,14 @@ def _flow() -> Flow:
     return h.topic_flow()
 
 
-@pytest.mark.parametrize(("search", "crash_at"), [
-    (BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4), 7),  # inside the baseline
-    (BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4), 45),
-    (RegularizedEvolution(population=4, sample_size=2, cycles=12), 80),
-])
+@pytest.mark.parametrize(
+    ("search", "crash_at"),
+    [
+        (BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4), 7),  # inside the baseline
+        (BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4), 45),
+        (RegularizedEvolution(population=4, sample_size=2, cycles=12), 80),
+    ],
+)
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path: Path, search: Any, crash_at: int) -> None:
     reference_model = h.model("reference")
     reference = optimize(_flow(), model=reference_model, run_dir=tmp_path / "a", **_args(search))
@@ -129,6 +143,11 @@ def test_a_torn_last_journal_line_is_repaired(tmp_path: Path) -> None:
 
 
 def test_resuming_an_empty_directory_starts_fresh(tmp_path: Path) -> None:
-    result = optimize(_flow(), model=h.model(), run_dir=tmp_path / "new", resume=True,
-                      **_args(BeamSearch(beam_width=1, depth=1, mutations_per_candidate=2)))
+    result = optimize(
+        _flow(),
+        model=h.model(),
+        run_dir=tmp_path / "new",
+        resume=True,
+        **_args(BeamSearch(beam_width=1, depth=1, mutations_per_candidate=2)),
+    )
     assert (tmp_path / "new" / "best.json").is_file() and result.history[0]["status"] == "baseline"

@@ -13,9 +13,18 @@ from tests.optimizers import engine_helpers as h
 
 
 def _optimize(run_dir: Path, resume: bool = False) -> object:
-    return optimize(h.topic_flow(), train=h.rows(0, 6), dev=h.rows(100, 6), metric=exact_match("label"),
-                    model=h.model(), budget=Budget(calls=30), run_dir=run_dir, resume=resume, progress=False,
-                    mutators=h.search_mutators())
+    return optimize(
+        h.topic_flow(),
+        train=h.rows(0, 6),
+        dev=h.rows(100, 6),
+        metric=exact_match("label"),
+        model=h.model(),
+        budget=Budget(calls=30),
+        run_dir=run_dir,
+        resume=resume,
+        progress=False,
+        mutators=h.search_mutators(),
+    )
 
 
 def test_a_second_run_in_the_same_directory_is_refused(tmp_path: Path) -> None:

@@ -28,9 +28,19 @@ METRIC = exact_match("label")
 
 
 def _run(search: object, seed: int, **kwargs: object) -> object:
-    return optimize(h.topic_flow(), train=h.rows(0, 10), dev=h.rows(100, 10), metric=METRIC, model=h.model(),
-                    search=search, mutators=h.search_mutators(), seed=seed, minibatch=5, progress=False,
-                    **kwargs)  # type: ignore[arg-type]
+    return optimize(
+        h.topic_flow(),
+        train=h.rows(0, 10),
+        dev=h.rows(100, 10),
+        metric=METRIC,
+        model=h.model(),
+        search=search,
+        mutators=h.search_mutators(),
+        seed=seed,
+        minibatch=5,
+        progress=False,
+        **kwargs,
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -79,8 +89,11 @@ def test_minibatches_of_a_free_text_dev_set_stay_plain_random_samples() -> None:
 
 
 def test_frozen_parts_never_change_in_a_run() -> None:
-    result = _run(BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4), 0,
-                  frozen=["classify.params.data_format", "classify.task"])
+    result = _run(
+        BeamSearch(beam_width=2, depth=3, mutations_per_candidate=4),
+        0,
+        frozen=["classify.params.data_format", "classify.task"],
+    )
     assert result.best.nodes["classify"].params.data_format == "markdown"
     assert result.best.nodes["classify"].section("task") == h.CLASSIFY.section("task")
     for entry in result.history:
@@ -98,11 +111,14 @@ def test_kinds_limit_the_operators() -> None:
 
 def _space() -> SearchSpace:
     tip = Section(kind="guidelines", title="Guidelines", text="- Be exact.")
-    return SearchSpace(h.topic_flow(), {
-        "classify.params.data_format": one_of("markdown", "json", "xml"),
-        "classify.output.reasoning": one_of(False, True),
-        "classify.sections.guidelines": optional(tip),
-    })
+    return SearchSpace(
+        h.topic_flow(),
+        {
+            "classify.params.data_format": one_of("markdown", "json", "xml"),
+            "classify.output.reasoning": one_of(False, True),
+            "classify.sections.guidelines": optional(tip),
+        },
+    )
 
 
 def test_enumerate_covers_the_space() -> None:
@@ -120,8 +136,15 @@ def test_enumerate_covers_the_space() -> None:
 
 
 def test_enumerate_respects_frozen_and_limit() -> None:
-    result = optimize(_space(), dev=h.rows(100, 4), metric=METRIC, model=h.model(), search=Enumerate(limit=5),
-                      frozen=["classify.sections.guidelines"], progress=False)
+    result = optimize(
+        _space(),
+        dev=h.rows(100, 4),
+        metric=METRIC,
+        model=h.model(),
+        search=Enumerate(limit=5),
+        frozen=["classify.sections.guidelines"],
+        progress=False,
+    )
     candidates = [e for e in result.history if e["event"] == "candidate"]
     rejected = [e for e in result.history if e["event"] == "rejected"]
     assert len(candidates) + len(rejected) == 5 and rejected
@@ -131,9 +154,16 @@ def test_enumerate_respects_frozen_and_limit() -> None:
 def test_default_space_and_space_choice_in_beam() -> None:
     assert SearchSpace.default(h.topic_flow()).size == 18  # 3 data formats x 3 reply formats x reasoning on/off
     space = _space()
-    result = optimize(space, dev=h.rows(100, 6), metric=METRIC, model=h.model(), mutators=[],
-                      search=BeamSearch(beam_width=1, depth=3, mutations_per_candidate=3), minibatch=0,
-                      progress=False)
+    result = optimize(
+        space,
+        dev=h.rows(100, 6),
+        metric=METRIC,
+        model=h.model(),
+        mutators=[],
+        search=BeamSearch(beam_width=1, depth=3, mutations_per_candidate=3),
+        minibatch=0,
+        progress=False,
+    )
     assert {e["operator"] for e in result.history if e["event"] == "candidate"} <= {None, "space_choice"}
     assert result.best_score > result.baseline_score
     assert SpaceChoice(space).addresses(space.flow)[-1] == "classify.sections"
@@ -158,16 +188,28 @@ def test_bandit_prefers_the_operator_that_wins() -> None:
 
 
 def test_pareto_front_and_objective() -> None:
-    points = [{"id": "a", "score": 0.9, "tokens_per_row": 300.0}, {"id": "b", "score": 0.8, "tokens_per_row": 100.0},
-              {"id": "c", "score": 0.7, "tokens_per_row": 200.0}, {"id": "d", "score": 0.9, "tokens_per_row": 300.0}]
+    points = [
+        {"id": "a", "score": 0.9, "tokens_per_row": 300.0},
+        {"id": "b", "score": 0.8, "tokens_per_row": 100.0},
+        {"id": "c", "score": 0.7, "tokens_per_row": 200.0},
+        {"id": "d", "score": 0.9, "tokens_per_row": 300.0},
+    ]
     assert [p["id"] for p in pareto_front(points)] == ["a", "b"]
     assert Objective(0.001)(0.9, 300) == pytest.approx(0.6)
 
 
 def test_cost_weight_prefers_cheaper_prompts() -> None:
-    cheap = optimize(h.topic_flow(), dev=h.rows(100, 6), metric=METRIC, model=h.model(), mutators=[DataFormat()],
-                     search=BeamSearch(beam_width=1, depth=1, mutations_per_candidate=2), cost_weight=10.0,
-                     minibatch=0, progress=False)
+    cheap = optimize(
+        h.topic_flow(),
+        dev=h.rows(100, 6),
+        metric=METRIC,
+        model=h.model(),
+        mutators=[DataFormat()],
+        search=BeamSearch(beam_width=1, depth=1, mutations_per_candidate=2),
+        cost_weight=10.0,
+        minibatch=0,
+        progress=False,
+    )
     assert cheap.best_candidate.id == cheap.baseline.id or cheap.best_score < 1.0
     tokens = {p["id"]: p["tokens_per_row"] for p in cheap.points}
     assert tokens[cheap.best_candidate.id] == min(tokens.values())
@@ -195,10 +237,17 @@ def test_minibatch_ties_go_to_the_operator_with_the_better_record() -> None:
     """Every prompt scores 1.0 here, so both children tie their parent on the minibatch: the one promoted to full
     dev is the higher-prior operator's (examples), not the cheaper child's (a data format)."""
     task = h.SimTask("always", answer=h.answer, labels=h.LABELS, base=1.0)
-    result = optimize(h.topic_flow(), train=h.rows(0, 10), dev=h.rows(100, 10), metric=METRIC,
-                      model=h.SimulatedChatModel(task=task), mutators=[h.DataFormat(), h.ChooseExamples()],
-                      search=BeamSearch(beam_width=1, depth=1, mutations_per_candidate=2), minibatch=5,
-                      progress=False)
+    result = optimize(
+        h.topic_flow(),
+        train=h.rows(0, 10),
+        dev=h.rows(100, 10),
+        metric=METRIC,
+        model=h.SimulatedChatModel(task=task),
+        mutators=[h.DataFormat(), h.ChooseExamples()],
+        search=BeamSearch(beam_width=1, depth=1, mutations_per_candidate=2),
+        minibatch=5,
+        progress=False,
+    )
     children = [e for e in result.history if e["event"] == "candidate" and e["status"] != "baseline"]
     assert sorted(e["operator"] for e in children) == ["choose_examples", "data_format"]
     assert all(e["minibatch"] == 1.0 for e in children)
@@ -207,15 +256,30 @@ def test_minibatch_ties_go_to_the_operator_with_the_better_record() -> None:
 
 
 def test_enumerate_skips_a_combination_the_calls_left_cannot_score_and_goes_on() -> None:
-    space = SearchSpace(h.topic_flow(), {"classify.params.samples": one_of(5, 1),
-                                         "classify.params.temperature": one_of(0.7),
-                                         "classify.params.data_format": one_of("markdown", "json")})
+    space = SearchSpace(
+        h.topic_flow(),
+        {
+            "classify.params.samples": one_of(5, 1),
+            "classify.params.temperature": one_of(0.7),
+            "classify.params.data_format": one_of("markdown", "json"),
+        },
+    )
     model = h.model()
-    result = optimize(space, dev=h.rows(100, 4), metric=METRIC, model=model, search="enumerate",
-                      budget=Budget(calls=30), progress=False)
+    result = optimize(
+        space,
+        dev=h.rows(100, 4),
+        metric=METRIC,
+        model=model,
+        search="enumerate",
+        budget=Budget(calls=30),
+        progress=False,
+    )
     scored = [e["mutation"]["after"] for e in result.history if e["event"] == "candidate" and e["mutation"]]
     skipped = [e for e in result.history if e["event"] == "skipped"]
     assert len(skipped) == 1 and "fewer than the 20" in skipped[0]["reason"]  # 5 samples x 4 rows; 6 calls left
     assert [(s["classify.params.samples"], s["classify.params.data_format"]) for s in scored] == [
-        (5, "markdown"), (1, "markdown"), (1, "json")]  # the single-sample ones after it were still scored
+        (5, "markdown"),
+        (1, "markdown"),
+        (1, "json"),
+    ]  # the single-sample ones after it were still scored
     assert model.call_count == result.usage["charged_calls"] <= 30

@@ -36,18 +36,44 @@ def _write(path: Path, rows: list[Any]) -> str:
 
 
 def _command(tmp_path: Path, server: FakeOpenAIServer, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "microprompts.cli", "optimize", FLOW,
-            "--train", _write(tmp_path / "train.jsonl", h.rows(0, 16)),
-            "--dev", _write(tmp_path / "dev.jsonl", h.rows(100, 16)),
-            "--test", _write(tmp_path / "test.jsonl", h.rows(200, 4)),
-            "--metric", "exact_match:label", "--budget-calls", "120", "--minibatch", "8",
-            "--concurrency", str(CONCURRENCY), "--out", str(out), "--seed", "0",
-            "--model", f"openai:fake-model@{server.base_url}", "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "microprompts.cli",
+        "optimize",
+        FLOW,
+        "--train",
+        _write(tmp_path / "train.jsonl", h.rows(0, 16)),
+        "--dev",
+        _write(tmp_path / "dev.jsonl", h.rows(100, 16)),
+        "--test",
+        _write(tmp_path / "test.jsonl", h.rows(200, 4)),
+        "--metric",
+        "exact_match:label",
+        "--budget-calls",
+        "120",
+        "--minibatch",
+        "8",
+        "--concurrency",
+        str(CONCURRENCY),
+        "--out",
+        str(out),
+        "--seed",
+        "0",
+        "--model",
+        f"openai:fake-model@{server.base_url}",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _env(hash_seed: int) -> dict[str, str]:
-    return {**os.environ, "PYTHONHASHSEED": str(hash_seed), "NO_PROXY": "127.0.0.1,localhost",
-            "MICROPROMPTS_TIMEOUT": "30"}
+    return {
+        **os.environ,
+        "PYTHONHASHSEED": str(hash_seed),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "MICROPROMPTS_TIMEOUT": "30",
+    }
 
 
 def _finish(command: list[str], hash_seed: int) -> dict[str, Any]:

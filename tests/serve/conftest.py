@@ -28,12 +28,22 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     client (Host 127.0.0.1 unless `base_url` says otherwise) of an app built with ServeSettings(**settings)."""
     clients: list[TestClient] = []
 
-    def make(flow: Flow | None = None, model: Any = None, store: bool = True, caller: Any = None,
-             base_url: str = "http://127.0.0.1", **settings: Any) -> TestClient:
+    def make(
+        flow: Flow | None = None,
+        model: Any = None,
+        store: bool = True,
+        caller: Any = None,
+        base_url: str = "http://127.0.0.1",
+        **settings: Any,
+    ) -> TestClient:
         the_flow = flow or seat_flow()
-        app = create_app(the_flow, model=model or InstantChatModel.for_flow(the_flow),
-                         store=tmp_path / f"runs{len(clients)}.sqlite" if store else None,
-                         settings=ServeSettings(**settings), caller=caller)
+        app = create_app(
+            the_flow,
+            model=model or InstantChatModel.for_flow(the_flow),
+            store=tmp_path / f"runs{len(clients)}.sqlite" if store else None,
+            settings=ServeSettings(**settings),
+            caller=caller,
+        )
         client = TestClient(app, raise_server_exceptions=False, base_url=base_url)
         clients.append(client)
         return client

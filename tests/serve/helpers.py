@@ -78,23 +78,31 @@ class InstantChatModel(BaseChatModel):
     @classmethod
     def for_flow(cls, flow: Flow, delay: float = 0.0, hang_seconds: float = 0.0) -> InstantChatModel:
         """A model whose reply fits every micro-prompt of `flow` (and that hangs `hang_seconds` on HANG_MARKER)."""
-        return cls(reply=flow_reply(flow), delay=delay, hang_marker=HANG_MARKER if hang_seconds else "",
-                   hang_seconds=hang_seconds)
+        return cls(
+            reply=flow_reply(flow),
+            delay=delay,
+            hang_marker=HANG_MARKER if hang_seconds else "",
+            hang_seconds=hang_seconds,
+        )
 
     @property
     def _llm_type(self) -> str:
         return "instant-fake"
 
     def _generate(
-        self, messages: list[BaseMessage], stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any,
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
     ) -> ChatResult:
         if self.delay:
             time.sleep(self.delay)
         if self.hang_marker and any(self.hang_marker in str(m.content) for m in messages[-1:]):
             time.sleep(self.hang_seconds)
-        message = AIMessage(content=self.reply, usage_metadata={"input_tokens": 10, "output_tokens": 5,
-                                                                "total_tokens": 15})
+        message = AIMessage(
+            content=self.reply, usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
@@ -132,8 +140,12 @@ def seat_flow() -> Flow:
         guidelines=["Only recommend seats from available_seats.", "Best seat first."],
         inputs={"preferences": "The traveler's seating preferences.", "available_seats": "Seat ids."},
         output=Seats,
-        examples=[Example(inputs={"preferences": "window", "available_seats": ["economy_14A_window"]},
-                          output={"recommended_seats": ["economy_14A_window"]})],
+        examples=[
+            Example(
+                inputs={"preferences": "window", "available_seats": ["economy_14A_window"]},
+                output={"recommended_seats": ["economy_14A_window"]},
+            )
+        ],
         max_tokens=128,
     )
     tidy = FunctionNode("summarize", summarize, reads=["recommended_seats"], writes=["top_seat", "n_seats"])
@@ -145,8 +157,9 @@ SEAT_INPUT = {"preferences": "window, near the front", "available_seats": ["econ
 
 # --- a real `microprompts serve` process ----------------------------------------------------------------------
 @contextmanager
-def served(args: list[str], log_path: Path, env: dict[str, str] | None = None,
-           port: int | None = None, timeout: float = 60.0) -> Iterator[str]:
+def served(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, port: int | None = None, timeout: float = 60.0
+) -> Iterator[str]:
     """Run `python -m microprompts.cli serve ARGS --port PORT` and yield its base URL once /health answers."""
     from tests.fakes import free_port
 

@@ -37,22 +37,26 @@ def test_invoke_returns_run_id_output_and_usage(make_client):
     assert body["usage"]["calls"] == 1 and body["usage"]["prompt_tokens"] == 10
 
 
-@pytest.mark.parametrize("body", [
-    {"input": {"preferences": "window"}},  # missing key
-    {"input": {**SEAT_INPUT, "extra": 1}},  # unknown key
-    {"input": "not an object"},
-    {"inputs": SEAT_INPUT},  # wrong envelope
-    {"input": SEAT_INPUT, "config": {}},
-    [SEAT_INPUT],
-    None,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"input": {"preferences": "window"}},  # missing key
+        {"input": {**SEAT_INPUT, "extra": 1}},  # unknown key
+        {"input": "not an object"},
+        {"inputs": SEAT_INPUT},  # wrong envelope
+        {"input": SEAT_INPUT, "config": {}},
+        [SEAT_INPUT],
+        None,
+    ],
+)
 def test_invoke_rejects_invalid_bodies_with_422(make_client, body):
     error = assert_error(make_client().post("/invoke", json=body), 422)
     assert error["type"] in {"validation_error", "invalid_json"}
 
 
-@pytest.mark.parametrize("raw", [b"", b"{bad", b"NaN", b'{"input": Infinity}', b"\xff\xfe\x00", b'"\\ud800"',
-                                 b"[" * 100_000, b"1" * 5000])
+@pytest.mark.parametrize(
+    "raw", [b"", b"{bad", b"NaN", b'{"input": Infinity}', b"\xff\xfe\x00", b'"\\ud800"', b"[" * 100_000, b"1" * 5000]
+)
 def test_malformed_json_is_422(make_client, raw):
     assert_error(make_client().post("/invoke", content=raw, headers={"content-type": "application/json"}), 422)
 
@@ -82,8 +86,11 @@ def test_saturated_server_answers_503(make_client):
     client = make_client(max_concurrency=2)
     slots = client.app.state.slots
     slots.active = slots.size  # every slot busy
-    for path, body in [("/invoke", {"input": SEAT_INPUT}), ("/stream", {"input": SEAT_INPUT}),
-                       ("/batch", {"inputs": [SEAT_INPUT]})]:
+    for path, body in [
+        ("/invoke", {"input": SEAT_INPUT}),
+        ("/stream", {"input": SEAT_INPUT}),
+        ("/batch", {"inputs": [SEAT_INPUT]}),
+    ]:
         response = client.post(path, json=body)
         assert_error(response, 503, "overloaded")
         assert response.headers["retry-after"] == "1"
@@ -100,9 +107,9 @@ def _events(client: Any, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             if line.startswith("event: "):
-                name = line[len("event: "):]
+                name = line[len("event: ") :]
             elif line.startswith("data: "):
-                events.append((name, json.loads(line[len("data: "):])))
+                events.append((name, json.loads(line[len("data: ") :])))
     return events
 
 
@@ -162,11 +169,18 @@ def test_schema_graph_health_and_docs(make_client):
     mermaid = client.get("/graph")
     assert mermaid.headers["content-type"].startswith("text/plain")
     assert "recommend" in mermaid.text and "summarize" in mermaid.text and "graph TD" in mermaid.text
-    assert client.get("/health").json() == {"status": "ok", "flow": "seats", "artifact_hash": schema["artifact_hash"],
-                                            "active": 0, "max_concurrency": 8, "store": True}
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "flow": "seats",
+        "artifact_hash": schema["artifact_hash"],
+        "active": 0,
+        "max_concurrency": 8,
+        "store": True,
+    }
     openapi = client.get("/openapi.json").json()
     assert {"/invoke", "/stream", "/batch", "/schema", "/graph", "/health", "/feedback", "/runs/{run_id}"} <= set(
-        openapi["paths"])
+        openapi["paths"]
+    )
     body_schema = openapi["paths"]["/invoke"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema["properties"]["input"]["required"] == ["preferences", "available_seats"]
     assert client.get("/docs").status_code == 200
@@ -196,8 +210,15 @@ def test_feedback_rejects_bad_scores(make_client, score):
     assert_error(client.post("/feedback", json={"run_id": run_id, "score": score}), 422, "validation_error")
 
 
-@pytest.mark.parametrize("raw", [b'{"run_id": "x", "score": NaN}', b'{"run_id": "x", "score": 1e999}',
-                                 b'{"run_id": "x", "score": 1, "extra": 2}', b'{"score": 1}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"run_id": "x", "score": NaN}',
+        b'{"run_id": "x", "score": 1e999}',
+        b'{"run_id": "x", "score": 1, "extra": 2}',
+        b'{"score": 1}',
+    ],
+)
 def test_feedback_rejects_non_finite_and_malformed(make_client, raw):
     assert_error(make_client().post("/feedback", content=raw, headers={"content-type": "application/json"}), 422)
 
@@ -225,8 +246,9 @@ def test_failing_runs_answer_json_and_are_recorded(make_client):
     assert run["error"].startswith("output_parse_error") and run["outputs"] is None
     assert run["traces"][0]["error"] and len(run["traces"][0]["replies"]) == 2  # the reply and its repair
 
-    flow = seat_flow().replace_node(FunctionNode("summarize", explode, reads=["recommended_seats"],
-                                                 writes=["top_seat", "n_seats"]))
+    flow = seat_flow().replace_node(
+        FunctionNode("summarize", explode, reads=["recommended_seats"], writes=["top_seat", "n_seats"])
+    )
     broken = make_client(flow=flow, model=InstantChatModel.for_flow(flow))
     error = assert_error(broken.post("/invoke", json={"input": SEAT_INPUT}), 500, "internal_error")
     assert "Boom: kaboom" in error["message"]
@@ -239,8 +261,9 @@ def test_model_call_failures_are_502(make_client, fake_openai):
     server = fake_openai(faults=FaultSchedule(rate=1.0, kinds=["500"]))
     from microprompts.models import ModelCaller
 
-    client = make_client(model=f"openai:fake@{server.base_url}", caller=ModelCaller(cache=None, max_attempts=2,
-                                                                                      base_delay=0.01))
+    client = make_client(
+        model=f"openai:fake@{server.base_url}", caller=ModelCaller(cache=None, max_attempts=2, base_delay=0.01)
+    )
     error = assert_error(client.post("/invoke", json={"input": SEAT_INPUT}), 502, "model_error")
     assert "after 2 attempts" in error["message"]
     assert server.calls == 2

@@ -82,8 +82,19 @@ def test_graph_ids():
 def test_deploy_command_and_no_secret_in_its_output(tmp_path, artifact):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OPENAI_API_KEY": SENTINEL}
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "microprompts.cli", "deploy", str(artifact), "--out", str(out),
-               "--model", "openai:gpt-4o-mini", "--allow-module", "tests.serve.helpers"]
+    command = [
+        sys.executable,
+        "-m",
+        "microprompts.cli",
+        "deploy",
+        str(artifact),
+        "--out",
+        str(out),
+        "--model",
+        "openai:gpt-4o-mini",
+        "--allow-module",
+        "tests.serve.helpers",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=str(REPO))
     assert result.returncode == 0, result.stderr
     assert str(out / "agent.py") in result.stdout and "langgraph dev" in result.stderr
@@ -97,11 +108,14 @@ def test_deploy_command_and_no_secret_in_its_output(tmp_path, artifact):
 
 
 def _langgraph_dev_missing() -> str | None:
-    missing = [m for m in ("langgraph_cli", "langgraph_api", "langgraph_runtime_inmem")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("langgraph_cli", "langgraph_api", "langgraph_runtime_inmem") if importlib.util.find_spec(m) is None
+    ]
     if missing:
-        return (f"`langgraph dev` needs the optional extra langgraph-cli[inmem] (missing {', '.join(missing)}); "
-                "install it with pip install 'microprompts[langgraph-server]' to run this test")
+        return (
+            f"`langgraph dev` needs the optional extra langgraph-cli[inmem] (missing {', '.join(missing)}); "
+            "install it with pip install 'microprompts[langgraph-server]' to run this test"
+        )
     return None
 
 
@@ -116,8 +130,19 @@ def test_langgraph_dev_serves_the_deployment(tmp_path, artifact, fake_openai):
     write_deployment(artifact, out, model=f"openai:fake@{fake.base_url}", allow_modules=ALLOW)
     port = free_port()
     cli = Path(sys.executable).with_name("langgraph")
-    command = [str(cli), "dev", "--config", str(out / "langgraph.json"), "--host", "127.0.0.1", "--port", str(port),
-               "--no-browser", "--no-reload", "--allow-blocking"]
+    command = [
+        str(cli),
+        "dev",
+        "--config",
+        str(out / "langgraph.json"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-browser",
+        "--no-reload",
+        "--allow-blocking",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
     log = (tmp_path / "langgraph.log").open("w")
     proc = subprocess.Popen(command, cwd=str(out), env=env, stdout=log, stderr=subprocess.STDOUT)

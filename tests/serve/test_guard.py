@@ -40,17 +40,36 @@ def test_keys_are_checked_and_never_shown():
     assert KEY not in repr(ServeSettings(api_key=KEY)) and ServeSettings(api_key="  ").api_key is None
 
 
-@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong-key-0123456789abcdef"},
-                                     {"authorization": KEY}, {"authorization": f"Basic {KEY}"},
-                                     {"authorization": f"Bearer {KEY}x"}, {"authorization": "Bearer"},
-                                     {"x-api-key": KEY}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"authorization": "Bearer wrong-key-0123456789abcdef"},
+        {"authorization": KEY},
+        {"authorization": f"Basic {KEY}"},
+        {"authorization": f"Bearer {KEY}x"},
+        {"authorization": "Bearer"},
+        {"x-api-key": KEY},
+    ],
+)
 def test_a_missing_or_wrong_key_is_401(make_client, headers):
     client = make_client(api_key=KEY)
-    for method, path in [("POST", "/invoke"), ("POST", "/batch"), ("POST", "/stream"), ("POST", "/feedback"),
-                         ("GET", "/schema"), ("GET", "/graph"), ("GET", "/runs"), ("GET", "/runs/x"),
-                         ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/no/such/route")]:
-        response = client.request(method, path, json={"input": SEAT_INPUT} if method == "POST" else None,
-                                  headers=headers)
+    for method, path in [
+        ("POST", "/invoke"),
+        ("POST", "/batch"),
+        ("POST", "/stream"),
+        ("POST", "/feedback"),
+        ("GET", "/schema"),
+        ("GET", "/graph"),
+        ("GET", "/runs"),
+        ("GET", "/runs/x"),
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+        ("GET", "/no/such/route"),
+    ]:
+        response = client.request(
+            method, path, json={"input": SEAT_INPUT} if method == "POST" else None, headers=headers
+        )
         error = assert_error(response, 401, "unauthorized")
         assert response.headers["www-authenticate"] == "Bearer"
         assert KEY not in response.text and "Bearer <key>" in error["message"]
@@ -81,19 +100,31 @@ def test_bearer_parsing():
 
 
 # --- Host names -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil",
-                                  "", "10.0.0.5:8000", "[::2]:8000"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8000",
+        "127.0.0.1.evil.example",
+        "localhost.evil",
+        "",
+        "10.0.0.5:8000",
+        "[::2]:8000",
+    ],
+)
 def test_a_foreign_host_is_400(make_client, host):
     client = make_client(api_key=KEY)
     for method, path in [("POST", "/invoke"), ("GET", "/health"), ("GET", "/runs")]:
-        response = client.request(method, path, json={"input": SEAT_INPUT} if method == "POST" else None,
-                                  headers={**AUTH, "host": host})
+        response = client.request(
+            method, path, json={"input": SEAT_INPUT} if method == "POST" else None, headers={**AUTH, "host": host}
+        )
         assert "not served here" in assert_error(response, 400, "bad_request")["message"]
     assert client.app.state.store.count() == 0
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:8000", "localhost:8000", "LOCALHOST", "[::1]:8000",
-                                  "localhost."])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.0.0.1:8000", "localhost:8000", "LOCALHOST", "[::1]:8000", "localhost."]
+)
 def test_loopback_names_are_served_on_a_loopback_bind(make_client, host):
     response = make_client().post("/invoke", json={"input": SEAT_INPUT}, headers={"host": host})
     assert response.status_code == 200, response.text
@@ -112,8 +143,10 @@ def test_allowed_hosts_and_wildcard_binds(make_client):
 
 
 # --- JSON bodies only -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
-                                          "application/jsonx", "text/json", None])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/jsonx", "text/json", None],
+)
 def test_a_body_not_sent_as_json_is_415(make_client, content_type):
     client = make_client()
     body = json.dumps({"input": SEAT_INPUT}).encode()
@@ -183,8 +216,16 @@ def test_runs_are_paginated_and_bounded(make_client):
     store = client.app.state.store
     big = "y" * 20_000
     for i in range(130):  # pairs share a creation time: the cursor breaks ties by id
-        store.record(RunRecord(id=f"r{i:03d}", created=1000.0 + i // 2, flow="seats", inputs={"preferences": big},
-                               outputs={"top_seat": big}, traces=[{"node": "recommend", "replies": [big]}]))
+        store.record(
+            RunRecord(
+                id=f"r{i:03d}",
+                created=1000.0 + i // 2,
+                flow="seats",
+                inputs={"preferences": big},
+                outputs={"top_seat": big},
+                traces=[{"node": "recommend", "replies": [big]}],
+            )
+        )
     store.add_feedback("r129", 0.5, "fine")
     first = client.get("/runs", params={"limit": 1000})
     body = first.json()

@@ -20,10 +20,18 @@ from tests.serve.helpers import SEAT_INPUT, InstantChatModel, seat_flow
 PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 POSTS = ["/invoke", "/stream", "/batch", "/feedback"]
 
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=20)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
 # inputs close to valid: the right keys (sometimes one missing or one extra) with any JSON values
 near_inputs = st.fixed_dictionaries(
     {}, optional={"preferences": json_values, "available_seats": json_values, "extra": json_values}
@@ -32,8 +40,15 @@ bodies = st.one_of(
     json_values,
     st.builds(lambda i: {"input": i}, near_inputs),
     st.builds(lambda items: {"inputs": items}, st.lists(near_inputs | json_values, max_size=4)),
-    st.fixed_dictionaries({}, optional={"run_id": st.text(max_size=40) | json_values, "score": json_values,
-                                        "comment": json_values, "other": json_values}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "run_id": st.text(max_size=40) | json_values,
+            "score": json_values,
+            "comment": json_values,
+            "other": json_values,
+        },
+    ),
     st.dictionaries(st.sampled_from(["input", "inputs", "config", "run_id", "score"]), json_values, max_size=3),
 )
 
@@ -42,8 +57,12 @@ bodies = st.one_of(
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     flow = seat_flow()
     store = Path(tmp_path_factory.mktemp("props")) / "runs.sqlite"
-    app = create_app(flow, model=InstantChatModel.for_flow(flow), store=store,
-                     settings=ServeSettings(max_body_bytes=20_000, max_batch=8))
+    app = create_app(
+        flow,
+        model=InstantChatModel.for_flow(flow),
+        store=store,
+        settings=ServeSettings(max_body_bytes=20_000, max_batch=8),
+    )
     with TestClient(app, raise_server_exceptions=True, base_url="http://localhost") as test_client:
         yield test_client
 
@@ -69,8 +88,11 @@ def test_any_json_body_gets_200_or_a_4xx_json_error(client, path, body):
 
 
 @PROPERTY
-@given(path=st.sampled_from(POSTS), raw=st.binary(max_size=300) | bodies.map(lambda b: json.dumps(b).encode()),
-       content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]))
+@given(
+    path=st.sampled_from(POSTS),
+    raw=st.binary(max_size=300) | bodies.map(lambda b: json.dumps(b).encode()),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
+)
 def test_any_bytes_get_200_or_a_4xx_json_error(client, path, raw, content_type):
     headers = {"content-type": content_type} if content_type else {}
     check(client.post(path, content=raw, headers=headers))
@@ -86,13 +108,17 @@ def test_any_valid_shaped_input_runs(client, input_):
         assert set(response.json()["output"]) == {"recommended_seats", "top_seat", "n_seats"}
 
 
-segments = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#/%\\"),
-                   min_size=1, max_size=12)
+segments = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#/%\\"), min_size=1, max_size=12
+)
 
 
 @PROPERTY
-@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
-       parts=st.lists(segments, min_size=1, max_size=3), body=st.binary(max_size=50))
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+    parts=st.lists(segments, min_size=1, max_size=3),
+    body=st.binary(max_size=50),
+)
 def test_any_route_and_method_gets_a_json_answer(client, method, parts, body):
     path = "/" + "/".join(parts)
     response = client.request(method, path, content=body if method not in ("GET", "HEAD") else None)
@@ -102,6 +128,9 @@ def test_any_route_and_method_gets_a_json_answer(client, method, parts, body):
 
 
 def test_oversized_bodies_are_413(client):
-    response = client.post("/invoke", content=json.dumps({"input": {**SEAT_INPUT, "preferences": "x" * 30_000}}),
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/invoke",
+        content=json.dumps({"input": {**SEAT_INPUT, "preferences": "x" * 30_000}}),
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 413 and response.json()["error"]["type"] == "payload_too_large"

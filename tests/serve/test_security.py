@@ -28,8 +28,9 @@ def _artifact_with_function(tmp_path: Path, ref: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("ref", ["os.path:join", "subprocess:run", "tests.serve._side_effect:fn",
-                                 "microprompts_evil:fn", "examplesx:fn"])
+@pytest.mark.parametrize(
+    "ref", ["os.path:join", "subprocess:run", "tests.serve._side_effect:fn", "microprompts_evil:fn", "examplesx:fn"]
+)
 def test_create_app_refuses_disallowed_modules(tmp_path, ref, monkeypatch):
     mark = tmp_path / "mark"
     monkeypatch.setenv("MICROPROMPTS_TEST_MARK", str(mark))
@@ -48,8 +49,11 @@ def test_file_references_never_run(tmp_path, monkeypatch):
 
 
 def test_allowed_module_loads(tmp_path):
-    app = create_app(_artifact_with_function(tmp_path, "tests.serve.helpers:summarize"),
-                     model="openai:x@http://127.0.0.1:9/v1", allow_modules=["tests.serve.helpers"])
+    app = create_app(
+        _artifact_with_function(tmp_path, "tests.serve.helpers:summarize"),
+        model="openai:x@http://127.0.0.1:9/v1",
+        allow_modules=["tests.serve.helpers"],
+    )
     assert app.state.agent.flow.nodes["summarize"].ref == "tests.serve.helpers:summarize"
 
 
@@ -58,7 +62,10 @@ def test_serve_command_refuses_a_disallowed_artifact_with_one_line(tmp_path):
     path = _artifact_with_function(tmp_path, "tests.serve._side_effect:fn")
     result = subprocess.run(
         [sys.executable, "-m", "microprompts.cli", "serve", str(path), "--port", "9", "--no-store"],
-        capture_output=True, text=True, timeout=120, cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(REPO),
         env={**__import__("os").environ, "PYTHONPATH": str(REPO), "MICROPROMPTS_TEST_MARK": str(mark)},
     )
     assert result.returncode == 2, result.stderr
@@ -78,8 +85,16 @@ def test_store_scrubs_secret_values(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-1234567890")
     store = RunStore(tmp_path / "runs.sqlite")
-    store.record(RunRecord(id="r1", flow="f", inputs={"q": f"key={secret}"}, outputs={"a": "tok-1234567890"},
-                           traces=[{"replies": [secret]}], error=f"failed with {secret}"))
+    store.record(
+        RunRecord(
+            id="r1",
+            flow="f",
+            inputs={"q": f"key={secret}"},
+            outputs={"a": "tok-1234567890"},
+            traces=[{"replies": [secret]}],
+            error=f"failed with {secret}",
+        )
+    )
     store.add_feedback("r1", 1.0, f"my key is {secret}")
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
@@ -91,8 +106,14 @@ def test_store_scrubs_secret_values(tmp_path, monkeypatch):
 
 def _serve_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in __import__("os").environ.items() if k != "MICROPROMPTS_API_KEY"}
-    return subprocess.run([sys.executable, "-m", "microprompts.cli", "serve", *args], capture_output=True, text=True,
-                          timeout=120, cwd=str(REPO), env={**clean, "PYTHONPATH": str(REPO), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "microprompts.cli", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(REPO),
+        env={**clean, "PYTHONPATH": str(REPO), **env},
+    )
 
 
 def test_serve_refuses_a_non_loopback_bind_without_a_key(tmp_path):
@@ -117,8 +138,19 @@ def test_the_key_never_reaches_the_log_or_the_store(tmp_path, fake_openai):
     seat_flow().save(str(artifact))
     fake = fake_openai(schema_responder())
     store_path, log_path = tmp_path / "runs.sqlite", tmp_path / "serve.log"
-    args = [str(artifact), "--model", f"openai:fake@{fake.base_url}", "--store", str(store_path), "--api-key", key,
-            "--allow-module", "tests.serve.helpers", "--log-level", "debug"]
+    args = [
+        str(artifact),
+        "--model",
+        f"openai:fake@{fake.base_url}",
+        "--store",
+        str(store_path),
+        "--api-key",
+        key,
+        "--allow-module",
+        "tests.serve.helpers",
+        "--log-level",
+        "debug",
+    ]
     with served(args, log_path) as base, httpx.Client(base_url=base, timeout=30) as http:
         assert http.post("/invoke", json={"input": SEAT_INPUT}).status_code == 401
         wrong = http.post("/invoke", json={"input": SEAT_INPUT}, headers={"authorization": f"Bearer {key[:-1]}"})

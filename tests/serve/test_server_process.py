@@ -48,11 +48,24 @@ def test_serve_subprocess_end_to_end(tmp_path, artifact, fake_openai, monkeypatc
     fake = fake_openai(schema_responder(slow_seconds=3.0))
     store_path = tmp_path / "runs.sqlite"
     log_path = tmp_path / "serve.log"
-    args = [str(artifact), "--model", f"openai:fake@{fake.base_url}", "--store", str(store_path),
-            "--max-concurrency", "1", "--max-body-bytes", "20000", "--allow-module", "tests.serve.helpers"]
+    args = [
+        str(artifact),
+        "--model",
+        f"openai:fake@{fake.base_url}",
+        "--store",
+        str(store_path),
+        "--max-concurrency",
+        "1",
+        "--max-body-bytes",
+        "20000",
+        "--allow-module",
+        "tests.serve.helpers",
+    ]
     run_ids: list[str] = []
-    with served(args, log_path, env={"OPENAI_API_KEY": SENTINEL}) as base, httpx.Client(base_url=base,
-                                                                                         timeout=30) as http:
+    with (
+        served(args, log_path, env={"OPENAI_API_KEY": SENTINEL}) as base,
+        httpx.Client(base_url=base, timeout=30) as http,
+    ):
         health = http.get("/health").json()
         assert health["status"] == "ok" and health["max_concurrency"] == 1 and health["store"] is True
         schema = http.get("/schema").json()
@@ -83,8 +96,12 @@ def test_serve_subprocess_end_to_end(tmp_path, artifact, fake_openai, monkeypatc
         assert http.get(f"/runs/{run_ids[1]}").json()["endpoint"] == "stream"
 
         # malformed, oversized, unknown
-        assert _error(http.post("/invoke", content=b'{"input": ', headers={"content-type": "application/json"}),
-                      422)["type"] == "invalid_json"
+        assert (
+            _error(http.post("/invoke", content=b'{"input": ', headers={"content-type": "application/json"}), 422)[
+                "type"
+            ]
+            == "invalid_json"
+        )
         assert _error(http.post("/invoke", json={"input": {"preferences": "x"}}), 422)["type"] == "validation_error"
         oversized = http.post("/invoke", json={"input": SEAT_INPUT, "junk": "z" * 30_000})
         assert _error(oversized, 413)["type"] == "payload_too_large"

@@ -11,9 +11,18 @@ from microprompts.serve import RunRecord, RunStore, UnknownRunError
 
 
 def _run(run_id: str, **changes: object) -> RunRecord:
-    data: dict = {"id": run_id, "flow": "seats", "artifact_hash": "sha256:abc", "inputs": {"q": "é ✓"},
-                  "outputs": {"a": [1, 2]}, "traces": [{"node": "n", "usage": {"calls": 1}}], "latency": 0.25,
-                  "calls": 1, "prompt_tokens": 12, "completion_tokens": 3}
+    data: dict = {
+        "id": run_id,
+        "flow": "seats",
+        "artifact_hash": "sha256:abc",
+        "inputs": {"q": "é ✓"},
+        "outputs": {"a": [1, 2]},
+        "traces": [{"node": "n", "usage": {"calls": 1}}],
+        "latency": 0.25,
+        "calls": 1,
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
+    }
     data.update(changes)
     return RunRecord(**data)
 

@@ -36,13 +36,21 @@ def true_label(inputs: dict) -> dict:
     return {"label": LABELS[sum(map(ord, inputs["headline"])) % 4]}
 
 
-ROWS = [{"inputs": {"headline": f"headline number {i}"}, "output": true_label({"headline": f"headline number {i}"})}
-        for i in range(60)]
+ROWS = [
+    {"inputs": {"headline": f"headline number {i}"}, "output": true_label({"headline": f"headline number {i}"})}
+    for i in range(60)
+]
 SPORTS = Example(inputs={"headline": "Cup final tonight"}, output={"label": "sports"})
-NODE = MicroPrompt("topic", task="Give the headline's topic.", inputs={"headline": "A news headline."},
-                   output=Topic, examples=[SPORTS])
-BOOSTS = [has_examples(0.3), contains("one word", 0.2), data_format("json", 0.1), reasoning_on(0.1),
-          temperature_zero(0.1)]
+NODE = MicroPrompt(
+    "topic", task="Give the headline's topic.", inputs={"headline": "A news headline."}, output=Topic, examples=[SPORTS]
+)
+BOOSTS = [
+    has_examples(0.3),
+    contains("one word", 0.2),
+    data_format("json", 0.1),
+    reasoning_on(0.1),
+    temperature_zero(0.1),
+]
 
 
 def task(**kw) -> SimTask:
@@ -106,7 +114,11 @@ def test_chance_is_base_plus_satisfied_gains_capped_at_one():
     messages = NODE.with_params(data_format="json", reasoning=True).render({"headline": "x"})
     params = sim.params_of(messages, {"temperature": 0.0})
     assert sim.satisfied(messages[0].content, params) == [
-        "has examples", "data_format == json", "reasoning field on", "temperature 0"]
+        "has examples",
+        "data_format == json",
+        "reasoning field on",
+        "temperature 0",
+    ]
     assert sim.chance(messages[0].content, params) == pytest.approx(0.1 + 0.3 + 0.1 + 0.1 + 0.1)
     assert SimulatedChatModel(task=task(base=0.9)).chance(messages[0].content, params) == 1.0
 
@@ -116,18 +128,28 @@ def test_each_boost_raises_accuracy_on_its_own():
     plain = NODE.with_params(n_examples=0, temperature=0.5)
     base = accuracy(plain, sim)
     assert 0.0 < base < 0.35
-    phrase = plain.replace(sections=[s.model_copy(update={"text": s.text + " Answer in one word."})
-                                     if s.kind == "task" else s for s in plain.sections])
-    for better in (plain.with_params(n_examples=1), phrase, plain.with_params(data_format="json"),
-                   plain.with_params(reasoning=True), plain.with_params(temperature=0.0)):
+    phrase = plain.replace(
+        sections=[
+            s.model_copy(update={"text": s.text + " Answer in one word."}) if s.kind == "task" else s
+            for s in plain.sections
+        ]
+    )
+    for better in (
+        plain.with_params(n_examples=1),
+        phrase,
+        plain.with_params(data_format="json"),
+        plain.with_params(reasoning=True),
+        plain.with_params(temperature=0.0),
+    ):
         assert accuracy(better, sim) > base
 
 
 def test_the_simulator_is_monotone_by_default():
     sim = SimulatedChatModel(task=task())
     metric = lambda ex, pred: pred["label"] == ex["output"]["label"]  # noqa: E731
-    worse = evaluate(Flow("f").then(NODE.with_params(n_examples=0)), ROWS, metric, model=sim,
-                     caller=ModelCaller(cache=None))
+    worse = evaluate(
+        Flow("f").then(NODE.with_params(n_examples=0)), ROWS, metric, model=sim, caller=ModelCaller(cache=None)
+    )
     better = evaluate(Flow("f").then(NODE), ROWS, metric, model=sim, caller=ModelCaller(cache=None))
     assert all(b.score >= w.score for b, w in zip(better.rows, worse.rows, strict=True))
     assert better.score > worse.score
@@ -136,8 +158,11 @@ def test_the_simulator_is_monotone_by_default():
 def test_prompt_noise_redraws_per_prompt():
     sim = SimulatedChatModel(task=task(base=0.5, boosts=[]), prompt_noise=True)
     a = NODE.with_params(n_examples=0)
-    b = a.replace(sections=[s.model_copy(update={"text": "Topic of the headline?"}) if s.kind == "task" else s
-                            for s in a.sections])
+    b = a.replace(
+        sections=[
+            s.model_copy(update={"text": "Topic of the headline?"}) if s.kind == "task" else s for s in a.sections
+        ]
+    )
     metric = lambda ex, pred: pred["label"] == ex["output"]["label"]  # noqa: E731
     ra = evaluate(Flow("f").then(a), ROWS, metric, model=sim, caller=ModelCaller(cache=None))
     rb = evaluate(Flow("f").then(b), ROWS, metric, model=sim, caller=ModelCaller(cache=None))
@@ -153,8 +178,13 @@ def test_wrong_answers_are_plausible_labels_that_still_parse():
 
 
 def test_custom_wrong_answers_and_raw_mode():
-    raw = SimTask("echo", answer=lambda text: {"output": text.upper()}, raw=True, base=0.0,
-                  wrong=lambda text, correct: {"output": "?"})
+    raw = SimTask(
+        "echo",
+        answer=lambda text: {"output": text.upper()},
+        raw=True,
+        base=0.0,
+        wrong=lambda text, correct: {"output": "?"},
+    )
     node = MicroPrompt("echo", task="Shout.", inputs=["q"])
     sim = SimulatedChatModel(task=raw)
     assert node.run({"q": "hi"}, _runtime(sim)) == {"output": "?"}
@@ -164,11 +194,13 @@ def test_custom_wrong_answers_and_raw_mode():
 def test_samples_at_temperature_vary_by_seed_and_vote():
     sim = SimulatedChatModel(task=task(base=0.5, boosts=[]))
     node = NODE.with_params(n_examples=0, temperature=0.9, samples=5)
-    per_row = [{sim.reply_for(node.render(r["inputs"]), temperature=0.9, seed=s)["label"] for s in range(5)}
-               for r in ROWS[:5]]
+    per_row = [
+        {sim.reply_for(node.render(r["inputs"]), temperature=0.9, seed=s)["label"] for s in range(5)} for r in ROWS[:5]
+    ]
     assert any(len(labels) > 1 for labels in per_row)
-    greedy = [{sim.reply_for(node.render(r["inputs"]), temperature=0.0, seed=s)["label"] for s in range(5)}
-              for r in ROWS[:5]]
+    greedy = [
+        {sim.reply_for(node.render(r["inputs"]), temperature=0.0, seed=s)["label"] for s in range(5)} for r in ROWS[:5]
+    ]
     assert all(len(labels) == 1 for labels in greedy)
     result = evaluate(Flow("f").then(node), ROWS[:5], model=sim, caller=ModelCaller(cache=None))
     assert result.usage.calls == 25 and result.errors == 0
@@ -188,8 +220,9 @@ def test_the_simulator_works_with_the_call_cache(tmp_path):
     sim = SimulatedChatModel(task=task())
     cache = CallCache(tmp_path / "c.sqlite")
     first = evaluate(Flow("f").then(NODE), ROWS[:10], model=sim, caller=ModelCaller(cache=cache))
-    again = evaluate(Flow("f").then(NODE), ROWS[:10], model=SimulatedChatModel(task=task()),
-                     caller=ModelCaller(cache=cache))
+    again = evaluate(
+        Flow("f").then(NODE), ROWS[:10], model=SimulatedChatModel(task=task()), caller=ModelCaller(cache=cache)
+    )
     assert first.usage.calls == 10 and again.usage.calls == 0
     assert [r.prediction for r in again.rows] == [r.prediction for r in first.rows]
 

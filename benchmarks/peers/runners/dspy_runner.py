@@ -51,10 +51,22 @@ def main(config_path: str) -> None:
 def build_program(dspy, meta: dict):
     task = meta["task"]
     if meta["kind"] == "pipeline":
-        select_sig = dspy.Signature({"question": (str, dspy.InputField()), "paragraphs": (str, dspy.InputField()),
-                                     "facts": (list[str], dspy.OutputField())}, meta["instructions"][0])
-        answer_sig = dspy.Signature({"question": (str, dspy.InputField()), "facts": (list[str], dspy.InputField()),
-                                     "answer": (str, dspy.OutputField())}, meta["instructions"][1])
+        select_sig = dspy.Signature(
+            {
+                "question": (str, dspy.InputField()),
+                "paragraphs": (str, dspy.InputField()),
+                "facts": (list[str], dspy.OutputField()),
+            },
+            meta["instructions"][0],
+        )
+        answer_sig = dspy.Signature(
+            {
+                "question": (str, dspy.InputField()),
+                "facts": (list[str], dspy.InputField()),
+                "answer": (str, dspy.OutputField()),
+            },
+            meta["instructions"][1],
+        )
 
         class Hotpot(dspy.Module):
             def __init__(self):
@@ -74,8 +86,9 @@ def build_program(dspy, meta: dict):
         out_type, out_name = Literal[tuple(labels)], "answer"
     else:
         out_type, out_name = str, "answer"
-    sig = dspy.Signature({"input": (str, dspy.InputField()), out_name: (out_type, dspy.OutputField())},
-                         meta["instruction"])
+    sig = dspy.Signature(
+        {"input": (str, dspy.InputField()), out_name: (out_type, dspy.OutputField())}, meta["instruction"]
+    )
     return dspy.Predict(sig), ("input",), out_name
 
 
@@ -85,8 +98,9 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     urls = cell["urls"]
 
     def lm(role: str, **kw):
-        return dspy.LM(f"openai/{cell['model']}", api_base=urls[role], api_key="dummy", max_tokens=MAX_TOKENS,
-                       timeout=1800, **kw)
+        return dspy.LM(
+            f"openai/{cell['model']}", api_base=urls[role], api_key="dummy", max_tokens=MAX_TOKENS, timeout=1800, **kw
+        )
 
     task_lm = lm("task", temperature=0.0)
     opt_lm = lm("optimizer", temperature=1.0) if cell["system"] == "dspy-gepa" else lm("optimizer")
@@ -112,8 +126,9 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     def gepa_metric(gold, pred, trace=None, pred_name=None, pred_trace=None):
         got = getattr(pred, out_name, None) if pred is not None else None
         row = rows_by_id[gold.row_id]
-        return dspy.Prediction(score=common.score(metric_kind, row, got),
-                               feedback=common.feedback(metric_kind, row, got))
+        return dspy.Prediction(
+            score=common.score(metric_kind, row, got), feedback=common.feedback(metric_kind, row, got)
+        )
 
     train = [example(r) for r in cell["train"]]
     dev = [example(r) for r in cell["dev"]]
@@ -125,25 +140,57 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         n = 6 if budget >= 200 else 3
         reserve = 7 * n * n_preds  # bootstrapping the demo sets, roughly
         num_trials = max(1, (budget - reserve) // (len(dev) * n_preds) - 1)
-        result["config"] = {"optimizer": "MIPROv2", "auto": None, "num_candidates": n, "num_trials": num_trials,
-                            "minibatch": False, "max_bootstrapped_demos": 4, "max_labeled_demos": 4,
-                            "init_temperature": 1.0, "num_threads": threads, "max_tokens": MAX_TOKENS,
-                            "max_errors": MAX_ERRORS,
-                            "seed": cell["seed"], "why": "light-mode n; trials sized to the budget; light mode "
-                            "turns minibatching off for a valset <= 50 rows"}
-        optimizer = dspy.MIPROv2(metric=metric, prompt_model=opt_lm, task_model=task_lm, auto=None,
-                                 num_candidates=n, num_threads=threads, max_errors=MAX_ERRORS, seed=cell["seed"])
+        result["config"] = {
+            "optimizer": "MIPROv2",
+            "auto": None,
+            "num_candidates": n,
+            "num_trials": num_trials,
+            "minibatch": False,
+            "max_bootstrapped_demos": 4,
+            "max_labeled_demos": 4,
+            "init_temperature": 1.0,
+            "num_threads": threads,
+            "max_tokens": MAX_TOKENS,
+            "max_errors": MAX_ERRORS,
+            "seed": cell["seed"],
+            "why": "light-mode n; trials sized to the budget; light mode "
+            "turns minibatching off for a valset <= 50 rows",
+        }
+        optimizer = dspy.MIPROv2(
+            metric=metric,
+            prompt_model=opt_lm,
+            task_model=task_lm,
+            auto=None,
+            num_candidates=n,
+            num_threads=threads,
+            max_errors=MAX_ERRORS,
+            seed=cell["seed"],
+        )
         best = optimizer.compile(program, trainset=train, valset=dev, num_trials=num_trials, minibatch=False)
     elif cell["system"] == "dspy-gepa":
         max_calls = max(len(dev) + 1, budget // n_preds)
-        result["config"] = {"optimizer": "GEPA", "auto": None, "max_metric_calls": max_calls,
-                            "reflection_minibatch_size": 3, "candidate_selection_strategy": "pareto",
-                            "use_merge": True, "max_tokens": MAX_TOKENS,
-                            "reflection_lm": "qwen (role optimizer), temperature 1.0",
-                            "num_threads": threads, "seed": cell["seed"], "feedback": "common.feedback"}
-        optimizer = dspy.GEPA(metric=gepa_metric, max_metric_calls=max_calls, reflection_lm=opt_lm,
-                              num_threads=threads, seed=cell["seed"], track_stats=True,
-                              log_dir=str(Path(cell["work_dir"]) / "gepa"))
+        result["config"] = {
+            "optimizer": "GEPA",
+            "auto": None,
+            "max_metric_calls": max_calls,
+            "reflection_minibatch_size": 3,
+            "candidate_selection_strategy": "pareto",
+            "use_merge": True,
+            "max_tokens": MAX_TOKENS,
+            "reflection_lm": "qwen (role optimizer), temperature 1.0",
+            "num_threads": threads,
+            "seed": cell["seed"],
+            "feedback": "common.feedback",
+        }
+        optimizer = dspy.GEPA(
+            metric=gepa_metric,
+            max_metric_calls=max_calls,
+            reflection_lm=opt_lm,
+            num_threads=threads,
+            seed=cell["seed"],
+            track_stats=True,
+            log_dir=str(Path(cell["work_dir"]) / "gepa"),
+        )
         best = optimizer.compile(program, trainset=train, valset=dev)
     else:
         raise ValueError(cell["system"])
@@ -166,10 +213,15 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     errors = [e for _, _, e in outs if e]
     return {
         "predictions": {rid: p for rid, p, _ in outs},
-        "test_errors": len(errors), "test_error_examples": errors[:3],
-        "best_prompt": "\n".join(prompts)[:4000], "fit_seconds": fit_seconds,
-        "own_view": {"task_lm_calls": len(task_lm.history), "optimizer_lm_calls": len(opt_lm.history),
-                     "test_lm_calls": len(test_lm.history)},
+        "test_errors": len(errors),
+        "test_error_examples": errors[:3],
+        "best_prompt": "\n".join(prompts)[:4000],
+        "fit_seconds": fit_seconds,
+        "own_view": {
+            "task_lm_calls": len(task_lm.history),
+            "optimizer_lm_calls": len(opt_lm.history),
+            "test_lm_calls": len(test_lm.history),
+        },
     }
 
 

@@ -39,10 +39,13 @@ def describe(flow) -> str:
         parts = []
         for node in flow.nodes.values():
             if isinstance(node, MicroPrompt):
-                sections = "\n".join(f"[{s.kind}] {getattr(s, 'text', '') or getattr(s, 'content', '')}"
-                                     for s in node.sections)
-                parts.append(f"## {node.name} (params {node.params.model_dump(exclude_defaults=True)}, "
-                             f"{len(node.shown_examples())} examples)\n{sections}")
+                sections = "\n".join(
+                    f"[{s.kind}] {getattr(s, 'text', '') or getattr(s, 'content', '')}" for s in node.sections
+                )
+                parts.append(
+                    f"## {node.name} (params {node.params.model_dump(exclude_defaults=True)}, "
+                    f"{len(node.shown_examples())} examples)\n{sections}"
+                )
             else:
                 parts.append(f"## {node.name} ({type(node).__name__})")
         return "\n".join(parts)[:4000]
@@ -89,31 +92,50 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         from microprompts.optimizers import Budget, optimize
 
         search = system.split("-", 1)[1]
-        kwargs = dict(train=rows_of(cell["train"]), dev=rows_of(cell["dev"]), metric=metric, search=search,
-                      budget=Budget(calls=int(cell["budget_calls"])), model=spec(cell, "task"),
-                      optimizer_model=spec(cell, "optimizer"), run_dir=str(Path(cell["work_dir"]) / "run"),
-                      seed=int(cell["seed"]), concurrency=int(cell.get("concurrency", 4)), progress=False)
+        kwargs = dict(
+            train=rows_of(cell["train"]),
+            dev=rows_of(cell["dev"]),
+            metric=metric,
+            search=search,
+            budget=Budget(calls=int(cell["budget_calls"])),
+            model=spec(cell, "task"),
+            optimizer_model=spec(cell, "optimizer"),
+            run_dir=str(Path(cell["work_dir"]) / "run"),
+            seed=int(cell["seed"]),
+            concurrency=int(cell.get("concurrency", 4)),
+            progress=False,
+        )
         accepted = inspect.signature(optimize).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
             kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-        result["config"] = {"search": search, "budget": f"Budget(calls={cell['budget_calls']})",
-                            "defaults": "microprompts.optimizers.optimize defaults otherwise",
-                            "train": len(cell["train"]), "dev": len(cell["dev"]), "seed": cell["seed"]}
+        result["config"] = {
+            "search": search,
+            "budget": f"Budget(calls={cell['budget_calls']})",
+            "defaults": "microprompts.optimizers.optimize defaults otherwise",
+            "train": len(cell["train"]),
+            "dev": len(cell["dev"]),
+            "seed": cell["seed"],
+        }
         t0 = time.time()
         res = optimize(flow, **kwargs)
         out["fit_seconds"] = time.time() - t0
         best = res.best
         out["dev_score"] = getattr(res, "best_score", None)
         summary = _value(getattr(res, "summary", None))
-        out["own_view"] = {"usage": getattr(res, "usage", None), "dev_baseline": getattr(res, "baseline_score", None),
-                           "stopped": getattr(res, "stopped", None), "summary": summary,
-                           "lineage": _value(getattr(res, "lineage", None))}
+        out["own_view"] = {
+            "usage": getattr(res, "usage", None),
+            "dev_baseline": getattr(res, "baseline_score", None),
+            "stopped": getattr(res, "stopped", None),
+            "summary": summary,
+            "lineage": _value(getattr(res, "lineage", None)),
+        }
         try:
             best.save(str(Path(cell["work_dir"]) / "best.json"))
         except Exception:  # noqa: BLE001
             pass
-    test = evaluate(best, rows_of(cell["test"]), metric, model=spec(cell, "test"),
-                    concurrency=int(cell.get("concurrency", 4)))
+    test = evaluate(
+        best, rows_of(cell["test"]), metric, model=spec(cell, "test"), concurrency=int(cell.get("concurrency", 4))
+    )
     out["predictions"] = {r.id: prediction_of(meta, r.prediction) for r in test.rows}
     out["test_errors"] = test.errors
     out["own_test_score"] = test.score

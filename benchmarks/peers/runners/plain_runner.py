@@ -21,20 +21,35 @@ def main(config_path: str) -> None:
     meta = cell["meta"]
     url = cell["urls"]["test"]
     started = time.time()
-    result = {"system": cell["system"], "task": cell["task"], "status": "failed",
-              "config": {"prompt": "system: seed instruction; user: the row's text; temperature 0, max_tokens 256"}}
+    result = {
+        "system": cell["system"],
+        "task": cell["task"],
+        "status": "failed",
+        "config": {"prompt": "system: seed instruction; user: the row's text; temperature 0, max_tokens 256"},
+    }
 
     def one(row):
         if meta["kind"] == "pipeline":
             q, paragraphs = row["inputs"]["question"], row["inputs"]["paragraphs"]
-            facts = common.chat(url, [{"role": "system", "content": meta["instructions"][0]},
-                                      {"role": "user", "content": f"Question: {q}\nParagraphs:\n{paragraphs}"}])
+            facts = common.chat(
+                url,
+                [
+                    {"role": "system", "content": meta["instructions"][0]},
+                    {"role": "user", "content": f"Question: {q}\nParagraphs:\n{paragraphs}"},
+                ],
+            )
             facts_text = facts["choices"][0]["message"]["content"]
-            reply = common.chat(url, [{"role": "system", "content": meta["instructions"][1]},
-                                      {"role": "user", "content": f"Question: {q}\nFacts:\n{facts_text}"}])
+            reply = common.chat(
+                url,
+                [
+                    {"role": "system", "content": meta["instructions"][1]},
+                    {"role": "user", "content": f"Question: {q}\nFacts:\n{facts_text}"},
+                ],
+            )
         else:
-            reply = common.chat(url, [{"role": "system", "content": meta["instruction"]},
-                                      {"role": "user", "content": row["text"]}])
+            reply = common.chat(
+                url, [{"role": "system", "content": meta["instruction"]}, {"role": "user", "content": row["text"]}]
+            )
         return row["id"], reply["choices"][0]["message"]["content"]
 
     try:

@@ -99,8 +99,9 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         return EvaluationScore(sum(values) / max(1, len(values)), mistakes)
 
     def table(rows):
-        return DataTable([r["text"] for r in rows], [r["answer"] for r in rows],
-                         constants={"instructions": meta["instruction"]})
+        return DataTable(
+            [r["text"] for r in rows], [r["answer"] for r in rows], constants={"instructions": meta["instruction"]}
+        )
 
     d_train, d_dev, d_test = table(cell["train"]), table(cell["dev"]), table(cell["test"])
     incontext = common.read_jsonl(Path(cell["data_dir"]) / "incontext.jsonl")
@@ -109,8 +110,11 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
 
     def search_space():
         formatter = PlainFormatter(all_labels=labels or d_train.outputs.unique(), orient="item")
-        parts = [Paragraph("Instructions: "), Paragraph(meta["instruction"], reference_id="instructions"),
-                 Paragraph("\n")]
+        parts = [
+            Paragraph("Instructions: "),
+            Paragraph(meta["instruction"], reference_id="instructions"),
+            Paragraph("\n"),
+        ]
         if labels:
             parts.append(Paragraph(f"Output labels: {', '.join(labels)}\n"))
         parts += [Paragraph(InputData()), Paragraph("Output: ")]
@@ -120,30 +124,53 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     budget = int(cell["budget_calls"])
     max_evals = max(1, budget // max(1, len(cell["dev"])))
     config = {
-        "search": "BeamSearch", "depth": 4, "beam_width": 4, "mutations_per_beam": 2, "n_initial_candidates": 1,
-        "add_previous": True, "max_evals": max_evals,
-        "note": ("n_initial_candidates=1: the study samples 4 starting points from its 4-variant one_of; "
-                 "our search space is the one seed instruction"),
+        "search": "BeamSearch",
+        "depth": 4,
+        "beam_width": 4,
+        "mutations_per_beam": 2,
+        "n_initial_candidates": 1,
+        "add_previous": True,
+        "max_evals": max_evals,
+        "note": (
+            "n_initial_candidates=1: the study samples 4 starting points from its 4-variant one_of; "
+            "our search space is the one seed instruction"
+        ),
         "mutators": "BagOfMutators(InduceInstructions(d_incontext), APO(num_gradients=2, steps_per_gradient=1, "
-                    "num_rewrites=0), Paraphrase, sample_for_init_candidates=True)",
-        "fit_on": f"dev ({len(cell['dev'])} rows)", "prompt": "raw: Instructions / Output labels / Input / Output:",
+        "num_rewrites=0), Paraphrase, sample_for_init_candidates=True)",
+        "fit_on": f"dev ({len(cell['dev'])} rows)",
+        "prompt": "raw: Instructions / Output labels / Input / Output:",
         "runner": "OpenAIChat(model_id='qwen', rate_limit=AtMost(4, 'running'), cache=InMemoryDict(), timeout=1800)",
         "max_tokens": f"{MAX_TOKENS} where SAMMO sends none",
         "source": "microsoft/sammo examples/paper_instruction_tuning, method 'sammo'",
     }
     result["config"] = config
-    runner = RoutedRunner(model_id="qwen", api_config={"api_key": "dummy", "base_url": urls["optimizer"]},
-                          cache=InMemoryDict(), rate_limit=AtMost(4, "running"), timeout=1800, max_retries=3)
+    runner = RoutedRunner(
+        model_id="qwen",
+        api_config={"api_key": "dummy", "base_url": urls["optimizer"]},
+        cache=InMemoryDict(),
+        rate_limit=AtMost(4, "running"),
+        timeout=1800,
+        max_retries=3,
+    )
     mutators = BagOfMutators(
         search_space,
         InduceInstructions("#instructions", d_incontext),
-        APO("#instructions content", None, num_gradients=2, steps_per_gradient=1,
-            num_rewrites=0),
+        APO("#instructions content", None, num_gradients=2, steps_per_gradient=1, num_rewrites=0),
         Paraphrase("#instructions"),
         sample_for_init_candidates=True,
     )
-    search = BeamSearch(runner, mutators, objective, maximize=True, depth=4, mutations_per_beam=2,
-                        n_initial_candidates=1, beam_width=4, add_previous=True, max_evals=max_evals)
+    search = BeamSearch(
+        runner,
+        mutators,
+        objective,
+        maximize=True,
+        depth=4,
+        mutations_per_beam=2,
+        n_initial_candidates=1,
+        beam_width=4,
+        add_previous=True,
+        max_evals=max_evals,
+    )
     t0 = time.time()
     search.fit(d_dev)
     fit_seconds = time.time() - t0
@@ -159,8 +186,10 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         "predictions": predictions,
         "dev_score": float(search.best_score) if search.best_score is not None else None,
         "best_prompt": str(search.best_prompt)[:4000] if best else None,
-        "own_view": {"candidates_evaluated": len(search._state.get("fit", [])),
-                     "costs": str(runner.costs) if hasattr(runner, "costs") else None},
+        "own_view": {
+            "candidates_evaluated": len(search._state.get("fit", [])),
+            "costs": str(runner.costs) if hasattr(runner, "costs") else None,
+        },
         "fit_seconds": fit_seconds,
     }
 

@@ -58,8 +58,9 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     urls = cell["urls"]
 
     def engine(role: str):
-        return ChatExternalClient(client=OpenAI(base_url=urls[role], api_key="dummy", max_retries=2, timeout=900),
-                                  model_string=cell["model"])
+        return ChatExternalClient(
+            client=OpenAI(base_url=urls[role], api_key="dummy", max_retries=2, timeout=900), model_string=cell["model"]
+        )
 
     task_engine, opt_engine, test_engine = engine("task"), engine("optimizer"), engine("test")
     tg.set_backward_engine(opt_engine, override=True)
@@ -68,14 +69,21 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
     dev = cell["dev"]
     budget = int(cell["budget_calls"])
     steps = max(1, (budget - len(dev)) // (BATCH + len(dev)))
-    result["config"] = {"optimizer": "TGD", "parameter": "system prompt (starts as the seed instruction)",
-                        "batch_size": BATCH, "steps": steps, "epochs": "as many as the steps need",
-                        "validation": f"dev ({len(dev)} rows) after every step, revert if worse",
-                        "loss": "StringBasedFunction(shared scorer)", "engines": "ChatExternalClient defaults "
-                        "(temperature 0, max_tokens 2000)", "seed": cell["seed"]}
+    result["config"] = {
+        "optimizer": "TGD",
+        "parameter": "system prompt (starts as the seed instruction)",
+        "batch_size": BATCH,
+        "steps": steps,
+        "epochs": "as many as the steps need",
+        "validation": f"dev ({len(dev)} rows) after every step, revert if worse",
+        "loss": "StringBasedFunction(shared scorer)",
+        "engines": "ChatExternalClient defaults (temperature 0, max_tokens 2000)",
+        "seed": cell["seed"],
+    }
 
-    system_prompt = tg.Variable(meta["instruction"], requires_grad=True,
-                                role_description="system prompt to the language model")
+    system_prompt = tg.Variable(
+        meta["instruction"], requires_grad=True, role_description="system prompt to the language model"
+    )
     model = tg.BlackboxLLM(task_engine, system_prompt=system_prompt)
     optimizer = tg.TGD(parameters=[system_prompt], engine=opt_engine)
 
@@ -95,8 +103,9 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
         def check(prediction, ground_truth_answer):
             return int(common.score(metric, row, prediction.value) >= 1.0)
 
-        return StringBasedFunction(check, function_purpose="The runtime of string-based function that checks if "
-                                                           "the prediction is correct.")
+        return StringBasedFunction(
+            check, function_purpose="The runtime of string-based function that checks if the prediction is correct."
+        )
 
     t0 = time.time()
     best_dev, _ = evaluate(system_prompt.value, dev, task_engine)
@@ -135,9 +144,13 @@ def run(cell: dict, meta: dict, result: dict) -> dict:
             system_prompt.set_value(previous)
     fit_seconds = time.time() - t0
     _, predictions = evaluate(system_prompt.value, cell["test"], test_engine)
-    return {"predictions": predictions, "dev_score": best_dev, "best_prompt": system_prompt.value[:4000],
-            "fit_seconds": fit_seconds, "own_view": {"steps": steps, "update_failures": update_failures,
-                                                     "history": history}}
+    return {
+        "predictions": predictions,
+        "dev_score": best_dev,
+        "best_prompt": system_prompt.value[:4000],
+        "fit_seconds": fit_seconds,
+        "own_view": {"steps": steps, "update_failures": update_failures, "history": history},
+    }
 
 
 if __name__ == "__main__":

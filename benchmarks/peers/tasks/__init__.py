@@ -22,15 +22,34 @@ HOTPOT_ANSWER = "Answer the question using the facts. Reply with a short answer 
 OBJECT_COUNTING = "Count the objects the question asks about and answer with their total as a number."
 
 TASKS: dict[str, dict[str, Any]] = {
-    "implicatures": {"source": "sammo_instruction_tuning/implicatures.json", "metric": "em", "kind": "single",
-                     "labels": ["yes", "no"]},
-    "navigate": {"source": "sammo_instruction_tuning/navigate.json", "metric": "em", "kind": "single",
-                 "labels": ["True", "False"]},
-    "object_counting": {"source": "bbh/object_counting.jsonl", "metric": "em", "kind": "single", "labels": None,
-                        "instruction": OBJECT_COUNTING},
+    "implicatures": {
+        "source": "sammo_instruction_tuning/implicatures.json",
+        "metric": "em",
+        "kind": "single",
+        "labels": ["yes", "no"],
+    },
+    "navigate": {
+        "source": "sammo_instruction_tuning/navigate.json",
+        "metric": "em",
+        "kind": "single",
+        "labels": ["True", "False"],
+    },
+    "object_counting": {
+        "source": "bbh/object_counting.jsonl",
+        "metric": "em",
+        "kind": "single",
+        "labels": None,
+        "instruction": OBJECT_COUNTING,
+    },
     "seats": {"source": "examples/seats/data (repository)", "metric": "seats", "kind": "single", "labels": None},
-    "hotpot": {"source": "hotpotqa/aflow_validate200_distractor.jsonl", "metric": "hotpot", "kind": "pipeline",
-               "labels": None, "instruction": HOTPOT_SELECT, "instructions": [HOTPOT_SELECT, HOTPOT_ANSWER]},
+    "hotpot": {
+        "source": "hotpotqa/aflow_validate200_distractor.jsonl",
+        "metric": "hotpot",
+        "kind": "pipeline",
+        "labels": None,
+        "instruction": HOTPOT_SELECT,
+        "instructions": [HOTPOT_SELECT, HOTPOT_ANSWER],
+    },
 }
 
 
@@ -46,8 +65,11 @@ def _split(rows: list[dict[str, Any]], sizes: tuple[int, int, int], seed: int) -
     train_n, dev_n, test_n = sizes
     if train_n + dev_n + test_n > len(shuffled):
         raise ValueError(f"asked for {sizes} rows, the data has {len(shuffled)}")
-    return (shuffled[:train_n], shuffled[train_n:train_n + dev_n],
-            shuffled[train_n + dev_n:train_n + dev_n + test_n])
+    return (
+        shuffled[:train_n],
+        shuffled[train_n : train_n + dev_n],
+        shuffled[train_n + dev_n : train_n + dev_n + test_n],
+    )
 
 
 def _text_row(rid: str, text: str, answer: str) -> dict[str, Any]:
@@ -59,8 +81,7 @@ def render_seats(inputs: dict[str, Any]) -> str:
 
 
 def render_paragraphs(context: list) -> str:
-    return "\n".join(f"[{i}] {title}: {''.join(sentences).strip()}"
-                     for i, (title, sentences) in enumerate(context, 1))
+    return "\n".join(f"[{i}] {title}: {''.join(sentences).strip()}" for i, (title, sentences) in enumerate(context, 1))
 
 
 def _seat_rows(split: str) -> list[dict[str, Any]]:
@@ -69,21 +90,38 @@ def _seat_rows(split: str) -> list[dict[str, Any]]:
         raws = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     else:  # the generator, when the committed data is not there
         import sys
+
         sys.path.insert(0, str(REPO))
         from examples.seats.cases import generate  # type: ignore
+
         raws = generate({"train": 40, "dev": 30, "test": 40}[split], seed={"train": 1, "dev": 2, "test": 3}[split])
-    return [{"id": r["id"], "inputs": r["inputs"], "output": r["output"], "text": render_seats(r["inputs"]),
-             "answer": ", ".join(r["output"]["recommended_seats"])} for r in raws]
+    return [
+        {
+            "id": r["id"],
+            "inputs": r["inputs"],
+            "output": r["output"],
+            "text": render_seats(r["inputs"]),
+            "answer": ", ".join(r["output"]["recommended_seats"]),
+        }
+        for r in raws
+    ]
 
 
-def prepare(task: str, out_dir: str | Path, train: int = 50, dev: int = 30, test: int = 50,
-            seed: int = 0) -> dict[str, Any]:
+def prepare(
+    task: str, out_dir: str | Path, train: int = 50, dev: int = 30, test: int = 50, seed: int = 0
+) -> dict[str, Any]:
     """Write the task's splits and meta into ``out_dir``; returns the meta."""
     spec = TASKS[task]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    meta: dict[str, Any] = {"task": task, "metric": spec["metric"], "kind": spec["kind"], "labels": spec["labels"],
-                            "source": spec["source"], "seed": seed}
+    meta: dict[str, Any] = {
+        "task": task,
+        "metric": spec["metric"],
+        "kind": spec["kind"],
+        "labels": spec["labels"],
+        "source": spec["source"],
+        "seed": seed,
+    }
     if spec["source"].startswith("sammo_instruction_tuning/"):
         data = json.loads((DATA / spec["source"]).read_text())
         meta["instruction"] = data["instructions"].strip()
@@ -91,8 +129,12 @@ def prepare(task: str, out_dir: str | Path, train: int = 50, dev: int = 30, test
         def rows(key: str) -> list[dict[str, Any]]:
             return [_text_row(f"{task}-{key}-{i}", r["input"], str(r["output"])) for i, r in enumerate(data[key])]
 
-        parts = {"train": _sample(rows("d_train"), train, seed), "dev": _sample(rows("d_val"), dev, seed),
-                 "test": _sample(rows("d_test"), test, seed), "incontext": rows("d_incontext")}
+        parts = {
+            "train": _sample(rows("d_train"), train, seed),
+            "dev": _sample(rows("d_val"), dev, seed),
+            "test": _sample(rows("d_test"), test, seed),
+            "incontext": rows("d_incontext"),
+        }
         meta["split"] = "the file's d_train / d_val / d_test, a seeded sample of each; incontext = d_incontext"
     elif task == "object_counting":
         raws = [json.loads(line) for line in (DATA / spec["source"]).read_text().splitlines() if line.strip()]
@@ -105,21 +147,34 @@ def prepare(task: str, out_dir: str | Path, train: int = 50, dev: int = 30, test
         sys_path_flow = REPO / "examples" / "seats" / "flow.py"
         text = sys_path_flow.read_text() if sys_path_flow.is_file() else ""
         marker = 'task="'
-        meta["instruction"] = text.split(marker, 1)[1].split('"', 1)[0] if marker in text else (
-            "Propose the top 3 seats for the traveler, given their seating preferences and the available seats.")
+        meta["instruction"] = (
+            text.split(marker, 1)[1].split('"', 1)[0]
+            if marker in text
+            else ("Propose the top 3 seats for the traveler, given their seating preferences and the available seats.")
+        )
         tr, dv, te = _seat_rows("train"), _seat_rows("dev"), _seat_rows("test")
-        parts = {"train": _sample(tr, train, seed), "dev": _sample(dv, dev, seed), "test": _sample(te, test, seed),
-                 "incontext": tr[:5]}
+        parts = {
+            "train": _sample(tr, train, seed),
+            "dev": _sample(dv, dev, seed),
+            "test": _sample(te, test, seed),
+            "incontext": tr[:5],
+        }
         meta["split"] = "examples/seats/data train / dev / test (committed, generated by examples.seats.cases)"
     elif task == "hotpot":
         raws = [json.loads(line) for line in (DATA / spec["source"]).read_text().splitlines() if line.strip()]
         all_rows = []
         for r in raws:
             paragraphs = render_paragraphs(r["context"])
-            all_rows.append({"id": r["id"], "inputs": {"question": r["question"], "paragraphs": paragraphs},
-                             "output": {"answer": r["answer"]},
-                             "text": f"Question: {r['question']}\nParagraphs:\n{paragraphs}", "answer": r["answer"],
-                             "supporting_facts": r["supporting_facts"]})
+            all_rows.append(
+                {
+                    "id": r["id"],
+                    "inputs": {"question": r["question"], "paragraphs": paragraphs},
+                    "output": {"answer": r["answer"]},
+                    "text": f"Question: {r['question']}\nParagraphs:\n{paragraphs}",
+                    "answer": r["answer"],
+                    "supporting_facts": r["supporting_facts"],
+                }
+            )
         tr, dv, te = _split(all_rows, (train, dev, test), seed)
         parts = {"train": tr, "dev": dv, "test": te, "incontext": tr[:5]}
         meta["instruction"] = spec["instruction"]

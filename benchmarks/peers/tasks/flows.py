@@ -43,8 +43,12 @@ def seed_flow(meta: dict[str, Any]) -> Flow:
         return hotpot_flow(*meta["instructions"])
     labels = tuple(meta.get("labels") or ())
     output = LABEL_MODELS.get(labels, Number)
-    node = MicroPrompt(task.replace("-", "_"), task=meta["instruction"],
-                       inputs={"input": "The question or text to label."}, output=output)
+    node = MicroPrompt(
+        task.replace("-", "_"),
+        task=meta["instruction"],
+        inputs={"input": "The question or text to label."},
+        output=output,
+    )
     return Flow(task).then(node)
 
 
@@ -63,8 +67,7 @@ def metric_for(meta: dict[str, Any]):
     kind = meta["metric"]
 
     def metric(example: Any, prediction: dict[str, Any]) -> Score:
-        row = {"inputs": dict(example.inputs), "output": dict(example.output),
-               "answer": example.output.get("answer")}
+        row = {"inputs": dict(example.inputs), "output": dict(example.output), "answer": example.output.get("answer")}
         pred = prediction_of(meta, prediction)
         value = common.score(kind, row, pred)
         return Score(value=value, feedback="" if value >= 1 else common.feedback(kind, row, pred))

@@ -22,14 +22,20 @@ class Answer(BaseModel):
 
 def hotpot_flow(select_instruction: str, answer_instruction: str) -> Flow:
     select = MicroPrompt(
-        "select_facts", task=select_instruction,
-        inputs={"question": "A question that needs facts from two of the paragraphs.",
-                "paragraphs": "Ten numbered paragraphs, each '[n] Title: text'."},
-        output=Facts, max_tokens=384,
+        "select_facts",
+        task=select_instruction,
+        inputs={
+            "question": "A question that needs facts from two of the paragraphs.",
+            "paragraphs": "Ten numbered paragraphs, each '[n] Title: text'.",
+        },
+        output=Facts,
+        max_tokens=384,
     )
     answer = MicroPrompt(
-        "answer", task=answer_instruction,
+        "answer",
+        task=answer_instruction,
         inputs={"question": "The question.", "facts": "The facts picked from the paragraphs."},
-        output=Answer, max_tokens=64,
+        output=Answer,
+        max_tokens=64,
     )
     return Flow("hotpot").then(select).then(answer)

@@ -23,8 +23,17 @@ __all__ = ["MutationContext", "Mutator", "default_mutators", "no_model_mutators"
 
 def structure_mutators() -> list[Mutator]:
     """The section-structure operators: sections, reasoning, data and reply formats, and examples."""
-    return [DropSection(), ReorderSections(), AddGuideline(), ToggleReasoning(), DataFormat(), ReplyFormat(),
-            ExampleCount(), ChooseExamples(), BootstrapExamples()]
+    return [
+        DropSection(),
+        ReorderSections(),
+        AddGuideline(),
+        ToggleReasoning(),
+        DataFormat(),
+        ReplyFormat(),
+        ExampleCount(),
+        ChooseExamples(),
+        BootstrapExamples(),
+    ]
 
 
 def no_model_mutators() -> list[Mutator]:

@@ -80,8 +80,13 @@ def dropped_terms(original: str, new: str, terms: Iterable[str]) -> list[str]:
 
 
 def ask_json(
-    ctx: MutationContext, messages: list[BaseMessage], schema: dict[str, Any], *, max_tokens: int,
-    temperature: float, sample: int,
+    ctx: MutationContext,
+    messages: list[BaseMessage],
+    schema: dict[str, Any],
+    *,
+    max_tokens: int,
+    temperature: float,
+    sample: int,
 ) -> dict[str, Any] | None:
     """One constrained call to the optimizer model; the parsed object, or None when the reply is unusable."""
     if ctx.caller is None or ctx.optimizer_model is None:
@@ -91,8 +96,15 @@ def ask_json(
         log.debug("not sent: request of %d chars exceeds max_prompt_chars=%d", size, ctx.max_prompt_chars)
         return None
     try:
-        reply = ctx.caller.complete(ctx.optimizer_model, messages, schema=schema, temperature=temperature,
-                                    max_tokens=max_tokens, sample=sample, node="optimizer")
+        reply = ctx.caller.complete(
+            ctx.optimizer_model,
+            messages,
+            schema=schema,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            sample=sample,
+            node="optimizer",
+        )
     except ModelCallError as exc:
         log.debug("rejected: optimizer call failed (%s)", exc)
         return None
@@ -113,8 +125,13 @@ def parse_object(reply: Completion) -> dict[str, Any] | None:
 
 
 def accept_text(
-    data: dict[str, Any] | None, *, key: str = INSTRUCTION, max_chars: int, original: str = "",
-    seen: Iterable[str] = (), keep: Iterable[str] = (),
+    data: dict[str, Any] | None,
+    *,
+    key: str = INSTRUCTION,
+    max_chars: int,
+    original: str = "",
+    seen: Iterable[str] = (),
+    keep: Iterable[str] = (),
 ) -> str | None:
     """The reply's text when it is usable: a non-empty string, at most `max_chars`, new, keeping `keep`.
 
@@ -144,12 +161,25 @@ def accept_text(
 
 
 def ask_text(
-    ctx: MutationContext, body: str, *, max_chars: int, original: str, seen: Iterable[str] = (), temperature: float,
-    sample: int, keep: Iterable[str] = (),
+    ctx: MutationContext,
+    body: str,
+    *,
+    max_chars: int,
+    original: str,
+    seen: Iterable[str] = (),
+    temperature: float,
+    sample: int,
+    keep: Iterable[str] = (),
 ) -> str | None:
     """Ask for `{"instruction": str}` and return the accepted text, or None (see `accept_text`)."""
-    data = ask_json(ctx, meta_messages(body), text_schema(), max_tokens=tokens_for(max_chars),
-                    temperature=temperature, sample=sample)
+    data = ask_json(
+        ctx,
+        meta_messages(body),
+        text_schema(),
+        max_tokens=tokens_for(max_chars),
+        temperature=temperature,
+        sample=sample,
+    )
     return accept_text(data, max_chars=max_chars, original=original, seen=seen, keep=keep)
 
 

@@ -184,11 +184,18 @@ def _ask_critique(
     }
     steps = "\n".join(_describe(mp) for mp in micro_prompts_in_order(flow))
     fixed = len(CRITIQUE.format(steps=steps, failures="")) + len(meta_messages("")[0].content)
-    blocks = fit_blocks([render_failure(flow, i, row) for i, row in enumerate(rows, 1)],
-                        ctx.max_prompt_chars - fixed - 2 * len(rows))
+    blocks = fit_blocks(
+        [render_failure(flow, i, row) for i, row in enumerate(rows, 1)], ctx.max_prompt_chars - fixed - 2 * len(rows)
+    )
     body = CRITIQUE.format(steps=steps, failures="\n\n".join(blocks))
-    data = ask_json(ctx, meta_messages(body), schema, max_tokens=CRITIQUE_CHARS // 3 + 48, temperature=0.3,
-                    sample=ctx.rng.randrange(1_000_000))
+    data = ask_json(
+        ctx,
+        meta_messages(body),
+        schema,
+        max_tokens=CRITIQUE_CHARS // 3 + 48,
+        temperature=0.3,
+        sample=ctx.rng.randrange(1_000_000),
+    )
     if data is None:
         return None
     node, text = data.get("node"), data.get("critique")

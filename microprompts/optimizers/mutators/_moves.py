@@ -50,10 +50,17 @@ class ParamChoice(MoveMutator):
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Each other allowed value of the parameter, per micro-prompt."""
-        return [Move(f"{mp.name}.params.{self.param}", getattr(mp.params, self.param), value,
-                     swap_node(candidate.flow, mp.with_params(**{self.param: value})))
-                for mp in prompts(candidate.flow) for value in self.values
-                if value != getattr(mp.params, self.param) and self.allowed(mp, value)]
+        return [
+            Move(
+                f"{mp.name}.params.{self.param}",
+                getattr(mp.params, self.param),
+                value,
+                swap_node(candidate.flow, mp.with_params(**{self.param: value})),
+            )
+            for mp in prompts(candidate.flow)
+            for value in self.values
+            if value != getattr(mp.params, self.param) and self.allowed(mp, value)
+        ]
 
 
 def prompts(flow: Flow) -> list[MicroPrompt]:

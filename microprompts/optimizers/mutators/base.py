@@ -88,8 +88,14 @@ class Mutator:
 
     def record(self, move: Move) -> Mutation:
         """The journal's record of a drafted edit."""
-        return Mutation(operator=self.name, kind=self.kind, address=move.address, before=move.before,
-                        after=move.after, note=move.note)
+        return Mutation(
+            operator=self.name,
+            kind=self.kind,
+            address=move.address,
+            before=move.before,
+            after=move.after,
+            note=move.note,
+        )
 
     @staticmethod
     def unfrozen(addresses: Iterable[str], ctx: MutationContext) -> list[str]:

@@ -79,11 +79,25 @@ class Choices(MoveMutator):
             for field in fields:
                 if field in current:
                     lifted = {k: v for k, v in current.items() if k != field}
-                    out.append(Move(address, current, lifted, swap_node(candidate.flow, mp.with_params(choices=lifted)),
-                                    note=f"let {field} take any value"))
+                    out.append(
+                        Move(
+                            address,
+                            current,
+                            lifted,
+                            swap_node(candidate.flow, mp.with_params(choices=lifted)),
+                            note=f"let {field} take any value",
+                        )
+                    )
                     continue
                 for key in list_inputs(mp, _node_rows(mp, ctx)):
                     added = {**current, field: key}
-                    out.append(Move(address, current, added, swap_node(candidate.flow, mp.with_params(choices=added)),
-                                    note=f"{field} must come from {key}"))
+                    out.append(
+                        Move(
+                            address,
+                            current,
+                            added,
+                            swap_node(candidate.flow, mp.with_params(choices=added)),
+                            note=f"{field} must come from {key}",
+                        )
+                    )
         return out

@@ -23,46 +23,32 @@ from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import _prompts as P
 from microprompts.optimizers.mutators._ask import ask_text, clip, fit_blocks, normalized, show
 from microprompts.optimizers.mutators._blame import CRITIQUE_CHARS, blame
+from microprompts.optimizers.mutators._text import (
+    MAX_SECTION_CHARS,
+    TEXT_KINDS,
+    section_text,
+    split_address,
+    text_edit,
+    with_section_text,
+)
 from microprompts.optimizers.mutators.base import Move, MutationContext, Mutator
+from microprompts.optimizers.mutators.phrase_bank import PhraseBank
 
 __all__ = [
-    "Compress", "InduceInstruction", "OproProposal", "Paraphrase", "PhraseBank", "SectionTextMutator",
-    "TextualGradient", "blame", "content_mutators", "with_section_text",
+    "Compress",
+    "InduceInstruction",
+    "OproProposal",
+    "Paraphrase",
+    "PhraseBank",
+    "SectionTextMutator",
+    "TextualGradient",
+    "blame",
+    "content_mutators",
+    "with_section_text",
 ]
 
-TEXT_KINDS = ("task", "guidelines")
-MAX_SECTION_CHARS = 1200  # a micro-prompt is ~300 tokens in all; one section never needs more
 MAX_DEMOS = 5
 MAX_TRAJECTORY = 8
-
-
-def split_address(address: str) -> tuple[str, str]:
-    """(node, kind) of a section address."""
-    node, _, kind = address.rpartition(".sections.")
-    return node, kind
-
-
-def section_text(node: MicroPrompt, kind: str) -> str:
-    """The text of the node's first section of `kind` ('' when it has none)."""
-    section = node.section(kind)
-    return section.text if section is not None else ""
-
-
-def with_section_text(flow: Flow, node: str, kind: str, text: str) -> Flow:
-    """`flow` with the text of `node`'s first `kind` section replaced (everything else unchanged)."""
-    mp = flow.nodes[node]
-    if not isinstance(mp, MicroPrompt):
-        raise TypeError(f"{node!r} is not a micro-prompt")
-    index = next(i for i, s in enumerate(mp.sections) if s.kind == kind)
-    sections = list(mp.sections)
-    sections[index] = sections[index].model_copy(update={"text": text})
-    return flow.replace_node(mp.replace(sections=sections))
-
-
-def text_edit(flow: Flow, node: str, kind: str, before: str, after: str, note: str = "") -> Move:
-    """The draft that sets the text of `node`'s first `kind` section from `before` to `after`."""
-    return Move(section_address(node, kind), before, after, lambda: with_section_text(flow, node, kind, after),
-                note=note)
 
 
 def node_terms(mp: MicroPrompt) -> list[str]:
@@ -103,9 +89,14 @@ class SectionTextMutator(Mutator):
 
     def addresses(self, flow: Flow) -> list[str]:
         """Every section this operator may rewrite."""
-        return list(dict.fromkeys(  # the first section of a kind: a second one has its own address (`#1`)
-            section_address(mp.name, kind) for mp in flow.micro_prompts() for kind in self.kinds
-            if (section := mp.section(kind)) is not None and self._eligible(section.text)))
+        return list(
+            dict.fromkeys(  # the first section of a kind: a second one has its own address (`#1`)
+                section_address(mp.name, kind)
+                for mp in flow.micro_prompts()
+                for kind in self.kinds
+                if (section := mp.section(kind)) is not None and self._eligible(section.text)
+            )
+        )
 
     def _eligible(self, text: str) -> bool:
         return bool(text.strip()) or not self.needs_text
@@ -142,8 +133,16 @@ class SectionTextMutator(Mutator):
         self, ctx: MutationContext, body: str, original: str, seen: Sequence[str], limit: int, mp: MicroPrompt
     ) -> str | None:
         keep = node_terms(mp) if self.keep_terms else ()
-        return ask_text(ctx, body, max_chars=limit, original=original, seen=seen, temperature=self.temperature,
-                        sample=ctx.rng.randrange(1_000_000), keep=keep)
+        return ask_text(
+            ctx,
+            body,
+            max_chars=limit,
+            original=original,
+            seen=seen,
+            temperature=self.temperature,
+            sample=ctx.rng.randrange(1_000_000),
+            keep=keep,
+        )
 
 
 class Paraphrase(SectionTextMutator):
@@ -211,8 +210,7 @@ class InduceInstruction(SectionTextMutator):
 
     def targets(self, flow: Flow, ctx: MutationContext) -> list[tuple[str, str]]:
         """Task sections of nodes that have input/output pairs to learn from."""
-        return [(node, kind) for node, kind in super().targets(flow, ctx)
-                if self.demos(flow, flow.nodes[node], ctx)]  # type: ignore[arg-type]
+        return [(node, kind) for node, kind in super().targets(flow, ctx) if self.demos(flow, flow.nodes[node], ctx)]  # type: ignore[arg-type]
 
     def rewrite(self, flow: Flow, mp: MicroPrompt, kind: str, ctx: MutationContext, seen: list[str]) -> str | None:
         """A task inferred from the node's input/output pairs."""
@@ -269,14 +267,16 @@ class OproProposal(SectionTextMutator):
         points = self.trajectory(mp, kind, ctx)
         train = list(ctx.train)
         rows = [row_parts(r) for r in ctx.rng.sample(train, min(2, len(train)))]
-        examples = P.OPRO_EXAMPLES.format(rows="\n".join(f"Input: {show(i, 200)}\nOutput: {show(o, 120)}"
-                                                           for i, o, _ in rows)) if rows else ""
+        examples = (
+            P.OPRO_EXAMPLES.format(rows="\n".join(f"Input: {show(i, 200)}\nOutput: {show(o, 120)}" for i, o, _ in rows))
+            if rows
+            else ""
+        )
         while points:
             shown = "\n".join(f"text:\n<<<\n{clip(t, 500)}\n>>>\nscore: {s:.3f}" for t, s in points)
             body = P.OPRO.format(step=step_line(mp), section=kind, trajectory=shown, examples=examples)
             if len(body) + len(P.SYSTEM) <= ctx.max_prompt_chars:
-                return self._ask(ctx, body, section_text(mp, kind), [t for t, _ in points] + seen, self.max_chars,
-                                 mp)
+                return self._ask(ctx, body, section_text(mp, kind), [t for t, _ in points] + seen, self.max_chars, mp)
             if examples:
                 examples = ""
             else:
@@ -308,16 +308,16 @@ class TextualGradient(SectionTextMutator):
         kinds = [k for t_node, k in targets if t_node == node]
         return self._edits(flow, node, kinds, critique, ctx, n)
 
-    def _edits(self, flow: Flow, node: str, kinds: list[str], critique: str, ctx: MutationContext,
-               n: int) -> Iterator[Move]:
+    def _edits(
+        self, flow: Flow, node: str, kinds: list[str], critique: str, ctx: MutationContext, n: int
+    ) -> Iterator[Move]:
         mp = flow.nodes[node]
         assert isinstance(mp, MicroPrompt)
         seen: list[str] = []
         for i in range(n):
             kind = kinds[i % len(kinds)]
             before = section_text(mp, kind)
-            body = P.EDIT.format(step=step_line(mp), critique=clip(critique, CRITIQUE_CHARS), section=kind,
-                                 text=before)
+            body = P.EDIT.format(step=step_line(mp), critique=clip(critique, CRITIQUE_CHARS), section=kind, text=before)
             after = self._ask(ctx, body, before, seen, max(self.max_chars, len(before)), mp)
             if after is None:
                 continue
@@ -325,66 +325,8 @@ class TextualGradient(SectionTextMutator):
             yield text_edit(flow, node, kind, before, after, note=f"blamed {node}: {clip(critique, 300)}")
 
 
-PHRASES: tuple[str, ...] = (
-    "Answer with only the requested JSON fields; add no commentary.",
-    "Use only values that appear in the inputs or in the allowed options; never invent new ones.",
-    "Copy names and identifiers exactly as they are written in the inputs.",
-    "Read every input field carefully before answering.",
-    "When unsure, choose the most likely option rather than leaving a field empty.",
-    "Follow the task's rules in order, and check the answer against each rule.",
-    "Be concise.",
-)
-
-
-class PhraseBank(Mutator):
-    """Append one rule from a bank that small task models need (no optimizer model: works when it is weak).
-
-    The rule goes at the end of the guidelines when the node has them, else of the task.
-    """
-
-    name = "phrase_bank"
-    kind = "content"
-    needs_evaluation = False
-
-    def __init__(self, phrases: Sequence[str] = PHRASES, max_chars: int = MAX_SECTION_CHARS) -> None:
-        self.phrases = tuple(phrases)
-        self.max_chars = max_chars
-
-    def _target(self, mp: MicroPrompt) -> str:
-        return "guidelines" if mp.section("guidelines") is not None else "task"
-
-    def addresses(self, flow: Flow) -> list[str]:
-        """The one section per micro-prompt that a phrase would be appended to."""
-        return [section_address(mp.name, self._target(mp)) for mp in flow.micro_prompts()
-                if mp.section(self._target(mp)) is not None]
-
-    def drafts(self, candidate: Candidate, ctx: MutationContext, n: int) -> Iterable[Move]:
-        """Each phrase a section does not already hold, shuffled by `ctx.rng`; too long a result is skipped."""
-        flow = candidate.flow
-        options = []
-        for address in self.unfrozen(self.addresses(flow), ctx):
-            node, kind = split_address(address)
-            mp = flow.nodes[node]
-            assert isinstance(mp, MicroPrompt)
-            text = section_text(mp, kind)
-            options += [(node, kind, p) for p in self.phrases if normalized(p) not in normalized(text)]
-        ctx.rng.shuffle(options)
-        return self._appends(flow, options)
-
-    def _appends(self, flow: Flow, options: list[tuple[str, str, str]]) -> Iterator[Move]:
-        for node, kind, phrase in options:
-            mp = flow.nodes[node]
-            assert isinstance(mp, MicroPrompt)
-            before = section_text(mp, kind)
-            joiner = "\n- " if kind == "guidelines" and before.lstrip().startswith("-") else ("\n" if before else "")
-            after = (before.rstrip() + joiner + phrase).strip()
-            if len(after) <= max(self.max_chars, len(before)):
-                yield text_edit(flow, node, kind, before, after, note=f"appended: {phrase}")
-
-
 def content_mutators(optimizer_model_available: bool = True) -> list[Mutator]:
     """The content operators with default settings: the model-based ones when an optimizer model is available,
     and the model-free phrase bank always."""
     model_based: list[Mutator] = [Paraphrase(), Compress(), InduceInstruction(), OproProposal(), TextualGradient()]
     return [*(model_based if optimizer_model_available else []), PhraseBank()]
-

@@ -25,8 +25,10 @@ def _ensure_section(mp: MicroPrompt) -> tuple[MicroPrompt, list[str]]:
     if mp.section("examples") is not None:
         return mp, []
     section = Section(kind="examples", title=DEFAULT_TITLES["examples"])
-    return mp.replace(sections=insert_section(mp.sections, section)), [f"{mp.name}.sections",
-                                                                       f"{mp.name}.sections.examples"]
+    return mp.replace(sections=insert_section(mp.sections, section)), [
+        f"{mp.name}.sections",
+        f"{mp.name}.sections.examples",
+    ]
 
 
 def with_examples(mp: MicroPrompt, examples: list[Example]) -> tuple[MicroPrompt, list[str]]:
@@ -48,8 +50,16 @@ def _dump(examples: tuple[Example, ...] | list[Example]) -> list[dict[str, Any]]
 
 
 def _addresses(flow: Flow) -> list[str]:
-    return [a for mp in prompts(flow) for a in (f"{mp.name}.examples", f"{mp.name}.params.n_examples",
-                                                 f"{mp.name}.sections", f"{mp.name}.sections.examples")]
+    return [
+        a
+        for mp in prompts(flow)
+        for a in (
+            f"{mp.name}.examples",
+            f"{mp.name}.params.n_examples",
+            f"{mp.name}.sections",
+            f"{mp.name}.sections.examples",
+        )
+    ]
 
 
 def _draws(mp: MicroPrompt, pool: list[Example], ctx: MutationContext, flow: Flow, note: str) -> list[Move]:
@@ -67,8 +77,16 @@ def _draws(mp: MicroPrompt, pool: list[Example], ctx: MutationContext, flow: Flo
             continue
         seen.add(key)
         node, touches = with_examples(mp, chosen)
-        out.append(Move(f"{mp.name}.examples", _dump(mp.examples), _dump(chosen), swap_node(flow, node),
-                        touches=touches, note=note))
+        out.append(
+            Move(
+                f"{mp.name}.examples",
+                _dump(mp.examples),
+                _dump(chosen),
+                swap_node(flow, node),
+                touches=touches,
+                note=note,
+            )
+        )
         if len(out) >= DRAWS:
             break
     return out
@@ -82,8 +100,12 @@ class ExampleCount(MoveMutator):
 
     def addresses(self, flow: Flow) -> list[str]:
         """The example count and examples section of every micro-prompt with examples."""
-        return [a for mp in prompts(flow) if mp.examples
-                for a in (f"{mp.name}.params.n_examples", f"{mp.name}.sections", f"{mp.name}.sections.examples")]
+        return [
+            a
+            for mp in prompts(flow)
+            if mp.examples
+            for a in (f"{mp.name}.params.n_examples", f"{mp.name}.sections", f"{mp.name}.sections.examples")
+        ]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Each other count up to the node's number of examples."""
@@ -101,8 +123,15 @@ class ExampleCount(MoveMutator):
                 if count:
                     node, added = _ensure_section(node)
                     touches += added
-                out.append(Move(f"{mp.name}.params.n_examples", mp.params.n_examples, count,
-                                swap_node(candidate.flow, node), touches=touches))
+                out.append(
+                    Move(
+                        f"{mp.name}.params.n_examples",
+                        mp.params.n_examples,
+                        count,
+                        swap_node(candidate.flow, node),
+                        touches=touches,
+                    )
+                )
         return out
 
 

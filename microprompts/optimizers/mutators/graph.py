@@ -26,8 +26,15 @@ from microprompts.optimizers.mutators._shared import fresh_name
 from microprompts.optimizers.mutators.base import Move, MutationContext, Mutator
 
 __all__ = [
-    "InsertCheck", "RemoveNode", "SplitNode", "Vote", "graph_mutators", "insert_check", "remove_node",
-    "split_node", "vote",
+    "InsertCheck",
+    "RemoveNode",
+    "SplitNode",
+    "Vote",
+    "graph_mutators",
+    "insert_check",
+    "remove_node",
+    "split_node",
+    "vote",
 ]
 
 GRAPH = ("graph.nodes", "graph.edges")
@@ -57,8 +64,9 @@ def _taken(flow: Flow) -> set[str]:
     return set(flow.nodes) | keys | {START, END}
 
 
-def _insert_nodes(nodes: dict[str, Any], new: dict[str, Any], *, after: str | None = None,
-                  before: str | None = None) -> dict[str, Any]:
+def _insert_nodes(
+    nodes: dict[str, Any], new: dict[str, Any], *, after: str | None = None, before: str | None = None
+) -> dict[str, Any]:
     """`nodes` with `new` placed just after `after` or just before `before` (insertion order is display order)."""
     out: dict[str, Any] = {}
     for name, node in nodes.items():
@@ -95,10 +103,12 @@ def insert_check(flow: Flow, node: str) -> Flow:
         inputs.setdefault(key, f"The draft {key} to check" + (f": {info.description}" if info.description else "."))
     guidelines = mp.section("guidelines")
     check = MicroPrompt(
-        name, task=CHECK_TASK.format(fields=fields, task=_task(mp)),
+        name,
+        task=CHECK_TASK.format(fields=fields, task=_task(mp)),
         guidelines=guidelines.text if guidelines is not None and guidelines.text else None,
-        inputs=inputs, output=mp.output, params=Params(**{**mp.params.model_dump(), "samples": 1, "n_examples": None,
-                                                          "temperature": 0.0}),
+        inputs=inputs,
+        output=mp.output,
+        params=Params(**{**mp.params.model_dump(), "samples": 1, "n_examples": None, "temperature": 0.0}),
     )
     edges = [(name if a == node else a, b) for a, b in flow.edges] + [(node, name)]
     branches = [Branch(name, b.router, b.mapping) if b.source == node else b for b in flow.branches]
@@ -141,24 +151,32 @@ def remove_node(flow: Flow, node: str) -> Flow:
         raise ValueError(f"{node!r} is a branch source")
     succs = succs or [END]
     kept = [(a, b) for a, b in flow.edges if node not in (a, b)]
-    bridged = [(a, s) for a, b in flow.edges if b == node and a != node for s in succs
-               if s != node and not (a == START and s == END)]
+    bridged = [
+        (a, s)
+        for a, b in flow.edges
+        if b == node and a != node
+        for s in succs
+        if s != node and not (a == START and s == END)
+    ]
     branches = []
     for branch in flow.branches:
         if node in branch.mapping.values():
             if len(succs) != 1:
                 raise ValueError(f"{node!r} is a branch target with {len(succs)} successors")
-            branch = Branch(branch.source, branch.router,
-                            {k: succs[0] if v == node else v for k, v in branch.mapping.items()})
+            branch = Branch(
+                branch.source, branch.router, {k: succs[0] if v == node else v for k, v in branch.mapping.items()}
+            )
         branches.append(branch)
     routed = {b.source for b in branches}
     edges = list(dict.fromkeys(kept + bridged))
     # a bridged edge to END is needed only where its source would otherwise have no way on
-    edges = [(a, b) for a, b in edges if (a, b) not in bridged or b != END
-             or (a not in routed and all(x != a or y == END for x, y in edges))]
+    edges = [
+        (a, b)
+        for a, b in edges
+        if (a, b) not in bridged or b != END or (a not in routed and all(x != a or y == END for x, y in edges))
+    ]
     nodes = {k: v for k, v in flow.nodes.items() if k != node}
-    return flow.evolve(nodes=nodes, edges=edges, branches=branches,
-                       last=flow.last if flow.last != node else None)
+    return flow.evolve(nodes=nodes, edges=edges, branches=branches, last=flow.last if flow.last != node else None)
 
 
 # --- split a node in two ---------------------------------------------------------------------------------------
@@ -174,16 +192,26 @@ def split_node(flow: Flow, node: str) -> Flow:
     name = fresh_name(f"{node}_plan", taken)
     key = fresh_name(f"{node}_notes", taken | {name})
     describe = f"Notes for step {node}: the facts it needs from the inputs and a short plan."
-    output = model_from_schema({"title": f"{name.title().replace('_', '')}Output", "type": "object",
-                                "properties": {key: {"type": "string", "description": describe}}, "required": [key]})
+    output = model_from_schema(
+        {
+            "title": f"{name.title().replace('_', '')}Output",
+            "type": "object",
+            "properties": {key: {"type": "string", "description": describe}},
+            "required": [key],
+        }
+    )
     plan = MicroPrompt(
-        name, task=PLAN_TASK.format(task=_task(mp)), inputs=dict(mp.inputs), output=output,
+        name,
+        task=PLAN_TASK.format(task=_task(mp)),
+        inputs=dict(mp.inputs),
+        output=output,
         params=Params(model=mp.params.model, data_format=mp.params.data_format, max_tokens=256),
     )
     reader = mp.replace(inputs={**mp.inputs, key: describe})
     edges = [(a, name if b == node else b) for a, b in flow.edges] + [(name, node)]
-    branches = [Branch(b.source, b.router, {k: name if v == node else v for k, v in b.mapping.items()})
-                for b in flow.branches]
+    branches = [
+        Branch(b.source, b.router, {k: name if v == node else v for k, v in b.mapping.items()}) for b in flow.branches
+    ]
     nodes = _insert_nodes({**flow.nodes, node: reader}, {name: plan}, before=node)
     return flow.evolve(nodes=nodes, edges=edges, branches=branches)
 
@@ -243,8 +271,11 @@ class InsertCheck(_GraphMutator):
         """Micro-prompts with no check node yet (and not check nodes themselves), while the graph may grow."""
         if _graph_frozen(ctx) or len(flow.nodes) >= MAX_NODES:
             return []
-        return [mp.name for mp in flow.micro_prompts()
-                if not _derived(flow, mp.name, "_check") and f"{mp.name}_check" not in flow.nodes]
+        return [
+            mp.name
+            for mp in flow.micro_prompts()
+            if not _derived(flow, mp.name, "_check") and f"{mp.name}_check" not in flow.nodes
+        ]
 
     def apply(self, flow: Flow, node: str, ctx: MutationContext) -> Move:
         """A check-and-revise node after `node`."""
@@ -282,9 +313,13 @@ class SplitNode(_GraphMutator):
         """Micro-prompts with unfrozen inputs and no plan node yet, while the graph may grow and take a key."""
         if _graph_frozen(ctx) or flow.state is not None or len(flow.nodes) >= MAX_NODES:
             return []
-        return [mp.name for mp in flow.micro_prompts()
-                if not is_frozen(f"{mp.name}.inputs", ctx.frozen) and not _derived(flow, mp.name, "_plan")
-                and f"{mp.name}_plan" not in flow.nodes]
+        return [
+            mp.name
+            for mp in flow.micro_prompts()
+            if not is_frozen(f"{mp.name}.inputs", ctx.frozen)
+            and not _derived(flow, mp.name, "_plan")
+            and f"{mp.name}_plan" not in flow.nodes
+        ]
 
     def apply(self, flow: Flow, node: str, ctx: MutationContext) -> Move:
         """A planning node before `node`."""

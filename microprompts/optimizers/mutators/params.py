@@ -30,9 +30,14 @@ class ModelChoice(MoveMutator):
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Each other model of `ctx.models`, per micro-prompt."""
-        return [Move(f"{mp.name}.params.model", mp.params.model, spec,
-                     swap_node(candidate.flow, mp.with_params(model=spec)))
-                for mp in prompts(candidate.flow) for spec in dict.fromkeys(ctx.models) if spec != mp.params.model]
+        return [
+            Move(
+                f"{mp.name}.params.model", mp.params.model, spec, swap_node(candidate.flow, mp.with_params(model=spec))
+            )
+            for mp in prompts(candidate.flow)
+            for spec in dict.fromkeys(ctx.models)
+            if spec != mp.params.model
+        ]
 
 
 class Temperature(ParamChoice):
@@ -86,8 +91,15 @@ class Samples(MoveMutator):
                 if k > 1 and mp.params.temperature == 0:
                     changes["temperature"] = VOTE_TEMPERATURE
                     touches.append(f"{mp.name}.params.temperature")
-                out.append(Move(f"{mp.name}.params.samples", mp.params.samples, k,
-                                swap_node(candidate.flow, mp.with_params(**changes)), touches=touches))
+                out.append(
+                    Move(
+                        f"{mp.name}.params.samples",
+                        mp.params.samples,
+                        k,
+                        swap_node(candidate.flow, mp.with_params(**changes)),
+                        touches=touches,
+                    )
+                )
         return out
 
 

@@ -73,11 +73,18 @@ class DeleteSentence(MoveMutator):
             for address, position, units, separators in _editable(mp):
                 before = mp.sections[position].text
                 for i in range(len(units)):
-                    kept = units[:i] + units[i + 1:]
-                    seps = separators[:i] + separators[i + 1:] if i < len(separators) else separators[:-1]
+                    kept = units[:i] + units[i + 1 :]
+                    seps = separators[:i] + separators[i + 1 :] if i < len(separators) else separators[:-1]
                     text = join_units(kept, seps)
-                    out.append(Move(address, before, text, swap_node(candidate.flow, _with_text(mp, position, text)),
-                                    note=f"deleted: {units[i][:80]}"))
+                    out.append(
+                        Move(
+                            address,
+                            before,
+                            text,
+                            swap_node(candidate.flow, _with_text(mp, position, text)),
+                            note=f"deleted: {units[i][:80]}",
+                        )
+                    )
         return out
 
 
@@ -105,6 +112,13 @@ class SwapSentences(MoveMutator):
                         swapped[i], swapped[j] = swapped[j], swapped[i]
                         text = join_units(swapped, separators)
                         node = _with_text(mp, position, text)
-                        out.append(Move(address, before, text, swap_node(candidate.flow, node),
-                                        note=f"swapped sentences {i + 1} and {j + 1}"))
+                        out.append(
+                            Move(
+                                address,
+                                before,
+                                text,
+                                swap_node(candidate.flow, node),
+                                note=f"swapped sentences {i + 1} and {j + 1}",
+                            )
+                        )
         return out

@@ -12,8 +12,15 @@ from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, ParamChoice, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext
 
-__all__ = ["GUIDELINE_PHRASES", "AddGuideline", "DataFormat", "DropSection", "ReorderSections", "ReplyFormat",
-           "ToggleReasoning"]
+__all__ = [
+    "GUIDELINE_PHRASES",
+    "AddGuideline",
+    "DataFormat",
+    "DropSection",
+    "ReorderSections",
+    "ReplyFormat",
+    "ToggleReasoning",
+]
 
 CORE_KINDS = ("task", "inputs", "output_format")
 DATA_FORMATS = ("markdown", "xml", "json")
@@ -69,8 +76,15 @@ class DropSection(MoveMutator):
                     continue
                 later = [a for a, s in keyed[position:] if s.kind == section.kind]
                 node = mp.replace(sections=[s for i, s in enumerate(mp.sections) if i != position])
-                out.append(Move(address, section.model_dump(), None, swap_node(candidate.flow, node),
-                                touches=[f"{mp.name}.sections", *later]))
+                out.append(
+                    Move(
+                        address,
+                        section.model_dump(),
+                        None,
+                        swap_node(candidate.flow, node),
+                        touches=[f"{mp.name}.sections", *later],
+                    )
+                )
         return out
 
 
@@ -101,8 +115,14 @@ class ReorderSections(MoveMutator):
                     if order in seen or same_kind != original:
                         continue
                     seen.add(order)
-                    out.append(Move(f"{mp.name}.sections", kinds, list(order),
-                                    swap_node(candidate.flow, mp.replace(sections=items))))
+                    out.append(
+                        Move(
+                            f"{mp.name}.sections",
+                            kinds,
+                            list(order),
+                            swap_node(candidate.flow, mp.replace(sections=items)),
+                        )
+                    )
         return out
 
 
@@ -138,8 +158,9 @@ class AddGuideline(MoveMutator):
                     section = current.model_copy(update={"text": text})
                     node = mp.replace(sections=[section if s is current else s for s in mp.sections])
                     touches, before = [address], current.text
-                out.append(Move(address, before, section.text, swap_node(candidate.flow, node), touches=touches,
-                                note=phrase))
+                out.append(
+                    Move(address, before, section.text, swap_node(candidate.flow, node), touches=touches, note=phrase)
+                )
         return out
 
 
@@ -155,9 +176,15 @@ class ToggleReasoning(MoveMutator):
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """The reasoning field flipped, per micro-prompt."""
-        return [Move(f"{mp.name}.output.reasoning", mp.params.reasoning, not mp.params.reasoning,
-                     swap_node(candidate.flow, mp.with_params(reasoning=not mp.params.reasoning)))
-                for mp in prompts(candidate.flow)]
+        return [
+            Move(
+                f"{mp.name}.output.reasoning",
+                mp.params.reasoning,
+                not mp.params.reasoning,
+                swap_node(candidate.flow, mp.with_params(reasoning=not mp.params.reasoning)),
+            )
+            for mp in prompts(candidate.flow)
+        ]
 
 
 class DataFormat(ParamChoice):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from microprompts.cli.options import AllowOpt, CliError, Interrupted, MapOpt, ModelOpt, allow_list
+from microprompts.cli.options import AllowOpt, CliError, Interrupted, MapOpt, MetricOpt, ModelOpt, allow_list
 from microprompts.data import Dataset, parse_map
 from microprompts.evals import check_rows, resolve_metric
 from microprompts.flows import Flow
@@ -57,14 +57,7 @@ def optimize_command(
         str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name (a Flow or a SearchSpace).")
     ],
     train: Annotated[str, typer.Option("--train", help="Training rows (JSON, JSONL, CSV) or a SAMMO split file.")],
-    metric: Annotated[
-        str,
-        typer.Option(
-            "--metric",
-            help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
-            "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.",
-        ),
-    ],
+    metric: MetricOpt,
     dev: Annotated[
         str | None, typer.Option("--dev", help="Dev rows, for selection (default: the split file's).")
     ] = None,

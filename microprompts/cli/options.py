@@ -10,11 +10,19 @@ import typer
 
 from microprompts.nodes.function import DEFAULT_ALLOWED
 
-__all__ = ["AllowOpt", "CliError", "Interrupted", "MapOpt", "ModelOpt", "allow_list", "parse_json_arg"]
+__all__ = ["AllowOpt", "CliError", "Interrupted", "MapOpt", "MetricOpt", "ModelOpt", "allow_list", "parse_json_arg"]
 
 # rich reads `[...]` as markup: the bracket is escaped so `--help` shows `[@URL]`.
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Model spec: local, local:PATH.gguf, openai:NAME\\[@URL].")
+]
+MetricOpt = Annotated[
+    str,
+    typer.Option(
+        "--metric",
+        help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / "
+        "module:fn.",
+    ),
 ]
 MapOpt = Annotated[list[str] | None, typer.Option("--map", help="Field map SRC=inputs.X|output.X (repeatable).")]
 AllowOpt = Annotated[list[str] | None, typer.Option("--allow-module", help="Module prefix artifacts may import.")]

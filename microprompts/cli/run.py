@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from microprompts.cli.options import AllowOpt, CliError, MapOpt, ModelOpt, allow_list, parse_json_arg
+from microprompts.cli.options import AllowOpt, CliError, MapOpt, MetricOpt, ModelOpt, allow_list, parse_json_arg
 from microprompts.data import Dataset, parse_map
 from microprompts.evals import EvalResult, check_rows, resolve_metric
 from microprompts.evals import evaluate as run_evaluation
@@ -38,14 +38,7 @@ def run(
 def evaluate(
     flow: Annotated[str, typer.Argument(help="FLOW: artifact.json, path/file.py:name or module:name.")],
     data: Annotated[str, typer.Option("--data", help="Dataset file: JSON, JSONL or CSV.")],
-    metric: Annotated[
-        str,
-        typer.Option(
-            "--metric",
-            help="exact_match[:FIELD], jaccard:FIELD[:VALID], f1:FIELD, "
-            "llm_judge:RUBRIC_FILE[:MODEL], or path.py:fn / module:fn.",
-        ),
-    ],
+    metric: MetricOpt,
     model: ModelOpt = None,
     map: MapOpt = None,
     split: Annotated[str | None, typer.Option(help="For split files (SAMMO): train, dev or test.")] = None,

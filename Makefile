@@ -24,8 +24,16 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
+# The optional extras the tests cover (tracing, LangGraph's server) and Debian's Chromium for the report test.
+TEST_STAMP := $(VENV)/.test-extras
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[otel,langgraph-server]"
+	command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)
+	touch $(TEST_STAMP)
+
 # The gates first (lint, format, types: seconds), then the tests.
-test: lint
+test: lint $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from microprompts.cli.options import AllowOpt, CliError, Interrupted, MapOpt, MetricOpt, ModelOpt, allow_list
+from microprompts.cli.options import (
+    AllowOpt,
+    CliError,
+    Interrupted,
+    MapOpt,
+    MetricOpt,
+    ModelOpt,
+    allow_list,
+)
 from microprompts.data import Dataset, parse_map
 from microprompts.evals import check_rows, resolve_metric
 from microprompts.flows import Flow
@@ -85,6 +93,9 @@ def optimize_command(
         ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    train_limit: Annotated[int | None, typer.Option("--train-limit", min=1, help="Use the first N train rows.")] = None,
+    dev_limit: Annotated[int | None, typer.Option("--dev-limit", min=1, help="Use the first N dev rows.")] = None,
+    test_limit: Annotated[int | None, typer.Option("--test-limit", min=1, help="Use the first N test rows.")] = None,
     map: MapOpt = None,
     frozen: Annotated[
         list[str] | None, typer.Option("--frozen", help="Address pattern never changed, e.g. reply.task (repeatable).")
@@ -104,6 +115,8 @@ def optimize_command(
     target = load_target(flow, allow_list(allow_module))
     scorer = resolve_metric(metric)
     train_rows, dev_rows, test_rows = _splits(train, dev, test, parse_map(map or []))
+    train_rows, dev_rows = train_rows[:train_limit], dev_rows[:dev_limit]
+    test_rows = test_rows[:test_limit] if test_rows is not None else None
     name = getattr(target, "name", None) or target.flow.name
     run_dir = Path(out) if out else Path("runs") / name
     budget = Budget(

@@ -10,7 +10,18 @@ import typer
 
 from microprompts.nodes.function import DEFAULT_ALLOWED
 
-__all__ = ["AllowOpt", "CliError", "Interrupted", "MapOpt", "MetricOpt", "ModelOpt", "allow_list", "parse_json_arg"]
+__all__ = [
+    "AllowOpt",
+    "CliError",
+    "Interrupted",
+    "LimitOpt",
+    "RunFailed",
+    "MapOpt",
+    "MetricOpt",
+    "ModelOpt",
+    "allow_list",
+    "parse_json_arg",
+]
 
 # rich reads `[...]` as markup: the bracket is escaped so `--help` shows `[@URL]`.
 ModelOpt = Annotated[
@@ -25,6 +36,7 @@ MetricOpt = Annotated[
     ),
 ]
 MapOpt = Annotated[list[str] | None, typer.Option("--map", help="Field map SRC=inputs.X|output.X (repeatable).")]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="Use only the first N rows.")]
 AllowOpt = Annotated[list[str] | None, typer.Option("--allow-module", help="Module prefix artifacts may import.")]
 
 
@@ -32,6 +44,12 @@ class CliError(Exception):
     """An error to print as one line with exit code 2."""
 
     exit_code = 2
+
+
+class RunFailed(CliError):
+    """A run that started but in which every row failed: exit code 1, as a failed job (not a usage mistake)."""
+
+    exit_code = 1
 
 
 class Interrupted(CliError):

@@ -7,13 +7,23 @@ from typing import Annotated
 
 import typer
 
-from microprompts.cli.options import AllowOpt, CliError, MapOpt, MetricOpt, ModelOpt, allow_list, parse_json_arg
+from microprompts.cli.options import (
+    AllowOpt,
+    CliError,
+    LimitOpt,
+    MapOpt,
+    MetricOpt,
+    ModelOpt,
+    RunFailed,
+    allow_list,
+    parse_json_arg,
+)
 from microprompts.data import Dataset, parse_map
 from microprompts.evals import EvalResult, check_rows, resolve_metric
 from microprompts.evals import evaluate as run_evaluation
 from microprompts.flows.refs import load_flow_ref
 
-__all__ = ["evaluate", "register", "run"]
+__all__ = ["evaluate", "failure_hint", "register", "run"]
 
 
 def run(
@@ -42,7 +52,7 @@ def evaluate(
     model: ModelOpt = None,
     map: MapOpt = None,
     split: Annotated[str | None, typer.Option(help="For split files (SAMMO): train, dev or test.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N rows.")] = None,
+    limit: LimitOpt = None,
     concurrency: Annotated[int, typer.Option(help="Rows run at once.")] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     allow_module: AllowOpt = None,
@@ -75,10 +85,32 @@ def evaluate(
     _fail_if_every_row_failed(result)
 
 
+# What a failure's text says -> what the user can do about it.
+_HINTS = (
+    (("no input(s)", "has no input"), "name the file's fields with --map SRC=inputs.NAME"),
+    (("metric", "expected output"), "check --metric's field against the rows' outputs (--map SRC=output.NAME)"),
+    (
+        ("connect", "timed out", "timeout", "refused", "unreachable", "status code", "api key", "apikey"),
+        "check --model: is the server up at that address, and is its API key set?",
+    ),
+)
+
+
+def failure_hint(error: str) -> str:
+    """What to try for a run in which every row failed, read off the first row's error ('' when unknown)."""
+    text = error.lower()
+    for needles, hint in _HINTS:
+        if any(n in text for n in needles):
+            return f" (hint: {hint})"
+    return ""
+
+
 def _fail_if_every_row_failed(result: EvalResult) -> None:
-    """A run in which no row ran is a failure of the run (a model that cannot be reached, a bad spec), not a score."""
+    """A run in which no row ran is a failure of the run (a model that cannot be reached, a bad spec), not a score:
+    exit 1 with the first row's error and a hint."""
     if result.n and result.errors == result.n:
-        raise CliError(f"every row failed; the first with: {result.rows[0].error}")
+        first = str(result.rows[0].error)
+        raise RunFailed(f"every row failed; the first with: {first}{failure_hint(first)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,13 @@ import typer
 
 from microprompts.cli.options import AllowOpt, CliError, ModelOpt, allow_list
 from microprompts.serve.deploy import write_deployment
-from microprompts.serve.settings import API_KEY_ENV, WILDCARD_BINDS, ServeSettings, key_from_env
+from microprompts.serve.settings import (
+    API_KEY_ENV,
+    WILDCARD_BINDS,
+    ServeSettings,
+    default_store_path,
+    key_from_env,
+)
 from microprompts.serve.settings import is_loopback as _is_loopback
 
 
@@ -21,7 +27,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs an API key.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     model: ModelOpt = None,
-    store: Annotated[Path, typer.Option(help="SQLite file recording every run and feedback.")] = Path("runs.sqlite"),
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            show_default=False,
+            help="SQLite file recording every run and feedback [default: runs.sqlite beside the artifact; for a "
+            "flow reference, ./.microprompts/runs.sqlite].",
+        ),
+    ] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
     allow_module: AllowOpt = None,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Runs at once; more answer 503.")] = 8,
@@ -47,7 +60,9 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve a flow as an HTTP agent (FastAPI + uvicorn): /invoke, /stream, /batch, /schema, /graph, /health,
-    /feedback, /runs, /runs/{id}; OpenAPI docs at /docs."""
+    /ready, /feedback, /runs, /runs/{run_id}; OpenAPI docs at /docs. The model loads in the background at start:
+    /health answers at once (status loading, then ok); /ready and the run endpoints answer 503 + Retry-After until
+    the model is loaded."""
     settings = ServeSettings(
         max_body_bytes=max_body_bytes,
         max_concurrency=max_concurrency,
@@ -72,10 +87,11 @@ def serve(
         raise CliError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
     logging.getLogger("microprompts").setLevel(log_level.upper())
+    store_path = None if no_store else (store or default_store_path(target)).resolve()
     app = create_app(
         target,
         model=model,
-        store=None if no_store else store,
+        store=store_path,
         settings=settings,
         allow_modules=allow_list(allow_module),
     )
@@ -95,20 +111,30 @@ def serve(
         )
     typer.echo(
         f"serving flow {agent.flow.name!r} ({agent.artifact_hash or 'no artifact hash'}) on "
-        f"http://{host}:{port} (docs at /docs; {guard}); runs recorded in {'nothing' if no_store else store}",
+        f"http://{host}:{port} (docs at /docs; {guard}); runs recorded in {store_path or 'nothing'}"
+        + (
+            "; the model is loading in the background: /health says loading, then ok; /ready and the run endpoints "
+            "answer 503 until then"
+            if app.state.readiness.state == "loading"
+            else ""
+        ),
         err=True,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, timeout_graceful_shutdown=5)
 
 
 def deploy(
-    artifact: Annotated[str, typer.Argument(metavar="ARTIFACT", help="The artifact JSON to deploy.")],
+    target: Annotated[
+        str,
+        typer.Argument(metavar="ARTIFACT|FLOW", help="An artifact JSON, path/file.py:name or module:name (as serve)."),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Directory to write langgraph.json and agent.py into.")],
     model: ModelOpt = None,
     allow_module: AllowOpt = None,
 ) -> None:
-    """Write a directory LangGraph's server serves: langgraph.json, agent.py (the compiled graph), the artifact."""
-    written = write_deployment(artifact, out, model=model, allow_modules=allow_list(allow_module))
+    """Write a directory LangGraph's server serves: langgraph.json, agent.py (the compiled graph), the artifact and
+    a requirements.txt that installs this package (files 0644, the directory 0755)."""
+    written = write_deployment(target, out, model=model, allow_modules=allow_list(allow_module))
     for path in written.values():
         typer.echo(str(path))
     typer.echo(

@@ -131,7 +131,7 @@ def test_rows_without_the_metrics_expected_field_fail_before_any_call(
     assert "row 1 has no expected output ['answer']" in _one_line(capsys)
 
 
-def test_a_run_where_every_row_failed_exits_2(
+def test_a_run_where_every_row_failed_exits_1_with_a_hint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MICROPROMPTS_TIMEOUT", "2")
@@ -150,8 +150,9 @@ def test_a_run_where_every_row_failed_exits_2(
                 "--json",
             ]
         )
-        == 2
+        == 1
     )
     captured = capsys.readouterr()
     assert json.loads(captured.out)["errors"] == 1
     assert captured.err.startswith("error: every row failed") and captured.err.count("\n") == 1
+    assert "hint: check --model" in captured.err

@@ -209,3 +209,26 @@ def test_rows_without_the_expected_field_fail_before_any_call(
     )
     assert code == 2 and "has no expected output ['topic']" in stderr
     assert not (tmp_path / "run" / "calls.sqlite").exists()
+
+
+def test_limits_take_the_first_rows_of_each_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, int] = {}
+
+    def fake_run(self: Any, target: Any, *, train: Any, dev: Any, test: Any, **kwargs: Any) -> Any:
+        seen.update(train=len(train), dev=len(dev), test=len(test))
+        raise RuntimeError("stopped by the test")
+
+    monkeypatch.setattr(microprompts.cli.optimize.Optimizer, "run", fake_run)
+    files = _files(tmp_path)
+    code, _, err = _optimize(
+        capsys,
+        FLOW,
+        *("--train", files["train"], "--dev", files["dev"], "--test", files["test"]),
+        *("--metric", "exact_match:label", "--train-limit", "3", "--dev-limit", "2", "--test-limit", "1"),
+    )
+    assert code == 2 and "stopped by the test" in err
+    assert seen == {"train": 3, "dev": 2, "test": 1}
+    code, _, err = _optimize(capsys, FLOW, "--train", files["train"], "--metric", "exact_match", "--dev-limit", "0")
+    assert code == 2 and err.count("\n") == 1 and "--dev-limit" in err

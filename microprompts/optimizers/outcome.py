@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from microprompts._io import atomic_write_text
+from microprompts.evals import EvalResult
 from microprompts.models import CallCache
 from microprompts.models.usage import Usage, UsageMeter
 from microprompts.optimizers.budget import BudgetedCaller
@@ -17,13 +18,43 @@ from microprompts.optimizers.result import OptimizeResult
 from microprompts.optimizers.search import Search
 from microprompts.optimizers.selection import pareto_front
 
-__all__ = ["finish_run", "metric_usage"]
+__all__ = ["failing_rows", "finish_run", "metric_usage"]
+
+FAILURES_SHOWN = 5
+
+
+def failing_rows(evaluation: EvalResult, keys: list[str], limit: int = FAILURES_SHOWN) -> list[dict[str, Any]]:
+    """The `limit` worst rows of an evaluation that did not score fully (errors first, then lowest score, in row
+    order among equals), as plain dicts: row key, inputs, expected, prediction, score, metric feedback, error."""
+    failing = [(key, r) for key, r in zip(keys, evaluation.rows, strict=True) if r.error or r.score < 1.0]
+    failing.sort(key=lambda kr: (kr[1].error is None, kr[1].score))
+    return [
+        {
+            "row": key,
+            "inputs": r.inputs,
+            "expected": r.expected,
+            "prediction": r.prediction,
+            "score": r.score,
+            "feedback": r.feedback,
+            "error": r.error,
+        }
+        for key, r in failing[:limit]
+    ]
 
 
 def metric_usage(metric: Any) -> Usage | None:
     """What a metric that calls a model (``llm_judge``: it has a ``meter``) has spent so far; None for others."""
     meter = getattr(metric, "meter", None)
     return meter.snapshot() if isinstance(meter, UsageMeter) else None
+
+
+def _best_failures(engine: Engine) -> list[dict[str, Any]]:
+    """The best candidate's failing dev rows, from the evaluator's memo (it was scored on all of dev: no call)."""
+    dev = engine.rows.dev
+    best = engine.incumbent.id
+    if not dev or not engine.evaluator.has(best, dev):
+        return []
+    return failing_rows(engine.evaluator.result(best, dev), [key for key, _ in dev])
 
 
 def finish_run(
@@ -87,6 +118,7 @@ def finish_run(
         stopped=stopped,
         run_dir=run_path,
         operators=engine.bandit.stats(),
+        failures=_best_failures(engine),
     )
     if run_path is not None:
         best.flow.save(str(run_path / "best.json"))

@@ -56,7 +56,7 @@ def node_to_dict(node: MicroPrompt | FunctionNode) -> dict[str, Any]:
             "reads": list(node.reads),
             "writes": list(node.writes),
         }
-    return {
+    data: dict[str, Any] = {
         "kind": "micro_prompt",
         "name": node.name,
         "sections": [s.model_dump() for s in node.sections],
@@ -65,6 +65,9 @@ def node_to_dict(node: MicroPrompt | FunctionNode) -> dict[str, Any]:
         "examples": [e.model_dump(mode="json") for e in node.examples],
         "params": node.params.model_dump(),
     }
+    if node.input_schemas:  # only when typed, so an untyped node's artifact (and its hash) is as it always was
+        data["input_types"] = {k: dict(s) for k, s in node.input_schemas.items()}
+    return data
 
 
 def flow_to_dict(flow: FlowShape) -> dict[str, Any]:
@@ -103,15 +106,26 @@ def node_from_dict(data: dict[str, Any], allow: Sequence[str] | None) -> MicroPr
         if output.__module__ == "microprompts.nodes.schema":
             output.__microprompts_ref__ = out["ref"]  # type: ignore[attr-defined]  # same artifact, same hash
     params = Params(**data.get("params", {}))
+    input_types = data.get("input_types") or {}
+    if not isinstance(input_types, dict) or not all(isinstance(s, dict) for s in input_types.values()):
+        raise ArtifactError(f"node {data['name']!r}: 'input_types' must map inputs to JSON Schema objects")
     note_artifact_model(params.model)  # a model URL from an artifact gets no API key unless the user names it too
     return MicroPrompt(
         data["name"],
         sections=[Section(**s) for s in data["sections"]],
-        inputs=data["inputs"],
+        inputs=_descriptions(data["inputs"]),
+        input_schemas=input_types,  # plain JSON types only: rebuilt as Python types, never imported (InputTypeError)
         output=output,
         examples=data.get("examples", []),
         params=params,
     )
+
+
+def _descriptions(inputs: Any) -> dict[str, str]:
+    """A node's input descriptions as the artifact gives them: names to strings, nothing else (no types here)."""
+    if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+        raise ArtifactError("malformed artifact: a node's 'inputs' must map names to description strings")
+    return {str(k): v for k, v in inputs.items()}
 
 
 def flow_parts(data: dict[str, Any], allow: Sequence[str] | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from microprompts.flows.address import Address
 from microprompts.flows.adopt import graph_parts
 from microprompts.flows.artifact import flow_parts, flow_to_dict, read_artifact, save_flow
 from microprompts.flows.edit import get_part, set_part
+from microprompts.flows.state_types import input_problems, input_types, key_types
 from microprompts.flows.structure import Branch, FlowShape, Node, RouterError
 from microprompts.flows.validate import control_graph, dependency_graph, validate_flow
 from microprompts.models import ModelCaller, ModelLike
@@ -94,16 +95,26 @@ class Flow(FlowShape):
 
     # --- compiling -------------------------------------------------------------------------------
     def state_schema(self) -> type:
-        """The user's state type, or a TypedDict of every key the flow reads or writes."""
+        """The user's state type, or a TypedDict of every key the flow reads or writes, typed as `key_types` says
+        (typed inputs as declared, untyped micro-prompt inputs `str`, outputs as their output fields)."""
         if self.state is not None:
             return self.state
+        types = key_types(self)
         keys = list(self.input_keys) + [k for k in self.output_keys if k not in self.input_keys]
         for node in self.nodes.values():
             keys += [k for k in node.reads if k not in keys]
         # typing_extensions' TypedDict, so pydantic (and LangGraph's input JSON schema) accept it on Python < 3.12;
         # built from names known only at run time, which checkers cannot follow.
         make: Any = TypedDict
-        return make(f"{self.name.title().replace('_', '')}State", {k: Any for k in keys}, total=False)
+        return make(f"{self.name.title().replace('_', '')}State", {k: types.get(k, Any) for k in keys}, total=False)
+
+    def input_types(self) -> dict[str, Any]:
+        """The type of each flow input (see `microprompts.flows.state_types.input_types`)."""
+        return input_types(self)
+
+    def input_problems(self, inputs: dict[str, Any]) -> list[str]:
+        """One line per given input whose value does not match its type: a row's check before it runs."""
+        return input_problems(self, inputs)
 
     def compile(
         self, model: ModelLike | None = None, caller: ModelCaller | None = None, **compile_kwargs: Any

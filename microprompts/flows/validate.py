@@ -5,6 +5,7 @@ from __future__ import annotations
 import networkx as nx
 from langgraph.graph import END, START
 
+from microprompts.flows.state_types import input_type_conflicts
 from microprompts.flows.structure import FlowShape
 
 
@@ -48,6 +49,7 @@ def validate_flow(flow: FlowShape) -> None:
         if not problems:
             problems += _data_problems(flow, graph)
     problems += _state_problems(flow)
+    problems += input_type_conflicts(flow)
     if problems:
         raise FlowValidationError(f"flow {flow.name!r} is invalid: " + "; ".join(problems))
 

@@ -9,9 +9,10 @@ from typing import Any, Literal, Optional
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from microprompts.models import Completion, UsageMeter
+from microprompts.nodes.input_types import InputSpec, python_type, split_inputs, type_problems
 from microprompts.nodes.parse import OutputParseError, parse_lines, parse_markers, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
@@ -38,7 +39,12 @@ class DefaultOutput(BaseModel):
 
 
 class MicroPrompt(BaseModel):
-    """A node of a flow: ordered sections, input descriptions, an output schema, examples and parameters."""
+    """A node of a flow: ordered sections, typed and described inputs, an output schema, examples and parameters.
+
+    `inputs=` maps each input to a description (an untyped input: a string), to a type with its description
+    (`(list[str], "...")`, `(list[str], Field(description="..."))`, `Annotated[list[str], "..."]`) or to a bare type;
+    or it is a pydantic model class whose fields and descriptions are the inputs. `inputs` keeps the descriptions,
+    `input_schemas` the JSON Schema of each typed input (plain JSON types: what an artifact carries)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -46,6 +52,7 @@ class MicroPrompt(BaseModel):
     name: str
     sections: tuple[Section, ...]
     inputs: dict[str, str]
+    input_schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
     output: type[BaseModel] = DefaultOutput
     examples: tuple[Example, ...] = ()
     params: Params = Params()
@@ -58,10 +65,11 @@ class MicroPrompt(BaseModel):
         task: str | None = None,
         guidelines: str | list[str] | None = None,
         sections: list[Section] | tuple[Section, ...] | None = None,
-        inputs: dict[str, str] | list[str] | None = None,
+        inputs: dict[str, InputSpec] | list[str] | type[BaseModel] | None = None,
         output: type[BaseModel] | None = None,
         examples: list[Example | dict[str, Any]] | tuple[Example, ...] = (),
         params: Params | dict[str, Any] | None = None,
+        input_schemas: dict[str, dict[str, Any]] | None = None,
         **param_values: Any,
     ) -> None:
         if name is None:
@@ -73,13 +81,13 @@ class MicroPrompt(BaseModel):
             sections = default_sections(task, guidelines, bool(examples_t))
         elif task is not None or guidelines is not None:
             raise ValueError("give either `sections` or `task`/`guidelines`, not both")
-        if isinstance(inputs, list):
-            inputs = {k: "" for k in inputs}
+        descriptions, schemas = split_inputs(inputs)
         p = params if isinstance(params, Params) else Params(**(params or {}), **param_values)
         super().__init__(
             name=name,
             sections=tuple(sections),
-            inputs=dict(inputs or {}),
+            inputs=descriptions,
+            input_schemas=_checked_schemas(descriptions, {**schemas, **(input_schemas or {})}),
             output=output or DefaultOutput,
             examples=examples_t,
             params=p,
@@ -95,6 +103,14 @@ class MicroPrompt(BaseModel):
     def writes(self) -> tuple[str, ...]:
         """State keys this node writes: its output fields."""
         return tuple(self.output.model_fields)
+
+    def input_types(self) -> dict[str, Any]:
+        """The Python type of each typed input (rebuilt from its JSON Schema); untyped inputs are left out."""
+        return {k: python_type(s, k) for k, s in self.input_schemas.items()}
+
+    def input_problems(self, inputs: dict[str, Any]) -> list[str]:
+        """One line per given input whose value does not match its declared type (untyped inputs take any)."""
+        return type_problems(self.input_types(), inputs)
 
     def output_model(self) -> type[BaseModel]:
         """The schema the model must satisfy (with the reasoning field when that is on)."""
@@ -126,7 +142,15 @@ class MicroPrompt(BaseModel):
         return self.model_copy(update={"params": Params(**{**self.params.model_dump(), **changes})})
 
     def replace(self, **changes: Any) -> MicroPrompt:
-        """A copy with fields replaced (sections, inputs, examples, output, name)."""
+        """A copy with fields replaced (sections, inputs, input_schemas, examples, output, name); new `inputs` keep
+        the types of the inputs they keep, unless they give a type of their own."""
+        if "inputs" in changes:
+            descriptions, typed = split_inputs(changes["inputs"])
+            kept = {k: s for k, s in changes.get("input_schemas", self.input_schemas).items() if k in descriptions}
+            changes["inputs"] = descriptions
+            changes["input_schemas"] = {**kept, **typed}
+        if "input_schemas" in changes:
+            changes["input_schemas"] = _checked_schemas(changes.get("inputs", self.inputs), changes["input_schemas"])
         if "sections" in changes:
             changes["sections"] = tuple(changes["sections"])
         if "examples" in changes:
@@ -145,6 +169,9 @@ class MicroPrompt(BaseModel):
         if missing:
             raise NodeInputError(f"node {self.name!r} needs input(s) {missing} that the state does not have")
         inputs = {k: state[k] for k in self.inputs}
+        problems = self.input_problems(inputs)
+        if problems:
+            raise NodeInputError(f"node {self.name!r} got badly typed input(s): " + "; ".join(problems))
         messages = self.render(inputs)
         trace = NodeTrace(node=self.name, kind=self.kind, inputs=inputs, rendered_tokens=count_tokens(messages))
         meter = UsageMeter()
@@ -228,6 +255,18 @@ class MicroPrompt(BaseModel):
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.model_dump(mode="json", exclude={"output"}), sort_keys=True, default=str))
+
+
+def _checked_schemas(inputs: dict[str, str], schemas: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Input schemas checked: each names an input and is a plain JSON type (InputTypeError otherwise)."""
+    if not isinstance(schemas, dict):
+        raise ValueError(f"input_schemas must map input names to JSON Schemas, not {schemas!r}")
+    unknown = [k for k in schemas if k not in inputs]
+    if unknown:
+        raise ValueError(f"input_schemas name(s) {unknown} that are not inputs ({list(inputs)})")
+    for key, schema in schemas.items():
+        python_type(schema, key)
+    return {k: dict(s) for k, s in schemas.items()}
 
 
 def default_sections(task: str | None, guidelines: str | list[str] | None, has_examples: bool) -> list[Section]:

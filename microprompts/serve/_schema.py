@@ -1,5 +1,5 @@
-"""Request and response models of the served agent, built from the flow: its input keys typed by the state
-schema when it has one (`Any` otherwise), and its output keys typed by the nodes' output models."""
+"""Request and response models of the served agent, built from the flow: its input keys typed as the flow types
+them (`microprompts.flows.state_types`), and its output keys typed by the nodes' output models."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import math
 import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from microprompts.flows import Flow
+from microprompts.flows.state_types import input_types, usable, user_state_types
 from microprompts.models import Usage
 from microprompts.nodes import MicroPrompt
 from microprompts.nodes.schema import json_schema
@@ -17,24 +18,7 @@ from microprompts.nodes.schema import json_schema
 
 def state_types(flow: Flow) -> dict[str, Any]:
     """The annotation of each key of the flow's own state schema (TypedDict or pydantic); {} when none."""
-    state = flow.state
-    if state is None:
-        return {}
-    try:
-        if isinstance(state, type) and issubclass(state, BaseModel):
-            return {k: f.annotation for k, f in state.model_fields.items()}
-        return dict(typing.get_type_hints(state))
-    except Exception:  # noqa: BLE001 - an odd state type only costs us the types, never the server
-        return {}
-
-
-def _usable(annotation: Any) -> Any:
-    """`annotation` if pydantic can validate and describe it as JSON, else Any."""
-    try:
-        TypeAdapter(annotation).json_schema()
-        return annotation
-    except Exception:  # noqa: BLE001 - arbitrary user types: fall back to accepting any JSON value
-        return Any
+    return user_state_types(flow.state)
 
 
 def _class_name(flow: Flow, suffix: str) -> str:
@@ -45,17 +29,19 @@ def _class_name(flow: Flow, suffix: str) -> str:
 def _fields(keys: typing.Sequence[str], types: dict[str, Any], required: bool) -> dict[str, Any]:
     """pydantic fields named f0, f1, ... aliased to the state keys (which may be any string)."""
     return {
-        f"f{i}": (_usable(types.get(key, Any)), Field(... if required else None, alias=key))
+        f"f{i}": (usable(types.get(key, Any)), Field(... if required else None, alias=key))
         for i, key in enumerate(keys)
     }
 
 
 def input_model(flow: Flow) -> type[BaseModel]:
-    """A pydantic model of the flow's inputs: every input key required, unknown keys refused."""
+    """A pydantic model of the flow's inputs: every input key required and typed as the flow says (the state
+    schema's type, else the type a micro-prompt declares, else `str` for a micro-prompt's untyped input), unknown
+    keys refused."""
     return create_model(  # type: ignore[call-overload,no-any-return]
         _class_name(flow, "Input"),
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
-        **_fields(flow.input_keys, state_types(flow), required=True),
+        **_fields(flow.input_keys, input_types(flow), required=True),
     )
 
 

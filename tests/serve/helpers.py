@@ -138,7 +138,7 @@ def seat_flow() -> Flow:
         "recommend",
         task="Propose the top 3 seats for the traveler, given their preferences and the available seats.",
         guidelines=["Only recommend seats from available_seats.", "Best seat first."],
-        inputs={"preferences": "The traveler's seating preferences.", "available_seats": "Seat ids."},
+        inputs={"preferences": "The traveler's seating preferences.", "available_seats": (list[str], "Seat ids.")},
         output=Seats,
         examples=[
             Example(

@@ -1,6 +1,7 @@
 """The served agent's front door, before any route: the Host header must name this server (400 otherwise: a
-DNS-rebound page cannot post to a local agent) and, when the server has an API key, every route but `/health`
-needs `Authorization: Bearer KEY` (401 otherwise), compared in constant time. The key is never echoed."""
+DNS-rebound page cannot post to a local agent) and, when the server has an API key, every route but the probes
+`/health` and `/ready` needs `Authorization: Bearer KEY` (401 otherwise), compared in constant time. The key is
+never echoed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from microprompts.serve._http import error_response
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/ready"})
 
 
 def host_name(header: str) -> str:

@@ -224,7 +224,7 @@ class Agent:
             return
         usage = outcome.usage
         record = RunRecord(
-            id=outcome.run_id,
+            run_id=outcome.run_id,
             flow=self.flow.name,
             artifact_hash=self.artifact_hash,
             endpoint=endpoint,

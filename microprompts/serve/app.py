@@ -1,7 +1,8 @@
-"""The compiled graph as a running agent: a FastAPI app with invoke, stream, batch, schema, graph, health,
+"""The compiled graph as a running agent: a FastAPI app with invoke, stream, batch, schema, graph, health, ready,
 feedback and run lookup; only its own Host names (400), an optional bearer API key (401), JSON bodies only
 (415), a body-size limit (413), a concurrency limit (503), a per-request deadline (504), and a JSON error body
-for every failure.
+for every failure. The models load in the background at start: `/health` answers at once (`status`: loading,
+then ok), `/ready` and the run endpoints answer 503 with Retry-After until they are loaded.
 
     app = create_app(Flow.load("seats.opt.json"), model="local", store="runs.sqlite",
                      settings=ServeSettings(api_key=os.environ["MICROPROMPTS_API_KEY"]))
@@ -20,13 +21,14 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
+from langchain_core.language_models import BaseChatModel
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from microprompts._version import VERSION
 from microprompts.flows import Flow
 from microprompts.flows.refs import load_flow_ref
-from microprompts.models import ModelCaller, ModelLike, resolve_model
+from microprompts.models import ModelCaller, ModelLike
 from microprompts.serve._guard import GuardMiddleware
 from microprompts.serve._http import (
     ApiError,
@@ -51,6 +53,7 @@ from microprompts.serve._schema import (
     request_models,
     schema_of,
 )
+from microprompts.serve._warm import LOADING, READY, RETRY_AFTER_S, Readiness, flow_models
 from microprompts.serve.settings import MAX_RUNS_PAGE, ServeSettings
 from microprompts.serve.store import RunStore, UnknownRunError, parse_cursor, register_secret
 
@@ -81,13 +84,9 @@ def load_target(target: Flow | str | Path, allow_modules: Sequence[str] | None =
     return load_flow_ref(str(target), allow_modules)
 
 
-def check_models(flow: Flow, model: ModelLike | None) -> None:
-    """Resolve every model spec the flow will use now, so a bad spec fails at startup, not on each request."""
-    specs: set[str] = {p.params.model for p in flow.micro_prompts() if p.params.model}
-    if any(p.params.model is None for p in flow.micro_prompts()) and (model is None or isinstance(model, str)):
-        specs.add(model or "local")
-    for spec in sorted(specs):
-        resolve_model(spec)
+def check_models(flow: Flow, model: ModelLike | None) -> list[BaseChatModel]:
+    """Resolve every model the flow will use now, so a bad spec fails at startup, not on each request."""
+    return flow_models(flow, model)
 
 
 def artifact_hash(flow: Flow, target: Flow | str | Path) -> str | None:
@@ -125,7 +124,8 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
     if limits.api_key is not None:
         register_secret(limits.api_key)
     the_flow = load_target(flow, allow_modules)
-    check_models(the_flow, model)
+    readiness = Readiness(check_models(the_flow, model))
+    readiness.start()  # the server answers at once; runs wait for this (503 + Retry-After) until it is done
     run_store = RunStore(store) if isinstance(store, (str, Path)) else store
     agent = Agent(the_flow, model=model, caller=caller, store=run_store, artifact_hash=artifact_hash(the_flow, flow))
     inputs_model, invoke_model, batch_model = request_models(the_flow, limits.max_batch)
@@ -148,6 +148,7 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         f"(artifact {agent.artifact_hash or 'none'}).",
     )
     app.state.agent, app.state.store, app.state.slots, app.state.settings = agent, run_store, slots, limits
+    app.state.readiness = readiness
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
     app.add_middleware(
@@ -160,6 +161,18 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         work.add_done_callback(background.discard)
         work.add_done_callback(lambda _: slots.release())
         return work
+
+    def ready_or_503() -> None:
+        """Refuse a run while the models load (503, Retry-After) or after they failed to (503)."""
+        if readiness.state == LOADING:
+            raise ApiError(
+                503,
+                "loading",
+                f"the model is still loading; retry in {RETRY_AFTER_S} s (GET /ready says when it is ready)",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        if readiness.state != READY:
+            raise ApiError(503, "model_unavailable", f"the model failed to load: {readiness.error}")
 
     def start(data: dict[str, Any], endpoint: str, ticket: RunTicket) -> asyncio.Future[RunOutcome]:
         return asyncio.ensure_future(
@@ -179,6 +192,7 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         """Run the flow on one input `{"input": {...}}`; answers `{"run_id", "output", "usage", "latency"}`."""
         body = parse_body(invoke_model, await read_json(request))
         data = body.input.model_dump(by_alias=True)
+        ready_or_503()
         slots.take()
         ticket = RunTicket(timeout=limits.timeout)
         work = hold(start(data, "invoke", ticket))
@@ -198,6 +212,7 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         (the same body as /invoke) or `error`."""
         body = parse_body(invoke_model, await read_json(request))
         data = body.input.model_dump(by_alias=True)
+        ready_or_503()
         slots.take()
         run_id = str(uuid.uuid4())
         ticket = RunTicket(run_id, limits.timeout)
@@ -262,6 +277,7 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
                 details = validation_details(exc, ("inputs", str(index)))
                 error = {"type": "validation_error", "message": validation_message(details), "details": details}
                 results[index] = BatchItemError(index=index, error=error).model_dump()
+        ready_or_503()
         slots.take()
         works = {index: start(data, "batch", ticket) for index, (ticket, data) in runs.items()}
         everything = hold(asyncio.gather(*works.values()))
@@ -290,19 +306,30 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         """The flow's graph as Mermaid text."""
         return PlainTextResponse(mermaid)
 
-    @app.get("/health")
+    @app.get("/health", responses={503: {"description": "The model failed to load"}})
     async def health() -> SafeJSONResponse:
-        """Liveness and load: runs in flight against the concurrency limit."""
+        """Liveness and load, answered at once: `status` is `loading` while the model loads, then `ok` (200), or
+        `failed` (503) when it could not load; runs in flight against the concurrency limit."""
         return SafeJSONResponse(
             {
-                "status": "ok",
+                **readiness.body(),
                 "flow": the_flow.name,
                 "artifact_hash": agent.artifact_hash,
                 "active": slots.active,
                 "max_concurrency": slots.size,
                 "store": run_store is not None,
-            }
+            },
+            status_code=503 if readiness.error is not None else 200,
         )
+
+    @app.get("/ready", responses={503: {"description": "Still loading (Retry-After), or the load failed"}})
+    async def ready() -> SafeJSONResponse:
+        """Readiness (Kubernetes style): 200 once the model is loaded and runs are served; 503 before (with
+        Retry-After) or when the load failed."""
+        if readiness.state == READY:
+            return SafeJSONResponse(readiness.body())
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if readiness.state == LOADING else None
+        return SafeJSONResponse(readiness.body(), status_code=503, headers=headers)
 
     def need_store() -> RunStore:
         if run_store is None:
@@ -340,7 +367,7 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         except ValueError as exc:
             raise ApiError(422, "validation_error", f"before: {exc}") from exc
         page = await anyio.to_thread.run_sync(store.runs, size, feedback_only, cursor)
-        after = f"{page[-1]['created']!r}:{page[-1]['id']}" if len(page) == size else None
+        after = f"{page[-1]['created']!r}:{page[-1]['run_id']}" if len(page) == size else None
         return SafeJSONResponse({"runs": page, "limit": size, "next": after})
 
     @app.get("/runs/{run_id}", responses={404: {"model": ErrorBody}})

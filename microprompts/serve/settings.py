@@ -1,5 +1,6 @@
 """The served agent's limits and protections in one settings object (no FastAPI needed): body size, concurrency,
-batch size, per-request deadline, the bearer API key, and the Host names it answers to."""
+batch size, per-request deadline, the bearer API key, and the Host names it answers to; and where runs are recorded
+when no store is named."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ipaddress
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 API_KEY_ENV = "MICROPROMPTS_API_KEY"
 MIN_KEY_LENGTH = 16
@@ -93,3 +95,16 @@ class ServeSettings:
                 f"${API_KEY_ENV} (or bind 127.0.0.1)"
             )
         return None
+
+
+STORE_NAME = "runs.sqlite"
+REF_STORE_DIR = ".microprompts"
+
+
+def default_store_path(target: str | Path) -> Path:
+    """Where `serve` records runs unless told: beside the artifact (`<artifact dir>/runs.sqlite`), or for a flow
+    reference (`path/file.py:name`, `module:name`), which has no artifact directory, `./.microprompts/runs.sqlite`."""
+    text = str(target)
+    if text.endswith(".json"):
+        return Path(text).resolve().parent / STORE_NAME
+    return Path.cwd().resolve() / REF_STORE_DIR / STORE_NAME

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from microprompts._io import secret_forms, secret_values
 
@@ -29,7 +29,7 @@ _SUMMARY = (
     "(SELECT score FROM feedback f WHERE f.run_id = runs.id ORDER BY f.id DESC LIMIT 1)"
 )
 _SUMMARY_NAMES = (
-    "id",
+    "run_id",
     "created",
     "flow",
     "artifact_hash",
@@ -77,9 +77,10 @@ class UnknownRunError(KeyError):
 
 
 class RunRecord(BaseModel):
-    """One served run as stored: what came in, what went out, how it went, and what it cost."""
+    """One served run as stored: what came in, what went out, how it went, and what it cost. Its id is `run_id`,
+    as in every HTTP answer (`id=` is still accepted when building one)."""
 
-    id: str
+    run_id: str = Field(validation_alias=AliasChoices("run_id", "id"))
     created: float = Field(default_factory=time.time)
     flow: str
     artifact_hash: str | None = None
@@ -185,7 +186,7 @@ class RunStore:
     def record(self, run: RunRecord, replace: bool = True) -> None:
         """Store one run (committed at once); with `replace` False, a run already stored under its id is kept."""
         row = (
-            run.id,
+            run.run_id,
             run.created,
             scrub(run.flow),
             run.artifact_hash,
@@ -221,7 +222,7 @@ class RunStore:
         return Feedback(run_id=run_id, created=created, score=float(score), comment=text)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
-        """One run with its feedback, as a JSON-ready dict; None when unknown."""
+        """One run with its feedback, as a JSON-ready dict (its id under `run_id`); None when unknown."""
         with self._lock:
             cursor = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,))
             row = cursor.fetchone()
@@ -231,7 +232,7 @@ class RunStore:
             ).fetchall()
         if row is None:
             return None
-        data = {"run_id": row[0], **dict(zip(names, row, strict=True))}
+        data = {"run_id" if name == "id" else name: value for name, value in zip(names, row, strict=True)}
         for key in ("inputs", "outputs", "traces"):
             data[key] = _loads(data[key])
         data["traces"] = _with_inputs(data["inputs"] or {}, data["traces"] or [])
@@ -256,7 +257,7 @@ class RunStore:
             query += " WHERE " + " AND ".join(where)
         with self._lock:
             rows = self._conn.execute(query + " ORDER BY created DESC, id DESC LIMIT ?", (*params, limit)).fetchall()
-        return [{"run_id": row[0], **dict(zip(_SUMMARY_NAMES, row, strict=True))} for row in rows]
+        return [dict(zip(_SUMMARY_NAMES, row, strict=True)) for row in rows]
 
     def count(self) -> int:
         """How many runs are stored."""

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -16,7 +17,10 @@ from types import ModuleType
 import httpx
 import pytest
 
+from microprompts import Flow
 from microprompts.flows import ArtifactError
+from microprompts.flows.refs import load_flow_ref
+from microprompts.nodes import RefError
 from microprompts.serve.deploy import MODEL_ENV, graph_id, write_deployment
 from tests.serve.helpers import REPO, SEAT_INPUT, schema_responder, seat_flow
 
@@ -70,9 +74,58 @@ def test_deploy_refuses_disallowed_or_missing_artifacts(tmp_path, artifact):
         write_deployment(artifact, tmp_path / "d")  # its function node's module is not allowed by default
     with pytest.raises(ArtifactError, match="cannot read"):
         write_deployment(tmp_path / "missing.json", tmp_path / "d")
-    with pytest.raises(ArtifactError, match="artifact JSON"):
-        write_deployment("examples/seats/flow.py:flow", tmp_path / "d")
+    with pytest.raises(RefError, match="cannot import"):
+        write_deployment("no_such_package.flows:flow", tmp_path / "d")
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("ref", [f"{REPO}/examples/seats/flow.py:flow", "tests.serve.helpers:seat_flow"])
+def test_deploy_takes_a_flow_reference_as_serve_does(tmp_path, ref, fake_openai):
+    fake = fake_openai(schema_responder())
+    out = tmp_path / "deploy"
+    write_deployment(ref, out, model=f"openai:fake@{fake.base_url}", allow_modules=ALLOW)
+    deployed = Flow.load(str(out / "artifact.json"), allow=ALLOW)
+    assert deployed.content_hash() == load_flow_ref(ref).content_hash()
+    module = _import(out / "agent.py", f"deployed_ref_{abs(hash(ref))}")
+    assert "recommended_seats" in module.graph.invoke(SEAT_INPUT)
+
+
+def test_deploy_refuses_a_flow_whose_function_nodes_the_agent_could_not_import(tmp_path):
+    with pytest.raises(ArtifactError, match="not in the allowed modules"):
+        write_deployment("tests.serve.helpers:seat_flow", tmp_path / "d")  # tests.serve.helpers is not allowed
+    assert not (tmp_path / "d").exists()
+
+
+def test_deployment_files_are_world_readable_whatever_the_umask(tmp_path, artifact):
+    old = os.umask(0o077)
+    try:
+        write_deployment(artifact, tmp_path / "new" / "deploy", allow_modules=ALLOW)
+    finally:
+        os.umask(old)
+    out = tmp_path / "new" / "deploy"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes == dict.fromkeys(["artifact.json", "agent.py", "langgraph.json", "requirements.txt"], 0o644)
+
+
+def test_requirements_install_this_package_offline(tmp_path, artifact):
+    write_deployment(artifact, tmp_path / "deploy", model="openai:gpt-4o-mini", allow_modules=ALLOW)
+    requirements = tmp_path / "deploy" / "requirements.txt"
+    lines = [ln for ln in requirements.read_text().splitlines() if ln and not ln.startswith("#")]
+    assert lines == [f"microprompts @ {REPO.as_uri()}"]  # this checkout: no index holds the package
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index", "--no-build-isolation"]
+    result = subprocess.run(
+        [*pip, "-r", str(requirements)], capture_output=True, text=True, timeout=300, cwd=str(elsewhere)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Would install microprompts-" in result.stdout
+
+
+def test_a_local_model_deployment_asks_for_the_local_extra(tmp_path, artifact):
+    write_deployment(artifact, tmp_path / "d", allow_modules=ALLOW)
+    assert f"microprompts[local] @ {REPO.as_uri()}" in (tmp_path / "d" / "requirements.txt").read_text()
 
 
 def test_graph_ids():

@@ -218,7 +218,7 @@ def test_runs_are_paginated_and_bounded(make_client):
     for i in range(130):  # pairs share a creation time: the cursor breaks ties by id
         store.record(
             RunRecord(
-                id=f"r{i:03d}",
+                run_id=f"r{i:03d}",
                 created=1000.0 + i // 2,
                 flow="seats",
                 inputs={"preferences": big},
@@ -232,7 +232,7 @@ def test_runs_are_paginated_and_bounded(make_client):
     assert body["limit"] == 100 and len(body["runs"]) == 100 and body["next"]
     assert len(first.content) < 40_000  # summaries: no inputs, outputs or traces
     top = body["runs"][0]
-    assert top["run_id"] == top["id"] == "r129" and top["feedback_count"] == 1 and top["last_score"] == 0.5
+    assert top["run_id"] == "r129" and "id" not in top and top["feedback_count"] == 1 and top["last_score"] == 0.5
     assert not {"inputs", "outputs", "traces"} & set(top) and top["input_bytes"] > 20_000
     seen: list[str] = []
     cursor = None
@@ -244,7 +244,7 @@ def test_runs_are_paginated_and_bounded(make_client):
             break
     assert seen == [f"r{i:03d}" for i in reversed(range(130))]
     whole = client.get("/runs/r007").json()
-    assert whole["run_id"] == whole["id"] == "r007" and whole["inputs"]["preferences"] == big
+    assert whole["run_id"] == "r007" and "id" not in whole and whole["inputs"]["preferences"] == big
     assert_error(client.get("/runs", params={"before": "yesterday"}), 422, "validation_error")
 
 

@@ -12,7 +12,7 @@ from microprompts.serve import RunRecord, RunStore, UnknownRunError
 
 def _run(run_id: str, **changes: object) -> RunRecord:
     data: dict = {
-        "id": run_id,
+        "run_id": run_id,
         "flow": "seats",
         "artifact_hash": "sha256:abc",
         "inputs": {"q": "é ✓"},
@@ -40,8 +40,8 @@ def test_round_trip_and_reopen(tmp_path):
     assert a["traces"] == [{"node": "n", "usage": {"calls": 1}}] and a["prompt_tokens"] == 12
     assert a["feedback"][0]["score"] == 0.75 and a["feedback"][0]["comment"] == "close"
     assert again.get("b")["error"] == "model_error: down" and again.get("b")["outputs"] is None
-    assert [r["id"] for r in again.runs()] == ["b", "a"]
-    assert [r["id"] for r in again.runs(with_feedback_only=True)] == ["a"]
+    assert [r["run_id"] for r in again.runs()] == ["b", "a"]
+    assert [r["run_id"] for r in again.runs(with_feedback_only=True)] == ["a"]
     assert again.count() == 2 and again.get("zzz") is None
 
 

@@ -7,16 +7,22 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs, patch_config
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 from microprompts.evals.score import Metric, Score, as_score
 from microprompts.flows.flow import Flow
 from microprompts.models import ModelCaller, ModelLike, Usage
+from microprompts.models.tracing import traced_run, with_run
 from microprompts.nodes import NodeTrace, Recorder, default_caller
 from microprompts.nodes.runtime import RECORDER_KEY
 
 __all__ = ["EvalResult", "RowResult", "check_rows", "evaluate", "row_parts", "run_row"]
+
+RECURSION_LIMIT = 50
+"""The graph steps a row may take unless the config names a `recursion_limit` (LangGraph's own default is 25)."""
 
 
 class RowResult(BaseModel):
@@ -91,29 +97,36 @@ def check_rows(flow: Flow, rows: Sequence[Any], metric: Metric | None = None) ->
             )
 
 
-def run_row(graph: Any, flow: Flow, index: int, row: Any, metric: Metric | None, recursion_limit: int) -> RowResult:
-    """Run the compiled graph on one row and score it; a failure is recorded, never raised (metric bugs are)."""
+def run_row(
+    graph: Any, flow: Flow, index: int, row: Any, metric: Metric | None, config: RunnableConfig | None = None
+) -> RowResult:
+    """Run the compiled graph on one row and score it; a failure is recorded, never raised (metric bugs are). The row
+    is a traced run ("row", under `config`'s callbacks) holding the flow's run and the metric's, ending with the
+    score; the flow runs under `config` (its callbacks, tags, metadata, configurable) plus the row's recorder."""
     inputs, expected, row_id = row_parts(row)
     recorder = Recorder()
     result = RowResult(index=index, id=row_id, inputs=inputs, expected=expected)
     started = time.perf_counter()
-    try:
-        missing = [k for k in flow.input_keys if k not in inputs]
-        if missing:
-            raise KeyError(f"row has no input(s) {missing}")
-        config = {"configurable": {RECORDER_KEY: recorder}, "recursion_limit": recursion_limit}
-        state = graph.invoke(inputs, config=config)
-        result.prediction = {k: state[k] for k in flow.output_keys if k in state}
-    except Exception as exc:  # noqa: BLE001 - one failing row never stops the run
-        result.error = f"{type(exc).__name__}: {exc}"[:500]
-    result.seconds = time.perf_counter() - started
-    result.traces = list(recorder.traces)
-    result.usage = recorder.meter.snapshot()
-    if result.error is None and metric is not None:
-        scored: Score = as_score(metric(row, result.prediction or {}))
-        result.score, result.feedback = scored.value, scored.feedback
-    elif result.error is not None:
-        result.feedback = f"failed: {result.error}"
+    named = with_run(config, "row", row_index=index, **({"row_id": row_id} if row_id is not None else {}))
+    with traced_run(named, "row", {"inputs": inputs}) as run:
+        try:
+            missing = [k for k in flow.input_keys if k not in inputs]
+            if missing:
+                raise KeyError(f"row has no input(s) {missing}")
+            flow_config = merge_configs(run.config, {"configurable": {RECORDER_KEY: recorder}})
+            state = graph.invoke(inputs, config=flow_config)
+            result.prediction = {k: state[k] for k in flow.output_keys if k in state}
+        except Exception as exc:  # noqa: BLE001 - one failing row never stops the run
+            result.error = f"{type(exc).__name__}: {exc}"[:500]
+        result.seconds = time.perf_counter() - started
+        result.traces = list(recorder.traces)
+        result.usage = recorder.meter.snapshot()
+        if result.error is None and metric is not None:
+            scored: Score = as_score(metric(row, result.prediction or {}))
+            result.score, result.feedback = scored.value, scored.feedback
+        elif result.error is not None:
+            result.feedback = f"failed: {result.error}"
+        run.outputs = {"prediction": result.prediction, "score": result.score, "error": result.error}
     return result
 
 
@@ -126,17 +139,40 @@ def evaluate(
     caller: ModelCaller | None = None,
     concurrency: int = 4,
     progress: bool = False,
-    recursion_limit: int = 50,
+    config: RunnableConfig | None = None,
 ) -> EvalResult:
-    """Run the whole compiled flow on every row concurrently and score the final states with `metric`."""
+    """Run the whole compiled flow on every row concurrently and score the final states with `metric`.
+
+    `config` is a LangChain `RunnableConfig` (callbacks, tags, metadata, `configurable`, `recursion_limit`, run
+    name): every row's flow runs under it, so a tracer sees one "evaluate" run holding a "row" run per row.
+    """
     graph = flow.compile(model=model, caller=caller or default_caller())
-    started = time.perf_counter()
     rows = list(rows)
+    limit = (config or {}).get("recursion_limit", RECURSION_LIMIT)
+    with traced_run(config, "evaluate", {"flow": flow.name, "rows": len(rows)}) as run:
+        result = _run_rows(
+            graph, flow, rows, metric, concurrency, progress, patch_config(run.config, recursion_limit=limit)
+        )
+        run.outputs = {"score": result.score, "n": result.n, "errors": result.errors}
+    return result
+
+
+def _run_rows(
+    graph: Any,
+    flow: Flow,
+    rows: list[Any],
+    metric: Metric | None,
+    concurrency: int,
+    progress: bool,
+    config: RunnableConfig,
+) -> EvalResult:
+    """Every row through `run_row` on a pool of `concurrency` threads, under `config`."""
+    started = time.perf_counter()
     bar = tqdm(total=len(rows), desc=f"evaluate {flow.name}", disable=not progress, leave=False)
     results: list[RowResult] = [None] * len(rows)  # type: ignore[list-item]
 
     def one(i: int) -> None:
-        results[i] = run_row(graph, flow, i, rows[i], metric, recursion_limit)
+        results[i] = run_row(graph, flow, i, rows[i], metric, config)
         bar.update(1)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.utils import count_tokens_approximately
 from pydantic import BaseModel
 
@@ -18,6 +18,8 @@ from microprompts.models.errors import BudgetExceeded, ModelCallError
 from microprompts.models.local import LocalChatModel
 from microprompts.models.retry import RetryPolicy, is_transient
 from microprompts.models.spec import is_compatible_server, is_openai, model_identity
+from microprompts.models.structured import invoke_structured, supports_structured_output
+from microprompts.models.tracing import emit_cached_call
 from microprompts.models.usage import Usage, UsageMeter
 
 __all__ = ["Completion", "ModelCaller", "completion_key", "is_transient"]
@@ -133,6 +135,7 @@ class ModelCaller:
             if hit is not None:
                 done = Completion(**hit, cached=True)
                 self._account(done.usage(), node, meter)
+                self._trace_hit(model, messages, schema, temperature, max_tokens, sample, done)
                 return done
         done = self._call_with_retries(
             model, model_identity(model), messages, schema, temperature, max_tokens, sample, node, meter
@@ -140,6 +143,30 @@ class ModelCaller:
         if self.cache is not None and done.finish_reason != "length":
             self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
         return done
+
+    def _trace_hit(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        schema: dict[str, Any] | None,
+        temperature: float,
+        max_tokens: int,
+        sample: int,
+        done: Completion,
+    ) -> None:
+        """The callback events of the call the cache answered, tagged `cached`, with the reply it gave."""
+        kwargs = self._kwargs(model, model_identity(model), schema, temperature, max_tokens, sample)
+        usage = {
+            "input_tokens": done.prompt_tokens,
+            "output_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens,
+        }
+        message = AIMessage(
+            content=done.text,
+            usage_metadata=usage,  # what the reply took when it was paid; the `cached` tag says it was not now
+            response_metadata={"finish_reason": done.finish_reason, "cached": True},
+        )
+        emit_cached_call(model, messages, kwargs, message)
 
     def _account(self, usage: Usage, node: str | None, meter: UsageMeter | None) -> None:
         self.meter.add(usage, node)
@@ -236,6 +263,8 @@ class ModelCaller:
                 probe = None
         try:
             kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
+            if schema is not None and supports_structured_output(model):
+                return invoke_structured(model, messages, schema, kwargs)
             try:
                 message = model.invoke(messages, **kwargs)
             except Exception as exc:  # classified just below: downgraded and sent again, or raised

@@ -71,6 +71,19 @@ def resolve_model(model: ModelLike | None, timeout: float | None = None, *, trus
         return _RESOLVED[key]
 
 
+def resolve_configured(spec: str) -> BaseChatModel:
+    """A spec string that a run's config names (`configurable.model`): an HTTP client may have written it, so its base
+    URL gets OPENAI_API_KEY only when the user named that URL too (with --model, in Python, `trust_model`)."""
+    spec = spec.strip()
+    url = _base_url(spec)
+    with _LOCK:
+        keyed = url is None or url in _USER_URLS
+        key = f"{spec}|None|{keyed}"
+        if key not in _RESOLVED:
+            _RESOLVED[key] = _build(spec, None, keyed)
+        return _RESOLVED[key]
+
+
 def _build(spec: str, timeout: float | None, keyed: bool = True) -> BaseChatModel:
     if spec == "local":
         return LocalChatModel(model_path=str(smollm2_path()))
@@ -98,8 +111,8 @@ def _build(spec: str, timeout: float | None, keyed: bool = True) -> BaseChatMode
             kwargs["api_key"] = (os.environ.get("OPENAI_API_KEY") if keyed else None) or "not-needed"
             if not keyed and os.environ.get("OPENAI_API_KEY"):
                 log.warning(
-                    "model URL %s is named only by an artifact: OPENAI_API_KEY is not sent to it (name it "
-                    "with --model or in Python to send it)",
+                    "model URL %s is named only by an artifact or a run's config: OPENAI_API_KEY is not sent to it "
+                    "(name it with --model or in Python to send it)",
                     base_url,
                 )
         elif not os.environ.get("OPENAI_API_KEY"):

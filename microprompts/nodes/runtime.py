@@ -12,7 +12,8 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
 from microprompts.models import CallCache, ModelCaller, ModelLike, Usage, UsageMeter, resolve_model
-from microprompts.models.spec import trust_model
+from microprompts.models.spec import resolve_configured, trust_model
+from microprompts.models.tracing import configured_model
 
 RECORDER_KEY = "microprompts_recorder"
 
@@ -62,7 +63,8 @@ def recorder_of(config: RunnableConfig | None) -> Recorder | None:
 
 
 class Runtime:
-    """Binds a compiled flow to a model caller and a default model; per-node model specs override it."""
+    """Binds a compiled flow to a model caller and a default model. A node's own model wins; else the run's
+    `configurable.model` (``graph.invoke(x, config={"configurable": {"model": ...}})``); else the default."""
 
     def __init__(self, model: ModelLike | None = None, caller: ModelCaller | None = None) -> None:
         if isinstance(model, str):
@@ -72,7 +74,15 @@ class Runtime:
         self._models: dict[str, BaseChatModel] = {}
 
     def model_for(self, spec: ModelLike | None) -> BaseChatModel:
-        """The node's own model if it names one, else the runtime's default (`local` when none)."""
+        """The node's own model if it names one, else the run's `configurable.model`, else the runtime's default
+        (`local` when none). A configured spec string may come from an HTTP client (LangGraph's server passes the
+        request's config through): its URL gets the API key only when the user named that URL too."""
+        if spec is None:
+            configured = configured_model()
+            if isinstance(configured, BaseChatModel):
+                return configured
+            if isinstance(configured, str) and configured.strip() and configured != self.default:
+                return resolve_configured(configured)
         chosen = spec if spec is not None else self.default
         if isinstance(chosen, BaseChatModel):
             return chosen

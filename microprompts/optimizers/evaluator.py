@@ -12,10 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
 from microprompts.evals import EvalResult, Metric, RowResult
 from microprompts.evals import evaluate as run_flow
 from microprompts.evals.evaluate import row_parts
 from microprompts.models import BudgetExceeded, ModelLike, Usage
+from microprompts.models.tracing import with_run
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, Charge
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.journal import JsonlFile
@@ -54,7 +57,8 @@ def row_tokens(row: RowResult) -> int:
 
 
 class Evaluator:
-    """Runs candidates on rows through a budgeted caller, memoized per (candidate, row) and persisted."""
+    """Runs candidates on rows through a budgeted caller, memoized per (candidate, row) and persisted. Each live run
+    is a traced "candidate" run under `config` (its callbacks, tags, metadata and configurable reach every row)."""
 
     def __init__(
         self,
@@ -65,8 +69,10 @@ class Evaluator:
         concurrency: int = 4,
         store: Path | None = None,
         resume: bool = False,
+        config: RunnableConfig | None = None,
     ) -> None:
         self.metric = metric
+        self.config = config
         self.model = model
         self.caller = caller
         self.tracker = tracker
@@ -104,6 +110,15 @@ class Evaluator:
 
     def _run_live(self, candidate: Candidate, missing: KeyedRows, record_key: str) -> tuple[list[RowResult], Charge]:
         self.tracker.check_time()
+        mutation = candidate.mutation
+        config = with_run(
+            self.config,
+            "candidate",
+            candidate=candidate.id,
+            parent=candidate.parent,
+            operator=mutation.operator if mutation is not None else None,
+            address=mutation.address if mutation is not None else None,
+        )
         with self.tracker.scope() as charge:
             evaluation = run_flow(
                 candidate.flow,
@@ -112,6 +127,7 @@ class Evaluator:
                 model=self.model,
                 caller=self.caller,
                 concurrency=self.concurrency,
+                config=config,
             )
         if "task" in self.tracker.exhausted and not self.tracker.exempt:
             raise BudgetExceeded(f"{self.tracker.reason or 'the budget is spent'} (while scoring {candidate.id})")

@@ -22,6 +22,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from tqdm.auto import tqdm
 
 from microprompts._io import atomic_write_text
@@ -29,6 +30,7 @@ from microprompts.evals import Metric, resolve_metric
 from microprompts.flows import Flow
 from microprompts.models import BudgetExceeded, CallCache, ModelLike, resolve_model
 from microprompts.models.spec import model_identity
+from microprompts.models.tracing import traced_run
 from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
 from microprompts.optimizers.candidate import Record
 from microprompts.optimizers.engine import Engine, EngineRows, EngineSettings, Proposers
@@ -166,9 +168,14 @@ class Optimizer:
         metric: Metric | str,
         run_dir: str | Path | None = None,
         resume: bool = False,
+        config: RunnableConfig | None = None,
     ) -> OptimizeResult:
         """Optimize `flow` (or a SearchSpace) for `metric` on `dev`; `train` feeds the mutators, `test` is scored
-        at the end outside the budget; `run_dir` keeps the run (see the module docstring), `resume` continues it."""
+        at the end outside the budget; `run_dir` keeps the run (see the module docstring), `resume` continues it.
+
+        `config` is a LangChain `RunnableConfig` (callbacks, tags, metadata, `configurable`): the run is one traced
+        "optimize" run holding a "candidate" run per evaluation, a "row" run per row and the flow's runs below it;
+        every flow run gets `config`'s callbacks, tags, metadata and configurable."""
         space = flow if isinstance(flow, SearchSpace) else None
         base = flow.flow if isinstance(flow, SearchSpace) else flow
         if isinstance(metric, str):
@@ -193,6 +200,8 @@ class Optimizer:
         if callable(rubric):  # a metric that calls a model (llm_judge): its rubric too
             fingerprint["metric"] = json.loads(json.dumps(rubric(), sort_keys=True, default=str))
         with ExitStack() as held:
+            inputs = {"flow": base.name, "dev": len(dev_list), "train": len(train_list), "search": self.search}
+            traced = held.enter_context(traced_run(config, "optimize", inputs))
             if run_path is not None:
                 run_path.mkdir(parents=True, exist_ok=True)
                 held.enter_context(_run_lock(run_path))  # one run at a time in a directory
@@ -212,6 +221,7 @@ class Optimizer:
                 self.concurrency,
                 run_path / "evaluations.jsonl" if run_path else None,
                 resume,
+                traced.config,
             )
             bar = _Progress(tracker, budget.calls, base.name, self.progress)
             engine = Engine(
@@ -245,7 +255,14 @@ class Optimizer:
                     stopped = f"stopped by the budget: {exc}"
             finally:
                 bar.close()
-            return finish_run(engine, strategy, stopped, test_rows, run_path, cache, opt_caller, metric_before)
+            result = finish_run(engine, strategy, stopped, test_rows, run_path, cache, opt_caller, metric_before)
+            traced.outputs = {
+                "best": result.best_candidate.id,
+                "score": result.best_score,
+                "baseline_score": result.baseline_score,
+                "stopped": stopped,
+            }
+            return result
 
     def _operators(self, opt_model: BaseChatModel | None, space: SearchSpace | None, strategy: Search) -> list[Mutator]:
         """The mutators this run uses: the given or default ones, a space's choices unless enumerating it, by kind."""
@@ -287,10 +304,12 @@ def optimize(
     metric: Metric | str,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    config: RunnableConfig | None = None,
     **settings: Any,
 ) -> OptimizeResult:
     """`Optimizer(**settings).run(flow, ...)` in one call: optimize `flow` (or a SearchSpace) for `metric` on `dev`
-    under `budget`; the keyword `settings` are Optimizer's (search, budget, model, seed, minibatch, ...)."""
+    under `budget`; the keyword `settings` are Optimizer's (search, budget, model, seed, minibatch, ...); `config` is
+    a LangChain `RunnableConfig` for every flow run and the run's trace (see `Optimizer.run`)."""
     return Optimizer(**settings).run(
-        flow, train=train, dev=dev, test=test, metric=metric, run_dir=run_dir, resume=resume
+        flow, train=train, dev=dev, test=test, metric=metric, run_dir=run_dir, resume=resume, config=config
     )

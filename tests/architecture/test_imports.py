@@ -124,3 +124,27 @@ def test_no_file_imports_a_file_that_imports_it_back() -> None:
     modules = graph.subgraph(n for n in graph if not MODULES.get(n, Path("x")).name == "__init__.py")
     cycles = list(nx.simple_cycles(modules))
     assert not cycles, "\n".join(" -> ".join(c + c[:1]) for c in cycles[:10])
+
+
+# The optional OpenTelemetry extra: only its own module imports it (at its top, with an error naming the extra), and
+# nothing in the package imports that module, so `import microprompts` never needs the extra.
+OTEL_MODULE = "microprompts.models.otel"
+
+
+def _third_party_importers(package: str) -> set[str]:
+    """The package modules that import `package` (or a module under it) anywhere in their source."""
+    out = set()
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(n == package or n.startswith(package + ".") for n in names):
+                out.add(name)
+    return out
+
+
+def test_only_the_otel_module_imports_opentelemetry_and_nothing_imports_it() -> None:
+    assert _third_party_importers("opentelemetry") <= {OTEL_MODULE}
+    importers = sorted(f"{a}:{line}" for a, b, line, _ in IMPORTS if b == OTEL_MODULE)
+    assert not importers, "the otel module is imported explicitly by users only: " + ", ".join(importers)

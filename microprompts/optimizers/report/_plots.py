@@ -4,6 +4,7 @@ over task-model calls for every candidate with the best-so-far line, and the Par
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ STYLE: dict[Any, Any] = {
     "grid.color": "#e5e5e5",
     "axes.axisbelow": True,
 }
+
+_ID = re.compile(r'<[^<>]*\sid="([^"]+)"')
 
 COLORS = {
     "baseline": "#222222",
@@ -51,7 +54,18 @@ def svg_of(fig: Figure, salt: str) -> str:
     with mpl.rc_context(rc):
         fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    return own_ids(text[text.index("<svg") :], salt)
+
+
+def own_ids(svg: str, prefix: str) -> str:
+    """The SVG with every id (and each reference to one) prefixed, so figures on one page never share an id."""
+    ids = set(_ID.findall(svg))
+    svg = re.sub(r'(<[^<>]*\sid=")([^"]+)"', lambda m: f'{m.group(1)}{prefix}-{m.group(2)}"', svg)
+    return re.sub(
+        r'(url\(#|href="#)([^")]+)',
+        lambda m: m.group(1) + (f"{prefix}-{m.group(2)}" if m.group(2) in ids else m.group(2)),
+        svg,
+    )
 
 
 def spread_calls(rows: Sequence[CandidateRow]) -> list[float]:

@@ -140,7 +140,9 @@ class ModelCaller:
         done = self._call_with_retries(
             model, model_identity(model), messages, schema, temperature, max_tokens, sample, node, meter
         )
-        if self.cache is not None and done.finish_reason != "length":
+        if self.cache is not None and (done.finish_reason != "length" or temperature == 0):
+            # A deterministic request's reply is kept whether or not it validates, cut off by max_tokens included: a
+            # warm re-run asks nothing again. A cut-off sampled reply is not: asked again, it may come back whole.
             self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
         return done
 

@@ -101,11 +101,19 @@ def test_the_cache_persists_across_instances(tmp_path):
     assert hit.cached and hit.text == "hello" and hit.prompt_tokens == 5 and len(reopened) == 1
 
 
-def test_a_truncated_reply_is_not_cached():
+def test_a_truncated_sampled_reply_is_not_cached():
     model = ScriptedChatModel(replies=['{"label": "a', '{"label": "a"}'], finish_reason="length")
     caller = ModelCaller(cache=CallCache(":memory:"))
+    assert caller.complete(model, MESSAGES, temperature=0.7).finish_reason == "length"
+    assert not caller.complete(model, MESSAGES, temperature=0.7).cached and model.call_count == 2
+
+
+def test_a_truncated_deterministic_reply_is_cached():
+    model = ScriptedChatModel(replies=['{"label": "a'], finish_reason="length")
+    caller = ModelCaller(cache=CallCache(":memory:"))
     assert caller.complete(model, MESSAGES).finish_reason == "length"
-    assert not caller.complete(model, MESSAGES).cached and model.call_count == 2
+    again = caller.complete(model, MESSAGES)
+    assert again.cached and again.text == '{"label": "a' and model.call_count == 1
 
 
 # --- retries ---------------------------------------------------------------------------------------------------

@@ -114,11 +114,10 @@ def node_from_dict(data: dict[str, Any], allow: Sequence[str] | None) -> MicroPr
         data["name"],
         sections=[Section(**s) for s in data["sections"]],
         inputs=_descriptions(data["inputs"]),
-        input_schemas=input_types,  # plain JSON types only: rebuilt as Python types, never imported (InputTypeError)
         output=output,
         examples=data.get("examples", []),
         params=params,
-    )
+    ).replace(input_schemas=input_types)  # plain JSON types only: rebuilt as Python types, never imported
 
 
 def _descriptions(inputs: Any) -> dict[str, str]:

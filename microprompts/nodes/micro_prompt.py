@@ -69,7 +69,6 @@ class MicroPrompt(BaseModel):
         output: type[BaseModel] | None = None,
         examples: list[Example | dict[str, Any]] | tuple[Example, ...] = (),
         params: Params | dict[str, Any] | None = None,
-        input_schemas: dict[str, dict[str, Any]] | None = None,
         **param_values: Any,
     ) -> None:
         if name is None:
@@ -87,7 +86,7 @@ class MicroPrompt(BaseModel):
             name=name,
             sections=tuple(sections),
             inputs=descriptions,
-            input_schemas=_checked_schemas(descriptions, {**schemas, **(input_schemas or {})}),
+            input_schemas=_checked_schemas(descriptions, schemas),
             output=output or DefaultOutput,
             examples=examples_t,
             params=p,

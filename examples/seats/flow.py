@@ -33,7 +33,7 @@ recommend = MicroPrompt(
     task="Propose the top 3 seats for the traveler, given their seating preferences and the available seats.",
     inputs={
         "preferences": "The traveler's seating preferences, in their words.",
-        "available_seats": "Seats, each [class]_[seat]_[aisle|middle|window], e.g. economy_14C_aisle.",
+        "available_seats": (list[str], "Seats, each [class]_[seat]_[aisle|middle|window], e.g. economy_14C_aisle."),
     },
     output=Seats,
 )

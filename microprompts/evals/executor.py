@@ -14,38 +14,28 @@ the `ray` executor is asked for (`microprompts.evals.executors.as_executor`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from types import TracebackType
+from typing import Any
 
-from microprompts.models import ModelLike, resolve_model
+from langchain_core.runnables import RunnableConfig
+
+from microprompts.evals.evaluate import EvalResult, evaluate
+from microprompts.evals.score import Metric
+from microprompts.flows.flow import Flow
+from microprompts.models import ModelCaller, ModelLike, resolve_model
 from microprompts.models.local import LocalChatModel
 
 __all__ = [
     "Executor",
     "ExecutorError",
     "LocalExecutor",
-    "run_indexed",
 ]
 
 
 class ExecutorError(ValueError):
     """An executor that cannot be used: an unknown name, a bad replica count, or Ray missing (the message says how
     to install it)."""
-
-
-def run_indexed(one: Callable[[int], None], n: int, workers: int) -> None:
-    """Call `one(i)` for i in range(n) on a pool of `workers` threads; the first exception (a metric bug, Ctrl-C)
-    drops the queued calls at once and is raised (the calls in flight finish in the background)."""
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
-        for future in [pool.submit(one, i) for i in range(n)]:
-            future.result()
-    except BaseException:
-        # Waiting for the whole queue would ignore Ctrl-C for minutes: queued rows are dropped now.
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
 
 
 class Executor:
@@ -67,9 +57,30 @@ class Executor:
         """How many rows run at once for an evaluation that asks for `concurrency`."""
         return max(1, concurrency)
 
-    def run(self, one: Callable[[int], None], n: int, concurrency: int) -> None:
-        """Run `one(i)` for every row index i (see `run_indexed`)."""
-        run_indexed(one, n, self.workers(concurrency))
+    def evaluate(
+        self,
+        flow: Flow,
+        rows: Sequence[Any],
+        metric: Metric | None = None,
+        *,
+        model: ModelLike | None = None,
+        caller: ModelCaller | None = None,
+        concurrency: int = 4,
+        progress: bool = False,
+        config: RunnableConfig | None = None,
+    ) -> EvalResult:
+        """`evaluate` (same arguments) with the rows run here: the task model bound to this executor's workers, at
+        least one row in flight per worker."""
+        return evaluate(
+            flow,
+            rows,
+            metric,
+            model=self.bind(model),
+            caller=caller,
+            concurrency=self.workers(concurrency),
+            progress=progress,
+            config=config,
+        )
 
     def describe(self) -> str:
         """A short label for summaries and benchmark tables."""

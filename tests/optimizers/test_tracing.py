@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
+from langchain_core.tracers.base import BaseTracer
+from langchain_core.tracers.schemas import Run
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -105,6 +107,32 @@ def test_a_two_candidate_optimization_is_one_span_tree_with_cache_hits() -> None
     second = [s for s in _below(candidates[1], children) if s.attributes.get("langchain.run_type") == "llm"]  # type: ignore[union-attr]
     tidy = [s for s in second if names[parent[s.context.span_id]] == "tidy"]  # type: ignore[union-attr]
     assert len(tidy) == 2 and all(s.attributes["microprompts.cached"] for s in tidy)  # type: ignore[index]
+
+
+class Collected(BaseTracer):
+    """A LangSmith-style tracer: keeps each finished root run, its child runs nested below it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.roots: list[Run] = []
+
+    def _persist_run(self, run: Run) -> None:
+        self.roots.append(run)
+
+
+def test_a_langsmith_style_tracer_sees_one_nested_run_tree() -> None:
+    tracer = Collected()
+    _optimize({"callbacks": [tracer], "metadata": {"experiment": "e1"}})
+    (root,) = tracer.roots
+    assert root.name == "optimize" and root.outputs is not None and root.outputs["score"] == 1.0
+    assert [c.name for c in root.child_runs] == ["candidate", "candidate"]
+    for candidate in root.child_runs:
+        assert [r.name for r in candidate.child_runs] == ["row", "row"]
+        for row in candidate.child_runs:
+            (flow,) = row.child_runs
+            assert flow.name == "two" and [n.name for n in flow.child_runs] == ["tidy", "label_it"]
+            chats = [c for n in flow.child_runs for c in n.child_runs if c.run_type == "llm"]
+            assert len(chats) == 2 and all((c.extra or {}).get("metadata", {}).get("experiment") == "e1" for c in chats)
 
 
 def test_the_configured_model_answers_every_candidate() -> None:

@@ -88,6 +88,8 @@ def test_deploy_takes_a_flow_reference_as_serve_does(tmp_path, ref, fake_openai)
     assert deployed.content_hash() == load_flow_ref(ref).content_hash()
     module = _import(out / "agent.py", f"deployed_ref_{abs(hash(ref))}")
     assert "recommended_seats" in module.graph.invoke(SEAT_INPUT)
+    schema = module.graph.get_input_jsonschema()  # what LangGraph's server shows (works on Python 3.11 too)
+    assert {"preferences", "available_seats"} <= set(schema["properties"])
 
 
 def test_deploy_refuses_a_flow_whose_function_nodes_the_agent_could_not_import(tmp_path):
@@ -160,61 +162,71 @@ def test_deploy_command_and_no_secret_in_its_output(tmp_path, artifact):
     assert refused.returncode == 2 and "secret" in refused.stderr and SENTINEL not in refused.stderr
 
 
+LANGGRAPH = Path(sys.executable).with_name("langgraph")
+
+
 def _langgraph_dev_missing() -> str | None:
     missing = [
         m for m in ("langgraph_cli", "langgraph_api", "langgraph_runtime_inmem") if importlib.util.find_spec(m) is None
     ]
-    if missing:
+    if missing or not LANGGRAPH.is_file():
+        what = ", ".join(missing) or "the langgraph CLI"
         return (
-            f"`langgraph dev` needs the optional extra langgraph-cli[inmem] (missing {', '.join(missing)}); "
+            f"`langgraph dev` needs the optional extra langgraph-cli[inmem] (missing {what}); "
             "install it with pip install 'microprompts[langgraph-server]' to run this test"
         )
     return None
 
 
+def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "langgraph dev did not come up: " + log.read_text()[-3000:]
+        time.sleep(0.5)
+
+
 @pytest.mark.skipif(_langgraph_dev_missing() is not None, reason=_langgraph_dev_missing() or "")
-def test_langgraph_dev_serves_the_deployment(tmp_path, artifact, fake_openai):
+def test_langgraph_dev_serves_the_deployment(tmp_path, fake_openai):
+    """Acceptance: a flow reference deployed, then served by LangGraph's own dev server (bound to 127.0.0.1, in
+    the deploy directory, on a scripted model behind a fake OpenAI server): typed input schema, a run completes."""
     from langgraph_sdk import get_sync_client
 
     from tests.fakes import free_port
 
     fake = fake_openai(schema_responder())
     out = tmp_path / "deploy"
-    write_deployment(artifact, out, model=f"openai:fake@{fake.base_url}", allow_modules=ALLOW)
+    write_deployment("tests.serve.helpers:seat_flow", out, model=f"openai:fake@{fake.base_url}", allow_modules=ALLOW)
     port = free_port()
-    cli = Path(sys.executable).with_name("langgraph")
-    command = [
-        str(cli),
-        "dev",
-        "--config",
-        str(out / "langgraph.json"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-browser",
-        "--no-reload",
-        "--allow-blocking",
-    ]
+    command = [str(LANGGRAPH), "dev", "--no-browser", "--port", str(port), "--host", "127.0.0.1", "--no-reload"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
-    log = (tmp_path / "langgraph.log").open("w")
-    proc = subprocess.Popen(command, cwd=str(out), env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "langgraph.log").read_text()[-3000:]
+    log_path = tmp_path / "langgraph.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [*command, "--allow-blocking"], cwd=str(out), env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_up(proc, url, log_path)
+            client = get_sync_client(url=url)
+            assistants = client.assistants.search(graph_id="seats")
+            assert isinstance(assistants, list) and assistants, "the deployed graph has no assistant"
+            schema = client.assistants.get_schemas(assistants[0]["assistant_id"])["input_schema"]
+            assert schema is not None and {"preferences", "available_seats"} <= set(schema["properties"])
+            assert schema["properties"]["available_seats"]["type"] == "array"  # typed, as the MicroPrompt says
+            assert schema["properties"]["preferences"]["type"] == "string"
+            state = client.runs.wait(None, "seats", input=SEAT_INPUT)
+            assert isinstance(state, dict) and state["top_seat"] == "economy_14A_window"
+            assert fake.calls == 1
+        finally:
+            proc.terminate()
             try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "langgraph dev did not come up"
-            time.sleep(0.5)
-        client = get_sync_client(url=url)
-        state = client.runs.wait(None, "seats", input=SEAT_INPUT)
-        assert isinstance(state, dict) and state["top_seat"] == "economy_14A_window"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -73,6 +73,18 @@ class Runtime:
         self.caller = caller or default_caller()
         self._models: dict[str, BaseChatModel] = {}
 
+    @classmethod
+    def for_config(cls, config: RunnableConfig | None, caller: ModelCaller | None = None) -> Runtime:
+        """A runtime whose default model is `config`'s `configurable.model` (a bare node's, given its config): a spec
+        string there is resolved as `model_for` resolves a configured one (its URL gets no API key unnamed)."""
+        spec = ((config or {}).get("configurable") or {}).get("model")
+        runtime = cls(caller=caller)
+        if isinstance(spec, BaseChatModel):
+            runtime.default = spec
+        elif isinstance(spec, str) and spec.strip():
+            runtime.default = resolve_configured(spec)
+        return runtime
+
     def model_for(self, spec: ModelLike | None) -> BaseChatModel:
         """The node's own model if it names one, else the run's `configurable.model`, else the runtime's default
         (`local` when none). A configured spec string may come from an HTTP client (LangGraph's server passes the

@@ -13,7 +13,7 @@ import microprompts.nodes.runtime as runtime
 from microprompts.flows import Flow
 from microprompts.models import ModelCaller
 from microprompts.models.spec import resolve_configured, trust_model
-from microprompts.nodes import MicroPrompt
+from microprompts.nodes import MicroPrompt, Runtime
 from microprompts.testing import ScriptedChatModel
 
 
@@ -61,3 +61,17 @@ def test_a_configured_url_gets_the_key_only_when_the_user_named_it(monkeypatch: 
     trust_model(f"openai:m@{url}")
     named = resolve_configured(f"openai:m@{url}")
     assert named.openai_api_key.get_secret_value() == "sk-test-secret"  # type: ignore[attr-defined]
+
+
+def test_a_bare_nodes_runtime_from_its_config_treats_a_configured_url_as_untrusted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    monkeypatch.setattr(spec, "_USER_URLS", set())
+    monkeypatch.setattr(spec, "_RESOLVED", {})
+    runtime = Runtime.for_config({"configurable": {"model": "openai:m@http://127.0.0.1:9/v1"}})
+    model = runtime.model_for(None)
+    assert model.openai_api_key.get_secret_value() != "sk-test-secret"  # type: ignore[attr-defined]
+    _, configured = _models()
+    assert Runtime.for_config({"configurable": {"model": configured}}).model_for(None) is configured
+    assert Runtime.for_config(None).default is None

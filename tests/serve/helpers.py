@@ -160,7 +160,8 @@ SEAT_INPUT = {"preferences": "window, near the front", "available_seats": ["econ
 def served(
     args: list[str], log_path: Path, env: dict[str, str] | None = None, port: int | None = None, timeout: float = 60.0
 ) -> Iterator[str]:
-    """Run `python -m microprompts.cli serve ARGS --port PORT` and yield its base URL once /health answers."""
+    """Run `python -m microprompts.cli serve ARGS --port PORT` and yield its base URL once /ready says 200 (the
+    model is loaded; /health answers before that, with status `loading`)."""
     from tests.fakes import free_port
 
     port = port or free_port()
@@ -175,7 +176,7 @@ def served(
                 if proc.poll() is not None:
                     raise RuntimeError(f"serve exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
                 try:
-                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass

@@ -200,7 +200,7 @@ class Optimizer:
         if callable(rubric):  # a metric that calls a model (llm_judge): its rubric too
             fingerprint["metric"] = json.loads(json.dumps(rubric(), sort_keys=True, default=str))
         with ExitStack() as held:
-            inputs = {"flow": base.name, "dev": len(dev_list), "train": len(train_list), "search": self.search}
+            inputs = {"flow": base.name, "dev": len(dev_list), "train": len(train_list), "search": strategy.describe()}
             traced = held.enter_context(traced_run(config, "optimize", inputs))
             if run_path is not None:
                 run_path.mkdir(parents=True, exist_ok=True)

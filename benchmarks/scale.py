@@ -1,0 +1,214 @@
+"""Throughput of the executors, side by side: rows per second evaluating the seat flow.
+
+1. Scale-out by simulation: a fake model that takes a fixed time a call (200 ms) on a local Ray cluster declaring
+   as many CPUs as actors (declared, not physical: the actors sleep), with 1, 2, 4 and 8 actors; rows per second
+   and efficiency against linear scaling (N times one actor's rate) and against the ideal (N / latency).
+2. The embedded model (SmolLM2) on the seat rows, cache off: 1 replica x 1 thread (the default on 2 cores),
+   1 replica x 2 threads, 2 in-process replicas x 1 thread, and Ray with 2 actors x 1 thread.
+
+Every configuration first runs a few rows untimed (actors started, models loaded), then the timed rows.
+
+``python benchmarks/scale.py [--rows 100 | --quick] [--sim-rows 160] [--actors 1,2,4,8] [--only sim|model]``
+prints the tables and writes ``benchmarks/results/scale.json`` and ``scale.md`` (``--only`` keeps the other part
+from the files already there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples.seats.flow import flow as seats_flow  # noqa: E402
+from examples.seats.metric import seat_metric  # noqa: E402
+from microprompts import ModelCaller  # noqa: E402
+from microprompts.data import Dataset, Row  # noqa: E402
+from microprompts.evals.executors import as_executor  # noqa: E402
+from microprompts.testing.latency import LatencyChatModel  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+DATA = ROOT / "examples" / "seats" / "data"
+REPLY = json.dumps({"recommended_seats": ["economy_14A_window", "economy_15F_window", "economy_16A_window"]})
+
+
+def seat_rows(n: int) -> list[Row]:
+    """The first `n` seat rows (train, dev, then test), cycled with fresh ids when more are asked for."""
+    pool = [row for split in ("train", "dev", "test") for row in Dataset.load(DATA / f"{split}.jsonl")]
+    return [
+        Row(inputs=dict(pool[i % len(pool)].inputs), output=dict(pool[i % len(pool)].output), id=f"r{i}")
+        for i in range(n)
+    ]
+
+
+def _ray_init(cpus: int) -> Any:
+    import ray
+
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    return ray
+
+
+def _timed(executor: Any, model: Any, rows: list[Row], warm: int) -> dict[str, Any]:
+    """Warm `warm` rows untimed, then evaluate `rows` with the cache off: rows/s, calls, errors, score."""
+    executor.evaluate(seats_flow, rows[:warm], seat_metric, model=model, caller=ModelCaller(cache=None))
+    result = executor.evaluate(seats_flow, rows, seat_metric, model=model, caller=ModelCaller(cache=None))
+    return {
+        "rows": result.n,
+        "seconds": round(result.seconds, 3),
+        "rows_per_s": round(result.n / result.seconds, 3),
+        "calls": result.usage.calls,
+        "errors": result.errors,
+        "score": round(result.score, 3),
+    }
+
+
+def measure_scale_out(actors: list[int], rows: int, latency: float) -> dict[str, Any]:
+    """Rows/s of the fake fixed-latency model on 1..N Ray actors (one declared CPU each)."""
+    ray = _ray_init(max(actors))
+    model = LatencyChatModel(reply=REPLY, latency=latency)
+    data = seat_rows(rows)
+    out: list[dict[str, Any]] = []
+    try:
+        for n in actors:
+            with as_executor("ray", replicas=n) as executor:
+                out.append({"actors": n, **_timed(executor, model, data, warm=2 * n)})
+    finally:
+        ray.shutdown()
+    one = out[0]["rows_per_s"] / out[0]["actors"]
+    for row in out:
+        row["efficiency"] = round(row["rows_per_s"] / (one * row["actors"]), 3)
+        row["vs_ideal"] = round(row["rows_per_s"] * latency / row["actors"], 3)
+    return {"latency_s": latency, "rows": rows, "runs": out}
+
+
+def _embedded_configs() -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, executor, LocalChatModel settings) of each embedded-model configuration."""
+    return [
+        ("1 replica x 1 thread (default here)", "local", {"n_threads": 1}),
+        ("1 replica x 2 threads", "local", {"n_threads": 2}),
+        ("2 replicas x 1 thread", "local", {"n_threads": 1, "replicas": 2}),
+        ("ray: 2 actors x 1 thread", "ray", {"n_threads": 1}),
+    ]
+
+
+def measure_embedded(rows: int) -> dict[str, Any]:
+    """Rows/s of the embedded model on `rows` seat rows in each configuration, cache off."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        return {"skipped": f"llama_cpp cannot be imported ({exc})"}
+    from microprompts.models.local import LocalChatModel, smollm2_path
+
+    path = str(smollm2_path())
+    data = seat_rows(rows)
+    out: list[dict[str, Any]] = []
+    for label, kind, settings in _embedded_configs():
+        if "replicas" in settings and "replicas" not in LocalChatModel.model_fields:
+            out.append({"config": label, "skipped": "this LocalChatModel has no replicas"})
+            continue
+        model = LocalChatModel(model_path=path, **settings)
+        if kind == "ray":
+            ray = _ray_init(2)
+            try:
+                with as_executor("ray", replicas=2) as executor:
+                    out.append({"config": label, **_timed(executor, model, data, warm=2)})
+            finally:
+                ray.shutdown()
+        else:
+            with as_executor("local") as executor:
+                out.append({"config": label, **_timed(executor, model, data, warm=2)})
+        print(f"  {label}: {out[-1].get('rows_per_s')} rows/s", file=sys.stderr, flush=True)
+    base = next((r["rows_per_s"] for r in out if "rows_per_s" in r), None)
+    for row in out:
+        if base and "rows_per_s" in row:
+            row["speedup"] = round(row["rows_per_s"] / base, 2)
+    return {"rows": rows, "runs": out}
+
+
+def report(data: dict[str, Any]) -> str:
+    """The tables, as Markdown (printed and written to scale.md)."""
+    lines = ["# Scale: rows per second on the seat flow", ""]
+    sim = data.get("scale_out")
+    if sim:
+        lines += [
+            f"## Scale-out by simulation (fake model, {sim['latency_s'] * 1000:.0f} ms a call, {sim['rows']} rows, "
+            "local Ray, one declared CPU per actor)",
+            "",
+            "| actors | rows/s | efficiency vs linear | vs ideal (N / latency) | seconds | errors |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r['actors']} | {r['rows_per_s']:.2f} | {r['efficiency']:.0%} | {r['vs_ideal']:.0%} | "
+            f"{r['seconds']:.1f} | {r['errors']} |"
+            for r in sim["runs"]
+        ]
+        lines.append("")
+    emb = data.get("embedded")
+    if emb:
+        lines += [f"## Embedded model (SmolLM2 135M, seat rows, cache off, {data['machine']['cpus']} cores)", ""]
+        if "skipped" in emb:
+            lines.append(f"skipped: {emb['skipped']}")
+        else:
+            lines += [
+                f"{emb['rows']} rows each.",
+                "",
+                "| configuration | rows/s | speedup | calls | seconds | errors | score |",
+                "|---|---:|---:|---:|---:|---:|---:|",
+            ]
+            for r in emb["runs"]:
+                if "skipped" in r:
+                    lines.append(f"| {r['config']} | skipped: {r['skipped']} | | | | | |")
+                    continue
+                lines.append(
+                    f"| {r['config']} | {r['rows_per_s']:.3f} | {r.get('speedup', 1.0):.2f}x | {r['calls']} | "
+                    f"{r['seconds']:.1f} | {r['errors']} | {r['score']:.3f} |"
+                )
+        lines.append("")
+    machine = data["machine"]
+    lines.append(
+        f"Python {machine['python']}, {machine['cpus']} cores, load {machine['load_1min']} (1 min) at the start."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print the tables, write the JSON and the Markdown."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100, help="seat rows per embedded-model configuration")
+    parser.add_argument("--quick", action="store_true", help="20 embedded-model rows and 40 simulated rows")
+    parser.add_argument("--sim-rows", type=int, default=160, help="rows per scale-out configuration")
+    parser.add_argument("--actors", default="1,2,4,8", help="actor counts for the scale-out")
+    parser.add_argument("--latency", type=float, default=0.2, help="the fake model's seconds per call")
+    parser.add_argument("--only", choices=["sim", "model"], help="run one part, keep the other from the files")
+    parser.add_argument("--out", default=str(RESULTS / "scale.json"), help="JSON output (scale.md beside it)")
+    args = parser.parse_args(argv)
+    rows, sim_rows = (20, 40) if args.quick else (args.rows, args.sim_rows)
+    out = Path(args.out)
+    data: dict[str, Any] = {}
+    if args.only and out.is_file():
+        data = json.loads(out.read_text(encoding="utf-8"))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    data["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "load_1min": round(load or 0, 2)}
+    if args.only in (None, "sim"):
+        data["scale_out"] = measure_scale_out([int(a) for a in args.actors.split(",")], sim_rows, args.latency)
+    if args.only in (None, "model"):
+        data["embedded"] = measure_embedded(rows)
+    text = report(data)
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,7 +20,7 @@ from microprompts.cli.options import (
 )
 from microprompts.data import Dataset, parse_map
 from microprompts.evals import EvalResult, check_rows, resolve_metric
-from microprompts.evals import evaluate as run_evaluation
+from microprompts.evals.executors import EXECUTOR_FORMS, as_executor
 from microprompts.flows.refs import load_flow_ref
 
 __all__ = ["evaluate", "failure_hint", "register", "run"]
@@ -56,8 +56,16 @@ def evaluate(
     concurrency: Annotated[int, typer.Option(help="Rows run at once.")] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     allow_module: AllowOpt = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help=f"Where the model runs: {EXECUTOR_FORMS} (ray: microprompts[ray]).")
+    ] = "local",
+    replicas: Annotated[
+        int | None,
+        typer.Option("--replicas", min=1, help="Model copies: llama.cpp instances (local) or Ray actors (ray)."),
+    ] = None,
 ) -> None:
     """Run a flow on every row of a dataset and score it with a metric."""
+    runner = as_executor(executor, replicas)  # a bad name or a missing Ray fails before anything is loaded
     the_flow = load_flow_ref(flow, allow_list(allow_module))
     scorer = resolve_metric(metric)
     ds = Dataset.load(data, map=parse_map(map or []))
@@ -68,7 +76,8 @@ def evaluate(
         ds = part
     rows = list(ds)[:limit] if limit else list(ds)
     check_rows(the_flow, rows, scorer)  # before any model call is paid for
-    result = run_evaluation(the_flow, rows, scorer, model=model, concurrency=concurrency, progress=not as_json)
+    with runner:
+        result = runner.evaluate(the_flow, rows, scorer, model=model, concurrency=concurrency, progress=not as_json)
     summary = result.summary()
     if as_json:
         typer.echo(json.dumps(summary))

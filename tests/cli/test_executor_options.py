@@ -1,0 +1,49 @@
+"""`--executor` and `--replicas` on `microprompts evaluate`: a bad executor or a missing Ray is one `error:` line
+before anything is loaded; the local executor evaluates as before."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from microprompts.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SEATS = [
+    "evaluate",
+    "examples/seats/flow.py:flow",
+    "--data",
+    "examples/seats/data/dev.jsonl",
+    "--metric",
+    "examples/seats/metric.py:seat_metric",
+]
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def _error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_an_unknown_executor_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SEATS, "--executor", "spark"]) == 2
+    assert "expected local, ray or ray:ADDRESS" in _error(capsys)
+
+
+def test_a_missing_ray_names_the_extra(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.delitem(sys.modules, "microprompts.evals._ray", raising=False)
+    assert main([*SEATS, "--executor", "ray", "--replicas", "2"]) == 2
+    assert "pip install 'microprompts[ray]'" in _error(capsys)
+
+
+def test_replicas_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SEATS, "--replicas", "0"]) == 2
+    assert "--replicas" in _error(capsys)

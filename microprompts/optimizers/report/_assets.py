@@ -14,15 +14,17 @@ padding-bottom:.25em}h3{font-size:1em;margin:1.2em 0 .3em}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.92em}
 .note{color:#555;font-size:13px;margin:.3em 0}
 .cards{display:flex;flex-wrap:wrap;gap:10px}
-.card{flex:1 1 160px;border:1px solid #e3e3e3;border-radius:8px;padding:10px 12px;background:#fcfcfc;min-width:0}
+.card{flex:1 1 150px;border:1px solid #e3e3e3;border-radius:8px;padding:10px 12px;background:#fcfcfc;min-width:0}
 .card .k{font-size:12px;color:#666;text-transform:uppercase;letter-spacing:.04em}
-.card .v{font-size:20px;font-weight:600;margin:2px 0;overflow-wrap:anywhere}
+.card .v{font-size:18px;font-weight:600;margin:2px 0;overflow-wrap:anywhere}
 .card .n{font-size:12px;color:#555;overflow-wrap:anywhere}
 figure{margin:8px 0}figure svg{max-width:100%;height:auto;display:block}
 figure.plot svg{width:100%}figure.half{max-width:760px}
 .pair{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}
 .pair figure{flex:1 1 320px;min-width:0;border:1px solid #eee;border-radius:8px;padding:6px}
-.pair figure svg{margin:0 auto}
+.pair figure svg{margin:0 auto}figcaption{font-size:13px;font-weight:600;color:#333;margin:2px 4px}
+.pair figure.plot{flex:2 1 480px;border:0;padding:0}
+.pair>table{flex:1 1 260px}
 .legend{font-size:12px;color:#444}.sw{display:inline-block;width:12px;height:12px;border-radius:3px;
 margin:0 4px 0 12px;vertical-align:-2px;border:2px solid #4d4d4d}.sw.mp{background:#dbe8f6}
 .sw.fn{background:#ececec;border-radius:0}.sw.ch{border-color:#e08a00}.sw.ad{border-color:#2ca02c}

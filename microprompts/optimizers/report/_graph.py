@@ -113,7 +113,7 @@ def _draw_edges(ax: Axes, graph: nx.DiGraph, pos: dict[str, tuple[float, float]]
         )
 
 
-def graph_svg(flow: Flow, marks: dict[str, str], title: str, salt: str) -> str:
+def graph_svg(flow: Flow, marks: dict[str, str], salt: str) -> str:
     """The flow's control graph as SVG; `marks` maps node names to 'changed', 'added' or 'removed'."""
     graph = flow.graph()
     pos = layered_positions(graph)
@@ -123,7 +123,6 @@ def graph_svg(flow: Flow, marks: dict[str, str], title: str, salt: str) -> str:
     size = (max(3.8, 2.3 * (width + 1)), max(2.4, 1.05 * (max(ys) - min(ys) + 1)))
     fig, ax = new_figure(size, {"axes.grid": False})
     ax.set_axis_off()
-    ax.set_title(title, fontsize=11, loc="left", parse_math=False)
     _draw_edges(ax, graph, pos)
     _draw_nodes(ax, flow, pos, marks)
     ax.set_xlim(min(xs) - 0.9, max(xs) + 0.9)

@@ -136,8 +136,8 @@ def _graphs(view: RunView, changed: Sequence[str]) -> str:
         '<span class="sw ch"></span>changed <span class="sw ad"></span>added <span class="sw rm"></span>removed</p>'
     )
     return (
-        f'<div class="pair"><figure>{graph_svg(seed, before, "seed", "graph-seed")}</figure>'
-        f"<figure>{graph_svg(best, after, 'best', 'graph-best')}</figure></div>{legend}"
+        f'<div class="pair"><figure><figcaption>seed</figcaption>{graph_svg(seed, before, "graph-seed")}</figure>'
+        f"<figure><figcaption>best</figcaption>{graph_svg(best, after, 'graph-best')}</figure></div>{legend}"
     )
 
 
@@ -195,21 +195,22 @@ def render_html(view: RunView) -> str:
         "Candidates journaled together are spread over the calls their batch spent.</p>",
         f'<figure class="plot" id="progress">{progress_svg(rows, best_id)}</figure>',
         "<h2>Pareto front: dev score vs cost</h2>",
-        f'<figure class="plot half" id="pareto">'
-        f"{pareto_svg(view.points, view.pareto, best_id, view.baseline.id)}</figure>",
-        _table(
-            ["id", "dev score", "tokens/row", "objective"],
+        f'<div class="pair"><figure class="plot half" id="pareto">'
+        f"{pareto_svg(view.points, view.pareto, best_id, view.baseline.id)}</figure>"
+        + _table(
+            ["on the front", "dev score", "tokens/row", "objective"],
             [[p["id"], fmt(p["score"]), f"{p['tokens_per_row']:.1f}", fmt(p["objective"])] for p in view.pareto],
-        ),
-        f"<h2>Candidates ({len(rows)})</h2><p class='note'>Click a column to sort.</p>",
-        _candidates_table(rows, best_id),
-        _proposals(view),
+        )
+        + "</div>",
         "<h2>Graph: seed and best</h2>",
         _graphs(view, changed),
         "<h2>Prompt changes per node (seed → best)</h2>",
         _diffs(view, changed),
         f"<h2>Failing dev rows of the best candidate ({len(view.failures)} shown)</h2>",
         _failures(view),
+        f"<h2>Candidates ({len(rows)})</h2><p class='note'>Click a column to sort.</p>",
+        _candidates_table(rows, best_id),
+        _proposals(view),
     ]
     if view.operators:
         sections.append("<h2>Operators (bandit)</h2>")

@@ -179,3 +179,13 @@ def test_graph_layers_run_from_start_to_end_with_cycles_and_strays() -> None:
     pos = layered_positions(graph)
     assert pos[START][1] > pos["a"][1] > pos["b"][1] > pos[END][1]
     assert pos["stray"][1] > pos[END][1]  # unreachable: placed above END, not dropped
+
+
+def test_a_run_that_only_scored_the_baseline_still_reports(tmp_path: Path) -> None:
+    result = small_run(tmp_path, calls=10)  # the baseline's 10 dev rows spend it all
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert result.summary()["candidates"] == 1 and not result.improved
+    parsed = _parse(page)
+    assert parsed.tags.get("svg") == 4 and parsed.rows["candidates"] == 1
+    assert "No node changed: the baseline is the best candidate found." in page
+    assert result.failures and parsed.rows["rows"] == len(result.failures)

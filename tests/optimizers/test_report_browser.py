@@ -9,10 +9,16 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from microprompts.data import Row
+from microprompts.evals import Score, exact_match
+from microprompts.flows import Flow
+from microprompts.nodes import MicroPrompt
 from microprompts.optimizers import OptimizeResult
+from tests.optimizers import engine_helpers as h
 from tests.optimizers.report_helpers import small_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -80,3 +86,28 @@ def test_a_screenshot_of_the_report(report: tuple[OptimizeResult, Path], tmp_pat
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1280, 2400) and len(data) > 50_000  # a page with plots, not a blank one
+
+
+def test_long_unbroken_values_wrap_to_the_window(tmp_path: Path) -> None:
+    long = "x" * 400  # in the prompt (the diff), the rows (failing rows) and the metric's feedback
+    node = MicroPrompt(
+        "classify_" + "n" * 60,
+        task=f"Classify the headline. {long}",
+        inputs={"headline": "A headline."},
+        output=h.Topic,
+    )
+    dev = [
+        Row(inputs={"headline": f"{long} {i}"}, output=h.answer({"headline": f"x {i}"}), id=f"{'r' * 80}{i}")
+        for i in range(100, 110)
+    ]
+
+    def metric(example: Row, prediction: dict[str, Any]) -> Score:
+        score = exact_match("label")(example, prediction)
+        assert isinstance(score, Score)
+        return Score(value=score.value, feedback=f"{score.feedback} {long}" if score.value < 1 else "")
+
+    result = small_run(tmp_path / "run", flow=Flow("topic").then(node), metric=metric, dev=dev, calls=60)
+    assert result.failures
+    done = _chromium(tmp_path, "--dump-dom", (tmp_path / "run" / "report.html").as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'data-fits-width="yes"' in done.stdout

@@ -89,6 +89,8 @@ def check_rows(flow: Flow, rows: Sequence[Any], metric: Metric | None = None) ->
                 f"{where} has no input(s) {missing} (it has {sorted(inputs)}); flow {flow.name!r} reads "
                 f"{list(flow.input_keys)}: name the file's fields with --map SRC=inputs.NAME"
             )
+        if problems := flow.input_problems(inputs):
+            raise ValueError(f"{where} has badly typed input(s): " + "; ".join(problems))
         lacking = [k for k in needs if k not in expected and not isinstance(expected.get("outputs"), list)]
         if lacking:
             raise ValueError(

@@ -249,8 +249,7 @@ class MicroPrompt(BaseModel):
     # (as text, under postponed annotations): `RunnableConfig | None` would silently get no config.
     def __call__(self, state: dict[str, Any], config: Optional[RunnableConfig] = None) -> dict[str, Any]:  # noqa: UP045
         """Run as a plain LangGraph node (model from `configurable.model`, else `local`)."""
-        spec = ((config or {}).get("configurable") or {}).get("model")
-        return self.run(state, Runtime(model=spec), recorder_of(config))
+        return self.run(state, Runtime.for_config(config), recorder_of(config))
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.model_dump(mode="json", exclude={"output"}), sort_keys=True, default=str))

@@ -109,7 +109,7 @@ def insert_check(flow: Flow, node: str) -> Flow:
         inputs=inputs,
         output=mp.output,
         params=Params(**{**mp.params.model_dump(), "samples": 1, "n_examples": None, "temperature": 0.0}),
-    )
+    ).replace(input_schemas=mp.input_schemas)  # the checked node's typed inputs stay typed
     edges = [(name if a == node else a, b) for a, b in flow.edges] + [(node, name)]
     branches = [Branch(name, b.router, b.mapping) if b.source == node else b for b in flow.branches]
     return flow.evolve(nodes=_insert_nodes(flow.nodes, {name: check}, after=node), edges=edges, branches=branches)
@@ -206,7 +206,7 @@ def split_node(flow: Flow, node: str) -> Flow:
         inputs=dict(mp.inputs),
         output=output,
         params=Params(model=mp.params.model, data_format=mp.params.data_format, max_tokens=256),
-    )
+    ).replace(input_schemas=mp.input_schemas)
     reader = mp.replace(inputs={**mp.inputs, key: describe})
     edges = [(a, name if b == node else b) for a, b in flow.edges] + [(name, node)]
     branches = [

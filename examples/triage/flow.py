@@ -11,10 +11,11 @@ urgency (enums, so a small model cannot answer off-label); the router sends urge
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 from langgraph.graph import START
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict  # pydantic (and LangGraph's input schema) need it on Python < 3.12
 
 from microprompts import Flow, FunctionNode, MicroPrompt
 

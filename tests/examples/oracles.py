@@ -69,3 +69,18 @@ def bbh_oracle(rows: Sequence[Any]) -> ScriptedChatModel:
         return json.dumps({"answer": gold[_user(messages).removeprefix("question: ")]})
 
     return ScriptedChatModel(replies=reply, name="bbh-oracle")
+
+
+def intake_oracle(rows: Sequence[dict[str, Any]]) -> ScriptedChatModel:
+    """Answers the intake prompts from the gold labels once the prompt shows examples; before that, as a weak model
+    does, the catalog's first product and `unknown`."""
+    gold = {r["inputs"]["ticket"]: r["output"] for r in rows}
+
+    def reply(messages: list[BaseMessage]) -> dict[str, Any]:
+        system, ticket = _system(messages), parse_user(_user(messages))["ticket"]
+        taught = "example" in system.lower()
+        if "which product" in system:
+            return {"product": gold[ticket]["product"] if taught else "Aurora Router"}
+        return {"customer": gold[ticket]["customer"] if taught else "unknown"}
+
+    return ScriptedChatModel(replies=reply, name="intake-oracle")

@@ -1,4 +1,5 @@
-"""Model specs: one string everywhere (`local`, `local:/path.gguf`, `openai:NAME[@URL]`) or any BaseChatModel."""
+"""Model specs: one string everywhere (`local`, `local:/path.gguf`, `hf:PATH`, `openai:NAME[@URL]`) or any
+BaseChatModel."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ ModelLike = str | BaseChatModel
 
 _RESOLVED: dict[str, BaseChatModel] = {}
 _LOCK = threading.Lock()
-SPEC_FORMS = "local, local:/path/model.gguf, openai:NAME or openai:NAME@http://host:port/v1"
+SPEC_FORMS = (
+    "local, local:/path/model.gguf, openai:NAME or openai:NAME@http://host:port/v1, "
+    "hf:local, hf:/path/model.gguf or hf:/checkpoint/folder (torch: the [soft] extra)"
+)
 log = logging.getLogger("microprompts.models")
 
 # Where OPENAI_API_KEY may go: OpenAI's own endpoint, or a base URL the user named (on the command line, in Python, in
@@ -94,6 +98,8 @@ def _build(spec: str, timeout: float | None, keyed: bool = True) -> BaseChatMode
         if not os.path.isfile(path):
             raise ModelSpecError(f"model spec {spec!r}: no such file {path}")
         return LocalChatModel(model_path=path)
+    if spec.startswith("hf:"):
+        return _build_hf(spec)
     if spec.startswith("openai:"):
         from langchain_openai import ChatOpenAI
 
@@ -119,6 +125,19 @@ def _build(spec: str, timeout: float | None, keyed: bool = True) -> BaseChatMode
             raise ModelSpecError(f"model spec {spec!r} needs OPENAI_API_KEY in the environment")
         return ChatOpenAI(**kwargs)
     raise ModelSpecError(f"unknown model spec {spec!r}; expected one of: {SPEC_FORMS}")
+
+
+def _build_hf(spec: str) -> BaseChatModel:
+    """`hf:PATH` (a GGUF file or a checkpoint folder; `hf:local` is the embedded SmolLM2) run by torch/transformers."""
+    path = spec[len("hf:") :]
+    if not path:
+        raise ModelSpecError(f"model spec {spec!r} names no model; expected one of: {SPEC_FORMS}")
+    path = str(smollm2_path()) if path == "local" else path
+    if not os.path.exists(path):
+        raise ModelSpecError(f"model spec {spec!r}: no such file or folder {path}")
+    from microprompts.models.torch_model import TorchChatModel  # the optional [soft] extra, loaded on first use
+
+    return TorchChatModel(model_path=path)
 
 
 def model_identity(model: BaseChatModel) -> str:

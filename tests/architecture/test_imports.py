@@ -31,6 +31,7 @@ LATE_IMPORTS = {
     ("microprompts.serve", "microprompts.serve.deploy"): "loaded with create_app, on first use",
     ("microprompts.cli.serve", "microprompts.serve.app"): "FastAPI is an optional extra",
     ("microprompts.evals.executors", "microprompts.evals._ray"): "Ray is an optional extra (microprompts[ray])",
+    ("microprompts.models.spec", "microprompts.models.torch_model"): "torch is an optional extra (microprompts[soft])",
 }
 
 

@@ -1,0 +1,270 @@
+"""Local open models run by torch/transformers (spec `hf:PATH`), with an optional soft prompt in front of the input.
+
+An optional extra (`microprompts[soft]`): nothing in the package imports this module by default; `hf:` specs import
+it on first use and users import it explicitly. PATH is a GGUF file (dequantized to float32 by transformers: the
+embedded SmolLM2-135M takes about 0.6 GB of memory) or a checkpoint folder (config.json + safetensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
+
+from microprompts.models.errors import ModelSpecError
+from microprompts.models.local import default_threads, file_sha256
+from microprompts.models.soft_prompt import (
+    SOFT_EXTRA,
+    SoftPromptError,
+    SoftPromptRef,
+    read_verified,
+    write_bytes_atomic,
+)
+
+try:
+    import torch
+    from safetensors.torch import load as load_tensors
+    from safetensors.torch import save as save_tensors
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ModelSpecError(f"hf: models and soft prompts need the soft extra: {SOFT_EXTRA}") from exc
+
+__all__ = [
+    "Checkpoint",
+    "TorchChatModel",
+    "checkpoint_sha256",
+    "load_checkpoint",
+    "load_soft_prompt",
+    "save_soft_prompt",
+]
+
+_TENSOR = "prompt_embeddings"
+_FORMAT = "microprompts-soft-prompt/1"
+_LOADED: dict[str, Checkpoint] = {}
+_LOAD_LOCK = threading.Lock()
+_DIR_HASHES: dict[str, str] = {}
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model, its tokenizer, its identity (content hash) and the lock that serializes calls into it."""
+
+    model: Any
+    tokenizer: Any
+    identity: str
+    lock: threading.Lock
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the input embeddings (what one virtual token is)."""
+        return int(self.model.get_input_embeddings().weight.shape[1])
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """SHA-256 of a GGUF file, or of a checkpoint folder's files (names and contents, in name order)."""
+    p = Path(path).resolve()
+    if p.is_file():
+        return file_sha256(p)
+    key = str(p)
+    if key not in _DIR_HASHES:
+        digest = hashlib.sha256()
+        for file in sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")):
+            digest.update(f"{file.relative_to(p).as_posix()}\0{file_sha256(file)}\n".encode())
+        _DIR_HASHES[key] = digest.hexdigest()
+    return _DIR_HASHES[key]
+
+
+def load_checkpoint(path: str | Path, n_threads: int | None = None) -> Checkpoint:
+    """Load (once per process) a causal LM and its tokenizer from a GGUF file or a checkpoint folder, frozen, eval."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelSpecError(f"no model at {p} (an hf: spec names a .gguf file or a checkpoint folder)")
+    key = str(p.resolve())
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            torch.set_num_threads(n_threads or default_threads())
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+            where, extra = (str(p.parent), {"gguf_file": p.name}) if p.is_file() else (str(p), {})
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+                model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **extra)
+            except (OSError, ValueError) as exc:
+                raise ModelSpecError(f"cannot load the model at {p}: {exc}") from exc
+            if not getattr(tokenizer, "chat_template", None):
+                raise ModelSpecError(f"the model at {p} has no chat template")
+            model.eval()
+            model.requires_grad_(False)
+            _LOADED[key] = Checkpoint(model, tokenizer, f"hf:{checkpoint_sha256(p)}", threading.Lock())
+        return _LOADED[key]
+
+
+def save_soft_prompt(embeddings: torch.Tensor, directory: str | Path, stem: str, base_model: str) -> SoftPromptRef:
+    """Write `[k, hidden]` prompt embeddings as safetensors in `directory` (named by stem and content hash, written
+    atomically) and return the reference an artifact stores."""
+    if embeddings.ndim != 2:
+        raise SoftPromptError(f"prompt embeddings must be [tokens, hidden], got shape {tuple(embeddings.shape)}")
+    tensor = embeddings.detach().to(torch.float32).contiguous().cpu()
+    data = save_tensors({_TENSOR: tensor}, metadata={"format": _FORMAT, "base_model": base_model})
+    sha = hashlib.sha256(data).hexdigest()
+    safe_stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)[:80] or "soft"
+    ref = SoftPromptRef(
+        file=f"{safe_stem}.{sha[:12]}.safetensors",
+        sha256=sha,
+        num_virtual_tokens=tensor.shape[0],
+        base_model=base_model,
+    )
+    write_bytes_atomic(ref.path(directory), data)
+    return ref
+
+
+def load_soft_prompt(ref: SoftPromptRef, directory: str | Path, hidden_size: int | None = None) -> torch.Tensor:
+    """The prompt embeddings a reference names, after the file's hash, keys, shape and base model are checked."""
+    data = read_verified(ref, directory)
+    try:
+        tensors = load_tensors(data)
+    except Exception as exc:
+        raise SoftPromptError(f"soft prompt file {ref.path(directory)} is not a valid safetensors file: {exc}") from exc
+    if set(tensors) != {_TENSOR}:
+        raise SoftPromptError(f"soft prompt file {ref.file} holds {sorted(tensors)}, expected [{_TENSOR!r}]")
+    tensor = tensors[_TENSOR]
+    want = (ref.num_virtual_tokens, hidden_size or tensor.shape[-1])
+    if tensor.ndim != 2 or tuple(tensor.shape) != want or not tensor.is_floating_point():
+        raise SoftPromptError(f"soft prompt {ref.file} has shape {tuple(tensor.shape)}, expected {want}")
+    return tensor.to(torch.float32)
+
+
+class TorchChatModel(BaseChatModel):
+    """A transformers causal LM behind LangChain's chat API: the checkpoint's chat template, greedy (temperature 0)
+    or seeded sampled generation, explicit threads, usage reported, and an optional soft prompt."""
+
+    model_path: str
+    n_threads: int = 0
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int = 0
+    soft_prompt: SoftPromptRef | None = None
+    soft_dir: str | None = None
+    _soft: torch.Tensor | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "microprompts-torch"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "soft_prompt": self.soft_prompt and self.soft_prompt.sha256}
+
+    def checkpoint(self) -> Checkpoint:
+        """The loaded model and tokenizer (loaded on first use)."""
+        return load_checkpoint(self.model_path, self.threads())
+
+    def threads(self) -> int:
+        """Torch threads for this model: `n_threads`, else `MICROPROMPTS_THREADS`, else all cores but one."""
+        return self.n_threads or default_threads()
+
+    def identity(self) -> str:
+        """Cache-key identity: the model's content hash, plus the soft prompt's file hash when there is one."""
+        base = f"hf:{checkpoint_sha256(self.model_path)}"
+        if self.soft_prompt is None:
+            return base
+        return f"{base}+{self.soft_prompt.method}:{self.soft_prompt.sha256}"
+
+    def with_soft_prompt(self, ref: SoftPromptRef | None, directory: str | Path | None = None) -> TorchChatModel:
+        """A copy running `ref` (its file in `directory`), checked now: a missing or changed file fails here."""
+        copy = self.model_copy(update={"soft_prompt": ref, "soft_dir": None if ref is None else str(directory or ".")})
+        copy._soft = None
+        if ref is not None:
+            copy.soft_embeddings()
+        return copy
+
+    def soft_embeddings(self) -> torch.Tensor | None:
+        """The soft prompt's `[k, hidden]` embeddings (verified and loaded once), or None without one."""
+        if self.soft_prompt is None:
+            return None
+        if self._soft is None:
+            ckpt = self.checkpoint()
+            if self.soft_prompt.base_model != ckpt.identity:
+                raise SoftPromptError(
+                    f"soft prompt {self.soft_prompt.file} was trained on {self.soft_prompt.base_model}, "
+                    f"not on this model ({ckpt.identity})"
+                )
+            self._soft = load_soft_prompt(self.soft_prompt, self.soft_dir or ".", ckpt.hidden_size)
+        return self._soft
+
+    def prompt_ids(self, messages: list[BaseMessage]) -> list[int]:
+        """The token ids of the chat-templated messages, ending with the assistant turn's opening."""
+        tokenizer = self.checkpoint().tokenizer
+        chat = [{"role": _role(m), "content": str(m.content)} for m in messages]
+        text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        ckpt = self.checkpoint()
+        soft = self.soft_embeddings()
+        ids = self.prompt_ids(messages)
+        temperature = float(kwargs.get("temperature", self.temperature))
+        max_tokens = int(kwargs.get("max_tokens", self.max_tokens))
+        with ckpt.lock:
+            torch.set_num_threads(self.threads())
+            new = _generate_ids(ckpt, ids, soft, temperature, max_tokens, int(kwargs.get("seed", self.seed)))
+        eos = ckpt.tokenizer.eos_token_id
+        stopped = isinstance(eos, int) and eos in new
+        kept = new[: new.index(int(eos))] if stopped else new
+        text = ckpt.tokenizer.decode(kept, skip_special_tokens=True)
+        for s in stop or []:
+            if s and s in text:
+                text, stopped = text[: text.index(s)], True
+        k = 0 if soft is None else int(soft.shape[0])
+        message = AIMessage(
+            content=text,
+            usage_metadata={
+                "input_tokens": len(ids) + k,  # virtual tokens take positions and compute like real ones
+                "output_tokens": len(new),
+                "total_tokens": len(ids) + k + len(new),
+            },
+            response_metadata={"finish_reason": "stop" if stopped else "length", "virtual_tokens": k},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _generate_ids(
+    ckpt: Checkpoint, ids: list[int], soft: torch.Tensor | None, temperature: float, max_tokens: int, seed: int
+) -> list[int]:
+    """New token ids after `ids` (with the soft prompt's embeddings in front): greedy at temperature 0, else sampled
+    with a seeded generator so a (prompt, seed) pair always gives the same reply."""
+    with torch.no_grad():
+        embeds = ckpt.model.get_input_embeddings()(torch.tensor([ids]))
+        if soft is not None:
+            embeds = torch.cat([soft.unsqueeze(0).to(embeds.dtype), embeds], dim=1)
+        mask = torch.ones(embeds.shape[:2], dtype=torch.long)
+        args: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": ckpt.tokenizer.pad_token_id}
+        if ckpt.tokenizer.pad_token_id is None:
+            args["pad_token_id"] = ckpt.tokenizer.eos_token_id
+        if temperature > 0:
+            torch.manual_seed(seed)
+            args.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+        else:
+            args.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        out = ckpt.model.generate(inputs_embeds=embeds, attention_mask=mask, **args)
+    return [int(t) for t in out[0].tolist()]
+
+
+def _role(message: BaseMessage) -> str:
+    """Map LangChain message types to chat roles."""
+    return {"human": "user", "ai": "assistant", "system": "system"}.get(message.type, "user")

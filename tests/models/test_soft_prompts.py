@@ -1,0 +1,156 @@
+"""The torch backend and prompt tuning on a tiny random model (seconds): training lowers the loss, a trained prompt
+round-trips through its file with the same outputs, a tampered or missing file is refused, identity follows it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "torch", reason="the [soft] extra (torch==2.13.0, transformers, peft, safetensors) is not installed"
+)
+pytest.importorskip("peft", reason="the [soft] extra (peft) is not installed")
+
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from microprompts.models.cache import CallCache
+from microprompts.models.client import ModelCaller, completion_key
+from microprompts.models.errors import ModelSpecError
+from microprompts.models.soft_prompt import SoftPromptError, SoftPromptRef
+from microprompts.models.soft_train import SoftTrainConfig, pair_loss, train_prompt_tuning
+from microprompts.models.spec import model_identity, resolve_model
+from microprompts.models.torch_model import TorchChatModel, load_soft_prompt, save_soft_prompt
+from tests.fakes.tiny_torch import build_tiny_model
+
+PAIRS = [
+    ([SystemMessage(content="Answer yes or no."), HumanMessage(content=f"Question {i}?")], "yes" if i % 2 else "no")
+    for i in range(6)
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def model(tiny: Path) -> TorchChatModel:
+    return TorchChatModel(model_path=str(tiny), n_threads=1, max_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[SoftPromptRef, Path, float, float]:
+    model = TorchChatModel(model_path=str(tiny), n_threads=1, max_tokens=8)
+    plain = [model.invoke(m).content for m, _ in PAIRS[:2]]
+    config = SoftTrainConfig(num_virtual_tokens=4, steps=30, lr=0.3, eval_every=5, init_text="Answer yes or no.")
+    tokens, report = train_prompt_tuning(model, PAIRS, PAIRS[:2], config)
+    out = tmp_path_factory.mktemp("artifact")
+    ref = save_soft_prompt(tokens, out, "answer", model.checkpoint().identity)
+    assert report.steps >= 5 and report.examples == report.steps
+    assert [model.invoke(m).content for m, _ in PAIRS[:2]] == plain  # the shared base model is left as it was
+    assert not any(p.requires_grad for p in model.checkpoint().model.parameters())
+    assert report.initial_dev_loss is not None and report.best_dev_loss is not None
+    return ref, out, report.initial_dev_loss, report.best_dev_loss
+
+
+def test_training_lowers_the_loss(trained: tuple[SoftPromptRef, Path, float, float]) -> None:
+    _, _, before, after = trained
+    assert after < before - 1.0
+
+
+def test_the_kept_tokens_score_the_reported_dev_loss(model: TorchChatModel, trained: tuple) -> None:
+    ref, out, _, after = trained
+    with_soft = model.with_soft_prompt(ref, out)
+    assert pair_loss(with_soft, PAIRS[:2]) == pytest.approx(after, rel=1e-4)
+
+
+def test_a_trained_prompt_round_trips_through_its_file(model: TorchChatModel, trained: tuple) -> None:
+    ref, out, _, _ = trained
+    first = model.with_soft_prompt(ref, out)
+    again = TorchChatModel(model_path=model.model_path, n_threads=1, max_tokens=8).with_soft_prompt(
+        SoftPromptRef.model_validate_json(ref.model_dump_json()), out
+    )
+    soft = first.soft_embeddings()
+    assert soft is not None and soft.shape == (4, 32)
+    for messages, _ in PAIRS[:3]:
+        a, b = first.invoke(messages), again.invoke(messages)
+        assert a.content == b.content
+        assert a.usage_metadata and a.usage_metadata["input_tokens"] == len(model.prompt_ids(messages)) + 4
+    plain = [model.invoke(m).content for m, _ in PAIRS]
+    tuned = [first.invoke(m).content for m, _ in PAIRS]
+    assert plain != tuned  # the soft prompt is really in front of the input
+
+
+def test_a_tampered_tensor_file_is_refused(model: TorchChatModel, trained: tuple, tmp_path: Path) -> None:
+    ref, out, _, _ = trained
+    data = bytearray(ref.path(out).read_bytes())
+    data[-1] ^= 0x01
+    ref.path(tmp_path).write_bytes(bytes(data))
+    with pytest.raises(SoftPromptError, match="has changed"):
+        model.with_soft_prompt(ref, tmp_path)
+
+
+def test_a_missing_file_is_refused(model: TorchChatModel, trained: tuple, tmp_path: Path) -> None:
+    ref, _, _, _ = trained
+    with pytest.raises(SoftPromptError, match="missing"):
+        model.with_soft_prompt(ref, tmp_path)
+
+
+def test_a_file_with_a_matching_hash_but_wrong_shape_is_refused(trained: tuple, tmp_path: Path) -> None:
+    ref, out, _, _ = trained
+    data = ref.path(out).read_bytes()
+    lying = ref.model_copy(update={"num_virtual_tokens": 5})
+    with pytest.raises(SoftPromptError, match="shape"):
+        load_soft_prompt(lying, out, 32)
+    assert hashlib.sha256(data).hexdigest() == ref.sha256
+
+
+def test_another_base_model_is_refused(tiny: Path, trained: tuple, tmp_path: Path) -> None:
+    ref, out, _, _ = trained
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    with pytest.raises(SoftPromptError, match="trained on"):
+        TorchChatModel(model_path=str(other), n_threads=1).with_soft_prompt(ref, out)
+
+
+@pytest.mark.parametrize("name", ["../x.safetensors", "/etc/x.safetensors", "a/b.safetensors", "x.bin"])
+def test_a_reference_must_name_a_plain_file_beside_the_artifact(name: str) -> None:
+    with pytest.raises(ValueError, match="plain"):
+        SoftPromptRef(file=name, sha256="0" * 64, num_virtual_tokens=1, base_model="hf:x")
+
+
+def test_identity_and_cache_key_change_with_the_soft_prompt(
+    model: TorchChatModel, trained: tuple, tmp_path: Path
+) -> None:
+    ref, out, _, _ = trained
+    tuned = model.with_soft_prompt(ref, out)
+    assert model_identity(model).startswith("hf:") and model_identity(tuned) != model_identity(model)
+    assert ref.sha256 in model_identity(tuned)
+    messages = PAIRS[0][0]
+    assert completion_key(model, messages) != completion_key(tuned, messages)
+    caller = ModelCaller(cache=CallCache(tmp_path / "calls.sqlite"))
+    first = caller.complete(tuned, messages, max_tokens=8)
+    assert not first.cached and first.prompt_tokens == len(model.prompt_ids(messages)) + 4
+    assert first.completion_tokens > 0
+    assert not caller.complete(model, messages, max_tokens=8).cached  # the plain model never hits the tuned reply
+    assert caller.complete(tuned, messages, max_tokens=8).cached
+
+
+def test_greedy_is_deterministic_and_sampling_follows_the_seed(model: TorchChatModel) -> None:
+    messages = PAIRS[1][0]
+    assert model.invoke(messages).content == model.invoke(messages).content
+    hot = model.model_copy(update={"temperature": 1.0, "max_tokens": 12})
+    assert hot.invoke(messages, seed=3).content == hot.invoke(messages, seed=3).content
+    assert len({hot.invoke(messages, seed=s).content for s in range(4)}) > 1
+
+
+def test_hf_spec_resolves_a_checkpoint_folder(tiny: Path) -> None:
+    resolved = resolve_model(f"hf:{tiny}")
+    assert isinstance(resolved, TorchChatModel) and resolved.model_path == str(tiny)
+
+
+@pytest.mark.parametrize(("spec", "message"), [("hf:", "names no model"), ("hf:/no/such.gguf", "no such file")])
+def test_bad_hf_specs_raise_one_clear_error(spec: str, message: str) -> None:
+    with pytest.raises(ModelSpecError, match=message):
+        resolve_model(spec)

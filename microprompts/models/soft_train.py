@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,7 +119,9 @@ def train_prompt_tuning(
             num_virtual_tokens=config.num_virtual_tokens,
             prompt_tuning_init=PromptTuningInit.RANDOM,
         )
-        peft_model = get_peft_model(ckpt.model, peft_config)
+        with warnings.catch_warnings():  # PEFT calls a transformers property deprecated for v6; not ours to fix
+            warnings.simplefilter("ignore", FutureWarning)
+            peft_model = get_peft_model(ckpt.model, peft_config)
         try:
             tokens = _prompt_parameter(peft_model)
             with torch.no_grad():

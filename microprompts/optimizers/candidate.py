@@ -66,6 +66,10 @@ class Record:
     dev: float | None = None
     tokens_per_row: float | None = None
     objective: float | None = None
+    prompt_tokens_per_row: float | None = None  # the prompt's size on dev: what ties go to (the cheaper)
+    accepted: bool | None = None  # promoted over its parent on paired dev rows (None: not compared, e.g. the seed)
+    holdout: float | None = None  # score on the held-out slice of dev (finalists only)
+    holdout_objective: float | None = None
     status: CandidateStatus | None = None  # set once the search is done with it
 
     @property

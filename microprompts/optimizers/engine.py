@@ -1,5 +1,8 @@
 """The search engine that strategies drive: expand a parent with bandit-chosen operators, screen children on a dev
-minibatch (successive halving), promote the promising ones to the full dev set, and journal every candidate.
+minibatch (successive halving), promote the promising ones to the full dev set, accept a child over its parent only
+when it beats it on paired dev rows by more than the noise, and journal every candidate. With dev large enough, a
+slice of it is held out: no candidate is selected on it, and `conclude()` re-scores the finalists there (with calls
+the planner kept back) before the winner is chosen.
 
 Everything is sequential and seeded: one RNG for the search, and for each operator call a fresh RNG derived from
 (seed, expansion number, parent id, operator, attempt), so a replay retraces the run exactly. Building an engine
@@ -8,6 +11,7 @@ does nothing; `start()` scores the baseline (the first budget it spends).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,12 +23,13 @@ from microprompts.flows.address import check_mutation, is_frozen
 from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.optimizers.budget import BudgetedCaller
 from microprompts.optimizers.candidate import Candidate, CandidateStatus, Mutation, Pending, Record
-from microprompts.optimizers.evaluator import Evaluator, KeyedRows
-from microprompts.optimizers.journal import CandidateEvent, Journal, RejectedEvent
+from microprompts.optimizers.evaluator import Evaluator, KeyedRows, row_tokens
+from microprompts.optimizers.finals import rank_finalists, reopen, split_holdout
+from microprompts.optimizers.journal import CandidateEvent, FinalEvent, Journal, RejectedEvent
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
 from microprompts.optimizers.planner import CallPlanner
 from microprompts.optimizers.sampling import EngineRows, RowSampler
-from microprompts.optimizers.selection import Objective, OperatorBandit
+from microprompts.optimizers.selection import Objective, OperatorBandit, Paired
 from microprompts.optimizers.space import SearchSpace
 
 __all__ = ["Engine", "EngineRows", "EngineSettings", "Proposers"]
@@ -33,7 +38,9 @@ __all__ = ["Engine", "EngineRows", "EngineSettings", "Proposers"]
 @dataclass(frozen=True)
 class EngineSettings:
     """How the engine searches: its seed, the screening minibatch and margin, the objective, and what mutators must
-    leave alone (`frozen` address patterns) or may choose from (`models` specs)."""
+    leave alone (`frozen` address patterns) or may choose from (`models` specs). A child is accepted over its parent
+    when its mean gain on paired dev rows exceeds `confidence` standard errors; `holdout` of dev (when that is at
+    least `min_holdout` rows) is kept out of selection, and the `finalists` best plus the seed are re-scored there."""
 
     seed: int = 0
     minibatch: int = 8
@@ -41,6 +48,10 @@ class EngineSettings:
     objective: Objective = Objective()
     frozen: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    confidence: float = 0.8
+    holdout: float = 0.25
+    min_holdout: int = 5
+    finalists: int = 3
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,8 @@ class Engine:
         self.proposers, self.on_record = proposers, on_record
         self.mutators = {m.name: m for m in proposers.mutators}
         self.train = [row for _, row in rows.train]
+        selection, self.holdout = split_holdout(rows.dev, settings.holdout, settings.min_holdout, settings.seed)
+        self.rows = rows = EngineRows(dev=selection, train=rows.train)  # `dev` is what selection sees from here on
         self.planner = CallPlanner(self.tracker, journal, len(rows.dev))
         self.rng = random.Random(settings.seed)
         self.sampler = RowSampler(rows, settings.minibatch, self.rng)
@@ -83,6 +96,7 @@ class Engine:
         self._seen: set[str] = set()
         self._disabled: set[str] = set()
         self._expansions = 0
+        self._winner: Record | None = None
 
     @property
     def baseline(self) -> Record:
@@ -113,6 +127,9 @@ class Engine:
         self._full(record)
         self._log(record, "baseline")
         self._baseline = record
+        if self.holdout:  # keep back what re-scoring the finalists and the seed on the held-out rows takes
+            per_row = max(1, math.ceil(self.evaluator.task_calls.get(record.id, 0) / max(1, len(self.rows.dev))))
+            self.planner.reserve = (self.settings.finalists + 1) * len(self.holdout) * per_row
         return record
 
     def _objective_on(self, record: Record, rows: KeyedRows) -> float:
@@ -126,29 +143,82 @@ class Engine:
         self.evaluator.run(record.candidate, dev)
         record.dev = self.evaluator.score(record.id, dev)
         record.tokens_per_row = self.evaluator.tokens_per_row(record.id, dev)
+        record.prompt_tokens_per_row = self.evaluator.prompt_tokens_per_row(record.id, dev)
         record.objective = self.settings.objective(record.dev, record.tokens_per_row)
         self.scored.append(record)
 
+    def _row_objectives(self, record: Record, rows: KeyedRows) -> list[float]:
+        result = self.evaluator.result(record.id, rows)
+        return [self.settings.objective(r.score, row_tokens(r)) for r in result.rows]
+
+    def beats(self, child: Record, parent: Record) -> bool:
+        """Whether `child` is promoted over `parent`: on the same dev rows, its mean gain in objective exceeds
+        `confidence` standard errors of the per-row gains (a margin that shrinks as rows add up), or it ties them
+        exactly with a cheaper prompt."""
+        dev = self.rows.dev
+        paired = Paired.of(self._row_objectives(child, dev), self._row_objectives(parent, dev))
+        if paired.beats(self.settings.confidence):
+            return True
+        cheaper = (child.prompt_tokens_per_row or 0.0) < (parent.prompt_tokens_per_row or 0.0)
+        return paired.tied and paired.se == 0.0 and cheaper
+
+    def _parent_of(self, record: Record) -> Record:
+        parent = self.records.get(record.candidate.parent or "")
+        return parent if parent is not None and parent.dev is not None else self.baseline
+
     @property
     def incumbent(self) -> Record:
-        """The best full-dev candidate so far (the cheaper, then the earlier, among equals)."""
-        return self.top(self.scored, 1)[0]
+        """The winner once `conclude()` chose it; before, the best accepted full-dev candidate so far."""
+        return self._winner if self._winner is not None else self.top(self.scored, 1)[0]
 
     def top(self, records: Sequence[Record], k: int) -> list[Record]:
-        """The `k` best full-dev records by objective; ties go to fewer tokens per row, then to the earlier."""
+        """The `k` best full-dev records by objective, leaving out children refused over their parent; ties go to
+        the cheaper prompt (prompt tokens per row), then fewer tokens per row, then to the earlier."""
         ranked = sorted(
-            (r for r in records if r.objective is not None),
-            key=lambda r: (-(r.objective or 0.0), r.tokens_per_row or 0.0),
+            (r for r in records if r.objective is not None and r.accepted is not False),
+            key=lambda r: (-(r.objective or 0.0), r.prompt_tokens_per_row or 0.0, r.tokens_per_row or 0.0),
         )
         return ranked[:k]
+
+    def conclude(self) -> Record:
+        """Choose the winner (once; later calls return it): the `finalists` best and the seed are re-scored on the
+        held-out rows with the calls kept back, and ranked there (see `rank_finalists`). Without held-out rows, or
+        when the budget cannot re-score the best one, the best on dev wins. Journaled as a "final" event."""
+        if self._winner is not None:
+            return self._winner
+        ranked = self.top(self.scored, self.settings.finalists)
+        if not self.holdout or not ranked:
+            self._winner = self.incumbent
+            return self._winner
+        finalists = ranked + ([self.baseline] if self.baseline not in ranked else [])
+        self.planner.reserve = 0
+        reopen(self.tracker)
+        for record in finalists:
+            try:
+                self.evaluator.run(record.candidate, self.holdout)
+            except BudgetExceeded:
+                break
+            record.holdout = self.evaluator.score(record.id, self.holdout)
+            record.holdout_objective = self._objective_on(record, self.holdout)
+        chosen = rank_finalists(finalists)
+        best_on_dev = ranked[0].holdout is not None
+        self._winner = chosen[0] if best_on_dev else ranked[0]
+        reason = "best on the held-out rows" if best_on_dev else "best on dev: the budget left no held-out re-score"
+        shown = [
+            {"id": r.id, "dev": r.dev, "holdout": r.holdout, "prompt_tokens_per_row": r.prompt_tokens_per_row}
+            for r in finalists
+        ]
+        self.journal.append(FinalEvent(id=self._winner.id, holdout_n=len(self.holdout), finalists=shown, reason=reason))
+        return self._winner
 
     def screen(self, pending: Sequence[Pending], parent: Record, top_k: int = 1) -> list[Record]:
         """Score children on one minibatch; promote to full dev those that beat the incumbent there (by more than
         -`margin`), and the `top_k` best of the rest that are no worse than their parent there. A minibatch of a few
         rows ties often, so ties go to the operator with the better record (its bandit estimate), then to the
         shorter prompt: otherwise the cheapest child (seldom the one carrying examples) always wins them. The prompt's
-        size, not the tokens spent, so that a repaired bad reply does not change the path. Rewards the operators (a
-        win is beating the parent); journals every child."""
+        size, not the tokens spent, so that a repaired bad reply does not change the path. A child scored on full
+        dev is accepted only when it `beats` its parent on paired rows. Rewards the operators (a win is a child
+        accepted, or one that beat its parent's minibatch score); journals every child."""
         if not pending:
             return []
         rows = self.sampler.minibatch()
@@ -180,13 +250,14 @@ class Engine:
                     record, len(rows), self.evaluator.task_calls.get(record.id, 0)
                 ):
                     self._full(record)
+                    record.accepted = self.beats(record, parent)
         except BudgetExceeded:
             for record in records:
                 self._log(record, "promoted" if record.dev is not None else "stopped")
             raise
         for record in records:
             if record.dev is not None:
-                won = (record.objective or 0.0) > (parent.objective or 0.0)
+                won = bool(record.accepted)
             else:
                 won = (record.minibatch_objective or 0.0) > parent_mb
             self.bandit.record(record.operator or "", 1.0 if won else 0.0)
@@ -212,6 +283,7 @@ class Engine:
         self.records[record.id] = record
         try:
             self._full(record)
+            record.accepted = self.beats(record, self._parent_of(record))
         finally:
             self._log(record, "evaluated" if record.dev is not None else "stopped")
         return record

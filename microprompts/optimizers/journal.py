@@ -1,7 +1,7 @@
 """The run journal: append-only JSONL, one fsynced line per event, replayed on resume to check the run lines up.
 
-Events are typed (`CandidateEvent`, `SkippedEvent`, `RejectedEvent`) and stored as plain JSON objects with their
-fields in declaration order after ``seq``; `parse_event` reads one back.
+Events are typed (`CandidateEvent`, `SkippedEvent`, `RejectedEvent`, `FinalEvent`) and stored as plain JSON objects
+with their fields in declaration order after ``seq``; `parse_event` reads one back.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from microprompts.optimizers.candidate import CandidateStatus, MutationKind, Rec
 
 __all__ = [
     "CandidateEvent",
+    "FinalEvent",
     "Journal",
     "JournalEvent",
     "JsonlFile",
@@ -157,15 +158,26 @@ class RejectedEvent(BaseModel):
     reason: str
 
 
+class FinalEvent(BaseModel):
+    """How the winner was chosen: the finalists re-scored on the held-out rows (none was selected on them), each with
+    its dev and held-out score and prompt size; `id` is the winner."""
+
+    event: Literal["final"] = "final"
+    id: str
+    holdout_n: int
+    finalists: list[dict[str, Any]]
+    reason: str
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-JournalEvent = Annotated[CandidateEvent | SkippedEvent | RejectedEvent, Field(discriminator="event")]
+JournalEvent = Annotated[CandidateEvent | SkippedEvent | RejectedEvent | FinalEvent, Field(discriminator="event")]
 _EVENT: TypeAdapter[JournalEvent] = TypeAdapter(JournalEvent)
 
 
-def parse_event(entry: dict[str, Any]) -> CandidateEvent | SkippedEvent | RejectedEvent:
+def parse_event(entry: dict[str, Any]) -> CandidateEvent | SkippedEvent | RejectedEvent | FinalEvent:
     """The typed event of a journal entry (its ``seq`` aside), for reading a run directory's journal."""
     return _EVENT.validate_python(entry)
 
@@ -182,7 +194,7 @@ class Journal:
         """True while the run is retracing events already in the journal."""
         return len(self.entries) < len(self.file.existing)
 
-    def append(self, event: CandidateEvent | SkippedEvent | RejectedEvent) -> dict[str, Any]:
+    def append(self, event: CandidateEvent | SkippedEvent | RejectedEvent | FinalEvent) -> dict[str, Any]:
         """Record an event; returns the stored entry (the original one when replaying)."""
         seq = len(self.entries)
         entry = {"seq": seq, **json.loads(json.dumps(event.model_dump(), default=str))}

@@ -1,5 +1,6 @@
 """The search's budget arithmetic: what a child's row costs in new task-model calls, which children the calls left can
-screen while one of them can still reach dev, and whether a screened child can finish dev. Work that does not fit is
+screen while one of them can still reach dev, and whether a screened child can finish dev, all after the calls kept
+back (`reserve`) for re-scoring the finalists on held-out rows at the end. Work that does not fit is
 journaled as ``skipped`` (DESIGN.md: "No work the budget cannot finish")."""
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ class CallPlanner:
 
     def __init__(self, tracker: BudgetTracker, journal: Journal, dev_size: int) -> None:
         self.tracker, self.journal, self.dev_size = tracker, journal, dev_size
+        self.reserve = 0  # task-model calls kept back for the final re-score of the finalists on held-out rows
+
+    def shortfall(self, calls: int, what: str) -> str | None:
+        """Why `calls` new task-model calls (plus the reserve) cannot be spent now, or None when they can."""
+        return self.tracker.shortfall(calls + self.reserve, self._kept(what))
+
+    def _kept(self, what: str) -> str:
+        return f"{what}, with {self.reserve} kept for the held-out re-score" if self.reserve else what
 
     @staticmethod
     def row_calls(candidate: Candidate, touched: Sequence[str]) -> int:
@@ -49,7 +58,7 @@ class CallPlanner:
 
     def fits(self, candidate: Candidate, operator: str | None, calls: int, what: str) -> bool:
         """Whether `calls` new task-model calls are left for `what`; if not, the candidate is journaled as skipped."""
-        reason = self.tracker.shortfall(calls, what)
+        reason = self.shortfall(calls, what)
         if reason is not None:
             self.skip(candidate, operator, reason)
         return reason is None
@@ -59,7 +68,10 @@ class CallPlanner:
         has not run (`done` ran already; a row costs at least `per_row` new calls): it could never be chosen."""
         rows = self.dev_size - done
         if rows > 0:
-            self.tracker.require(rows * per_row, f"calls that scoring a candidate on {rows} more dev rows takes")
+            self.tracker.require(
+                rows * per_row + self.reserve,
+                self._kept(f"calls that scoring a candidate on {rows} more dev rows takes"),
+            )
 
     def affordable(
         self, pending: Sequence[Pending], rows: int, whole: bool, release: Callable[[str], None]
@@ -71,6 +83,7 @@ class CallPlanner:
         left = self.tracker.calls_left()
         if left is None:
             return list(pending)
+        left -= self.reserve
         kept: list[Pending] = []
         screening, promotion = 0, None
         costs = [self.row_calls(p.candidate, p.touched) for p in pending]

@@ -1,24 +1,26 @@
 """Search strategies over whole flows: beam search, regularized evolution, and enumeration of a declared space.
 
 A strategy only decides which candidates to expand and keep; the engine does the scoring, successive halving,
-operator choice and journaling. A strategy sees the engine only through `SearchEngine`, so a custom one needs nothing
-else. Each strategy runs until it is done or the budget raises BudgetExceeded.
+paired acceptance of a child over its parent, operator choice and journaling, and `conclude()` picks the winner
+(re-scoring the finalists on held-out rows) when the strategy is done or the budget stops it. A strategy sees the
+engine only through `SearchEngine`, so a custom one needs nothing else. Each strategy runs until it is done or the
+budget raises BudgetExceeded.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from microprompts.flows.address import MutationViolation, check_mutation
-from microprompts.models import ModelCaller
+from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.optimizers.candidate import Candidate, Mutation, Pending, Record
 from microprompts.optimizers.space import SearchSpace
 
-__all__ = ["BeamSearch", "Enumerate", "RegularizedEvolution", "Search", "SearchEngine", "make_search"]
+__all__ = ["BeamSearch", "Enumerate", "RegularizedEvolution", "Search", "SearchEngine", "concluding", "make_search"]
 
 
 class SearchEngine(Protocol):
@@ -69,6 +71,21 @@ class SearchEngine(Protocol):
         """Journal a proposal that was invalid."""
         ...
 
+    def conclude(self) -> Record:
+        """Choose the winner (re-scoring the finalists on held-out rows); call it once the search is done."""
+        ...
+
+
+def concluding(engine: SearchEngine, search: Callable[[SearchEngine], None]) -> None:
+    """Run `search` on `engine`, then have the engine choose its winner, also when the budget stops the search
+    (the held-out re-score has calls kept back for it); BudgetExceeded still reaches the caller."""
+    try:
+        search(engine)
+    except BudgetExceeded:
+        engine.conclude()
+        raise
+    engine.conclude()
+
 
 class Search(Protocol):
     """A search strategy: `run(engine)` drives the engine; `describe()` says what it is (for the journal)."""
@@ -95,7 +112,10 @@ class BeamSearch:
     name: str = "beam"
 
     def run(self, engine: SearchEngine) -> None:
-        """Level by level; the beam keeps its members unless children beat them (elitist)."""
+        """Level by level; the beam keeps its members unless accepted children beat them (elitist)."""
+        concluding(engine, self._levels)
+
+    def _levels(self, engine: SearchEngine) -> None:
         beam = [engine.baseline]
         for _ in range(self.depth):
             promoted = []
@@ -120,19 +140,23 @@ class RegularizedEvolution:
     name: str = "evolution"
 
     def run(self, engine: SearchEngine) -> None:
-        """Fill the population from mutations of the baseline, then run the cycles."""
+        """Fill the population from mutations of the baseline, then run the cycles; a child joins only when it was
+        accepted over its parent."""
+        concluding(engine, self._cycles)
+
+    def _cycles(self, engine: SearchEngine) -> None:
         members = deque([engine.baseline])
         tries = 0
         while len(members) < self.population and tries < 2 * self.population:
             tries += 1
             for record in engine.screen(engine.expand(engine.baseline, 1), engine.baseline):
-                if record.dev is not None:
+                if record.accepted:
                     members.append(record)
         for _ in range(self.cycles):
             picked = sorted(engine.rng.sample(range(len(members)), min(self.sample_size, len(members))))
             parent = engine.top([members[i] for i in picked], 1)[0]
             for record in engine.screen(engine.expand(parent, 1), parent):
-                if record.dev is not None:
+                if record.accepted:
                     members.append(record)
                     if len(members) > self.population:
                         members.popleft()
@@ -156,6 +180,9 @@ class Enumerate:
 
     def run(self, engine: SearchEngine) -> None:
         """Every combination in order; invalid ones and ones touching frozen parts are journaled and skipped."""
+        concluding(engine, self._combinations)
+
+    def _combinations(self, engine: SearchEngine) -> None:
         space = self.resolve(engine)
         base = engine.baseline
         for count, (labels, flow) in enumerate(space.expand()):

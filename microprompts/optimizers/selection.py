@@ -1,4 +1,5 @@
-"""Selection helpers: the objective, a UCB1 bandit over operators, and the Pareto archive over score and cost."""
+"""Selection helpers: the objective, the paired comparison that promotes a child over its parent, a UCB1 bandit over
+operators, and the Pareto archive over score and cost."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_PRIORS", "Objective", "OperatorBandit", "pareto_front"]
+__all__ = ["DEFAULT_PRIORS", "Objective", "OperatorBandit", "Paired", "pareto_front"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,40 @@ class Objective:
     def __call__(self, score: float, tokens_per_row: float) -> float:
         """The objective of a candidate that scored `score` at `tokens_per_row`."""
         return score - self.cost_weight * tokens_per_row
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Per-row differences (child minus parent) on the same rows: their mean, standard error and count.
+
+    A child beats its parent when the mean gain exceeds `z` standard errors: the margin shrinks as 1/sqrt(rows), so
+    a one-row edge on a few rows (a lucky minibatch) is refused while a steady gain over many rows is not."""
+
+    mean: float
+    se: float
+    n: int
+
+    @classmethod
+    def of(cls, child: Sequence[float], parent: Sequence[float]) -> Paired:
+        """The comparison of two equally long per-row series (the same rows, in the same order)."""
+        if len(child) != len(parent):
+            raise ValueError(f"paired rows differ in number: {len(child)} against {len(parent)}")
+        diffs = [c - p for c, p in zip(child, parent, strict=True)]
+        n = len(diffs)
+        if n == 0:
+            return cls(0.0, 0.0, 0)
+        mean = sum(diffs) / n
+        var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
+        return cls(mean, math.sqrt(var / n), n)
+
+    def beats(self, z: float) -> bool:
+        """True when the mean gain is positive and more than `z` standard errors."""
+        return self.n > 0 and self.mean > 1e-12 and self.mean > z * self.se
+
+    @property
+    def tied(self) -> bool:
+        """True when the mean gain is zero (every row the same, or wins and losses cancel)."""
+        return self.n > 0 and abs(self.mean) <= 1e-12
 
 
 # Prior mean reward per operator, worth one pull: where to look first under a small budget. Measured here on

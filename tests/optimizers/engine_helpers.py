@@ -123,9 +123,11 @@ def unstarted_engine(
     cache: Path | None = None,
     minibatch: int = 8,
     margin: float = 0.0,
+    holdout: float = 0.0,
 ) -> Engine:
     """An engine on the topic flow with no mutators and seed 0, scored by exact match on the label: for tests that
-    drive screening, minibatches and the budget by hand. Nothing is scored until `start()`."""
+    drive screening, minibatches and the budget by hand (all of dev selects unless `holdout` keeps a slice out).
+    Nothing is scored until `start()`."""
     tracker = BudgetTracker(budget or Budget())
     caller = BudgetedCaller(CallCache(cache), tracker, "task")
     metric = exact_match("label")
@@ -134,7 +136,7 @@ def unstarted_engine(
         rows=EngineRows(dev=keyed_rows("dev", list(dev))),
         evaluator=Evaluator(metric, model, caller, tracker),
         journal=Journal(None, False),
-        settings=EngineSettings(seed=0, minibatch=minibatch, margin=margin),
+        settings=EngineSettings(seed=0, minibatch=minibatch, margin=margin, holdout=holdout),
     )
 
 
@@ -146,8 +148,11 @@ def engine(
     cache: Path | None = None,
     minibatch: int = 8,
     margin: float = 0.0,
+    holdout: float = 0.0,
 ) -> Engine:
     """`unstarted_engine`, started: its baseline is scored on `dev`."""
-    built = unstarted_engine(dev, model, budget=budget, cache=cache, minibatch=minibatch, margin=margin)
+    built = unstarted_engine(
+        dev, model, budget=budget, cache=cache, minibatch=minibatch, margin=margin, holdout=holdout
+    )
     built.start()
     return built

@@ -151,6 +151,10 @@ class Engine:
         result = self.evaluator.result(record.id, rows)
         return [self.settings.objective(r.score, row_tokens(r)) for r in result.rows]
 
+    def row_scores(self, record: Record) -> list[float]:
+        """A full-dev record's score on each dev row, in dev's order (the per-row Pareto pool reads them)."""
+        return [r.score for r in self.evaluator.result(record.id, self.rows.dev).rows]
+
     def beats(self, child: Record, parent: Record) -> bool:
         """Whether `child` is promoted over `parent`: on the same dev rows, its mean gain in objective exceeds
         `confidence` standard errors of the per-row gains (a margin that shrinks as rows add up), or it ties them

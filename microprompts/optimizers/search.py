@@ -1,4 +1,5 @@
-"""Search strategies over whole flows: beam search, regularized evolution, and enumeration of a declared space.
+"""Search strategies over whole flows: beam search, regularized evolution, a per-row Pareto pool (GEPA's parent
+choice), and enumeration of a declared space.
 
 A strategy only decides which candidates to expand and keep; the engine does the scoring, successive halving,
 paired acceptance of a child over its parent, operator choice and journaling, and `conclude()` picks the winner
@@ -18,9 +19,19 @@ from typing import Any, Protocol
 from microprompts.flows.address import MutationViolation, check_mutation
 from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.optimizers.candidate import Candidate, Mutation, Pending, Record
+from microprompts.optimizers.selection import row_pareto
 from microprompts.optimizers.space import SearchSpace
 
-__all__ = ["BeamSearch", "Enumerate", "RegularizedEvolution", "Search", "SearchEngine", "concluding", "make_search"]
+__all__ = [
+    "BeamSearch",
+    "Enumerate",
+    "ParetoSearch",
+    "RegularizedEvolution",
+    "Search",
+    "SearchEngine",
+    "concluding",
+    "make_search",
+]
 
 
 class SearchEngine(Protocol):
@@ -73,6 +84,10 @@ class SearchEngine(Protocol):
 
     def conclude(self) -> Record:
         """Choose the winner (re-scoring the finalists on held-out rows); call it once the search is done."""
+        ...
+
+    def row_scores(self, record: Record) -> list[float]:
+        """A full-dev record's score on each dev row, in dev's order."""
         ...
 
 
@@ -167,6 +182,40 @@ class RegularizedEvolution:
 
 
 @dataclass
+class ParetoSearch:
+    """GEPA's loop: each iteration picks a parent from the per-row Pareto pool of every candidate scored on dev (one
+    that is best on some dev row stays eligible, weighted by how many rows it is best on), so the search does not
+    collapse on one line; its children are screened, and those that reach dev join the pool."""
+
+    iterations: int = 40
+    mutations_per_candidate: int = 2
+    name: str = "pareto"
+
+    def run(self, engine: SearchEngine) -> None:
+        """Iterate until done or the budget stops it."""
+        concluding(engine, self._iterate)
+
+    def _iterate(self, engine: SearchEngine) -> None:
+        pool = [engine.baseline]
+        for _ in range(self.iterations):
+            parent = self.pick(engine, pool)
+            for record in engine.screen(engine.expand(parent, self.mutations_per_candidate), parent):
+                if record.dev is not None:
+                    pool.append(record)
+
+    @staticmethod
+    def pick(engine: SearchEngine, pool: Sequence[Record]) -> Record:
+        """A parent drawn with the engine's RNG from the pool's per-row Pareto front, by rows won."""
+        wins = row_pareto({r.id: engine.row_scores(r) for r in pool})
+        members = [r for r in pool if r.id in wins]
+        return engine.rng.choices(members, weights=[wins[r.id] for r in members])[0]
+
+    def describe(self) -> dict[str, Any]:
+        """Settings as JSON."""
+        return asdict(self)
+
+
+@dataclass
 class Enumerate:
     """Score every flow of a search space on the full dev set, in cartesian order (up to `limit`)."""
 
@@ -212,7 +261,7 @@ def _orders(space: SearchSpace) -> list[str]:
 
 
 def make_search(search: str | Search, space: SearchSpace | None = None) -> Search:
-    """A strategy from its name (`beam`, `evolution`, `enumerate`) or as given."""
+    """A strategy from its name (`beam`, `evolution`, `pareto`, `enumerate`) or as given."""
     if not isinstance(search, str):
         return search
     if search == "beam":
@@ -221,4 +270,6 @@ def make_search(search: str | Search, space: SearchSpace | None = None) -> Searc
         return RegularizedEvolution()
     if search == "enumerate":
         return Enumerate(space)
-    raise ValueError(f"unknown search {search!r}: expected beam, evolution, enumerate or a Search object")
+    if search == "pareto":
+        return ParetoSearch()
+    raise ValueError(f"unknown search {search!r}: expected beam, evolution, pareto, enumerate or a Search object")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_PRIORS", "Objective", "OperatorBandit", "Paired", "pareto_front"]
+__all__ = ["DEFAULT_PRIORS", "Objective", "OperatorBandit", "Paired", "pareto_front", "row_pareto"]
 
 
 @dataclass(frozen=True)
@@ -159,3 +159,32 @@ def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ):
             front.append(p)
     return sorted(front, key=lambda p: (-p["score"], p["tokens_per_row"]))
+
+
+def row_pareto(scores: Mapping[str, Sequence[float]]) -> dict[str, int]:
+    """GEPA's per-row Pareto pool: each candidate that is best on some row (and that no other candidate matches or
+    beats on every row while beating it on one), with the number of rows it is best on; rows that nobody gets any
+    score on count for none. Candidates keep `scores`' order; with no row won by anyone, the first one alone."""
+    ids = list(scores)
+    if not ids:
+        return {}
+    rows = len(scores[ids[0]])
+    wins: dict[str, int] = dict.fromkeys(ids, 0)
+    for i in range(rows):
+        best = max(scores[c][i] for c in ids)
+        if best <= 0:
+            continue
+        for c in ids:
+            if scores[c][i] == best:
+                wins[c] += 1
+
+    def dominated(c: str) -> bool:
+        return any(
+            o != c
+            and all(a >= b for a, b in zip(scores[o], scores[c], strict=True))
+            and (any(a > b for a, b in zip(scores[o], scores[c], strict=True)) or ids.index(o) < ids.index(c))
+            for o in ids
+        )
+
+    pool = {c: n for c, n in wins.items() if n > 0 and not dominated(c)}
+    return pool or {ids[0]: 1}

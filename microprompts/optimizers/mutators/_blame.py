@@ -157,6 +157,16 @@ def blame(
     return fallback, heuristic_critique(flow, fallback, rows)
 
 
+def blamed_node(flow: Flow, rows: Sequence[RowResult], nodes: Sequence[str]) -> str | None:
+    """The node the evidence of the failing `rows` blames, without asking any model (see the module docstring);
+    None when no node of `nodes` is a micro-prompt of the flow or nothing failed."""
+    candidates = [mp.name for mp in micro_prompts_in_order(flow) if mp.name in nodes]
+    if not candidates or not rows:
+        return None
+    strong, weak = evidence(flow, rows, candidates)
+    return _options(flow, candidates, strong, weak)[1]
+
+
 def _options(flow: Flow, candidates: list[str], strong: Counter[str], weak: Counter[str]) -> tuple[list[str], str]:
     """The nodes the model may choose from, and the choice when the model gives none."""
     rank = {n: i for i, n in enumerate(candidates)}

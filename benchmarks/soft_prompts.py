@@ -1,10 +1,10 @@
 """Soft prompts against hard prompts on a small open model run by torch (issue 23): each task's seed micro-prompt as
-written, then with k trained virtual tokens in front (PEFT prompt tuning from the train rows, initialised from the
-seed prompt's text, early-stopped on dev), both scored on the same test rows with the same model and no call cache.
+written, then with k trained virtual tokens (PEFT prompt tuning, initialised from the seed prompt's text, and prefix
+tuning; trained from the train rows, early-stopped on dev), all scored on the same test rows, model and no cache.
 
 Model: SmolLM2-135M-Instruct (`hf:local`, the embedded GGUF dequantized to float32, about 0.6 GB resident): it
 trains at a fraction of a second a step on one thread, where Qwen 0.5B costs about four times that on 2 shared cores.
-Prefix tuning, LoRA and distillation are not built yet; their rows say so rather than leave them out.
+LoRA and distillation are not built yet; their rows say so rather than leave them out.
 Writes ``results/soft_prompts.json`` and ``.md``; ``--quick`` is a smoke run (one task, a few rows, a few steps).
 """
 
@@ -32,7 +32,7 @@ from microprompts.models.spec import resolve_model  # noqa: E402
 from microprompts.models.torch_model import TorchChatModel  # noqa: E402
 from microprompts.optimizers.soft import train_node_soft_prompt  # noqa: E402
 
-NOT_BUILT = ("prefix tuning", "LoRA", "distillation k=4", "distillation k=16", "best hard prompt (optimizer)")
+NOT_BUILT = ("LoRA", "distillation k=4", "distillation k=16", "best hard prompt (optimizer)")
 
 
 def peak_mb() -> float:
@@ -55,7 +55,7 @@ def score(task_name: str, flow: Any, rows: list[Any], model: TorchChatModel) -> 
 
 
 def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
-    """The seed hard prompt and prompt tuning with each k, on one task."""
+    """The seed hard prompt, then each method with each k, on one task."""
     task = TASKS[task_name]
     splits = task.splits(args.dev, args.test, args.seed)
     train = splits.train[: args.train]
@@ -63,14 +63,20 @@ def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, wo
     log(f"{task_name}: seed prompt on {len(splits.test)} test rows")
     cells = [{"task": task_name, "variant": "seed hard prompt", **score(task_name, task.flow, splits.test, model)}]
     cells[-1].update(train_seconds=0.0, train_examples=0, peak_mb=peak_mb())
-    for k in args.k:
+    for method, k in [(m, k) for m in args.methods for k in args.k]:
         config = SoftTrainConfig(
-            num_virtual_tokens=k, steps=args.steps, lr=args.lr, eval_every=args.eval_every, seed=args.seed
+            method=method,
+            num_virtual_tokens=k,
+            steps=args.steps,
+            lr=args.lr,
+            eval_every=args.eval_every,
+            seed=args.seed,
         )
-        log(f"{task_name}: prompt tuning k={k}, {args.steps} steps on {len(train)} train rows, dev {len(splits.dev)}")
+        label = f"{method.replace('_', ' ')} k={k}"
+        log(f"{task_name}: {label}, {args.steps} steps on {len(train)} train rows, dev {len(splits.dev)}")
         run = train_node_soft_prompt(node, model, train, splits.dev, workdir / task_name, config)
         tuned = model.with_soft_prompt(run.ref, workdir / task_name)
-        cell = {"task": task_name, "variant": f"prompt tuning k={k}", **score(task_name, task.flow, splits.test, tuned)}
+        cell = {"task": task_name, "variant": label, **score(task_name, task.flow, splits.test, tuned)}
         cell.update(
             train_seconds=round(run.report.seconds, 1),
             train_examples=run.report.examples,
@@ -102,6 +108,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["implicatures", "object_counting"], choices=sorted(TASKS))
     parser.add_argument("--model", default="hf:local", help="an hf: spec (GGUF file or checkpoint folder)")
+    parser.add_argument(
+        "--methods", nargs="+", default=["prompt_tuning", "prefix_tuning"], choices=["prompt_tuning", "prefix_tuning"]
+    )
     parser.add_argument("--k", type=int, nargs="+", default=[8, 16], help="virtual tokens")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=3e-2)
@@ -111,12 +120,12 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("MICROPROMPTS_THREADS") or 1))
-    parser.add_argument("--quick", action="store_true", help="smoke run: implicatures, 8 train, 4 dev, 6 test, k=4")
+    parser.add_argument("--quick", action="store_true", help="smoke: implicatures, 8 train, 4 dev, 4 test, k=4")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.k, args.steps, args.eval_every = ["implicatures"], [4], 6, 3
-        args.train, args.dev, args.test = 8, 4, 6
+        args.train, args.dev, args.test = 8, 4, 4
     name = "soft_prompts.quick.json" if args.quick else "soft_prompts.json"
     out = args.out or ROOT / "benchmarks" / "results" / name
     started = time.perf_counter()
@@ -132,7 +141,7 @@ def main() -> None:
             cells.extend(run_task(task_name, model, args, Path(tmp)))
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     intro = (
-        f"Seed micro-prompt vs. prompt tuning on `{args.model}` ({args.threads} torch thread(s)); "
+        f"Seed micro-prompt vs. prompt and prefix tuning on `{args.model}` ({args.threads} torch thread(s)); "
         f"command: `.venv/bin/python benchmarks/soft_prompts.py{' --quick' if args.quick else ''}`. "
         "Prompt tokens per call count the virtual tokens. Peak MB is the process's peak RSS so far."
     )

@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from microprompts.models.errors import ModelSpecError
 
-__all__ = ["SOFT_EXTRA", "SoftPromptError", "SoftPromptRef", "read_verified", "write_bytes_atomic"]
+__all__ = ["SOFT_EXTRA", "SoftMethod", "SoftPromptError", "SoftPromptRef", "read_verified", "write_bytes_atomic"]
 
 SOFT_EXTRA = "pip install 'microprompts[soft]'  (torch==2.13.0, transformers, peft, safetensors, gguf)"
-SoftMethod = Literal["prompt_tuning"]
+SoftMethod = Literal["prompt_tuning", "prefix_tuning"]
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.safetensors$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 MAX_SOFT_BYTES = 256 * 1024 * 1024  # a soft prompt is a few KB to a few MB; a larger file is refused before reading

@@ -1,5 +1,6 @@
-"""Prompt tuning (Lester et al. 2021) with PEFT: k trainable virtual tokens in front of a frozen local model, trained
-on (chat messages -> target reply) pairs, early-stopped on a dev loss. Part of the optional `[soft]` extra."""
+"""Soft prompts trained with PEFT on a frozen local model: prompt tuning (Lester et al. 2021, k trainable input
+embeddings in front) and prefix tuning (Li & Liang 2021, a trainable key/value prefix at every layer), from (chat
+messages -> target reply) pairs, early-stopped on a dev loss. Part of the optional `[soft]` extra."""
 
 from __future__ import annotations
 
@@ -12,27 +13,23 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from microprompts.models.errors import ModelSpecError
-from microprompts.models.soft_prompt import SOFT_EXTRA
-from microprompts.models.torch_model import Checkpoint, TorchChatModel
+from microprompts.models import _peft
+from microprompts.models.soft_prompt import SoftMethod
+from microprompts.models.torch_model import Checkpoint, TorchChatModel, torch
 
-try:
-    import torch
-    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ModelSpecError(f"soft prompt training needs peft: {SOFT_EXTRA}") from exc
-
-__all__ = ["Pair", "SoftTrainConfig", "SoftTrainReport", "pair_loss", "train_prompt_tuning"]
+__all__ = ["Pair", "SoftTrainConfig", "SoftTrainReport", "pair_loss", "train_soft_prompt"]
 
 Pair = tuple[list[BaseMessage], str]
 
 
 class SoftTrainConfig(BaseModel):
-    """How to train: virtual tokens, steps (one pair per step), learning rate, dev checks and patience, seed, and the
-    text to initialise the virtual tokens from (PEFT's TEXT init: the text's token embeddings, cycled to k)."""
+    """How to train: the method, virtual tokens, steps (one pair per step), learning rate, dev checks and patience,
+    seed, and (prompt tuning) the text to initialise the virtual tokens from (PEFT's TEXT init: the text's token
+    embeddings, cycled to k; prefix tuning starts from PEFT's random init)."""
 
     model_config = ConfigDict(frozen=True)
 
+    method: SoftMethod = "prompt_tuning"
     num_virtual_tokens: int = Field(default=8, ge=1, le=512)
     steps: int = Field(default=50, ge=1)
     lr: float = Field(default=3e-2, gt=0)
@@ -81,66 +78,56 @@ def _init_embeddings(ckpt: Checkpoint, text: str | None, k: int, seed: int) -> t
     return table[torch.tensor(ids)].detach().clone()
 
 
-def pair_loss(model: TorchChatModel, pairs: Sequence[Pair], soft: torch.Tensor | None = None) -> float:
-    """Mean cross-entropy of the target replies given the prompts, with `soft` (else the model's own soft prompt)."""
-    ckpt = model.checkpoint()
-    soft = model.soft_embeddings() if soft is None else soft
-    embed = ckpt.model.get_input_embeddings()
-    total = 0.0
+def _mean_loss(runner: Any, encoded: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean cross-entropy of the replies under `runner` (the base model or a PEFT model), without gradients."""
     with torch.no_grad():
-        for pair in pairs:
-            ids, labels = _encode(model, pair, 10_000)
-            embeds = embed(ids)
-            if soft is not None:
-                embeds = torch.cat([soft.unsqueeze(0), embeds], dim=1)
-                labels = torch.cat([torch.full((1, soft.shape[0]), -100), labels], dim=1)
-            total += float(ckpt.model(inputs_embeds=embeds, labels=labels).loss)
-    return total / max(1, len(pairs))
+        total = sum(float(runner(input_ids=ids, labels=labels).loss) for ids, labels in encoded)
+    return total / max(1, len(encoded))
 
 
-def train_prompt_tuning(
+def pair_loss(model: TorchChatModel, pairs: Sequence[Pair]) -> float:
+    """Mean cross-entropy of the target replies given the prompts, with the model's soft prompt if it has one."""
+    runner = model.runner()
+    with model.checkpoint().lock:
+        return _mean_loss(runner, [_encode(model, p, 10_000) for p in pairs])
+
+
+def train_soft_prompt(
     model: TorchChatModel,
     train: Sequence[Pair],
     dev: Sequence[Pair] | None = None,
     config: SoftTrainConfig | None = None,
 ) -> tuple[torch.Tensor, SoftTrainReport]:
-    """Train k virtual tokens on `train` (one pair a step, shuffled with the seed); every `eval_every` steps measure
-    the dev loss and keep the best tokens, stopping after `patience` checks without a gain. Returns `[k, hidden]`."""
+    """Train k virtual tokens on `train` (one pair a step, drawn with the seed); every `eval_every` steps measure
+    the dev loss and keep the best tokens, stopping after `patience` checks without a gain. Returns the `[k, width]`
+    table (save it with `save_soft_prompt(..., method=config.method)`)."""
     config = config or SoftTrainConfig()
     if not train:
-        raise ValueError("prompt tuning needs at least one training pair")
+        raise ValueError("soft prompt training needs at least one training pair")
     ckpt = model.checkpoint()
     started = time.perf_counter()
     with ckpt.lock:
         torch.set_num_threads(model.threads())
         torch.manual_seed(config.seed)
-        peft_config = PromptTuningConfig(
-            task_type=TaskType.CAUSAL_LM,
-            num_virtual_tokens=config.num_virtual_tokens,
-            prompt_tuning_init=PromptTuningInit.RANDOM,
-        )
-        with warnings.catch_warnings():  # PEFT calls a transformers property deprecated for v6; not ours to fix
-            warnings.simplefilter("ignore", FutureWarning)
-            peft_model = get_peft_model(ckpt.model, peft_config)
-        try:
-            tokens = _prompt_parameter(peft_model)
+        peft_model = _peft.wrap(ckpt.model, config.method, config.num_virtual_tokens)
+        tokens = _peft.table(peft_model)
+        if config.method == "prompt_tuning":
             with torch.no_grad():
                 tokens.copy_(_init_embeddings(ckpt, config.init_text, config.num_virtual_tokens, config.seed))
-            best, report = _loop(model, peft_model, tokens, train, dev, config)
+        try:
+            with warnings.catch_warnings():  # PEFT's prefix tuning passes `past_key_values`, deprecated in 5.25
+                warnings.simplefilter("ignore", FutureWarning)
+                best, report = _loop(model, peft_model, tokens, train, dev, config)
         finally:
-            peft_model.base_model.requires_grad_(False)  # the shared base model stays frozen for inference
+            ckpt.model.requires_grad_(False)  # the shared base model stays frozen for inference
+            peft_model.eval()
     report.seconds = time.perf_counter() - started
     return best, report
 
 
-def _prompt_parameter(peft_model: Any) -> torch.Tensor:
-    """The trainable `[k, hidden]` virtual-token table inside a PEFT prompt-tuning model."""
-    return peft_model.prompt_encoder["default"].embedding.weight
-
-
 def _loop(
     model: TorchChatModel,
-    peft_model: torch.nn.Module,
+    peft_model: Any,
     tokens: torch.Tensor,
     train: Sequence[Pair],
     dev: Sequence[Pair] | None,
@@ -148,15 +135,17 @@ def _loop(
 ) -> tuple[torch.Tensor, SoftTrainReport]:
     """The training steps with dev checks; returns the kept tokens and the report (without its seconds)."""
     encoded = [_encode(model, p, config.max_target_tokens) for p in train]
+    dev_encoded = [_encode(model, p, 10_000) for p in dev or []]
     optimizer = torch.optim.AdamW([tokens], lr=config.lr, weight_decay=0.0)
     order = random.Random(config.seed)
     report = SoftTrainReport()
     best = tokens.detach().clone()
-    if dev:
-        report.initial_dev_loss = report.best_dev_loss = pair_loss(model, dev, best)
+    if dev_encoded:
+        peft_model.eval()
+        report.initial_dev_loss = report.best_dev_loss = _mean_loss(peft_model, dev_encoded)
     stale = 0
-    peft_model.train()
     for step in range(1, config.steps + 1):
+        peft_model.train()
         ids, labels = encoded[order.randrange(len(encoded))]
         loss = peft_model(input_ids=ids, labels=labels).loss
         optimizer.zero_grad()
@@ -164,10 +153,11 @@ def _loop(
         optimizer.step()
         report.train_losses.append(float(loss.detach()))
         report.steps, report.examples = step, step
-        if not dev:
+        if not dev_encoded:
             best, report.best_step = tokens.detach().clone(), step
         elif step % config.eval_every == 0 or step == config.steps:
-            dev_loss = pair_loss(model, dev, tokens.detach())
+            peft_model.eval()
+            dev_loss = _mean_loss(peft_model, dev_encoded)
             report.dev_losses.append((step, dev_loss))
             if report.best_dev_loss is None or dev_loss < report.best_dev_loss:
                 best, report.best_step, report.best_dev_loss, stale = tokens.detach().clone(), step, dev_loss, 0
@@ -175,5 +165,4 @@ def _loop(
                 stale += 1
                 if stale >= config.patience:
                     break
-    peft_model.eval()
     return best, report

@@ -1,4 +1,5 @@
-"""Local open models run by torch/transformers (spec `hf:PATH`), with an optional soft prompt in front of the input.
+"""Local open models run by torch/transformers (spec `hf:PATH`), with an optional soft prompt (prompt tuning: virtual
+tokens in front of the input; prefix tuning: a key/value prefix at every layer), run through PEFT.
 
 An optional extra (`microprompts[soft]`): nothing in the package imports this module by default; `hf:` specs import
 it on first use and users import it explicitly. PATH is a GGUF file (dequantized to float32 by transformers: the
@@ -8,6 +9,7 @@ embedded SmolLM2-135M takes about 0.6 GB of memory) or a checkpoint folder (conf
 from __future__ import annotations
 
 import hashlib
+import inspect
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
+from microprompts.models import _peft
 from microprompts.models.errors import ModelSpecError
 from microprompts.models.local import default_threads, file_sha256
 from microprompts.models.soft_prompt import (
     SOFT_EXTRA,
+    SoftMethod,
     SoftPromptError,
     SoftPromptRef,
     read_verified,
@@ -62,11 +66,6 @@ class Checkpoint:
     tokenizer: Any
     identity: str
     lock: threading.Lock
-
-    @property
-    def hidden_size(self) -> int:
-        """Width of the input embeddings (what one virtual token is)."""
-        return int(self.model.get_input_embeddings().weight.shape[1])
 
 
 def checkpoint_sha256(path: str | Path) -> str:
@@ -108,26 +107,25 @@ def load_checkpoint(path: str | Path, n_threads: int | None = None) -> Checkpoin
         return _LOADED[key]
 
 
-def save_soft_prompt(embeddings: torch.Tensor, directory: str | Path, stem: str, base_model: str) -> SoftPromptRef:
-    """Write `[k, hidden]` prompt embeddings as safetensors in `directory` (named by stem and content hash, written
+def save_soft_prompt(
+    embeddings: torch.Tensor, directory: str | Path, stem: str, base_model: str, method: SoftMethod = "prompt_tuning"
+) -> SoftPromptRef:
+    """Write a `[k, width]` virtual-token table as safetensors in `directory` (named by stem and content hash, written
     atomically) and return the reference an artifact stores."""
     if embeddings.ndim != 2:
-        raise SoftPromptError(f"prompt embeddings must be [tokens, hidden], got shape {tuple(embeddings.shape)}")
+        raise SoftPromptError(f"prompt embeddings must be [tokens, width], got shape {tuple(embeddings.shape)}")
     tensor = embeddings.detach().to(torch.float32).contiguous().cpu()
-    data = save_tensors({_TENSOR: tensor}, metadata={"format": _FORMAT, "base_model": base_model})
+    meta = {"format": _FORMAT, "base_model": base_model, "method": method}
+    data = save_tensors({_TENSOR: tensor}, metadata=meta)
     sha = hashlib.sha256(data).hexdigest()
     safe_stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)[:80] or "soft"
-    ref = SoftPromptRef(
-        file=f"{safe_stem}.{sha[:12]}.safetensors",
-        sha256=sha,
-        num_virtual_tokens=tensor.shape[0],
-        base_model=base_model,
-    )
+    name = f"{safe_stem}.{sha[:12]}.safetensors"
+    ref = SoftPromptRef(method=method, file=name, sha256=sha, num_virtual_tokens=tensor.shape[0], base_model=base_model)
     write_bytes_atomic(ref.path(directory), data)
     return ref
 
 
-def load_soft_prompt(ref: SoftPromptRef, directory: str | Path, hidden_size: int | None = None) -> torch.Tensor:
+def load_soft_prompt(ref: SoftPromptRef, directory: str | Path, width: int | None = None) -> torch.Tensor:
     """The prompt embeddings a reference names, after the file's hash, keys, shape and base model are checked."""
     data = read_verified(ref, directory)
     try:
@@ -137,7 +135,7 @@ def load_soft_prompt(ref: SoftPromptRef, directory: str | Path, hidden_size: int
     if set(tensors) != {_TENSOR}:
         raise SoftPromptError(f"soft prompt file {ref.file} holds {sorted(tensors)}, expected [{_TENSOR!r}]")
     tensor = tensors[_TENSOR]
-    want = (ref.num_virtual_tokens, hidden_size or tensor.shape[-1])
+    want = (ref.num_virtual_tokens, width or tensor.shape[-1])
     if tensor.ndim != 2 or tuple(tensor.shape) != want or not tensor.is_floating_point():
         raise SoftPromptError(f"soft prompt {ref.file} has shape {tuple(tensor.shape)}, expected {want}")
     return tensor.to(torch.float32)
@@ -154,7 +152,7 @@ class TorchChatModel(BaseChatModel):
     seed: int = 0
     soft_prompt: SoftPromptRef | None = None
     soft_dir: str | None = None
-    _soft: torch.Tensor | None = PrivateAttr(default=None)
+    _runner: Any = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -182,24 +180,34 @@ class TorchChatModel(BaseChatModel):
     def with_soft_prompt(self, ref: SoftPromptRef | None, directory: str | Path | None = None) -> TorchChatModel:
         """A copy running `ref` (its file in `directory`), checked now: a missing or changed file fails here."""
         copy = self.model_copy(update={"soft_prompt": ref, "soft_dir": None if ref is None else str(directory or ".")})
-        copy._soft = None
-        if ref is not None:
-            copy.soft_embeddings()
+        copy._runner = None
+        copy.runner()
         return copy
 
-    def soft_embeddings(self) -> torch.Tensor | None:
-        """The soft prompt's `[k, hidden]` embeddings (verified and loaded once), or None without one."""
-        if self.soft_prompt is None:
-            return None
-        if self._soft is None:
-            ckpt = self.checkpoint()
-            if self.soft_prompt.base_model != ckpt.identity:
+    def runner(self) -> Any:
+        """The module that runs calls: the base model, or a PEFT model around it holding the soft prompt (its file
+        verified and loaded once; a soft prompt trained on another model is refused)."""
+        ckpt = self.checkpoint()
+        ref = self.soft_prompt
+        if ref is None:
+            return ckpt.model
+        if self._runner is None:
+            if ref.base_model != ckpt.identity:
                 raise SoftPromptError(
-                    f"soft prompt {self.soft_prompt.file} was trained on {self.soft_prompt.base_model}, "
-                    f"not on this model ({ckpt.identity})"
+                    f"soft prompt {ref.file} was trained on {ref.base_model}, not on this model ({ckpt.identity})"
                 )
-            self._soft = load_soft_prompt(self.soft_prompt, self.soft_dir or ".", ckpt.hidden_size)
-        return self._soft
+            runner = _peft.wrap(ckpt.model, ref.method, ref.num_virtual_tokens)
+            table = _peft.table(runner)
+            tensor = load_soft_prompt(ref, self.soft_dir or ".", int(table.shape[1]))
+            with torch.no_grad():
+                table.copy_(tensor)
+            table.requires_grad_(False)
+            self._runner = runner
+        return self._runner
+
+    def virtual_tokens(self) -> int:
+        """How many virtual tokens each call carries (0 without a soft prompt)."""
+        return 0 if self.soft_prompt is None else self.soft_prompt.num_virtual_tokens
 
     def prompt_ids(self, messages: list[BaseMessage]) -> list[int]:
         """The token ids of the chat-templated messages, ending with the assistant turn's opening."""
@@ -216,53 +224,88 @@ class TorchChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         ckpt = self.checkpoint()
-        soft = self.soft_embeddings()
+        runner = self.runner()
         ids = self.prompt_ids(messages)
         temperature = float(kwargs.get("temperature", self.temperature))
         max_tokens = int(kwargs.get("max_tokens", self.max_tokens))
+        method = None if self.soft_prompt is None else self.soft_prompt.method
+        sampling = (temperature, int(kwargs.get("seed", self.seed)))
         with ckpt.lock:
             torch.set_num_threads(self.threads())
-            new = _generate_ids(ckpt, ids, soft, temperature, max_tokens, int(kwargs.get("seed", self.seed)))
-        eos = ckpt.tokenizer.eos_token_id
-        stopped = isinstance(eos, int) and eos in new
-        kept = new[: new.index(int(eos))] if stopped else new
-        text = ckpt.tokenizer.decode(kept, skip_special_tokens=True)
+            kept, ended = _decode(ckpt, runner, method, ids, sampling, max_tokens)
+        text, stopped = ckpt.tokenizer.decode(kept, skip_special_tokens=True), ended
         for s in stop or []:
             if s and s in text:
                 text, stopped = text[: text.index(s)], True
-        k = 0 if soft is None else int(soft.shape[0])
+        k = self.virtual_tokens()
         message = AIMessage(
             content=text,
             usage_metadata={
                 "input_tokens": len(ids) + k,  # virtual tokens take positions and compute like real ones
-                "output_tokens": len(new),
-                "total_tokens": len(ids) + k + len(new),
+                "output_tokens": len(kept) + int(ended),
+                "total_tokens": len(ids) + k + len(kept) + int(ended),
             },
             response_metadata={"finish_reason": "stop" if stopped else "length", "virtual_tokens": k},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def _generate_ids(
-    ckpt: Checkpoint, ids: list[int], soft: torch.Tensor | None, temperature: float, max_tokens: int, seed: int
-) -> list[int]:
-    """New token ids after `ids` (with the soft prompt's embeddings in front): greedy at temperature 0, else sampled
-    with a seeded generator so a (prompt, seed) pair always gives the same reply."""
+def _stop_ids(ckpt: Checkpoint) -> set[int]:
+    """Token ids that end a reply: the tokenizer's end token and the generation config's (one id or a list)."""
+    ids = {ckpt.tokenizer.eos_token_id}
+    eos = getattr(getattr(ckpt.model, "generation_config", None), "eos_token_id", None)
+    ids.update(eos if isinstance(eos, list) else [eos])
+    return {int(i) for i in ids if isinstance(i, int)}
+
+
+def _decode(
+    ckpt: Checkpoint, runner: Any, method: str | None, ids: list[int], sampling: tuple[float, int], max_tokens: int
+) -> tuple[list[int], bool]:
+    """New token ids after `ids` and whether an end token came; greedy at temperature 0, else sampled from a seeded
+    generator. The soft prompt goes in as PEFT trains it (prompt tuning: embeddings before the input's; prefix
+    tuning: PEFT's key/value cache before the input), then one KV-cached step per token. PEFT's own `generate` is not
+    used: with transformers 5 its prompt-tuning decoding drifts from the training-time forward after the first token."""
+    temperature, seed = sampling
+    model = ckpt.model
+    stops = _stop_ids(ckpt)
+    generator = torch.Generator().manual_seed(seed)
+    new: list[int] = []
     with torch.no_grad():
-        embeds = ckpt.model.get_input_embeddings()(torch.tensor([ids]))
-        if soft is not None:
-            embeds = torch.cat([soft.unsqueeze(0).to(embeds.dtype), embeds], dim=1)
-        mask = torch.ones(embeds.shape[:2], dtype=torch.long)
-        args: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": ckpt.tokenizer.pad_token_id}
-        if ckpt.tokenizer.pad_token_id is None:
-            args["pad_token_id"] = ckpt.tokenizer.eos_token_id
-        if temperature > 0:
-            torch.manual_seed(seed)
-            args.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-        else:
-            args.update(do_sample=False, temperature=None, top_k=None, top_p=None)
-        out = ckpt.model.generate(inputs_embeds=embeds, attention_mask=mask, **args)
-    return [int(t) for t in out[0].tolist()]
+        embeds = model.get_input_embeddings()(torch.tensor([ids]))
+        past: Any = None
+        length = len(ids)
+        if method == "prompt_tuning":
+            embeds = torch.cat([runner.get_prompt(batch_size=1).to(embeds.dtype), embeds], dim=1)
+            length = embeds.shape[1]
+        elif method == "prefix_tuning":
+            past = runner.get_prompt(batch_size=1)
+            length += runner.active_peft_config.num_virtual_tokens
+        arg = _cache_arg(model)
+        out = model(inputs_embeds=embeds, attention_mask=_mask(length), use_cache=True, **{arg: past})
+        for _ in range(max_tokens):
+            logits = out.logits[0, -1].float()
+            if temperature > 0:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                token = int(torch.multinomial(probs, 1, generator=generator))
+            else:
+                token = int(logits.argmax())
+            if token in stops:
+                return new, True
+            new.append(token)
+            length += 1
+            cache = getattr(out, "cache", None) or out.past_key_values
+            out = model(input_ids=torch.tensor([[token]]), attention_mask=_mask(length), use_cache=True, **{arg: cache})
+    return new, False
+
+
+def _cache_arg(model: Any) -> str:
+    """The forward argument that takes the KV cache: `cache` from transformers 5.25, `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _mask(length: int) -> torch.Tensor:
+    """An attention mask over `length` positions (the virtual ones included), all attended."""
+    return torch.ones(1, length, dtype=torch.long)
 
 
 def _role(message: BaseMessage) -> str:

@@ -1,5 +1,5 @@
 """Soft prompts for one node of a flow: turn dataset rows into (rendered node input -> gold node output) pairs, train
-k virtual tokens on the node's local model with PEFT prompt tuning, early-stopped on dev, and save them beside the
+k virtual tokens on the node's local model with PEFT (prompt or prefix tuning), early-stopped on dev, and save them
 artifact. Part of the optional `[soft]` extra: import this module explicitly (`microprompts.optimizers.soft`)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from microprompts.data.dataset import Row
 from microprompts.models.soft_prompt import SoftPromptRef
-from microprompts.models.soft_train import Pair, SoftTrainConfig, SoftTrainReport, train_prompt_tuning
+from microprompts.models.soft_train import Pair, SoftTrainConfig, SoftTrainReport, train_soft_prompt
 from microprompts.models.torch_model import TorchChatModel, save_soft_prompt
 from microprompts.nodes.micro_prompt import MicroPrompt
 from microprompts.nodes.render import render_reply
@@ -65,8 +65,8 @@ def train_node_soft_prompt(
             f"node {node.name!r}: no training row holds its inputs {list(node.reads)} and outputs {list(node.writes)}"
         )
     config = config or SoftTrainConfig()
-    if config.init_text is None:
+    if config.init_text is None and config.method == "prompt_tuning":
         config = config.model_copy(update={"init_text": str(train_pairs[0][0][0].content)})
-    tokens, report = train_prompt_tuning(model, train_pairs, dev_pairs, config)
-    ref = save_soft_prompt(tokens, directory, node.name, model.checkpoint().identity)
+    tokens, report = train_soft_prompt(model, train_pairs, dev_pairs, config)
+    ref = save_soft_prompt(tokens, directory, node.name, model.checkpoint().identity, config.method)
     return SoftPromptRun(node=node.name, ref=ref, report=report, train_pairs=len(train_pairs), dev_pairs=len(dev_pairs))

@@ -9,10 +9,16 @@ import sys
 
 from tests.architecture.test_imports import IMPORTS, _third_party_importers
 
-SOFT_MODULES = {"microprompts.models.torch_model", "microprompts.models.soft_train", "microprompts.optimizers.soft"}
+SOFT_MODULES = {
+    "microprompts.models._peft",
+    "microprompts.models.torch_model",
+    "microprompts.models.soft_train",
+    "microprompts.optimizers.soft",
+}
 SOFT_IMPORTERS = {
     # importer -> why it may import a soft module
     "microprompts.models.spec": "an hf: spec loads the torch backend on first use (a late import)",
+    "microprompts.models.torch_model": "runs soft prompts through PEFT",
     "microprompts.models.soft_train": "training is part of the same extra",
     "microprompts.optimizers.soft": "training is part of the same extra",
 }

@@ -13,13 +13,14 @@ pytest.importorskip(
 )
 pytest.importorskip("peft", reason="the [soft] extra (peft) is not installed")
 
+import torch
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from microprompts.models.cache import CallCache
 from microprompts.models.client import ModelCaller, completion_key
 from microprompts.models.errors import ModelSpecError
 from microprompts.models.soft_prompt import SoftPromptError, SoftPromptRef
-from microprompts.models.soft_train import SoftTrainConfig, pair_loss, train_prompt_tuning
+from microprompts.models.soft_train import SoftTrainConfig, pair_loss, train_soft_prompt
 from microprompts.models.spec import model_identity, resolve_model
 from microprompts.models.torch_model import TorchChatModel, load_soft_prompt, save_soft_prompt
 from tests.fakes.tiny_torch import build_tiny_model
@@ -45,7 +46,7 @@ def trained(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[SoftP
     model = TorchChatModel(model_path=str(tiny), n_threads=1, max_tokens=8)
     plain = [model.invoke(m).content for m, _ in PAIRS[:2]]
     config = SoftTrainConfig(num_virtual_tokens=4, steps=30, lr=0.3, eval_every=5, init_text="Answer yes or no.")
-    tokens, report = train_prompt_tuning(model, PAIRS, PAIRS[:2], config)
+    tokens, report = train_soft_prompt(model, PAIRS, PAIRS[:2], config)
     out = tmp_path_factory.mktemp("artifact")
     ref = save_soft_prompt(tokens, out, "answer", model.checkpoint().identity)
     assert report.steps >= 5 and report.examples == report.steps
@@ -72,8 +73,7 @@ def test_a_trained_prompt_round_trips_through_its_file(model: TorchChatModel, tr
     again = TorchChatModel(model_path=model.model_path, n_threads=1, max_tokens=8).with_soft_prompt(
         SoftPromptRef.model_validate_json(ref.model_dump_json()), out
     )
-    soft = first.soft_embeddings()
-    assert soft is not None and soft.shape == (4, 32)
+    assert first.virtual_tokens() == 4 and first.runner() is not model.checkpoint().model
     for messages, _ in PAIRS[:3]:
         a, b = first.invoke(messages), again.invoke(messages)
         assert a.content == b.content
@@ -154,3 +154,41 @@ def test_hf_spec_resolves_a_checkpoint_folder(tiny: Path) -> None:
 def test_bad_hf_specs_raise_one_clear_error(spec: str, message: str) -> None:
     with pytest.raises(ModelSpecError, match=message):
         resolve_model(spec)
+
+
+def test_replies_match_the_training_time_forward(model: TorchChatModel, trained: tuple) -> None:
+    """Each greedy token is the argmax of a full (uncached) forward of the prompt and the tokens so far, with the
+    soft prompt in front as training put it (PEFT's own generate drifts from this after the first token)."""
+    ref, out, _, _ = trained
+    tuned = model.with_soft_prompt(ref, out)
+    runner, tokenizer = tuned.runner(), model.checkpoint().tokenizer
+    messages = PAIRS[0][0]
+    ids = model.prompt_ids(messages)
+    reply = tuned.invoke(messages, max_tokens=6).content
+    expected: list[int] = []
+    with torch.no_grad():
+        for _ in range(6):
+            token = int(runner(input_ids=torch.tensor([ids + expected])).logits[0, -1].argmax())
+            if token == tokenizer.eos_token_id:
+                break
+            expected.append(token)
+    assert reply == tokenizer.decode(expected, skip_special_tokens=True)
+
+
+def test_prefix_tuning_trains_round_trips_and_differs_from_prompt_tuning(
+    model: TorchChatModel, trained: tuple, tmp_path: Path
+) -> None:
+    config = SoftTrainConfig(method="prefix_tuning", num_virtual_tokens=4, steps=30, lr=0.3, eval_every=5)
+    tokens, report = train_soft_prompt(model, PAIRS, PAIRS[:2], config)
+    assert report.initial_dev_loss is not None and report.best_dev_loss is not None
+    assert report.best_dev_loss < report.initial_dev_loss - 1.0
+    ref = save_soft_prompt(tokens, tmp_path, "answer", model.checkpoint().identity, "prefix_tuning")
+    assert ref.method == "prefix_tuning" and tuple(tokens.shape) == (4, 2 * 2 * 16)  # layers x (k, v) x kv width
+    tuned = model.with_soft_prompt(SoftPromptRef.model_validate_json(ref.model_dump_json()), tmp_path)
+    assert pair_loss(tuned, PAIRS[:2]) == pytest.approx(report.best_dev_loss, rel=1e-4)
+    again = TorchChatModel(model_path=model.model_path, n_threads=1, max_tokens=8).with_soft_prompt(ref, tmp_path)
+    assert [tuned.invoke(m).content for m, _ in PAIRS[:3]] == [again.invoke(m).content for m, _ in PAIRS[:3]]
+    assert model_identity(tuned) not in {model_identity(model), model_identity(model.with_soft_prompt(*trained[:2]))}
+    lying = ref.model_copy(update={"method": "prompt_tuning"})  # a prefix table is not an input embedding
+    with pytest.raises(SoftPromptError, match="shape"):
+        model.with_soft_prompt(lying, tmp_path)

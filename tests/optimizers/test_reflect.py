@@ -4,6 +4,7 @@ Pareto pool that keeps a candidate best on some dev row eligible as a parent."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -13,6 +14,7 @@ from microprompts.models import ModelCaller
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers import Budget, optimize
 from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.mutators import default_mutators
 from microprompts.optimizers.mutators.reflect import Reflect
 from microprompts.optimizers.search import ParetoSearch, make_search
 from microprompts.optimizers.selection import row_pareto
@@ -102,12 +104,14 @@ def test_the_per_row_pareto_pool_keeps_a_candidate_best_on_some_row() -> None:
     assert row_pareto({"seed": [0.0, 0.0]}) == {"seed": 1}
 
 
-def test_pareto_search_fixes_the_pipeline_with_reflection_end_to_end() -> None:
+def test_pareto_search_fixes_the_pipeline_with_reflection_end_to_end_and_resumes_without_paying_twice(
+    tmp_path: Path,
+) -> None:
     data = rows(("label", "reply"))
     optimizer = reflector([{"section": "task", "text": f"Classify the topic into a newspaper section. {FIX}"}])
     assert isinstance(make_search("pareto"), ParetoSearch)
-    result = optimize(
-        pipeline(),
+    assert "reflect" in {m.name for m in default_mutators(True)} - {m.name for m in default_mutators(False)}
+    run: dict[str, Any] = dict(
         train=data,
         dev=data,
         metric=reply_metric,
@@ -118,7 +122,12 @@ def test_pareto_search_fixes_the_pipeline_with_reflection_end_to_end() -> None:
         budget=Budget(calls=60),
         minibatch=3,
         progress=False,
+        run_dir=tmp_path,
     )
+    result = optimize(pipeline(), **run)
+    again = optimize(pipeline(), resume=True, **run)
+    assert again.best_candidate.id == result.best_candidate.id and again.usage["evaluations_run"] == 0
+    assert len(optimizer.calls) == result.usage["optimizer_calls"]  # the resumed run's reflection came from the cache
     assert result.baseline_score < 1.0 and result.best_score == 1.0
     classify = result.best.nodes["classify"]
     assert isinstance(classify, MicroPrompt) and FIX in (classify.section("task").text or "")  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseE
 from microprompts.optimizers.mutators.graph import graph_mutators
 from microprompts.optimizers.mutators.params import param_mutators
 from microprompts.optimizers.mutators.phrases import DeleteSentence, SwapSentences
+from microprompts.optimizers.mutators.reflect import Reflect
 from microprompts.optimizers.mutators.structure import (
     AddGuideline,
     DataFormat,
@@ -43,8 +44,9 @@ def no_model_mutators() -> list[Mutator]:
 
 def default_mutators(optimizer_model_available: bool) -> list[Mutator]:
     """All operators, in the order the bandit meets them: the no-model ones, the content ones (the model-based
-    ones only with an optimizer model) and the graph ones. Names are unique."""
-    out = [*no_model_mutators(), *content_mutators(optimizer_model_available), *graph_mutators()]
+    ones, reflective proposal among them, only with an optimizer model) and the graph ones. Names are unique."""
+    reflect: list[Mutator] = [Reflect()] if optimizer_model_available else []
+    out = [*no_model_mutators(), *reflect, *content_mutators(optimizer_model_available), *graph_mutators()]
     names = [m.name for m in out]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -12,9 +12,9 @@ from langchain_core.messages import BaseMessage
 from microprompts.data import Row
 from microprompts.evals import exact_match
 from microprompts.optimizers import Budget, Enumerate, SearchSpace, one_of, optimize
-from microprompts.optimizers.candidate import Candidate, Mutation, Pending
+from microprompts.optimizers.candidate import Candidate, Mutation, Pending, Record
 from microprompts.optimizers.evaluator import keyed_rows
-from microprompts.optimizers.finals import holdout_size, split_holdout
+from microprompts.optimizers.finals import holdout_size, rank_finalists, split_holdout
 from microprompts.optimizers.selection import Paired
 from microprompts.testing import ScriptedChatModel, parse_user
 from tests.optimizers import engine_helpers as h
@@ -132,3 +132,17 @@ def test_the_planner_keeps_calls_back_for_the_held_out_re_score() -> None:
     assert final["reason"] == "best on the held-out rows" and len(final["finalists"]) == 3
     assert all(f["holdout"] is not None for f in final["finalists"])
     assert result.usage["charged_calls"] == 18 * 3 + 6 * 3 <= 80
+
+
+def test_finalists_rank_by_held_out_score_then_dev_and_ties_go_to_the_cheaper_prompt() -> None:
+    flow = h.topic_flow()
+
+    def record(holdout: float, objective: float, prompt: float) -> Record:
+        r = Record(Candidate(flow), None, objective=objective, prompt_tokens_per_row=prompt)
+        r.holdout = r.holdout_objective = holdout
+        return r
+
+    lucky, steady, long, short = record(0.2, 1.0, 50), record(0.8, 0.7, 90), record(0.8, 0.9, 120), record(0.8, 0.9, 80)
+    assert rank_finalists([lucky, steady, long, short]) == [short, long, steady, lucky]
+    assert rank_finalists([record(0.5, 0.5, 10)][:0]) == []
+    assert [holdout_size(n, 0.25, 5) for n in (10, 19, 20, 40)] == [0, 0, 5, 10]

@@ -1,9 +1,9 @@
-"""Asking the optimizer model safely: bounded requests, constrained JSON replies, and strict acceptance.
+"""Asking the optimizer model safely: bounded requests, typed replies, and strict acceptance.
 
-Every reply goes through `ask_json`: a request larger than `ctx.max_prompt_chars` is never sent, a reply cut
-off by the token limit (`finish_reason == "length"`) or one that is not a JSON object is rejected, and a
-failed call (after the caller's retries) is a rejection too. `BudgetExceeded` is not caught: the search
-must see it to stop.
+Every request runs as an optimizer micro-prompt (`_meta.ask_meta`): a request larger than `ctx.max_prompt_chars`
+is never sent, a reply cut off by the token limit or one that does not validate against its type is rejected, and
+a failed call (after the caller's retries) is a rejection too; `accept_text` then checks the text itself.
+`BudgetExceeded` is not caught: the search must see it to stop.
 """
 
 from __future__ import annotations
@@ -13,17 +13,23 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage
 
-from microprompts.models import Completion, ModelCallError
+from microprompts.models import Completion
 from microprompts.nodes import extract_json
 from microprompts.nodes.render import render_value
-from microprompts.optimizers.mutators._prompts import SYSTEM
+from microprompts.optimizers.mutators._meta import Instruction, ask_meta, meta_prompt, overhead
 from microprompts.optimizers.mutators.base import MutationContext
 
 log = logging.getLogger(__name__)
 
 INSTRUCTION = "instruction"
+REWRITE = meta_prompt("rewrite", Instruction)  # the content operators' requests: one new section text
+
+
+def request_overhead() -> int:
+    """Characters a rewrite request takes besides its written body (the meta-prompt around it)."""
+    return overhead(REWRITE)
 
 
 def clip(text: str, limit: int) -> str:
@@ -41,22 +47,6 @@ def show(value: Any, limit: int) -> str:
 def message_chars(messages: Iterable[BaseMessage]) -> int:
     """Characters in the messages' contents: what `max_prompt_chars` bounds."""
     return sum(len(str(m.content)) for m in messages)
-
-
-def meta_messages(body: str) -> list[BaseMessage]:
-    """The optimizer's system prompt and one user turn."""
-    return [SystemMessage(content=SYSTEM), HumanMessage(content=body)]
-
-
-def text_schema(key: str = INSTRUCTION) -> dict[str, Any]:
-    """`{key: str}`. No `maxLength`: llama.cpp unrolls it into one nested rule per character (slow, and refused
-    past a few hundred); length is bounded by `max_tokens` and checked on the reply instead."""
-    return {
-        "type": "object",
-        "properties": {key: {"type": "string"}},
-        "required": [key],
-        "additionalProperties": False,
-    }
 
 
 def tokens_for(chars: int) -> int:
@@ -77,38 +67,6 @@ def mentions(text: str, term: str) -> bool:
 def dropped_terms(original: str, new: str, terms: Iterable[str]) -> list[str]:
     """The `terms` that `original` mentions and `new` does not: a rewrite must keep labels and field names."""
     return [t for t in terms if t and mentions(original, t) and not mentions(new, t)]
-
-
-def ask_json(
-    ctx: MutationContext,
-    messages: list[BaseMessage],
-    schema: dict[str, Any],
-    *,
-    max_tokens: int,
-    temperature: float,
-    sample: int,
-) -> dict[str, Any] | None:
-    """One constrained call to the optimizer model; the parsed object, or None when the reply is unusable."""
-    if ctx.caller is None or ctx.optimizer_model is None:
-        return None
-    size = message_chars(messages)
-    if size > ctx.max_prompt_chars:
-        log.debug("not sent: request of %d chars exceeds max_prompt_chars=%d", size, ctx.max_prompt_chars)
-        return None
-    try:
-        reply = ctx.caller.complete(
-            ctx.optimizer_model,
-            messages,
-            schema=schema,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            sample=sample,
-            node="optimizer",
-        )
-    except ModelCallError as exc:
-        log.debug("rejected: optimizer call failed (%s)", exc)
-        return None
-    return parse_object(reply)
 
 
 def parse_object(reply: Completion) -> dict[str, Any] | None:
@@ -171,15 +129,10 @@ def ask_text(
     sample: int,
     keep: Iterable[str] = (),
 ) -> str | None:
-    """Ask for `{"instruction": str}` and return the accepted text, or None (see `accept_text`)."""
-    data = ask_json(
-        ctx,
-        meta_messages(body),
-        text_schema(),
-        max_tokens=tokens_for(max_chars),
-        temperature=temperature,
-        sample=sample,
-    )
+    """Ask for `{"instruction": str}` (the `REWRITE` micro-prompt) and return the accepted text, or None (see
+    `accept_text`)."""
+    prompt = REWRITE.with_params(temperature=temperature, max_tokens=min(8192, tokens_for(max_chars)))
+    data = ask_meta(ctx, prompt, {"request": body}, sample)
     return accept_text(data, max_chars=max_chars, original=original, seen=seen, keep=keep)
 
 

@@ -24,7 +24,8 @@ import networkx as nx
 from microprompts.evals import EvalResult, RowResult
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
-from microprompts.optimizers.mutators._ask import ask_json, clip, fit_blocks, mentions, meta_messages, show
+from microprompts.optimizers.mutators._ask import clip, fit_blocks, mentions, show
+from microprompts.optimizers.mutators._meta import ask_meta, critique_output, meta_prompt, overhead
 from microprompts.optimizers.mutators._prompts import CRITIQUE
 from microprompts.optimizers.mutators._shared import micro_prompts_in_order
 from microprompts.optimizers.mutators.base import MutationContext
@@ -183,29 +184,16 @@ def _options(flow: Flow, candidates: list[str], strong: Counter[str], weak: Coun
 def _ask_critique(
     flow: Flow, rows: list[RowResult], options: list[str], ctx: MutationContext
 ) -> tuple[str, str] | None:
-    schema = {
-        "type": "object",
-        "properties": {
-            "critique": {"type": "string"},  # no maxLength: see _ask.text_schema
-            "node": {"type": "string", "enum": options},
-        },
-        "required": ["critique", "node"],
-        "additionalProperties": False,
-    }
+    prompt = meta_prompt("critique", critique_output(options)).with_params(
+        temperature=0.3, max_tokens=CRITIQUE_CHARS // 3 + 48
+    )
     steps = "\n".join(_describe(mp) for mp in micro_prompts_in_order(flow))
-    fixed = len(CRITIQUE.format(steps=steps, failures="")) + len(meta_messages("")[0].content)
+    fixed = len(CRITIQUE.format(steps=steps, failures="")) + overhead(prompt)
     blocks = fit_blocks(
         [render_failure(flow, i, row) for i, row in enumerate(rows, 1)], ctx.max_prompt_chars - fixed - 2 * len(rows)
     )
     body = CRITIQUE.format(steps=steps, failures="\n\n".join(blocks))
-    data = ask_json(
-        ctx,
-        meta_messages(body),
-        schema,
-        max_tokens=CRITIQUE_CHARS // 3 + 48,
-        temperature=0.3,
-        sample=ctx.rng.randrange(1_000_000),
-    )
+    data = ask_meta(ctx, prompt, {"request": body}, ctx.rng.randrange(1_000_000))
     if data is None:
         return None
     node, text = data.get("node"), data.get("critique")

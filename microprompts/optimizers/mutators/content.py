@@ -21,7 +21,7 @@ from microprompts.flows.address import section_address
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import _prompts as P
-from microprompts.optimizers.mutators._ask import ask_text, clip, fit_blocks, normalized, show
+from microprompts.optimizers.mutators._ask import ask_text, clip, fit_blocks, normalized, request_overhead, show
 from microprompts.optimizers.mutators._blame import CRITIQUE_CHARS, blame
 from microprompts.optimizers.mutators._text import (
     MAX_SECTION_CHARS,
@@ -219,7 +219,7 @@ class InduceInstruction(SectionTextMutator):
             return None
         text = section_text(mp, kind)
         shown = clip(text, 600)
-        fixed = len(P.INDUCE.format(step=step_line(mp), examples="", text=shown)) + len(P.SYSTEM)
+        fixed = len(P.INDUCE.format(step=step_line(mp), examples="", text=shown)) + request_overhead()
         blocks = [f"Input: {show(i, 400)}\nOutput: {show(o, 300)}" for i, o in pairs]
         blocks = fit_blocks(blocks, ctx.max_prompt_chars - fixed - 2 * len(blocks))
         body = P.INDUCE.format(step=step_line(mp), examples="\n\n".join(blocks), text=shown)
@@ -275,7 +275,7 @@ class OproProposal(SectionTextMutator):
         while points:
             shown = "\n".join(f"text:\n<<<\n{clip(t, 500)}\n>>>\nscore: {s:.3f}" for t, s in points)
             body = P.OPRO.format(step=step_line(mp), section=kind, trajectory=shown, examples=examples)
-            if len(body) + len(P.SYSTEM) <= ctx.max_prompt_chars:
+            if len(body) + request_overhead() <= ctx.max_prompt_chars:
                 return self._ask(ctx, body, section_text(mp, kind), [t for t, _ in points] + seen, self.max_chars, mp)
             if examples:
                 examples = ""

@@ -78,7 +78,7 @@ class Reflect(Mutator):
         inputs = {"step": step_line(mp), "current": current, "failures": "", "count": str(self.proposals)}
         room = ctx.max_prompt_chars - sum(len(str(m.content)) for m in REFLECT.render(inputs)) - 2 * len(rows)
         inputs["failures"] = "\n\n".join(fit_blocks([_failure(flow, node, i, r) for i, r in enumerate(rows, 1)], room))
-        data = ask_meta(ctx, REFLECT, inputs)
+        data = ask_meta(ctx, REFLECT, inputs, ctx.rng.randrange(1_000_000))
         return self._moves(flow, mp, kinds, data) if data is not None else []
 
     def _moves(self, flow: Flow, mp: MicroPrompt, kinds: list[str], data: dict[str, Any]) -> list[Move]:

@@ -67,9 +67,19 @@ CREATE TABLE IF NOT EXISTS feedback (
     score REAL NOT NULL,
     comment TEXT
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS feedback_run ON feedback(run_id);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 """
+
+
+class StoreError(ValueError):
+    """A run store that cannot be read for analysis: missing, not a run store, corrupt or empty (one line)."""
 
 
 class UnknownRunError(KeyError):
@@ -259,6 +269,36 @@ class RunStore:
             rows = self._conn.execute(query + " ORDER BY created DESC, id DESC LIMIT ?", (*params, limit)).fetchall()
         return [dict(zip(_SUMMARY_NAMES, row, strict=True)) for row in rows]
 
+    def full_runs(self, with_feedback_only: bool = False) -> list[dict[str, Any]]:
+        """Every stored run whole (as `get` gives it, feedback included), oldest first: what monitoring, fine-tuning
+        export and re-optimization read."""
+        query = "SELECT id FROM runs"
+        if with_feedback_only:
+            query += " WHERE id IN (SELECT run_id FROM feedback)"
+        try:
+            with self._lock:
+                ids = [r[0] for r in self._conn.execute(query + " ORDER BY created, id").fetchall()]
+            return [run for run in map(self.get, ids) if run is not None]
+        except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError) as exc:
+            raise StoreError(f"{self.path} is a corrupt run store ({type(exc).__name__}: {exc})") from None
+
+    def record_event(self, kind: str, detail: dict[str, Any]) -> None:
+        """Record a service event (an artifact reload, its success or failure) with the time, committed at once."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO events (created, kind, detail) VALUES (?,?,?)", (time.time(), kind, _dumps(detail))
+            )
+            self._conn.commit()
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The recorded service events, oldest first (only those of `kind` when given)."""
+        query, params = "SELECT created, kind, detail FROM events", ()
+        if kind is not None:
+            query, params = query + " WHERE kind = ?", (kind,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
+        return [{"created": r[0], "kind": r[1], "detail": _loads(r[2])} for r in rows]
+
     def count(self) -> int:
         """How many runs are stored."""
         with self._lock:
@@ -268,3 +308,20 @@ class RunStore:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def open_store(path: str | Path) -> RunStore:
+    """An existing run store opened for reading; StoreError (one line) when the file is missing, is not a SQLite run
+    store, is corrupt, or holds no run."""
+    target = Path(path)
+    if not target.is_file():
+        raise StoreError(f"no run store at {target}")
+    try:
+        store = RunStore(target)
+        count = store.count()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{target} is not a readable run store ({exc})") from None
+    if count == 0:
+        store.close()
+        raise StoreError(f"run store {target} holds no runs")
+    return store

@@ -1,10 +1,11 @@
 """Soft prompts against hard prompts on a small open model run by torch (issue 23): each task's seed micro-prompt as
 written, then with k trained virtual tokens (PEFT prompt tuning, initialised from the seed prompt's text, and prefix
-tuning; trained from the train rows, early-stopped on dev), all scored on the same test rows, model and no cache.
+tuning, and a LoRA adapter; trained from the train rows, early-stopped on dev), all scored on the same test rows with
+the same model and no call cache.
 
 Model: SmolLM2-135M-Instruct (`hf:local`, the embedded GGUF dequantized to float32, about 0.6 GB resident): it
 trains at a fraction of a second a step on one thread, where Qwen 0.5B costs about four times that on 2 shared cores.
-LoRA and distillation are not built yet; their rows say so rather than leave them out.
+Distillation is not built yet; their rows say so rather than leave them out.
 Writes ``results/soft_prompts.json`` and ``.md``; ``--quick`` is a smoke run (one task, a few rows, a few steps).
 """
 
@@ -27,12 +28,14 @@ from benchmarks.optimize import log, write_cells  # noqa: E402
 from benchmarks.tasks.optimize_tasks import TASKS  # noqa: E402
 from microprompts.evals import evaluate  # noqa: E402
 from microprompts.models import ModelCaller  # noqa: E402
+from microprompts.models.soft_prompt import LoraSpec  # noqa: E402
 from microprompts.models.soft_train import SoftTrainConfig  # noqa: E402
 from microprompts.models.spec import resolve_model  # noqa: E402
 from microprompts.models.torch_model import TorchChatModel  # noqa: E402
 from microprompts.optimizers.soft import train_node_soft_prompt  # noqa: E402
 
-NOT_BUILT = ("LoRA", "distillation k=4", "distillation k=16", "best hard prompt (optimizer)")
+METHODS = ("prompt_tuning", "prefix_tuning", "lora")
+NOT_BUILT = ("distillation k=4", "distillation k=16", "best hard prompt (optimizer)")
 
 
 def peak_mb() -> float:
@@ -63,16 +66,19 @@ def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, wo
     log(f"{task_name}: seed prompt on {len(splits.test)} test rows")
     cells = [{"task": task_name, "variant": "seed hard prompt", **score(task_name, task.flow, splits.test, model)}]
     cells[-1].update(train_seconds=0.0, train_examples=0, peak_mb=peak_mb())
-    for method, k in [(m, k) for m in args.methods for k in args.k]:
+    variants = [(m, k) for m in args.methods if m != "lora" for k in args.k]
+    variants += [("lora", 0)] if "lora" in args.methods else []
+    for method, k in variants:
         config = SoftTrainConfig(
             method=method,
-            num_virtual_tokens=k,
+            num_virtual_tokens=max(1, k),
+            lora=LoraSpec(rank=args.lora_rank),
             steps=args.steps,
-            lr=args.lr,
+            lr=args.lora_lr if method == "lora" else args.lr,
             eval_every=args.eval_every,
             seed=args.seed,
         )
-        label = f"{method.replace('_', ' ')} k={k}"
+        label = f"LoRA r={args.lora_rank}" if method == "lora" else f"{method.replace('_', ' ')} k={k}"
         log(f"{task_name}: {label}, {args.steps} steps on {len(train)} train rows, dev {len(splits.dev)}")
         run = train_node_soft_prompt(node, model, train, splits.dev, workdir / task_name, config)
         tuned = model.with_soft_prompt(run.ref, workdir / task_name)
@@ -109,8 +115,10 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["implicatures", "object_counting"], choices=sorted(TASKS))
     parser.add_argument("--model", default="hf:local", help="an hf: spec (GGUF file or checkpoint folder)")
     parser.add_argument(
-        "--methods", nargs="+", default=["prompt_tuning", "prefix_tuning"], choices=["prompt_tuning", "prefix_tuning"]
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="what to train (all by default)"
     )
+    parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--lora-lr", type=float, default=5e-3)
     parser.add_argument("--k", type=int, nargs="+", default=[8, 16], help="virtual tokens")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=3e-2)
@@ -141,7 +149,8 @@ def main() -> None:
             cells.extend(run_task(task_name, model, args, Path(tmp)))
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     intro = (
-        f"Seed micro-prompt vs. prompt and prefix tuning on `{args.model}` ({args.threads} torch thread(s)); "
+        f"Seed micro-prompt vs. prompt tuning, prefix tuning and LoRA on `{args.model}` "
+        f"({args.threads} torch thread(s)); "
         f"command: `.venv/bin/python benchmarks/soft_prompts.py{' --quick' if args.quick else ''}`. "
         "Prompt tokens per call count the virtual tokens. Peak MB is the process's peak RSS so far."
     )

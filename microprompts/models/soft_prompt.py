@@ -14,16 +14,25 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from microprompts.models.errors import ModelSpecError
 
-__all__ = ["SOFT_EXTRA", "SoftMethod", "SoftPromptError", "SoftPromptRef", "read_verified", "write_bytes_atomic"]
+__all__ = [
+    "SOFT_EXTRA",
+    "LoraSpec",
+    "SoftMethod",
+    "SoftPromptError",
+    "SoftPromptRef",
+    "read_verified",
+    "write_bytes_atomic",
+]
 
 SOFT_EXTRA = "pip install 'microprompts[soft]'  (torch==2.13.0, transformers, peft, safetensors, gguf)"
-SoftMethod = Literal["prompt_tuning", "prefix_tuning"]
+SoftMethod = Literal["prompt_tuning", "prefix_tuning", "lora"]
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.safetensors$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+_MODULE = re.compile(r"^[A-Za-z0-9_.]{1,100}$")
 MAX_SOFT_BYTES = 256 * 1024 * 1024  # a soft prompt is a few KB to a few MB; a larger file is refused before reading
 
 
@@ -31,17 +40,46 @@ class SoftPromptError(ModelSpecError):
     """A soft prompt that cannot be used: missing or changed file, bad name, wrong shape, another base model."""
 
 
+class LoraSpec(BaseModel):
+    """A LoRA adapter's shape: rank, scaling alpha, and the module names it wraps (e.g. `q_proj`, `v_proj`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rank: int = Field(default=8, ge=1, le=256)
+    alpha: int = Field(default=16, ge=1)
+    targets: tuple[str, ...] = ("q_proj", "v_proj")
+
+    @field_validator("targets")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Plain module names, at least one."""
+        if not value or not all(_MODULE.match(v) for v in value):
+            raise ValueError(f"LoRA targets must be plain module names, got {list(value)}")
+        return value
+
+
 class SoftPromptRef(BaseModel):
-    """What an artifact stores about a soft prompt: the method, its file beside the artifact and that file's SHA-256,
-    and the base model it was trained on (the model's identity), so nothing but that model runs it."""
+    """What an artifact stores about a soft prompt or adapter: the method (prompt tuning, prefix tuning: k virtual
+    tokens; LoRA: its shape), its file beside the artifact and that file's SHA-256, and the base model it was trained
+    on (the model's identity), so nothing but that model runs it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: SoftMethod = "prompt_tuning"
     file: str
     sha256: str
-    num_virtual_tokens: int = Field(ge=1, le=4096)
+    num_virtual_tokens: int = Field(default=0, ge=0, le=4096)
+    lora: LoraSpec | None = None
     base_model: str
+
+    @model_validator(mode="after")
+    def _method_fields(self) -> SoftPromptRef:
+        """Prompt and prefix tuning carry k >= 1 virtual tokens and no LoRA shape; LoRA carries its shape, no tokens."""
+        if self.method == "lora" and (self.lora is None or self.num_virtual_tokens):
+            raise ValueError("a LoRA reference needs `lora` (its shape) and no virtual tokens")
+        if self.method != "lora" and (self.lora is not None or self.num_virtual_tokens < 1):
+            raise ValueError(f"a {self.method} reference needs num_virtual_tokens >= 1 and no `lora`")
+        return self
 
     @field_validator("file")
     @classmethod

@@ -1,6 +1,7 @@
 """Soft prompts trained with PEFT on a frozen local model: prompt tuning (Lester et al. 2021, k trainable input
-embeddings in front) and prefix tuning (Li & Liang 2021, a trainable key/value prefix at every layer), from (chat
-messages -> target reply) pairs, early-stopped on a dev loss. Part of the optional `[soft]` extra."""
+embeddings in front), prefix tuning (Li & Liang 2021, a trainable key/value prefix at every layer) and LoRA (Hu et
+al. 2021, low-rank updates of chosen weights, on a copy of the model), from (chat messages -> target reply) pairs,
+early-stopped on a dev loss. Part of the optional `[soft]` extra."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from microprompts.models import _peft
-from microprompts.models.soft_prompt import SoftMethod
+from microprompts.models.soft_prompt import LoraSpec, SoftMethod
 from microprompts.models.torch_model import Checkpoint, TorchChatModel, torch
 
 __all__ = ["Pair", "SoftTrainConfig", "SoftTrainReport", "pair_loss", "train_soft_prompt"]
@@ -23,13 +24,14 @@ Pair = tuple[list[BaseMessage], str]
 
 
 class SoftTrainConfig(BaseModel):
-    """How to train: the method, virtual tokens, steps (one pair per step), learning rate, dev checks and patience,
-    seed, and (prompt tuning) the text to initialise the virtual tokens from (PEFT's TEXT init: the text's token
-    embeddings, cycled to k; prefix tuning starts from PEFT's random init)."""
+    """How to train: the method (and a LoRA adapter's shape), virtual tokens, steps (one pair per step), learning
+    rate, dev checks and patience, seed, and (prompt tuning) the text to initialise the virtual tokens from (PEFT's
+    TEXT init: the text's token embeddings, cycled to k; prefix tuning starts from PEFT's random init)."""
 
     model_config = ConfigDict(frozen=True)
 
     method: SoftMethod = "prompt_tuning"
+    lora: LoraSpec = LoraSpec()
     num_virtual_tokens: int = Field(default=8, ge=1, le=512)
     steps: int = Field(default=50, ge=1)
     lr: float = Field(default=3e-2, gt=0)
@@ -88,7 +90,8 @@ def _mean_loss(runner: Any, encoded: Sequence[tuple[torch.Tensor, torch.Tensor]]
 def pair_loss(model: TorchChatModel, pairs: Sequence[Pair]) -> float:
     """Mean cross-entropy of the target replies given the prompts, with the model's soft prompt if it has one."""
     runner = model.runner()
-    with model.checkpoint().lock:
+    with model.checkpoint().lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # PEFT's prefix tuning passes `past_key_values`
         return _mean_loss(runner, [_encode(model, p, 10_000) for p in pairs])
 
 
@@ -97,10 +100,10 @@ def train_soft_prompt(
     train: Sequence[Pair],
     dev: Sequence[Pair] | None = None,
     config: SoftTrainConfig | None = None,
-) -> tuple[torch.Tensor, SoftTrainReport]:
-    """Train k virtual tokens on `train` (one pair a step, drawn with the seed); every `eval_every` steps measure
-    the dev loss and keep the best tokens, stopping after `patience` checks without a gain. Returns the `[k, width]`
-    table (save it with `save_soft_prompt(..., method=config.method)`)."""
+) -> tuple[dict[str, torch.Tensor], SoftTrainReport]:
+    """Train a soft prompt or LoRA adapter on `train` (one pair a step, drawn with the seed); every `eval_every` steps
+    measure the dev loss and keep the best state, stopping after `patience` checks without a gain. Returns the state
+    to save (`save_soft_prompt(state, ..., method=config.method, lora=config.lora)`) and the report."""
     config = config or SoftTrainConfig()
     if not train:
         raise ValueError("soft prompt training needs at least one training pair")
@@ -109,15 +112,15 @@ def train_soft_prompt(
     with ckpt.lock:
         torch.set_num_threads(model.threads())
         torch.manual_seed(config.seed)
-        peft_model = _peft.wrap(ckpt.model, config.method, config.num_virtual_tokens)
-        tokens = _peft.table(peft_model)
+        k = 0 if config.method == "lora" else config.num_virtual_tokens
+        peft_model = _peft.wrap(ckpt.model, config.method, k, config.lora)
         if config.method == "prompt_tuning":
             with torch.no_grad():
-                tokens.copy_(_init_embeddings(ckpt, config.init_text, config.num_virtual_tokens, config.seed))
+                _peft.table(peft_model).copy_(_init_embeddings(ckpt, config.init_text, k, config.seed))
         try:
             with warnings.catch_warnings():  # PEFT's prefix tuning passes `past_key_values`, deprecated in 5.25
                 warnings.simplefilter("ignore", FutureWarning)
-                best, report = _loop(model, peft_model, tokens, train, dev, config)
+                best, report = _loop(model, peft_model, train, dev, config)
         finally:
             ckpt.model.requires_grad_(False)  # the shared base model stays frozen for inference
             peft_model.eval()
@@ -128,18 +131,18 @@ def train_soft_prompt(
 def _loop(
     model: TorchChatModel,
     peft_model: Any,
-    tokens: torch.Tensor,
     train: Sequence[Pair],
     dev: Sequence[Pair] | None,
     config: SoftTrainConfig,
-) -> tuple[torch.Tensor, SoftTrainReport]:
-    """The training steps with dev checks; returns the kept tokens and the report (without its seconds)."""
+) -> tuple[dict[str, torch.Tensor], SoftTrainReport]:
+    """The training steps with dev checks; returns the kept state and the report (without its seconds)."""
     encoded = [_encode(model, p, config.max_target_tokens) for p in train]
     dev_encoded = [_encode(model, p, 10_000) for p in dev or []]
-    optimizer = torch.optim.AdamW([tokens], lr=config.lr, weight_decay=0.0)
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     order = random.Random(config.seed)
     report = SoftTrainReport()
-    best = tokens.detach().clone()
+    best = _peft.state(peft_model)
     if dev_encoded:
         peft_model.eval()
         report.initial_dev_loss = report.best_dev_loss = _mean_loss(peft_model, dev_encoded)
@@ -154,13 +157,13 @@ def _loop(
         report.train_losses.append(float(loss.detach()))
         report.steps, report.examples = step, step
         if not dev_encoded:
-            best, report.best_step = tokens.detach().clone(), step
+            best, report.best_step = _peft.state(peft_model), step
         elif step % config.eval_every == 0 or step == config.steps:
             peft_model.eval()
             dev_loss = _mean_loss(peft_model, dev_encoded)
             report.dev_losses.append((step, dev_loss))
             if report.best_dev_loss is None or dev_loss < report.best_dev_loss:
-                best, report.best_step, report.best_dev_loss, stale = tokens.detach().clone(), step, dev_loss, 0
+                best, report.best_step, report.best_dev_loss, stale = _peft.state(peft_model), step, dev_loss, 0
             else:
                 stale += 1
                 if stale >= config.patience:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from microprompts.models.errors import ModelSpecError
 from microprompts.models.local import default_threads, file_sha256
 from microprompts.models.soft_prompt import (
     SOFT_EXTRA,
+    LoraSpec,
     SoftMethod,
     SoftPromptError,
     SoftPromptRef,
@@ -108,37 +110,60 @@ def load_checkpoint(path: str | Path, n_threads: int | None = None) -> Checkpoin
 
 
 def save_soft_prompt(
-    embeddings: torch.Tensor, directory: str | Path, stem: str, base_model: str, method: SoftMethod = "prompt_tuning"
+    tensors: torch.Tensor | Mapping[str, torch.Tensor],
+    directory: str | Path,
+    stem: str,
+    base_model: str,
+    method: SoftMethod = "prompt_tuning",
+    lora: LoraSpec | None = None,
 ) -> SoftPromptRef:
-    """Write a `[k, width]` virtual-token table as safetensors in `directory` (named by stem and content hash, written
-    atomically) and return the reference an artifact stores."""
-    if embeddings.ndim != 2:
-        raise SoftPromptError(f"prompt embeddings must be [tokens, width], got shape {tuple(embeddings.shape)}")
-    tensor = embeddings.detach().to(torch.float32).contiguous().cpu()
-    meta = {"format": _FORMAT, "base_model": base_model, "method": method}
-    data = save_tensors({_TENSOR: tensor}, metadata=meta)
+    """Write a soft prompt (a `[k, width]` virtual-token table, or the state `train_soft_prompt` returns) or a LoRA
+    adapter's tensors as safetensors in `directory` (named by stem and content hash, written atomically) and return
+    the reference an artifact stores."""
+    named = {_TENSOR: tensors} if isinstance(tensors, torch.Tensor) else dict(tensors)
+    named = {k: v.detach().to(torch.float32).contiguous().cpu() for k, v in named.items()}
+    k = 0
+    if method != "lora":
+        table = named.get(_TENSOR)
+        if set(named) != {_TENSOR} or table is None or table.ndim != 2:
+            raise SoftPromptError(f"a {method} soft prompt is one [tokens, width] tensor named {_TENSOR!r}")
+        k = int(table.shape[0])
+    elif lora is None:
+        raise SoftPromptError("a LoRA adapter is saved with its shape (lora=LoraSpec(...))")
+    data = save_tensors(named, metadata={"format": _FORMAT, "base_model": base_model, "method": method})
     sha = hashlib.sha256(data).hexdigest()
     safe_stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)[:80] or "soft"
-    name = f"{safe_stem}.{sha[:12]}.safetensors"
-    ref = SoftPromptRef(method=method, file=name, sha256=sha, num_virtual_tokens=tensor.shape[0], base_model=base_model)
+    ref = SoftPromptRef(
+        method=method,
+        file=f"{safe_stem}.{sha[:12]}.safetensors",
+        sha256=sha,
+        num_virtual_tokens=k,
+        lora=lora if method == "lora" else None,
+        base_model=base_model,
+    )
     write_bytes_atomic(ref.path(directory), data)
     return ref
 
 
-def load_soft_prompt(ref: SoftPromptRef, directory: str | Path, width: int | None = None) -> torch.Tensor:
-    """The prompt embeddings a reference names, after the file's hash, keys, shape and base model are checked."""
+def load_soft_prompt(
+    ref: SoftPromptRef, directory: str | Path, expected: Mapping[str, tuple[int, ...]]
+) -> dict[str, torch.Tensor]:
+    """The tensors a reference names, after the file's hash is checked and its tensor names and shapes are exactly
+    the `expected` ones (what a fresh PEFT model of the same method and size holds)."""
     data = read_verified(ref, directory)
     try:
         tensors = load_tensors(data)
     except Exception as exc:
         raise SoftPromptError(f"soft prompt file {ref.path(directory)} is not a valid safetensors file: {exc}") from exc
-    if set(tensors) != {_TENSOR}:
-        raise SoftPromptError(f"soft prompt file {ref.file} holds {sorted(tensors)}, expected [{_TENSOR!r}]")
-    tensor = tensors[_TENSOR]
-    want = (ref.num_virtual_tokens, width or tensor.shape[-1])
-    if tensor.ndim != 2 or tuple(tensor.shape) != want or not tensor.is_floating_point():
-        raise SoftPromptError(f"soft prompt {ref.file} has shape {tuple(tensor.shape)}, expected {want}")
-    return tensor.to(torch.float32)
+    if set(tensors) != set(expected):
+        missing, extra = sorted(set(expected) - set(tensors))[:3], sorted(set(tensors) - set(expected))[:3]
+        raise SoftPromptError(f"soft prompt file {ref.file} does not fit: missing {missing}, unexpected {extra}")
+    for name, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[name]) or not tensor.is_floating_point():
+            raise SoftPromptError(
+                f"soft prompt {ref.file}: {name} has shape {tuple(tensor.shape)}, expected {tuple(expected[name])}"
+            )
+    return {k: v.to(torch.float32) for k, v in tensors.items()}
 
 
 class TorchChatModel(BaseChatModel):
@@ -196,17 +221,17 @@ class TorchChatModel(BaseChatModel):
                 raise SoftPromptError(
                     f"soft prompt {ref.file} was trained on {ref.base_model}, not on this model ({ckpt.identity})"
                 )
-            runner = _peft.wrap(ckpt.model, ref.method, ref.num_virtual_tokens)
-            table = _peft.table(runner)
-            tensor = load_soft_prompt(ref, self.soft_dir or ".", int(table.shape[1]))
-            with torch.no_grad():
-                table.copy_(tensor)
-            table.requires_grad_(False)
+            runner = _peft.wrap(ckpt.model, ref.method, ref.num_virtual_tokens, ref.lora)
+            expected = {k: tuple(v.shape) for k, v in _peft.state(runner).items()}
+            _peft.load(runner, load_soft_prompt(ref, self.soft_dir or ".", expected))
+            if ref.method == "lora":
+                runner = runner.merge_and_unload()  # a plain model (its own copy), as fast as the base
+            runner.requires_grad_(False)
             self._runner = runner
         return self._runner
 
     def virtual_tokens(self) -> int:
-        """How many virtual tokens each call carries (0 without a soft prompt)."""
+        """How many virtual tokens each call carries (0 without a soft prompt, and for LoRA)."""
         return 0 if self.soft_prompt is None else self.soft_prompt.num_virtual_tokens
 
     def prompt_ids(self, messages: list[BaseMessage]) -> list[int]:
@@ -266,7 +291,7 @@ def _decode(
     tuning: PEFT's key/value cache before the input), then one KV-cached step per token. PEFT's own `generate` is not
     used: with transformers 5 its prompt-tuning decoding drifts from the training-time forward after the first token."""
     temperature, seed = sampling
-    model = ckpt.model
+    model = ckpt.model if method in ("prompt_tuning", "prefix_tuning") else runner  # LoRA: the merged copy
     stops = _stop_ids(ckpt)
     generator = torch.Generator().manual_seed(seed)
     new: list[int] = []

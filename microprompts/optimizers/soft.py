@@ -1,6 +1,7 @@
-"""Soft prompts for one node of a flow: turn dataset rows into (rendered node input -> gold node output) pairs, train
-k virtual tokens on the node's local model with PEFT (prompt or prefix tuning), early-stopped on dev, and save them
-artifact. Part of the optional `[soft]` extra: import this module explicitly (`microprompts.optimizers.soft`)."""
+"""Soft prompts and adapters for one node of a flow: turn dataset rows into (rendered node input -> gold node output)
+pairs, train on the node's local model with PEFT (prompt tuning, prefix tuning or LoRA), early-stopped on dev, and
+save the tensors beside the artifact. Part of the optional `[soft]` extra: import this module explicitly
+(`microprompts.optimizers.soft`)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,6 @@ def train_node_soft_prompt(
     config = config or SoftTrainConfig()
     if config.init_text is None and config.method == "prompt_tuning":
         config = config.model_copy(update={"init_text": str(train_pairs[0][0][0].content)})
-    tokens, report = train_soft_prompt(model, train_pairs, dev_pairs, config)
-    ref = save_soft_prompt(tokens, directory, node.name, model.checkpoint().identity, config.method)
+    state, report = train_soft_prompt(model, train_pairs, dev_pairs, config)
+    ref = save_soft_prompt(state, directory, node.name, model.checkpoint().identity, config.method, config.lora)
     return SoftPromptRun(node=node.name, ref=ref, report=report, train_pairs=len(train_pairs), dev_pairs=len(dev_pairs))

@@ -19,7 +19,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from microprompts.models.cache import CallCache
 from microprompts.models.client import ModelCaller, completion_key
 from microprompts.models.errors import ModelSpecError
-from microprompts.models.soft_prompt import SoftPromptError, SoftPromptRef
+from microprompts.models.soft_prompt import LoraSpec, SoftPromptError, SoftPromptRef
 from microprompts.models.soft_train import SoftTrainConfig, pair_loss, train_soft_prompt
 from microprompts.models.spec import model_identity, resolve_model
 from microprompts.models.torch_model import TorchChatModel, load_soft_prompt, save_soft_prompt
@@ -46,9 +46,9 @@ def trained(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[SoftP
     model = TorchChatModel(model_path=str(tiny), n_threads=1, max_tokens=8)
     plain = [model.invoke(m).content for m, _ in PAIRS[:2]]
     config = SoftTrainConfig(num_virtual_tokens=4, steps=30, lr=0.3, eval_every=5, init_text="Answer yes or no.")
-    tokens, report = train_soft_prompt(model, PAIRS, PAIRS[:2], config)
+    state, report = train_soft_prompt(model, PAIRS, PAIRS[:2], config)
     out = tmp_path_factory.mktemp("artifact")
-    ref = save_soft_prompt(tokens, out, "answer", model.checkpoint().identity)
+    ref = save_soft_prompt(state, out, "answer", model.checkpoint().identity)
     assert report.steps >= 5 and report.examples == report.steps
     assert [model.invoke(m).content for m, _ in PAIRS[:2]] == plain  # the shared base model is left as it was
     assert not any(p.requires_grad for p in model.checkpoint().model.parameters())
@@ -98,13 +98,16 @@ def test_a_missing_file_is_refused(model: TorchChatModel, trained: tuple, tmp_pa
         model.with_soft_prompt(ref, tmp_path)
 
 
-def test_a_file_with_a_matching_hash_but_wrong_shape_is_refused(trained: tuple, tmp_path: Path) -> None:
+def test_a_file_with_a_matching_hash_but_wrong_shape_is_refused(
+    model: TorchChatModel, trained: tuple, tmp_path: Path
+) -> None:
     ref, out, _, _ = trained
-    data = ref.path(out).read_bytes()
-    lying = ref.model_copy(update={"num_virtual_tokens": 5})
+    assert hashlib.sha256(ref.path(out).read_bytes()).hexdigest() == ref.sha256
+    lying = ref.model_copy(update={"num_virtual_tokens": 5})  # the file is intact; the reference lies about it
     with pytest.raises(SoftPromptError, match="shape"):
-        load_soft_prompt(lying, out, 32)
-    assert hashlib.sha256(data).hexdigest() == ref.sha256
+        model.with_soft_prompt(lying, out)
+    with pytest.raises(SoftPromptError, match="missing"):
+        load_soft_prompt(ref, out, {"other": (4, 32)})
 
 
 def test_another_base_model_is_refused(tiny: Path, trained: tuple, tmp_path: Path) -> None:
@@ -179,11 +182,14 @@ def test_prefix_tuning_trains_round_trips_and_differs_from_prompt_tuning(
     model: TorchChatModel, trained: tuple, tmp_path: Path
 ) -> None:
     config = SoftTrainConfig(method="prefix_tuning", num_virtual_tokens=4, steps=30, lr=0.3, eval_every=5)
-    tokens, report = train_soft_prompt(model, PAIRS, PAIRS[:2], config)
+    state, report = train_soft_prompt(model, PAIRS, PAIRS[:2], config)
     assert report.initial_dev_loss is not None and report.best_dev_loss is not None
     assert report.best_dev_loss < report.initial_dev_loss - 1.0
-    ref = save_soft_prompt(tokens, tmp_path, "answer", model.checkpoint().identity, "prefix_tuning")
-    assert ref.method == "prefix_tuning" and tuple(tokens.shape) == (4, 2 * 2 * 16)  # layers x (k, v) x kv width
+    ref = save_soft_prompt(state, tmp_path, "answer", model.checkpoint().identity, "prefix_tuning")
+    assert ref.method == "prefix_tuning" and tuple(state["prompt_embeddings"].shape) == (
+        4,
+        2 * 2 * 16,
+    )  # layers x (k, v) x kv width
     tuned = model.with_soft_prompt(SoftPromptRef.model_validate_json(ref.model_dump_json()), tmp_path)
     assert pair_loss(tuned, PAIRS[:2]) == pytest.approx(report.best_dev_loss, rel=1e-4)
     again = TorchChatModel(model_path=model.model_path, n_threads=1, max_tokens=8).with_soft_prompt(ref, tmp_path)
@@ -192,3 +198,31 @@ def test_prefix_tuning_trains_round_trips_and_differs_from_prompt_tuning(
     lying = ref.model_copy(update={"method": "prompt_tuning"})  # a prefix table is not an input embedding
     with pytest.raises(SoftPromptError, match="shape"):
         model.with_soft_prompt(lying, tmp_path)
+
+
+def test_lora_trains_on_a_copy_round_trips_and_leaves_the_base_alone(model: TorchChatModel, tmp_path: Path) -> None:
+    base = model.checkpoint().model
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    plain = [model.invoke(m).content for m, _ in PAIRS[:2]]
+    config = SoftTrainConfig(method="lora", lora=LoraSpec(rank=4), steps=30, lr=0.05, eval_every=5)
+    state, report = train_soft_prompt(model, PAIRS, PAIRS[:2], config)
+    assert report.initial_dev_loss is not None and report.best_dev_loss is not None
+    assert report.best_dev_loss < report.initial_dev_loss - 1.0
+    assert state and all("lora_" in k for k in state)
+    ref = save_soft_prompt(state, tmp_path, "answer", model.checkpoint().identity, "lora", LoraSpec(rank=4))
+    assert ref.method == "lora" and ref.num_virtual_tokens == 0 and ref.lora == LoraSpec(rank=4)
+    tuned = model.with_soft_prompt(SoftPromptRef.model_validate_json(ref.model_dump_json()), tmp_path)
+    assert pair_loss(tuned, PAIRS[:2]) == pytest.approx(report.best_dev_loss, rel=1e-4)
+    assert tuned.runner() is not base and tuned.virtual_tokens() == 0
+    assert "+lora:" + ref.sha256 in model_identity(tuned)
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())  # training and merging used a copy
+    assert [model.invoke(m).content for m, _ in PAIRS[:2]] == plain
+    with pytest.raises(SoftPromptError, match="missing"):  # a rank-8 reference does not fit rank-4 tensors
+        model.with_soft_prompt(ref.model_copy(update={"lora": LoraSpec(rank=8, targets=("k_proj",))}), tmp_path)
+
+
+def test_a_reference_carries_the_fields_of_its_method() -> None:
+    with pytest.raises(ValueError, match="LoRA reference needs"):
+        SoftPromptRef(method="lora", file="a.safetensors", sha256="0" * 64, base_model="hf:x")
+    with pytest.raises(ValueError, match="num_virtual_tokens >= 1"):
+        SoftPromptRef(file="a.safetensors", sha256="0" * 64, base_model="hf:x")

@@ -54,6 +54,7 @@ from microprompts.serve._schema import (
     schema_of,
 )
 from microprompts.serve._warm import LOADING, READY, RETRY_AFTER_S, Readiness, flow_models
+from microprompts.serve.reload import reload_agent
 from microprompts.serve.settings import MAX_RUNS_PAGE, ServeSettings
 from microprompts.serve.store import RunStore, UnknownRunError, parse_cursor, register_secret
 
@@ -350,6 +351,18 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
         except UnknownRunError as exc:
             raise ApiError(404, "unknown_run", f"no run with id {body.run_id!r}") from exc
         return SafeJSONResponse({"ok": True, "feedback": note.model_dump()})
+
+    @app.post("/reload", responses={**_ERRORS, 409: {"model": ErrorBody, "description": "Kept the old artifact"}})
+    async def reload() -> SafeJSONResponse:
+        """Load the served artifact file again and swap it in, runs in flight finishing on the old one; a broken
+        artifact keeps the old one serving (409). Every try is recorded in the store."""
+        target = None if isinstance(flow, Flow) else str(flow)
+        allowed = list(allow_modules) if allow_modules is not None else None
+        result = await anyio.to_thread.run_sync(reload_agent, agent, target, model, allowed)
+        if not result.ok:
+            raise ApiError(409, "reload_failed", f"kept the serving artifact: {result.error}")
+        schemas["artifact_hash"] = result.artifact_hash
+        return SafeJSONResponse(result.model_dump())
 
     @app.get("/runs", responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
     async def runs(

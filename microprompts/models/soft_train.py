@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -18,7 +18,16 @@ from microprompts.models import _peft
 from microprompts.models.soft_prompt import LoraSpec, SoftMethod
 from microprompts.models.torch_model import Checkpoint, TorchChatModel, torch
 
-__all__ = ["Pair", "SoftTrainConfig", "SoftTrainReport", "pair_loss", "train_soft_prompt"]
+__all__ = [
+    "Pair",
+    "SoftTrainConfig",
+    "SoftTrainReport",
+    "encode_pair",
+    "fit",
+    "pair_loss",
+    "reply_loss",
+    "train_soft_prompt",
+]
 
 Pair = tuple[list[BaseMessage], str]
 
@@ -55,8 +64,9 @@ class SoftTrainReport(BaseModel):
     best_dev_loss: float | None = None
 
 
-def _encode(model: TorchChatModel, pair: Pair, max_target: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input ids (prompt + target + end of turn) and labels (-100 on the prompt: only the reply is learned)."""
+def encode_pair(model: TorchChatModel, pair: Pair, max_target: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids (prompt + target + end of turn, the target cut to `max_target` tokens) and labels (-100 on the
+    prompt: only the reply is learned)."""
     messages, target = pair
     tokenizer = model.checkpoint().tokenizer
     prompt = model.prompt_ids(messages)
@@ -80,11 +90,21 @@ def _init_embeddings(ckpt: Checkpoint, text: str | None, k: int, seed: int) -> t
     return table[torch.tensor(ids)].detach().clone()
 
 
-def _mean_loss(runner: Any, encoded: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Mean cross-entropy of the replies under `runner` (the base model or a PEFT model), without gradients."""
+Item = Any  # one training example in the form a loss function takes
+LossFn = Callable[[Any, Item], torch.Tensor]
+
+
+def reply_loss(runner: Any, item: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy of an encoded reply (`_encode`'s ids and labels) under `runner`."""
+    ids, labels = item
+    return runner(input_ids=ids, labels=labels).loss
+
+
+def _mean_loss(runner: Any, items: Sequence[Item], loss_fn: LossFn = reply_loss) -> float:
+    """Mean loss over `items` under `runner` (the base model or a PEFT model), without gradients."""
     with torch.no_grad():
-        total = sum(float(runner(input_ids=ids, labels=labels).loss) for ids, labels in encoded)
-    return total / max(1, len(encoded))
+        total = sum(float(loss_fn(runner, item)) for item in items)
+    return total / max(1, len(items))
 
 
 def pair_loss(model: TorchChatModel, pairs: Sequence[Pair]) -> float:
@@ -92,7 +112,7 @@ def pair_loss(model: TorchChatModel, pairs: Sequence[Pair]) -> float:
     runner = model.runner()
     with model.checkpoint().lock, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # PEFT's prefix tuning passes `past_key_values`
-        return _mean_loss(runner, [_encode(model, p, 10_000) for p in pairs])
+        return _mean_loss(runner, [encode_pair(model, p, 10_000) for p in pairs])
 
 
 def train_soft_prompt(
@@ -107,6 +127,15 @@ def train_soft_prompt(
     config = config or SoftTrainConfig()
     if not train:
         raise ValueError("soft prompt training needs at least one training pair")
+    items = [encode_pair(model, p, config.max_target_tokens) for p in train]
+    return fit(model, config, items, [encode_pair(model, p, 10_000) for p in dev or []], reply_loss)
+
+
+def fit(
+    model: TorchChatModel, config: SoftTrainConfig, train: Sequence[Item], dev: Sequence[Item], loss_fn: LossFn
+) -> tuple[dict[str, torch.Tensor], SoftTrainReport]:
+    """Wrap the model for `config.method`, then minimise `loss_fn(peft_model, item)` over `train` items (one a step),
+    early-stopped on the mean loss over `dev` items; returns the best state and the report, with its seconds."""
     ckpt = model.checkpoint()
     started = time.perf_counter()
     with ckpt.lock:
@@ -120,7 +149,7 @@ def train_soft_prompt(
         try:
             with warnings.catch_warnings():  # PEFT's prefix tuning passes `past_key_values`, deprecated in 5.25
                 warnings.simplefilter("ignore", FutureWarning)
-                best, report = _loop(model, peft_model, train, dev, config)
+                best, report = _loop(peft_model, train, dev, loss_fn, config)
         finally:
             ckpt.model.requires_grad_(False)  # the shared base model stays frozen for inference
             peft_model.eval()
@@ -129,38 +158,31 @@ def train_soft_prompt(
 
 
 def _loop(
-    model: TorchChatModel,
-    peft_model: Any,
-    train: Sequence[Pair],
-    dev: Sequence[Pair] | None,
-    config: SoftTrainConfig,
+    peft_model: Any, train: Sequence[Item], dev: Sequence[Item], loss_fn: LossFn, config: SoftTrainConfig
 ) -> tuple[dict[str, torch.Tensor], SoftTrainReport]:
     """The training steps with dev checks; returns the kept state and the report (without its seconds)."""
-    encoded = [_encode(model, p, config.max_target_tokens) for p in train]
-    dev_encoded = [_encode(model, p, 10_000) for p in dev or []]
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     order = random.Random(config.seed)
     report = SoftTrainReport()
     best = _peft.state(peft_model)
-    if dev_encoded:
+    if dev:
         peft_model.eval()
-        report.initial_dev_loss = report.best_dev_loss = _mean_loss(peft_model, dev_encoded)
+        report.initial_dev_loss = report.best_dev_loss = _mean_loss(peft_model, dev, loss_fn)
     stale = 0
     for step in range(1, config.steps + 1):
         peft_model.train()
-        ids, labels = encoded[order.randrange(len(encoded))]
-        loss = peft_model(input_ids=ids, labels=labels).loss
+        loss = loss_fn(peft_model, train[order.randrange(len(train))])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         report.train_losses.append(float(loss.detach()))
         report.steps, report.examples = step, step
-        if not dev_encoded:
+        if not dev:
             best, report.best_step = _peft.state(peft_model), step
         elif step % config.eval_every == 0 or step == config.steps:
             peft_model.eval()
-            dev_loss = _mean_loss(peft_model, dev_encoded)
+            dev_loss = _mean_loss(peft_model, dev, loss_fn)
             report.dev_losses.append((step, dev_loss))
             if report.best_dev_loss is None or dev_loss < report.best_dev_loss:
                 best, report.best_step, report.best_dev_loss, stale = _peft.state(peft_model), step, dev_loss, 0

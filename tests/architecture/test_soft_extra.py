@@ -20,6 +20,7 @@ SOFT_IMPORTERS = {
     "microprompts.models.spec": "an hf: spec loads the torch backend on first use (a late import)",
     "microprompts.models.torch_model": "runs soft prompts through PEFT",
     "microprompts.models.soft_train": "training is part of the same extra",
+    "microprompts.models.soft_distill": "distillation trains with the same loop",
     "microprompts.optimizers.soft": "training is part of the same extra",
 }
 

@@ -19,6 +19,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from microprompts.models.cache import CallCache
 from microprompts.models.client import ModelCaller, completion_key
 from microprompts.models.errors import ModelSpecError
+from microprompts.models.soft_distill import distill_soft_prompt
 from microprompts.models.soft_prompt import LoraSpec, SoftPromptError, SoftPromptRef
 from microprompts.models.soft_train import SoftTrainConfig, pair_loss, train_soft_prompt
 from microprompts.models.spec import model_identity, resolve_model
@@ -226,3 +227,19 @@ def test_a_reference_carries_the_fields_of_its_method() -> None:
         SoftPromptRef(method="lora", file="a.safetensors", sha256="0" * 64, base_model="hf:x")
     with pytest.raises(ValueError, match="num_virtual_tokens >= 1"):
         SoftPromptRef(file="a.safetensors", sha256="0" * 64, base_model="hf:x")
+
+
+def test_distillation_makes_a_short_prompt_match_the_long_one(model: TorchChatModel, tmp_path: Path) -> None:
+    long_system = "You answer questions. Reply with yes or no, in lower case, and nothing else at all."
+    pairs = [
+        ([SystemMessage(content=long_system), HumanMessage(content=f"Q{i}?")], [HumanMessage(content=f"Q{i}?")])
+        for i in range(5)
+    ]
+    config = SoftTrainConfig(num_virtual_tokens=4, steps=30, lr=0.3, eval_every=5, max_target_tokens=6)
+    state, report = distill_soft_prompt(model.model_copy(update={"max_tokens": 6}), pairs[:4], pairs[4:], config)
+    assert report.initial_dev_loss is not None and report.best_dev_loss is not None
+    assert report.best_dev_loss < report.initial_dev_loss * 0.7  # the KL to the long prompt's replies shrinks
+    ref = save_soft_prompt(state, tmp_path, "distilled", model.checkpoint().identity)
+    student = model.with_soft_prompt(ref, tmp_path)
+    short, long = pairs[0][1], pairs[0][0]
+    assert student.invoke(short).usage_metadata["input_tokens"] < model.invoke(long).usage_metadata["input_tokens"]

@@ -14,7 +14,7 @@ from microprompts.data.dataset import Row
 from microprompts.models.soft_train import SoftTrainConfig, pair_loss
 from microprompts.models.torch_model import TorchChatModel
 from microprompts.nodes.micro_prompt import MicroPrompt
-from microprompts.optimizers.soft import node_pairs, train_node_soft_prompt
+from microprompts.optimizers.soft import distill_node_soft_prompt, node_pairs, short_node, train_node_soft_prompt
 from tests.fakes.tiny_torch import build_tiny_model
 
 NODE = MicroPrompt("answer", task="Answer yes or no.", inputs={"question": "A yes/no question."})
@@ -47,3 +47,16 @@ def test_no_usable_training_row_is_one_clear_error(tmp_path: Path) -> None:
     model = TorchChatModel(model_path=str(tmp_path / "unused"), n_threads=1)
     with pytest.raises(ValueError, match="no training row holds its inputs"):
         train_node_soft_prompt(NODE, model, [Row(inputs={"x": 1}, output={"output": "no"})], None, tmp_path)
+
+
+def test_distilling_a_node_into_its_short_form(tmp_path: Path) -> None:
+    model = TorchChatModel(model_path=str(build_tiny_model(tmp_path / "tiny")), n_threads=1, max_tokens=6)
+    short = short_node(NODE)
+    assert [s.kind for s in short.sections] == ["task"] and short.name == NODE.name
+    inputs = {"question": "Is 1 odd?"}
+    assert len(str(short.render(inputs)[0].content)) < len(str(NODE.render(inputs)[0].content))
+    config = SoftTrainConfig(num_virtual_tokens=4, steps=10, lr=0.3, eval_every=5, max_target_tokens=6)
+    run = distill_node_soft_prompt(NODE, model, ROWS[:4], ROWS[4:6], tmp_path / "artifact", config)
+    assert run.ref.file.startswith("answer.distilled.") and run.train_pairs == 4 and run.dev_pairs == 2
+    assert run.report.best_dev_loss is not None and run.report.initial_dev_loss is not None
+    assert run.report.best_dev_loss < run.report.initial_dev_loss

@@ -105,6 +105,7 @@ class CandidateEvent(BaseModel):
     dev_n: int
     tokens_per_row: float | None
     objective: float | None
+    accepted: bool | None = None  # promoted over its parent on paired dev rows (None: not compared)
     calls: int  # task-model calls charged so far
     optimizer_calls: int
     tokens: int  # tokens charged so far, both models
@@ -132,6 +133,7 @@ class CandidateEvent(BaseModel):
             dev_n=dev_n if record.dev is not None else 0,
             tokens_per_row=_round(record.tokens_per_row),
             objective=_round(record.objective),
+            accepted=record.accepted,
             calls=spent.task_calls,
             optimizer_calls=spent.optimizer_calls,
             tokens=spent.task_tokens + spent.optimizer_tokens,

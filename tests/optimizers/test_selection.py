@@ -73,6 +73,7 @@ def test_paired_promotion_refuses_a_child_that_wins_only_on_a_lucky_minibatch() 
     [record] = engine.screen([_child(engine, "Classify the headline. LUCKY.")], engine.baseline)
     assert record.minibatch == 0.75 and record.dev == 10 / 16  # won its minibatch and dev by one row...
     assert record.accepted is False and engine.incumbent is engine.baseline  # ...which is noise: refused
+    assert engine.journal.entries[-1]["accepted"] is False
     [record] = engine.screen([_child(engine, "Classify the headline. STEADY.")], engine.baseline)
     assert record.dev == 12 / 16 and record.accepted is True and engine.incumbent is record
 

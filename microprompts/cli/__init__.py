@@ -14,7 +14,7 @@ from typer._click.exceptions import (  # typer's vendored click: what it raises 
 from typer.exceptions import TyperException
 
 from microprompts._version import VERSION
-from microprompts.cli import finetune, optimize, run, serve, synthesize
+from microprompts.cli import finetune, monitor, optimize, run, serve, synthesize
 from microprompts.cli.options import CliError
 
 __all__ = ["CliError", "app", "main"]
@@ -30,6 +30,7 @@ optimize.register(app)
 serve.register(app)
 synthesize.register(app)
 finetune.register(app)
+monitor.register(app)
 
 # Errors a user can cause, each printed as one line: bad options (typer's own), bad input, bad files, bad models.
 _USER_ERRORS = (CliError, ValueError, KeyError, LookupError, OSError, ImportError, RuntimeError)

@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, Field
 
 from microprompts._io import atomic_write_text
+from microprompts.data.dataset import Row
 from microprompts.evals.evaluate import evaluate
 from microprompts.evals.score import Metric
 from microprompts.evals.synthesis import output_model
@@ -26,7 +27,15 @@ from microprompts.models import ModelCaller, ModelLike
 from microprompts.nodes import MicroPrompt
 from microprompts.nodes.render import count_tokens, render_reply
 
-__all__ = ["FinetuneReport", "NodeFile", "correction_of", "export_finetune", "export_runs", "validate_file"]
+__all__ = [
+    "FinetuneReport",
+    "NodeFile",
+    "correction_of",
+    "export_finetune",
+    "export_runs",
+    "rows_from_runs",
+    "validate_file",
+]
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 DEFAULT_CONTEXT = 8192
@@ -200,3 +209,23 @@ def export_runs(
         writer.report.kept += 1
         writer.add_traces(run.get("traces") or [], correction or {})
     return writer.write(out_dir)
+
+
+def rows_from_runs(flow: Flow, runs: Sequence[dict[str, Any]], min_score: float = 1.0) -> list[Row]:
+    """Labelled rows from served runs with feedback: a corrected output is the gold; else a run whose last feedback
+    scores at least `min_score` has its own output as the gold. Runs that failed, lack an input, or have neither are
+    left out."""
+    rows: list[Row] = []
+    for run in runs:
+        notes = [f for f in run.get("feedback") or [] if isinstance(f, dict)]
+        inputs = run.get("inputs")
+        if run.get("error") or not notes or not isinstance(inputs, dict):
+            continue
+        if any(k not in inputs for k in flow.input_keys):
+            continue
+        gold = next((c for c in map(correction_of, reversed(notes)) if c is not None), None)
+        if gold is None and float(notes[-1].get("score", 0.0)) >= min_score and isinstance(run.get("outputs"), dict):
+            gold = run["outputs"]
+        if gold is not None:
+            rows.append(Row(inputs={k: inputs[k] for k in flow.input_keys}, output=gold, id=run.get("run_id")))
+    return rows

@@ -5,7 +5,8 @@ the same model and no call cache.
 
 Model: SmolLM2-135M-Instruct (`hf:local`, the embedded GGUF dequantized to float32, about 0.6 GB resident): it
 trains at a fraction of a second a step on one thread, where Qwen 0.5B costs about four times that on 2 shared cores.
-Distillation is not built yet; their rows say so rather than leave them out.
+Distillation compresses the seed prompt (the teacher) into k tokens in front of its task section alone (the student,
+KL to the teacher's next-token distributions). The optimizer's best hard prompt is not wired in yet; its row says so.
 Writes ``results/soft_prompts.json`` and ``.md``; ``--quick`` is a smoke run (one task, a few rows, a few steps).
 """
 
@@ -32,10 +33,10 @@ from microprompts.models.soft_prompt import LoraSpec  # noqa: E402
 from microprompts.models.soft_train import SoftTrainConfig  # noqa: E402
 from microprompts.models.spec import resolve_model  # noqa: E402
 from microprompts.models.torch_model import TorchChatModel  # noqa: E402
-from microprompts.optimizers.soft import train_node_soft_prompt  # noqa: E402
+from microprompts.optimizers.soft import distill_node_soft_prompt, short_node, train_node_soft_prompt  # noqa: E402
 
-METHODS = ("prompt_tuning", "prefix_tuning", "lora")
-NOT_BUILT = ("distillation k=4", "distillation k=16", "best hard prompt (optimizer)")
+METHODS = ("prompt_tuning", "prefix_tuning", "lora", "distill")
+NOT_BUILT = ("best hard prompt (optimizer)",)
 
 
 def peak_mb() -> float:
@@ -66,23 +67,31 @@ def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, wo
     log(f"{task_name}: seed prompt on {len(splits.test)} test rows")
     cells = [{"task": task_name, "variant": "seed hard prompt", **score(task_name, task.flow, splits.test, model)}]
     cells[-1].update(train_seconds=0.0, train_examples=0, peak_mb=peak_mb())
-    variants = [(m, k) for m in args.methods if m != "lora" for k in args.k]
+    variants = [(m, k) for m in args.methods if m in ("prompt_tuning", "prefix_tuning", "distill") for k in args.k]
     variants += [("lora", 0)] if "lora" in args.methods else []
     for method, k in variants:
         config = SoftTrainConfig(
-            method=method,
+            method="prompt_tuning" if method == "distill" else method,
             num_virtual_tokens=max(1, k),
             lora=LoraSpec(rank=args.lora_rank),
             steps=args.steps,
             lr=args.lora_lr if method == "lora" else args.lr,
             eval_every=args.eval_every,
             seed=args.seed,
+            max_target_tokens=args.max_target,
         )
-        label = f"LoRA r={args.lora_rank}" if method == "lora" else f"{method.replace('_', ' ')} k={k}"
+        label = {"lora": f"LoRA r={args.lora_rank}", "distill": f"distillation k={k} (task section only)"}.get(
+            method, f"{method.replace('_', ' ')} k={k}"
+        )
         log(f"{task_name}: {label}, {args.steps} steps on {len(train)} train rows, dev {len(splits.dev)}")
-        run = train_node_soft_prompt(node, model, train, splits.dev, workdir / task_name, config)
+        flow = task.flow
+        if method == "distill":
+            run = distill_node_soft_prompt(node, model, train, splits.dev, workdir / task_name, config)
+            flow = flow.replace_node(short_node(node))
+        else:
+            run = train_node_soft_prompt(node, model, train, splits.dev, workdir / task_name, config)
         tuned = model.with_soft_prompt(run.ref, workdir / task_name)
-        cell = {"task": task_name, "variant": label, **score(task_name, task.flow, splits.test, tuned)}
+        cell = {"task": task_name, "variant": label, **score(task_name, flow, splits.test, tuned)}
         cell.update(
             train_seconds=round(run.report.seconds, 1),
             train_examples=run.report.examples,
@@ -91,7 +100,7 @@ def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, wo
             peak_mb=peak_mb(),
         )
         cells.append(cell)
-    cells.extend({"task": task_name, "variant": v, "status": "not built yet"} for v in NOT_BUILT)
+    cells.extend({"task": task_name, "variant": v, "status": "not wired in yet"} for v in NOT_BUILT)
     return cells
 
 
@@ -118,6 +127,7 @@ def main() -> None:
         "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="what to train (all by default)"
     )
     parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--max-target", type=int, default=32, help="reply tokens trained on (and distilled)")
     parser.add_argument("--lora-lr", type=float, default=5e-3)
     parser.add_argument("--k", type=int, nargs="+", default=[8, 16], help="virtual tokens")
     parser.add_argument("--steps", type=int, default=200)

@@ -24,6 +24,7 @@ __all__ = [
     "SoftMethod",
     "SoftPromptError",
     "SoftPromptRef",
+    "copy_verified",
     "read_verified",
     "write_bytes_atomic",
 ]
@@ -118,6 +119,16 @@ def read_verified(ref: SoftPromptRef, directory: str | Path) -> bytes:
             "retrain it or restore the file"
         )
     return data
+
+
+def copy_verified(ref: SoftPromptRef, source: str | Path, target: str | Path) -> Path:
+    """Copy a soft prompt's file from the folder of one artifact to another's (saving an artifact elsewhere), after
+    checking its hash; returns the new path. The same folder is a check only."""
+    data = read_verified(ref, source)
+    dest = ref.path(target)
+    if dest.resolve() != ref.path(source).resolve():
+        write_bytes_atomic(dest, data)
+    return dest
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -51,6 +51,9 @@ def synthesize_command(
     budget_calls: Annotated[
         int | None, typer.Option("--budget-calls", min=1, help="Generator requests (default: 3x what --n needs).")
     ] = None,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=64, help="The generator's reply limit per request.")
+    ] = 2048,
     split: Annotated[
         bool, typer.Option("--split", help="Also write seeded 60/20/20 FILE.train/.dev/.test.jsonl.")
     ] = False,
@@ -61,7 +64,9 @@ def synthesize_command(
     the_flow = load_flow_ref(flow, allow_list(allow_module))
     if not out.endswith(".jsonl"):
         raise CliError(f"--out must be a .jsonl file, got {out!r}")
-    config = SynthesisConfig(n=n, seed=seed, per_request=per_request, max_calls=budget_calls, judge_min=judge_min)
+    config = SynthesisConfig(
+        n=n, seed=seed, per_request=per_request, max_calls=budget_calls, judge_min=judge_min, max_tokens=max_tokens
+    )
     generator = resolve_model(model, trust=True) if model else resolve_model(None)
     seeds = list(Dataset.load(seed_rows, map=parse_map(map or []))) if seed_rows else []
     metric = llm_judge(_rubric(judge), generator) if judge else None

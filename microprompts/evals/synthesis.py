@@ -187,7 +187,10 @@ class _Generator:
         try:
             return extract_json(done.text)
         except ValueError as exc:
-            self.report.reject("unparseable reply", f"{exc}: {done.text[:200]!r}")
+            if done.finish_reason == "length":  # say so: a larger --max-tokens or fewer rows per request fixes it
+                self.report.reject("reply cut at max tokens", f"{self.config.max_tokens} tokens: {done.text[:200]!r}")
+            else:
+                self.report.reject("unparseable reply", f"{exc}: {done.text[:200]!r}")
             return None
 
     def situations(self, node: MicroPrompt, described: dict[str, str]) -> list[str]:

@@ -174,3 +174,10 @@ def test_generator_prompts_are_micro_prompts_with_typed_outputs() -> None:
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError):
         SynthesisConfig(n=0)
+
+
+def test_a_reply_cut_at_max_tokens_says_so() -> None:
+    model = ScriptedChatModel(replies=['{"situations": ["a", "b"]}', '{"rows": [{"inputs": {"question": "Is'])
+    model.finish_reason = "length"
+    result = synthesize(FLOW, model, SynthesisConfig(n=1, max_calls=2), caller=caller())
+    assert result.rows == [] and result.report.rejected == {"reply cut at max tokens": 1}

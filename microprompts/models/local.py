@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import os
 import threading
 from importlib import metadata
 from pathlib import Path
@@ -17,8 +16,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
 from microprompts.models.errors import ModelSpecError
+from microprompts.models.replicas import ReplicaPool, default_replicas, threads_per_replica
 
-_LOADED: dict[tuple[str, int, int], Any] = {}
+_LOADED: dict[tuple[str, int, int, int], ReplicaPool[Any]] = {}
 _LOAD_LOCK = threading.Lock()
 _HASHES: dict[str, str] = {}
 
@@ -50,25 +50,22 @@ def file_sha256(path: str | Path) -> str:
 def default_threads() -> int:
     """`MICROPROMPTS_THREADS`, else all cores but one: llama.cpp's spinning threads collapse when oversubscribed
     (measured here: a 50-token call took 20-50 s with 2 threads on a busy 2-core machine, ~1 s with 1)."""
-    return int(os.environ.get("MICROPROMPTS_THREADS") or max(1, (os.cpu_count() or 2) - 1))
+    return threads_per_replica(1)
 
 
 @atexit.register
 def _close_all() -> None:
     """Free loaded models before interpreter teardown, when llama.cpp's own finalizers would find None."""
     with _LOAD_LOCK:
-        for llama, lock in _LOADED.values():
-            with lock:
-                try:
-                    llama.close()
-                except Exception:  # noqa: BLE001 - best effort at exit
-                    pass
+        for pool in _LOADED.values():
+            pool.close()
         _LOADED.clear()
 
 
-def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
-    """Load (once per process) a llama.cpp model and the lock that serializes calls into it."""
-    key = (path, n_ctx, n_threads)
+def _load(path: str, n_ctx: int, n_threads: int, replicas: int = 1) -> ReplicaPool[Any]:
+    """The pool of (up to `replicas`) llama.cpp instances of a model, once per process: each instance has its own
+    threads and serves one call at a time; an instance is loaded when a call finds none free."""
+    key = (path, n_ctx, n_threads, replicas)
     with _LOAD_LOCK:
         if key not in _LOADED:
             try:
@@ -79,8 +76,11 @@ def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
                 ) from exc
             if not Path(path).is_file():
                 raise ModelSpecError(f"no GGUF model file at {path}")
-            llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
-            _LOADED[key] = (llama, threading.Lock())
+
+            def build() -> Any:
+                return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
+
+            _LOADED[key] = ReplicaPool(build, replicas, close=lambda llama: llama.close())
         return _LOADED[key]
 
 
@@ -89,7 +89,8 @@ class LocalChatModel(BaseChatModel):
 
     model_path: str
     n_ctx: int = 4096
-    n_threads: int = 0
+    n_threads: int = 0  # per replica; 0: MICROPROMPTS_THREADS, else the cores but one shared among the replicas
+    replicas: int = 0  # in-process llama.cpp instances; 0: MICROPROMPTS_REPLICAS, else 1
     temperature: float = 0.0
     max_tokens: int = 256
     seed: int = 0
@@ -116,7 +117,8 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        llama, lock = _load(self.model_path, self.n_ctx, self.n_threads or default_threads())
+        replicas = self.replicas or default_replicas()
+        pool = _load(self.model_path, self.n_ctx, self.n_threads or threads_per_replica(replicas), replicas)
         payload = [{"role": _role(m), "content": str(m.content)} for m in messages]
         args: dict[str, Any] = {
             "temperature": kwargs.get("temperature", self.temperature),
@@ -127,7 +129,7 @@ class LocalChatModel(BaseChatModel):
             args["stop"] = stop
         if kwargs.get("response_format"):
             args["response_format"] = kwargs["response_format"]
-        with lock:
+        with pool.borrow() as llama:
             reply = llama.create_chat_completion(messages=payload, **args)
         choice = reply["choices"][0]
         usage = reply.get("usage") or {}

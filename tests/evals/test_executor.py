@@ -11,6 +11,7 @@ from microprompts import ModelCaller, evaluate
 from microprompts.evals.executor import Executor, ExecutorError, LocalExecutor
 from microprompts.evals.executors import as_executor, parse_executor
 from microprompts.evals.metrics import exact_match
+from microprompts.models.local import LocalChatModel
 from tests.optimizers import engine_helpers as h
 
 
@@ -63,3 +64,11 @@ def test_an_executor_object_passes_through_and_replicas_are_checked() -> None:
 def test_replicas_leave_an_api_model_unchanged() -> None:
     model = h.model()
     assert LocalExecutor(replicas=2).bind(model) is model
+
+
+def test_local_replicas_copy_the_embedded_model(tmp_path) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF")
+    bound = LocalExecutor(replicas=2).bind(f"local:{path}")
+    assert isinstance(bound, LocalChatModel) and bound.replicas == 2 and bound.model_path == str(path)
+    assert LocalExecutor(replicas=1).bind(f"local:{path}") == f"local:{path}"

@@ -27,6 +27,8 @@ from tqdm.auto import tqdm
 
 from microprompts._io import atomic_write_text
 from microprompts.evals import Metric, resolve_metric
+from microprompts.evals.executor import Executor
+from microprompts.evals.executors import as_executor
 from microprompts.flows import Flow
 from microprompts.models import BudgetExceeded, CallCache, ModelLike, resolve_model
 from microprompts.models.spec import model_identity
@@ -140,6 +142,8 @@ class Optimizer:
     changed (``reply.task``); `kinds` limits mutation kinds; `minibatch` dev rows screen each child before the full
     dev set (promoted when within `margin` of the best); the objective is ``score - cost_weight * tokens_per_row``;
     `mutators` replaces the default operators; `before_call` runs before every paid model call (raise to stop).
+    `executor` is where the task model runs (``local``, ``ray``, ``ray:ADDRESS`` or an Executor) with `replicas`
+    copies of it; the search, journal, cache and budget stay in this process whichever it is.
     """
 
     search: str | Search = "beam"
@@ -157,6 +161,8 @@ class Optimizer:
     progress: bool = True
     mutators: Sequence[Mutator] | None = None
     before_call: Callable[[], None] | None = None
+    executor: str | Executor = "local"
+    replicas: int | None = None
 
     def run(
         self,
@@ -199,7 +205,10 @@ class Optimizer:
         rubric = getattr(metric, "fingerprint", None)
         if callable(rubric):  # a metric that calls a model (llm_judge): its rubric too
             fingerprint["metric"] = json.loads(json.dumps(rubric(), sort_keys=True, default=str))
+        executor = as_executor(self.executor, self.replicas)  # a bad name or a missing Ray fails before any work
         with ExitStack() as held:
+            if not isinstance(self.executor, Executor):
+                held.enter_context(executor)  # made here, stopped here; a given Executor is its owner's to close
             inputs = {"flow": base.name, "dev": len(dev_list), "train": len(train_list), "search": strategy.describe()}
             traced = held.enter_context(traced_run(config, "optimize", inputs))
             if run_path is not None:
@@ -215,10 +224,10 @@ class Optimizer:
             tracker.seconds_offset = journal.last_elapsed()
             evaluator = Evaluator(
                 metric,
-                self.model,
+                executor.bind(self.model),
                 task_caller,
                 tracker,
-                self.concurrency,
+                executor.workers(self.concurrency),
                 run_path / "evaluations.jsonl" if run_path else None,
                 resume,
                 traced.config,

@@ -19,6 +19,7 @@ from microprompts.cli.options import (
 )
 from microprompts.data import Dataset, parse_map
 from microprompts.evals import check_rows, resolve_metric
+from microprompts.evals.executors import EXECUTOR_FORMS
 from microprompts.flows import Flow
 from microprompts.flows.refs import load_flow_ref
 from microprompts.models import resolve_model
@@ -108,6 +109,13 @@ def optimize_command(
     concurrency: Annotated[int, typer.Option("--concurrency", help="Rows run at once.")] = 4,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     allow_module: AllowOpt = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help=f"Where the task model runs: {EXECUTOR_FORMS} (ray: microprompts[ray]).")
+    ] = "local",
+    replicas: Annotated[
+        int | None,
+        typer.Option("--replicas", min=1, help="Model copies: llama.cpp instances (local) or Ray actors (ray)."),
+    ] = None,
 ) -> None:
     """Optimize a flow on dev under a budget; print one JSON line; write best.json, journal.jsonl, report.html."""
     if search not in SEARCHES:
@@ -134,6 +142,8 @@ def optimize_command(
         concurrency=concurrency,
         minibatch=minibatch,
         progress=progress,
+        executor=executor,
+        replicas=replicas,
     )
     base = target if isinstance(target, Flow) else target.flow
     for rows in (train_rows, dev_rows, test_rows or []):

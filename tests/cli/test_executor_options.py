@@ -47,3 +47,12 @@ def test_a_missing_ray_names_the_extra(capsys: pytest.CaptureFixture[str], monke
 def test_replicas_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*SEATS, "--replicas", "0"]) == 2
     assert "--replicas" in _error(capsys)
+
+
+def test_optimize_takes_the_executor_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = "examples/seats/data"
+    args = ["optimize", "examples/seats/flow.py:flow", "--train", f"{data}/train.jsonl", "--dev", f"{data}/dev.jsonl"]
+    args += ["--metric", "examples/seats/metric.py:seat_metric", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*args, "--executor", "spark", "--replicas", "2"]) == 2
+    assert "expected local, ray or ray:ADDRESS" in _error(capsys)
+    assert not (tmp_path / "run" / "journal.jsonl").exists()  # refused before any work

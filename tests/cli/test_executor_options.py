@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import microprompts.evals
 from microprompts.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,7 @@ def test_an_unknown_executor_is_one_error_line(capsys: pytest.CaptureFixture[str
 def test_a_missing_ray_names_the_extra(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.delitem(sys.modules, "microprompts.evals._ray", raising=False)
+    monkeypatch.delattr(microprompts.evals, "_ray", raising=False)  # loaded by an earlier test
     assert main([*SEATS, "--executor", "ray", "--replicas", "2"]) == 2
     assert "pip install 'microprompts[ray]'" in _error(capsys)
 

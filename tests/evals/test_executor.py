@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import microprompts.evals
 from microprompts import ModelCaller, evaluate
 from microprompts.evals.executor import Executor, ExecutorError, LocalExecutor
 from microprompts.evals.executors import as_executor, parse_executor
@@ -32,6 +33,7 @@ def test_an_unknown_executor_is_one_clear_error(spec: str) -> None:
 def test_a_missing_ray_is_one_error_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if Ray were not installed
     monkeypatch.delitem(sys.modules, "microprompts.evals._ray", raising=False)
+    monkeypatch.delattr(microprompts.evals, "_ray", raising=False)  # loaded by an earlier test
     with pytest.raises(ExecutorError) as caught:
         as_executor("ray", replicas=2)
     assert "pip install 'microprompts[ray]'" in str(caught.value)

@@ -48,6 +48,11 @@ def seat_rows(n: int) -> list[Row]:
     ]
 
 
+def _load() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def _ray_init(cpus: int) -> Any:
     import ray
 
@@ -72,6 +77,7 @@ def _timed(executor: Any, model: Any, rows: list[Row], warm: int) -> dict[str, A
 
 def measure_scale_out(actors: list[int], rows: int, latency: float) -> dict[str, Any]:
     """Rows/s of the fake fixed-latency model on 1..N Ray actors (one declared CPU each)."""
+    started_at = _load()
     ray = _ray_init(max(actors))
     model = LatencyChatModel(reply=REPLY, latency=latency)
     data = seat_rows(rows)
@@ -86,7 +92,7 @@ def measure_scale_out(actors: list[int], rows: int, latency: float) -> dict[str,
     for row in out:
         row["efficiency"] = round(row["rows_per_s"] / (one * row["actors"]), 3)
         row["vs_ideal"] = round(row["rows_per_s"] * latency / row["actors"], 3)
-    return {"latency_s": latency, "rows": rows, "runs": out}
+    return {"latency_s": latency, "rows": rows, "load_1min": started_at, "runs": out}
 
 
 def _embedded_configs() -> list[tuple[str, str, dict[str, Any]]]:
@@ -108,6 +114,7 @@ def measure_embedded(rows: int) -> dict[str, Any]:
     from microprompts.models.local import LocalChatModel, smollm2_path
 
     path = str(smollm2_path())
+    started_at = _load()
     data = seat_rows(rows)
     out: list[dict[str, Any]] = []
     for label, kind, settings in _embedded_configs():
@@ -130,7 +137,7 @@ def measure_embedded(rows: int) -> dict[str, Any]:
     for row in out:
         if base and "rows_per_s" in row:
             row["speedup"] = round(row["rows_per_s"] / base, 2)
-    return {"rows": rows, "runs": out}
+    return {"rows": rows, "load_1min": started_at, "runs": out}
 
 
 def report(data: dict[str, Any]) -> str:
@@ -140,7 +147,7 @@ def report(data: dict[str, Any]) -> str:
     if sim:
         lines += [
             f"## Scale-out by simulation (fake model, {sim['latency_s'] * 1000:.0f} ms a call, {sim['rows']} rows, "
-            "local Ray, one declared CPU per actor)",
+            f"local Ray, one declared CPU per actor; load {sim.get('load_1min')} at the start)",
             "",
             "| actors | rows/s | efficiency vs linear | vs ideal (N / latency) | seconds | errors |",
             "|---:|---:|---:|---:|---:|---:|",
@@ -158,7 +165,7 @@ def report(data: dict[str, Any]) -> str:
             lines.append(f"skipped: {emb['skipped']}")
         else:
             lines += [
-                f"{emb['rows']} rows each.",
+                f"{emb['rows']} rows each; load {emb.get('load_1min')} at the start.",
                 "",
                 "| configuration | rows/s | speedup | calls | seconds | errors | score |",
                 "|---|---:|---:|---:|---:|---:|---:|",
@@ -173,9 +180,7 @@ def report(data: dict[str, Any]) -> str:
                 )
         lines.append("")
     machine = data["machine"]
-    lines.append(
-        f"Python {machine['python']}, {machine['cpus']} cores, load {machine['load_1min']} (1 min) at the start."
-    )
+    lines.append(f"Python {machine['python']}, {machine['cpus']} cores.")
     return "\n".join(lines) + "\n"
 
 
@@ -195,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {}
     if args.only and out.is_file():
         data = json.loads(out.read_text(encoding="utf-8"))
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    data["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "load_1min": round(load or 0, 2)}
+    data["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
     if args.only in (None, "sim"):
         data["scale_out"] = measure_scale_out([int(a) for a in args.actors.split(",")], sim_rows, args.latency)
     if args.only in (None, "model"):

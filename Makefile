@@ -24,10 +24,10 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
-# The optional extras the tests cover (tracing, LangGraph's server, Ray) and Debian's Chromium for the report test.
+# The optional extras the tests cover (tracing, LangGraph's server, Ray, torch soft prompts) and Debian's Chromium for the report test.
 TEST_STAMP := $(VENV)/.test-extras
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[otel,langgraph-server,ray]"
+	$(BIN)/python -m pip install -q -e ".[otel,langgraph-server,ray,soft]"
 	command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null \
 		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)
 	touch $(TEST_STAMP)

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     """Optimize, report, save, show a case the optimization fixed, and show the prompt changes."""
     parser = argparse.ArgumentParser(description="microprompts demo: optimize the intake flow end to end.")
     parser.add_argument("--model", default="local", help="task model spec (default: the embedded model)")
-    parser.add_argument("--budget-calls", type=int, default=160, help="task-model calls for the search")
+    parser.add_argument("--budget-calls", type=int, default=200, help="task-model calls for the search")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     args = parser.parse_args(argv)
     splits = load_splits()

@@ -21,6 +21,7 @@ from langchain_core.language_models import BaseChatModel
 from microprompts.flows import Flow
 from microprompts.flows.address import check_mutation, is_frozen
 from microprompts.models import BudgetExceeded, ModelCaller
+from microprompts.models.phases import phase
 from microprompts.optimizers.budget import BudgetedCaller
 from microprompts.optimizers.candidate import Candidate, CandidateStatus, Mutation, Pending, Record
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows, row_tokens
@@ -346,7 +347,8 @@ class Engine:
             )
             exhausted_before = "optimizer" in self.tracker.exhausted
             try:
-                proposals = mutator.propose(parent.candidate, ctx, 1)
+                with phase("mutating"):
+                    proposals = mutator.propose(parent.candidate, ctx, 1)
             except BudgetExceeded:
                 if "task" in self.tracker.exhausted:
                     raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from microprompts._io import assert_no_secrets, atomic_write_text
 from microprompts.flows.structure import Branch, FlowShape
 from microprompts.flows.validate import validate_flow
+from microprompts.models.soft_prompt import SoftPromptError, SoftPromptRef, copy_verified, read_verified
 from microprompts.models.spec import note_artifact_model
 from microprompts.nodes import FunctionNode, MicroPrompt, Params, RefError, Section, load_object, ref_of
 from microprompts.nodes.function import DEFAULT_ALLOWED
@@ -63,10 +64,19 @@ def node_to_dict(node: MicroPrompt | FunctionNode) -> dict[str, Any]:
         "inputs": dict(node.inputs),
         "output": {"schema": json_schema(node.output), "ref": _output_ref(node.output)},
         "examples": [e.model_dump(mode="json") for e in node.examples],
-        "params": node.params.model_dump(),
+        "params": _params(node.params),
     }
     if node.input_schemas:  # only when typed, so an untyped node's artifact (and its hash) is as it always was
         data["input_types"] = {k: dict(s) for k, s in node.input_schemas.items()}
+    return data
+
+
+def _params(params: Params) -> dict[str, Any]:
+    """A node's parameters as JSON: a soft prompt as its reference only (file, sha256, method, size, base model), and
+    no `soft_prompt` key without one, so an artifact without soft prompts (and its hash) is as it always was."""
+    data = params.model_dump(mode="json")
+    if data.get("soft_prompt") is None:
+        data.pop("soft_prompt", None)
     return data
 
 
@@ -164,13 +174,36 @@ def flow_parts(data: dict[str, Any], allow: Sequence[str] | None = None) -> dict
 
 
 def save_flow(flow: FlowShape, path: str | Path) -> str:
-    """Validate, serialize, refuse secrets, write atomically; returns the content hash."""
+    """Validate, serialize, refuse secrets, copy the nodes' soft-prompt files beside `path` (each verified and written
+    atomically, before the JSON, so a reader never finds the JSON without its files), write the JSON atomically;
+    returns the content hash."""
     validate_flow(flow)
     data = flow_to_dict(flow)
     text = json.dumps(data, indent=2, ensure_ascii=False)
     assert_no_secrets(text, f"artifact {path}")
+    target = Path(path).resolve().parent
+    for node, ref in soft_refs(flow.nodes.values()):
+        try:
+            copy_verified(ref, flow.soft_dir or target, target)
+        except SoftPromptError as exc:
+            raise ArtifactError(f"node {node!r}: cannot save soft prompt file {ref.file}: {exc}") from exc
     atomic_write_text(path, text + "\n")
     return data["content_hash"]
+
+
+def soft_refs(nodes: Iterable[MicroPrompt | FunctionNode]) -> list[tuple[str, SoftPromptRef]]:
+    """(node name, soft prompt reference) for every micro-prompt that holds a soft prompt, in order."""
+    return [(n.name, n.params.soft_prompt) for n in nodes if isinstance(n, MicroPrompt) and n.params.soft_prompt]
+
+
+def verify_soft_files(nodes: Iterable[MicroPrompt | FunctionNode], directory: str | Path) -> None:
+    """Check that every soft-prompt file the nodes name lies in `directory` with the SHA-256 the artifact gives:
+    ArtifactError naming the node and the file otherwise. Reads and hashes bytes only; nothing is parsed or run."""
+    for node, ref in soft_refs(nodes):
+        try:
+            read_verified(ref, directory)
+        except SoftPromptError as exc:
+            raise ArtifactError(f"node {node!r}: soft prompt file {ref.file} is refused: {exc}") from exc
 
 
 def read_artifact(path: str | Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -13,7 +14,7 @@ from typing_extensions import TypedDict
 
 from microprompts.flows.address import Address
 from microprompts.flows.adopt import graph_parts
-from microprompts.flows.artifact import flow_parts, flow_to_dict, read_artifact, save_flow
+from microprompts.flows.artifact import flow_parts, flow_to_dict, read_artifact, save_flow, verify_soft_files
 from microprompts.flows.edit import get_part, set_part
 from microprompts.flows.state_types import input_problems, input_types, key_types
 from microprompts.flows.structure import Branch, FlowShape, Node, RouterError
@@ -38,6 +39,7 @@ class Flow(FlowShape):
             edges=self.edges,
             branches=self.branches,
             last=self.last,
+            soft_dir=self.soft_dir,
         )
         current.update(changes)
         return Flow(**current)
@@ -119,9 +121,10 @@ class Flow(FlowShape):
     def compile(
         self, model: ModelLike | None = None, caller: ModelCaller | None = None, **compile_kwargs: Any
     ) -> CompiledStateGraph:
-        """Validate and build a LangGraph `CompiledStateGraph`; `model` is the default for every node."""
+        """Validate and build a LangGraph `CompiledStateGraph`; `model` is the default for every node. Soft-prompt
+        files are read from `soft_dir` (the artifact's folder) when a node first runs."""
         self.validate()
-        runtime = Runtime(model=model, caller=caller)
+        runtime = Runtime(model=model, caller=caller, soft_dir=self.soft_dir)
         builder = StateGraph(self.state_schema())
         for node in self.nodes.values():
             builder.add_node(node.name, _node_callable(node, runtime))
@@ -146,18 +149,27 @@ class Flow(FlowShape):
         return flow_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], allow: Sequence[str] | None = None) -> Flow:
-        """Rebuild a flow from its artifact; function nodes import only from allowed modules."""
-        return cls(**flow_parts(data, allow))
+    def from_dict(
+        cls, data: dict[str, Any], allow: Sequence[str] | None = None, soft_dir: str | Path | None = None
+    ) -> Flow:
+        """Rebuild a flow from its artifact; function nodes import only from allowed modules. With `soft_dir` (the
+        folder its soft-prompt files lie in), every file a node names is checked against its SHA-256 now."""
+        parts = flow_parts(data, allow)
+        if soft_dir is None:
+            return cls(**parts)
+        folder = str(Path(soft_dir).resolve())
+        verify_soft_files(parts["nodes"].values(), folder)
+        return cls(**parts, soft_dir=folder)
 
-    def save(self, path: str) -> str:
-        """Write the artifact atomically; returns its content hash."""
+    def save(self, path: str | Path) -> str:
+        """Write the artifact atomically, its nodes' soft-prompt files copied (verified) beside it first; returns
+        its content hash."""
         return save_flow(self, path)
 
     @classmethod
-    def load(cls, path: str, allow: Sequence[str] | None = None) -> Flow:
-        """Read an artifact written by `save`."""
-        return cls.from_dict(read_artifact(path), allow)
+    def load(cls, path: str | Path, allow: Sequence[str] | None = None) -> Flow:
+        """Read an artifact written by `save`; soft-prompt files are checked, and later read, beside it."""
+        return cls.from_dict(read_artifact(path), allow, soft_dir=Path(path).resolve().parent)
 
     @classmethod
     def from_graph(cls, builder: StateGraph, name: str | None = None) -> Flow:

@@ -41,6 +41,7 @@ class FlowShape:
     edges: tuple[tuple[str, str], ...] = ()
     branches: tuple[Branch, ...] = ()
     last: str | None = None
+    soft_dir: str | None = None  # the folder its nodes' soft-prompt files lie in (not in the artifact: where it is)
 
     def __init__(
         self,
@@ -51,6 +52,7 @@ class FlowShape:
         edges: Sequence[tuple[str, str]] = (),
         branches: Sequence[Branch] = (),
         last: str | None = None,
+        soft_dir: str | None = None,
     ) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "state", state)
@@ -59,6 +61,7 @@ class FlowShape:
         object.__setattr__(self, "edges", tuple((a, b) for a, b in edges))
         object.__setattr__(self, "branches", tuple(branches))
         object.__setattr__(self, "last", last)
+        object.__setattr__(self, "soft_dir", None if soft_dir is None else str(soft_dir))
 
     # --- what it reads and writes ---------------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ from microprompts.nodes.render import count_tokens, render_messages
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
 from microprompts.nodes.sections import DEFAULT_TITLES, Example, Params, Section
+from microprompts.nodes.soft import node_model
 
 # Per reply format: how a reply is parsed, and what a repair turn asks for.
 _PARSERS = {"json": parse_reply, "lines": parse_lines, "markers": parse_markers}
@@ -176,7 +177,7 @@ class MicroPrompt(BaseModel):
         meter = UsageMeter()
         started = time.perf_counter()
         try:
-            model = runtime.model_for(self.params.model)
+            model = node_model(self.name, self.params, runtime)  # with its soft prompt, when it holds one
             outputs = [self._sample(model, messages, i, runtime, meter, trace) for i in range(self.params.samples)]
             votes = Counter(json.dumps(o, sort_keys=True) for o in outputs)
             winner = json.loads(votes.most_common(1)[0][0])

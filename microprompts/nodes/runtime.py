@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -64,13 +65,17 @@ def recorder_of(config: RunnableConfig | None) -> Recorder | None:
 
 class Runtime:
     """Binds a compiled flow to a model caller and a default model. A node's own model wins; else the run's
-    `configurable.model` (``graph.invoke(x, config={"configurable": {"model": ...}})``); else the default."""
+    `configurable.model` (``graph.invoke(x, config={"configurable": {"model": ...}})``); else the default.
+    `soft_dir` is the folder the flow's soft-prompt files lie in (its artifact's folder), if any."""
 
-    def __init__(self, model: ModelLike | None = None, caller: ModelCaller | None = None) -> None:
+    def __init__(
+        self, model: ModelLike | None = None, caller: ModelCaller | None = None, soft_dir: str | Path | None = None
+    ) -> None:
         if isinstance(model, str):
             trust_model(model)  # the default model is the user's (compile(model=...), --model)
         self.default = model
         self.caller = caller or default_caller()
+        self.soft_dir = None if soft_dir is None else str(soft_dir)
         self._models: dict[str, BaseChatModel] = {}
 
     @classmethod

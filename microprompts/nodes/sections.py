@@ -6,6 +6,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from microprompts.models.soft_prompt import SoftPromptRef
+
 # The kinds of section, in their canonical order: a new section goes after the last one whose kind comes no later.
 SectionKind = Literal["task", "inputs", "output_format", "examples", "guidelines", "text"]
 SECTION_KINDS: tuple[str, ...] = get_args(SectionKind)
@@ -47,7 +49,8 @@ class Example(BaseModel):
 
 
 class Params(BaseModel):
-    """A node's tunable parameters: model, sampling, example count, data and reply formats, reasoning, votes."""
+    """A node's tunable parameters: model, sampling, example count, data and reply formats, reasoning, votes, and a
+    soft prompt (only its reference: the tensors lie in a safetensors file beside the artifact)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt parameter is an error, not a no-op
 
@@ -60,3 +63,4 @@ class Params(BaseModel):
     reasoning: bool = False
     samples: int = Field(default=1, ge=1, le=15)
     choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
+    soft_prompt: SoftPromptRef | None = None  # runs only on the `hf:` model it was trained on (a TorchChatModel)

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from microprompts.models.cache import CallCache, request_key
 from microprompts.models.errors import BudgetExceeded, ModelCallError
 from microprompts.models.local import LocalChatModel
+from microprompts.models.phases import phase
 from microprompts.models.retry import RetryPolicy, is_transient
 from microprompts.models.spec import is_compatible_server, is_openai, model_identity
 from microprompts.models.structured import invoke_structured, supports_structured_output
@@ -131,7 +132,8 @@ class ModelCaller:
         """`complete` once the request's key is known: a subclass overrides this to act on that very key (the
         budget charges it), so the key is computed in one place only."""
         if self.cache is not None:
-            hit = self.cache.get(key)
+            with phase("caching"):
+                hit = self.cache.get(key)
             if hit is not None:
                 done = Completion(**hit, cached=True)
                 self._account(done.usage(), node, meter)
@@ -143,7 +145,8 @@ class ModelCaller:
         if self.cache is not None and (done.finish_reason != "length" or temperature == 0):
             # A deterministic request's reply is kept whether or not it validates, cut off by max_tokens included: a
             # warm re-run asks nothing again. A cut-off sampled reply is not: asked again, it may come back whole.
-            self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
+            with phase("caching"):
+                self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
         return done
 
     def _trace_hit(
@@ -226,7 +229,8 @@ class ModelCaller:
         """One attempt at the request, its usage accounted: a failure counts its seconds and is added to `failed`."""
         started = time.perf_counter()
         try:
-            message = self._invoke(model, identity, messages, schema, temperature, max_tokens, sample)
+            with phase("model"):  # the model's own time (on a Ray executor: the round trip to an actor)
+                message = self._invoke(model, identity, messages, schema, temperature, max_tokens, sample)
         except BudgetExceeded:
             raise
         except Exception as exc:

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 import tenacity
 
 from microprompts.models.errors import BudgetExceeded
+from microprompts.models.phases import phase
 
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_WAIT = 30.0  # seconds: no wait between attempts is longer, whatever a server asks for
@@ -88,7 +89,8 @@ def _retryable(exc: BaseException) -> bool:
 
 def _sleep(seconds: float) -> None:
     """time.sleep, looked up on each call (tests replace it to record the waits)."""
-    time.sleep(seconds)
+    with phase("waiting"):
+        time.sleep(seconds)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from microprompts.models.phases import phase
 from microprompts.nodes.schema import COMPLETED, json_schema, marker
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -42,10 +43,11 @@ def extract_json(text: str) -> Any:
 
 def parse_reply(text: str, model: type[BaseModel]) -> BaseModel:
     """Validate a reply against `model`; raises ValueError with a short reason."""
-    data = extract_json(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    return _validate(model, data)
+    with phase("parsing"):
+        data = extract_json(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        return _validate(model, data)
 
 
 def _validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
@@ -126,19 +128,20 @@ def _cut(value: Any, prop: dict[str, Any]) -> Any:
 def parse_lines(text: str, model: type[BaseModel]) -> BaseModel:
     """Validate a `field: value` lines reply against `model`; a JSON object, or bare text when the model has one
     field, is taken too. Raises ValueError with a short reason."""
-    try:
-        return parse_reply(text, model)  # the model wrote JSON after all
-    except ValueError:
-        pass
-    props: dict[str, Any] = json_schema(model).get("properties", {})
-    names = list(props)
-    text = _RUN_ON.split(text, maxsplit=1)[0]
-    segments = _segments(text, names)
-    if not segments:
-        if len(names) != 1:
-            raise ValueError(f"no `{names[0] if names else 'field'}: value` line found")
-        segments = {names[0]: text}
-    return _validate(model, {name: _coerce(value, props[name]) for name, value in segments.items()})
+    with phase("parsing"):
+        try:
+            return parse_reply(text, model)  # the model wrote JSON after all
+        except ValueError:
+            pass
+        props: dict[str, Any] = json_schema(model).get("properties", {})
+        names = list(props)
+        text = _RUN_ON.split(text, maxsplit=1)[0]
+        segments = _segments(text, names)
+        if not segments:
+            if len(names) != 1:
+                raise ValueError(f"no `{names[0] if names else 'field'}: value` line found")
+            segments = {names[0]: text}
+        return _validate(model, {name: _coerce(value, props[name]) for name, value in segments.items()})
 
 
 def parse_markers(text: str, model: type[BaseModel]) -> BaseModel:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
+from microprompts.models.phases import phase
 from microprompts.nodes.schema import COMPLETED, REASONING, describe_fields, describe_lines, marker
 from microprompts.nodes.sections import DataFormat, Example, Params, ReplyFormat, Section
 
@@ -164,13 +165,15 @@ def render_inputs(mp: Prompt, inputs: dict[str, Any]) -> str:
 def render_messages(mp: Prompt, inputs: dict[str, Any]) -> list[BaseMessage]:
     """The system prompt (sections in order) and the user turn (this row's inputs; for `markers` replies, with
     the request to answer in marked fields after them)."""
-    system = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))
-    user = render_inputs(mp, inputs)
-    if mp.params.reply_format == "markers":
-        user += "\n\n" + reply_instruction(list(mp.output_schema().get("properties", {})))
-    return [SystemMessage(content=system), HumanMessage(content=user)]
+    with phase("rendering"):
+        system = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))
+        user = render_inputs(mp, inputs)
+        if mp.params.reply_format == "markers":
+            user += "\n\n" + reply_instruction(list(mp.output_schema().get("properties", {})))
+        return [SystemMessage(content=system), HumanMessage(content=user)]
 
 
 def count_tokens(messages: list[BaseMessage]) -> int:
     """An approximate token count (LangChain's estimator), the same for every backend."""
-    return int(count_tokens_approximately(messages))
+    with phase("rendering"):
+        return int(count_tokens_approximately(messages))

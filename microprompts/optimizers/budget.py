@@ -20,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from microprompts.models import BudgetExceeded, CallCache, Completion, ModelCaller, completion_key
+from microprompts.models.phases import PhaseRecording
 
 __all__ = ["Budget", "BudgetExceeded", "BudgetTracker", "BudgetedCaller", "Charge"]
 
@@ -77,6 +78,7 @@ class BudgetTracker:
         self._seen: dict[Role, set[str]] = {"task": set(), "optimizer": set()}
         self._lock = threading.Lock()
         self._scope: Charge | None = None
+        self.phases = PhaseRecording.start()  # where this process's part of the run spends its wall time
 
     # --- time ------------------------------------------------------------------------------------
     def seconds(self) -> float:

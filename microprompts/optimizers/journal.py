@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from microprompts.models.phases import phase
 from microprompts.optimizers.budget import Charge
 from microprompts.optimizers.candidate import CandidateStatus, MutationKind, Record
 
@@ -80,11 +81,12 @@ class JsonlFile:
         """Write one line and make it durable before returning."""
         if self.path is None:
             return
-        line = json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str) + "\n"
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with phase("journaling"):
+            line = json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str) + "\n"
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
 
 
 class CandidateEvent(BaseModel):

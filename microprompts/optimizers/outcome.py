@@ -80,6 +80,7 @@ def finish_run(
         {"id": r.id, "score": r.dev, "tokens_per_row": r.tokens_per_row, "objective": r.objective}
         for r in engine.scored
     ]
+    tracker.phases.stop()  # the run's wall time, the test split included; writing the artifacts is not in it
     task, opt = evaluator.caller.meter.snapshot(), opt_caller.meter.snapshot()
     usage = {
         "calls": task.calls,
@@ -119,6 +120,7 @@ def finish_run(
         run_dir=run_path,
         operators=engine.bandit.stats(),
         failures=_best_failures(engine),
+        time_shares=tracker.phases.shares(),
     )
     if run_path is not None:
         best.flow.save(str(run_path / "best.json"))

@@ -10,6 +10,7 @@ from typing import Any
 
 from microprompts._io import atomic_write_text
 from microprompts.flows import Flow
+from microprompts.models.phases import shares_text
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.report import changed_nodes, lineage, mutation_text, prompt_text, render_html
 from microprompts.optimizers.report import fmt as _fmt
@@ -37,6 +38,9 @@ class OptimizeResult:
     run_dir: Path | None = None
     operators: dict[str, dict[str, float]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)  # a few failing dev rows of the best candidate
+    # Share of this process's wall time per phase (`microprompts.models.phases`: model, rendering, parsing, mutating,
+    # journaling, caching, waiting) and `other`, adding up to 1; a resumed run's covers the resumed part only.
+    time_shares: dict[str, float] = field(default_factory=dict)
 
     @property
     def lineage(self) -> list[dict[str, Any]]:
@@ -69,6 +73,7 @@ class OptimizeResult:
             "stopped": self.stopped,
             "run_dir": str(self.run_dir) if self.run_dir is not None else None,
             **({"metric_calls": self.usage["metric_calls"]} if "metric_calls" in self.usage else {}),
+            "time_shares": {k: round(v, 4) for k, v in self.time_shares.items()},
         }
 
     def report(self) -> str:
@@ -95,6 +100,8 @@ def render_text(result: OptimizeResult) -> str:
         f"calls {s['calls']} paid ({s['cached_calls']} cached), optimizer calls {s['optimizer_calls']}, "
         f"tokens {s['tokens']}, {s['seconds']:.1f}s"
     )
+    if result.time_shares:
+        lines.append(f"wall time: {shares_text(result.time_shares)}")
     lines.append("lineage of the best candidate:")
     for entry in result.lineage:
         lines.append(f"  {entry['id']}  dev {_fmt(entry.get('dev'))}  {mutation_text(entry)}")

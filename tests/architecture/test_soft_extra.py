@@ -14,6 +14,7 @@ SOFT_MODULES = {
     "microprompts.models.torch_model",
     "microprompts.models.soft_train",
     "microprompts.optimizers.soft",
+    "microprompts.optimizers.mutators.soft",
 }
 SOFT_IMPORTERS = {
     # importer -> why it may import a soft module
@@ -22,6 +23,7 @@ SOFT_IMPORTERS = {
     "microprompts.models.soft_train": "training is part of the same extra",
     "microprompts.models.soft_distill": "distillation trains with the same loop",
     "microprompts.optimizers.soft": "training is part of the same extra",
+    "microprompts.optimizers.mutators.soft": "the soft_prompt operator trains with it; users pass it in mutators=[...]",
 }
 
 

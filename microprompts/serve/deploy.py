@@ -15,7 +15,9 @@ from pathlib import Path
 from microprompts._io import assert_no_secrets, atomic_write_text
 from microprompts._version import VERSION
 from microprompts.flows import ArtifactError, Flow
+from microprompts.flows.artifact import soft_refs
 from microprompts.flows.refs import load_flow_ref
+from microprompts.models.soft_prompt import SoftPromptError, copy_verified
 from microprompts.nodes.function import DEFAULT_ALLOWED
 
 ARTIFACT_NAME = "artifact.json"
@@ -102,6 +104,10 @@ def write_deployment(
     if out_dir.exists() and not out_dir.is_dir():
         raise ArtifactError(f"--out {out_dir} exists and is not a directory")
     local = model is None or model == "local" or model.startswith("local:")
+    soft = soft_refs(flow.nodes.values())  # their tensor files go beside the artifact, as Flow.load looks for them
+    if soft and flow.soft_dir is None:
+        raise ArtifactError(f"node {soft[0][0]!r} holds a soft prompt: deploy the flow from its artifact JSON")
+    extras = (["local"] if local else []) + (["soft"] if soft or (model or "").startswith("hf:") else [])
     files = {
         ARTIFACT_NAME: text,
         MODULE_NAME: _AGENT_TEMPLATE.format(
@@ -112,7 +118,7 @@ def write_deployment(
         )
         + "\n",
         "requirements.txt": "# what the graph needs at run time (for `langgraph build` / `up`, or pip install -r)\n"
-        + package_requirement(["local"] if local else [])
+        + package_requirement(extras)
         + "\n",
     }
     for name, content in files.items():
@@ -121,6 +127,12 @@ def write_deployment(
         out_dir.mkdir(parents=True)
         os.chmod(out_dir, DIR_MODE)
     written: dict[str, Path] = {}
+    for node, ref in soft:  # before the artifact that names them
+        try:
+            written[ref.file] = copy_verified(ref, flow.soft_dir or out_dir, out_dir)
+        except SoftPromptError as exc:
+            raise ArtifactError(f"node {node!r}: cannot deploy soft prompt file {ref.file}: {exc}") from exc
+        os.chmod(written[ref.file], FILE_MODE)
     for name, content in files.items():
         _write(out_dir / name, content)
         written[name] = out_dir / name

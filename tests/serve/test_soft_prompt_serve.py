@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from microprompts import Flow
 from microprompts.models.client import ModelCaller
 from microprompts.serve.app import create_app
+from microprompts.serve.deploy import write_deployment
 from tests.fakes.tiny_soft import QUESTIONS, soft_setup
 
 
@@ -42,3 +43,15 @@ def test_serve_runs_a_soft_prompt_artifact(tmp_path: Path, monkeypatch: pytest.M
         assert reload.status_code == 409 and f"soft prompt file {setup.ref.file} is refused" in reload.text
         again = client.post("/invoke", json={"input": {"question": QUESTIONS[0]}})
         assert again.status_code == 200, again.text
+
+
+def test_deploy_ships_the_soft_prompt_files_beside_the_artifact(tmp_path: Path) -> None:
+    setup = soft_setup(tmp_path)
+    artifact = tmp_path / "saved" / "flow.json"
+    setup.flow.save(artifact)
+    out = tmp_path / "deployment"
+    written = write_deployment(artifact, out, model=f"hf:{setup.model.model_path}")
+    assert written[setup.ref.file] == out / setup.ref.file and (out / setup.ref.file).stat().st_mode & 0o777 == 0o644
+    assert "microprompts[soft]" in (out / "requirements.txt").read_text(encoding="utf-8")
+    deployed = Flow.load(out / "artifact.json")
+    assert deployed.soft_dir == str(out.resolve()) and deployed.content_hash() == setup.flow.content_hash()

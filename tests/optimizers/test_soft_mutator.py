@@ -4,6 +4,7 @@ cost (seconds, examples) in the mutation's note, which the journal keeps."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 pytest.importorskip("torch", reason="the [soft] extra (torch==2.13.0, transformers, peft) is not installed")
 pytest.importorskip("peft", reason="the [soft] extra (peft) is not installed")
 
-from microprompts import Flow, MicroPrompt
+from microprompts import Budget, Flow, MicroPrompt, optimize
 from microprompts.data.dataset import Row
 from microprompts.evals import EvalResult, evaluate
 from microprompts.evals.evaluate import RowResult
@@ -123,3 +124,23 @@ def test_an_inner_node_learns_from_what_it_did_on_the_rows_the_parent_got_right(
     )
     rows = soft_prompt_rows(node, [{"inputs": {"topic": "t"}, "output": {"final": "x"}}], evaluation)
     assert [r.output for r in rows] == [{"final": "x"}, {"output": "right"}]
+
+
+def test_optimize_takes_the_operator_and_its_journal_shows_the_training_cost(tmp_path: Path, setup: SoftSetup) -> None:
+    run_dir = tmp_path / "run"
+    soft = SoftPrompt(setup.model, run_dir / "soft", CONFIG)
+    result = optimize(
+        Flow("f").then(plain_node()),
+        train=ROWS[:4],
+        dev=ROWS[4:],
+        metric=exact_match("output"),
+        model=setup.model,
+        optimizer_model="none",
+        mutators=[soft],
+        budget=Budget(calls=12),
+        run_dir=str(run_dir),
+    )
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text(encoding="utf-8").splitlines()]
+    notes = [e["mutation"]["note"] for e in events if (e.get("mutation") or {}).get("operator") == "soft_prompt"]
+    assert notes and all(re.search(r"\d+ steps, \d+ examples, [\d.]+ s", n) for n in notes)
+    assert result.best is not None

@@ -424,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MICROPROMPTS_THREADS"] = str(args.threads)
     path = model_path(args.model)
     model = f"local:{path}"
-    args.optimizer_model_spec = model if args.optimizer_model == "same" else args.optimizer_model
+    # without --optimizer-model, "none": the no-model operators only, as the committed results ran
+    args.optimizer_model_spec = model if args.optimizer_model == "same" else (args.optimizer_model or "none")
     opt_label = "same as task model" if args.optimizer_model == "same" else args.optimizer_model
     config = {
         "tasks": args.tasks,

@@ -44,6 +44,7 @@ def optimize_step(flow: Flow, splits: dict[str, Dataset], model: str, budget: in
         search="beam",
         budget=Budget(calls=budget),
         model=model,
+        optimizer_model="none",
         run_dir=out,
         seed=0,
         concurrency=2,

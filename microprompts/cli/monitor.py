@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from microprompts.cli.optimize import OPTIMIZER_MODEL_HELP, optimizer_model_option
 from microprompts.cli.options import AllowOpt, CliError, ModelOpt, allow_list
 from microprompts.evals import resolve_metric
 from microprompts.evals.finetune import rows_from_runs
@@ -76,7 +77,7 @@ def reoptimize_command(
         float, typer.Option("--min-score", help="Feedback at least this makes a run's own output gold.")
     ] = 1.0,
     model: ModelOpt = None,
-    optimizer_model: Annotated[str | None, typer.Option("--optimizer-model", help="Model for rewrites.")] = None,
+    optimizer_model: Annotated[str | None, typer.Option("--optimizer-model", help=OPTIMIZER_MODEL_HELP)] = None,
     budget_calls: Annotated[int | None, typer.Option("--budget-calls", min=1, help="Task-model calls.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (held-out split and search).")] = 0,
     run_dir: Annotated[str | None, typer.Option("--run-dir", help="Optimization run directory.")] = None,
@@ -112,7 +113,7 @@ def reoptimize_command(
         run_dir=run_dir or str(Path(out).with_suffix("")) + ".run",
         budget=Budget(calls=budget_calls),
         model=resolve_model(model, trust=True) if model else None,
-        optimizer_model=resolve_model(optimizer_model, trust=True) if optimizer_model else None,
+        optimizer_model=optimizer_model_option(optimizer_model),
         seed=seed,
         progress=False,
     )

@@ -22,14 +22,26 @@ from microprompts.evals import check_rows, resolve_metric
 from microprompts.evals.executors import EXECUTOR_FORMS
 from microprompts.flows import Flow
 from microprompts.flows.refs import load_flow_ref
-from microprompts.models import resolve_model
+from microprompts.models import ModelLike, resolve_model
 from microprompts.models.spec import trust_model
 from microprompts.nodes import RefError, load_object
 from microprompts.optimizers import Budget, Optimizer, SearchSpace
+from microprompts.optimizers.optimize import NO_OPTIMIZER_MODEL, no_optimizer_model
 
-__all__ = ["load_target", "register"]
+__all__ = ["OPTIMIZER_MODEL_HELP", "load_target", "optimizer_model_option", "register"]
 
-SEARCHES = ("beam", "evolution", "enumerate")
+SEARCHES = ("beam", "evolution", "pareto", "enumerate")
+OPTIMIZER_MODEL_HELP = "Model spec for the model-based mutators (default: the task model; none: they are left out)."
+
+
+def optimizer_model_option(spec: str | None) -> ModelLike | None:
+    """--optimizer-model as Optimizer takes it: unset is None (the task model serves), ``none`` stays ``none`` (no
+    optimizer model), any other spec is the user's model."""
+    if spec is None:
+        return None
+    if no_optimizer_model(spec):
+        return NO_OPTIMIZER_MODEL
+    return resolve_model(spec, trust=True)
 
 
 def load_target(ref: str, allow: list[str] | None = None) -> Any:
@@ -71,7 +83,7 @@ def optimize_command(
         str | None, typer.Option("--dev", help="Dev rows, for selection (default: the split file's).")
     ] = None,
     test: Annotated[str | None, typer.Option("--test", help="Held-out rows for the final figures.")] = None,
-    search: Annotated[str, typer.Option("--search", help="beam, evolution or enumerate.")] = "beam",
+    search: Annotated[str, typer.Option("--search", help="beam, evolution, pareto or enumerate.")] = "beam",
     budget_calls: Annotated[int | None, typer.Option("--budget-calls", help="Task-model calls.")] = None,
     budget_optimizer_calls: Annotated[
         int | None, typer.Option("--budget-optimizer-calls", help="Optimizer-model calls.")
@@ -81,7 +93,7 @@ def optimize_command(
     model: ModelOpt = None,
     optimizer_model: Annotated[
         str | None,
-        typer.Option("--optimizer-model", help="Model spec for the model-based mutators (none: they are left out)."),
+        typer.Option("--optimizer-model", help=OPTIMIZER_MODEL_HELP),
     ] = None,
     models: Annotated[
         list[str] | None, typer.Option("--models", help="Model spec a node may switch to (repeatable).")
@@ -134,7 +146,7 @@ def optimize_command(
         search=search,
         budget=budget,
         model=resolve_model(model, trust=True) if model else None,
-        optimizer_model=resolve_model(optimizer_model, trust=True) if optimizer_model else None,
+        optimizer_model=optimizer_model_option(optimizer_model),
         models=[_trusted(m) for m in models or ()],
         frozen=frozen or (),
         kinds=kind or None,

@@ -13,7 +13,14 @@ from microprompts.optimizers.journal import ResumeError
 from microprompts.optimizers.mutators import MutationContext, Mutator, default_mutators
 from microprompts.optimizers.optimize import Optimizer, RunLockedError, optimize
 from microprompts.optimizers.result import OptimizeResult
-from microprompts.optimizers.search import BeamSearch, Enumerate, RegularizedEvolution, Search, SearchEngine
+from microprompts.optimizers.search import (
+    BeamSearch,
+    Enumerate,
+    ParetoSearch,
+    RegularizedEvolution,
+    Search,
+    SearchEngine,
+)
 from microprompts.optimizers.space import SearchSpace, one_of, optional
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "Mutator",
     "OptimizeResult",
     "Optimizer",
+    "ParetoSearch",
     "RegularizedEvolution",
     "ResumeError",
     "RunLockedError",

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -31,8 +33,9 @@ from microprompts.evals.executor import Executor
 from microprompts.evals.executors import as_executor
 from microprompts.flows import Flow
 from microprompts.models import BudgetExceeded, CallCache, ModelLike, resolve_model
-from microprompts.models.spec import model_identity
+from microprompts.models.spec import model_identity, resolve_configured
 from microprompts.models.tracing import traced_run
+from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
 from microprompts.optimizers.candidate import Record
 from microprompts.optimizers.engine import Engine, EngineRows, EngineSettings, Proposers
@@ -45,9 +48,34 @@ from microprompts.optimizers.search import Enumerate, Search, make_search
 from microprompts.optimizers.selection import Objective
 from microprompts.optimizers.space import SearchSpace, SpaceChoice
 
-__all__ = ["Optimizer", "optimize"]
+__all__ = ["NO_OPTIMIZER_MODEL", "TASK_MODEL", "Optimizer", "no_optimizer_model", "optimize"]
 
 KINDS = ("content", "structure", "graph", "parameters")
+NO_OPTIMIZER_MODEL = "none"  # optimizer_model="none": no optimizer model, only the no-model operators
+TASK_MODEL = "task model"  # what run.json records when the task model serves as the optimizer model
+_DEFAULTS = EngineSettings()
+
+
+def no_optimizer_model(spec: ModelLike | None) -> bool:
+    """Whether `spec` says "no optimizer model" (the string ``none``, any case)."""
+    return isinstance(spec, str) and spec.strip().lower() == NO_OPTIMIZER_MODEL
+
+
+def _task_model(base: Flow, bound: ModelLike | None, config: RunnableConfig | None) -> BaseChatModel:
+    """The model the flow's micro-prompts run on, as the rows call it: the given task model (bound to the executor),
+    else the run's ``configurable.model``, else the first micro-prompt's own model, else ``local`` (the Runtime's
+    order), so the optimizer model defaults to the very object the task calls go to."""
+    if bound is not None:
+        return resolve_model(bound)
+    configured = ((config or {}).get("configurable") or {}).get("model")
+    if isinstance(configured, BaseChatModel):
+        return configured
+    if isinstance(configured, str) and configured.strip():
+        return resolve_configured(configured)
+    for node in base.nodes.values():
+        if isinstance(node, MicroPrompt) and node.params.model is not None:
+            return resolve_model(node.params.model)
+    return resolve_model(None)
 
 
 def _digest(keys: KeyedRows | None) -> str | None:
@@ -137,13 +165,20 @@ class _Progress:
 class Optimizer:
     """How to optimize a flow, apart from what to optimize: `run(flow, dev=..., metric=...)` applies it.
 
-    `search` is a strategy or its name; `model` is the task model (nodes without their own); `optimizer_model`
-    enables the model-based mutators; `models` are specs a node may switch to; `frozen` are address patterns never
-    changed (``reply.task``); `kinds` limits mutation kinds; `minibatch` dev rows screen each child before the full
-    dev set (promoted when within `margin` of the best); the objective is ``score - cost_weight * tokens_per_row``;
-    `mutators` replaces the default operators; `before_call` runs before every paid model call (raise to stop).
-    `executor` is where the task model runs (``local``, ``ray``, ``ray:ADDRESS`` or an Executor) with `replicas`
-    copies of it; the search, journal, cache and budget stay in this process whichever it is.
+    `search` is a strategy or its name; `model` is the task model (nodes without their own); `optimizer_model` is
+    the model the model-based mutators ask: unset, the task model serves (as the peers' optimizers do, said once on
+    stderr), ``"none"`` leaves those mutators out; `models` are specs a node may switch to; `frozen` are address
+    patterns never changed (``reply.task``); `kinds` limits mutation kinds; `minibatch` dev rows screen each child
+    before the full dev set (promoted when within `margin` of the best); the objective is
+    ``score - cost_weight * tokens_per_row``; `mutators` replaces the default operators; `before_call` runs before
+    every paid model call (raise to stop). `executor` is where the task model runs (``local``, ``ray``,
+    ``ray:ADDRESS`` or an Executor) with `replicas` copies of it; the search, journal, cache and budget stay in this
+    process whichever it is.
+
+    Selection: a child is accepted over its parent when its mean gain on paired dev rows exceeds `confidence`
+    standard errors (0 accepts any gain; more refuses lucky ones); `holdout` of dev (0 to 0.5; 0 turns it off) is
+    kept out of selection when that is at least 5 rows, and the `finalists` best candidates plus the seed are
+    re-scored there before the winner is chosen.
     """
 
     search: str | Search = "beam"
@@ -163,6 +198,25 @@ class Optimizer:
     before_call: Callable[[], None] | None = None
     executor: str | Executor = "local"
     replicas: int | None = None
+    confidence: float = _DEFAULTS.confidence
+    holdout: float = _DEFAULTS.holdout
+    finalists: int = _DEFAULTS.finalists
+
+    def __post_init__(self) -> None:
+        """Refuse selection settings out of range before any work (a typo should not cost a run)."""
+        if isinstance(self.confidence, bool) or not isinstance(self.confidence, (int, float)):
+            raise ValueError(f"confidence must be a number of standard errors, got {self.confidence!r}")
+        if not math.isfinite(self.confidence) or self.confidence < 0:
+            raise ValueError(f"confidence must be a finite number >= 0 (standard errors), got {self.confidence!r}")
+        if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)):
+            raise ValueError(f"holdout must be a share of dev between 0 and 0.5, got {self.holdout!r}")
+        if not 0.0 <= self.holdout <= 0.5:
+            raise ValueError(
+                f"holdout must be a share of dev between 0 and 0.5 (0 turns the held-out re-score off), "
+                f"got {self.holdout!r}"
+            )
+        if isinstance(self.finalists, bool) or not isinstance(self.finalists, int) or self.finalists < 1:
+            raise ValueError(f"finalists must be a whole number >= 1, got {self.finalists!r}")
 
     def run(
         self,
@@ -196,8 +250,10 @@ class Optimizer:
         run_path = Path(run_dir) if run_dir is not None else None
         if resume and run_path is None:
             raise ValueError("resume=True needs a run_dir")
-        opt_model = resolve_model(self.optimizer_model) if self.optimizer_model is not None else None
-        ops = self._operators(opt_model, space, strategy)
+        uses_task_model = self.optimizer_model is None  # resolved below, once the executor has bound the task model
+        has_opt_model = not no_optimizer_model(self.optimizer_model)
+        opt_model = resolve_model(self.optimizer_model) if has_opt_model and not uses_task_model else None
+        ops = self._operators(has_opt_model, space, strategy)
         rows = EngineRows(dev=keyed_rows("dev", dev_list), train=keyed_rows("train", train_list))
         test_rows = keyed_rows("test", list(test)) if test else None
         budget = self.budget or Budget()
@@ -215,6 +271,15 @@ class Optimizer:
                 run_path.mkdir(parents=True, exist_ok=True)
                 held.enter_context(_run_lock(run_path))  # one run at a time in a directory
                 _check_run(run_path, fingerprint, resume)
+            bound = executor.bind(self.model)
+            if uses_task_model:
+                opt_model = _task_model(base, bound, config)
+                tqdm.write(
+                    f"optimizer model: the task model ({model_identity(opt_model)[:80]}); pass "
+                    f"optimizer_model='{NO_OPTIMIZER_MODEL}' (--optimizer-model {NO_OPTIMIZER_MODEL}) to use only the "
+                    "no-model operators",
+                    file=sys.stderr,
+                )
             cache = _open_cache(run_path)
             metric_before = metric_usage(metric)
             tracker = BudgetTracker(budget)
@@ -224,7 +289,7 @@ class Optimizer:
             tracker.seconds_offset = journal.last_elapsed()
             evaluator = Evaluator(
                 metric,
-                executor.bind(self.model),
+                bound,
                 task_caller,
                 tracker,
                 executor.workers(self.concurrency),
@@ -248,6 +313,9 @@ class Optimizer:
                     objective=Objective(self.cost_weight),
                     frozen=tuple(self.frozen),
                     models=tuple(self.models),
+                    confidence=float(self.confidence),
+                    holdout=float(self.holdout),
+                    finalists=self.finalists,
                 ),
             )
             stopped: str | None = None
@@ -273,9 +341,10 @@ class Optimizer:
             }
             return result
 
-    def _operators(self, opt_model: BaseChatModel | None, space: SearchSpace | None, strategy: Search) -> list[Mutator]:
-        """The mutators this run uses: the given or default ones, a space's choices unless enumerating it, by kind."""
-        ops = list(self.mutators) if self.mutators is not None else default_mutators(opt_model is not None)
+    def _operators(self, has_opt_model: bool, space: SearchSpace | None, strategy: Search) -> list[Mutator]:
+        """The mutators this run uses: the given or default ones (the model-based ones only with an optimizer model),
+        a space's choices unless enumerating it, by kind."""
+        ops = list(self.mutators) if self.mutators is not None else default_mutators(has_opt_model)
         if space is not None and not isinstance(strategy, Enumerate):
             ops.append(SpaceChoice(space))
         if self.kinds:
@@ -300,8 +369,20 @@ class Optimizer:
             "frozen": list(self.frozen),
             "models": list(self.models),
             "model": _model_label(self.model),
-            "optimizer_model": _model_label(self.optimizer_model),
+            "optimizer_model": self._optimizer_label(),
+            "confidence": float(self.confidence),
+            "holdout": float(self.holdout),
+            "finalists": self.finalists,
         }
+
+    def _optimizer_label(self) -> str | None:
+        """The optimizer model as run.json records it: None for none (as before the task model was the default),
+        TASK_MODEL for the default, else the model's identity."""
+        if no_optimizer_model(self.optimizer_model):
+            return None
+        if self.optimizer_model is None:
+            return TASK_MODEL
+        return _model_label(self.optimizer_model)
 
 
 def optimize(
@@ -317,8 +398,9 @@ def optimize(
     **settings: Any,
 ) -> OptimizeResult:
     """`Optimizer(**settings).run(flow, ...)` in one call: optimize `flow` (or a SearchSpace) for `metric` on `dev`
-    under `budget`; the keyword `settings` are Optimizer's (search, budget, model, seed, minibatch, ...); `config` is
-    a LangChain `RunnableConfig` for every flow run and the run's trace (see `Optimizer.run`)."""
+    under `budget`; the keyword `settings` are Optimizer's (search, budget, model, optimizer_model, seed, minibatch,
+    confidence, holdout, finalists, ...: an unknown one is a TypeError, one out of range a ValueError); `config` is a
+    LangChain `RunnableConfig` for every flow run and the run's trace (see `Optimizer.run`)."""
     return Optimizer(**settings).run(
         flow, train=train, dev=dev, test=test, metric=metric, run_dir=run_dir, resume=resume, config=config
     )

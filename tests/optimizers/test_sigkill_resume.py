@@ -62,6 +62,8 @@ def _command(tmp_path: Path, server: FakeOpenAIServer, out: Path, *extra: str) -
         "0",
         "--model",
         f"openai:fake-model@{server.base_url}",
+        "--optimizer-model",
+        "none",  # the calls counted are task calls: no optimizer model shares the server
         "--no-progress",
         *extra,
     ]

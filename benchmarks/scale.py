@@ -5,12 +5,14 @@
    and efficiency against linear scaling (N times one actor's rate) and against the ideal (N / latency).
 2. The embedded model (SmolLM2) on the seat rows, cache off: 1 replica x 1 thread (the default on 2 cores),
    1 replica x 2 threads, 2 in-process replicas x 1 thread, and Ray with 2 actors x 1 thread.
+3. An optimization with the embedded model (default settings, a fresh run directory so the cache is cold): the share
+   of its wall time inside model calls (target: 95%) and the rest by phase (the summary's ``time_shares``).
 
 Every configuration first runs a few rows untimed (actors started, models loaded), then the timed rows.
 
-``python benchmarks/scale.py [--rows 100 | --quick] [--sim-rows 160] [--actors 1,2,4,8] [--only sim|model]``
-prints the tables and writes ``benchmarks/results/scale.json`` and ``scale.md`` (``--only`` keeps the other part
-from the files already there).
+``python benchmarks/scale.py [--rows 100 | --quick] [--sim-rows 160] [--actors 1,2,4,8] [--optimize-calls 200]
+[--only sim|model|optimize]`` prints the tables and writes ``benchmarks/results/scale.json`` and ``scale.md``
+(``--only`` keeps the other parts from the files already there).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,8 @@ from examples.seats.metric import seat_metric  # noqa: E402
 from microprompts import ModelCaller  # noqa: E402
 from microprompts.data import Dataset, Row  # noqa: E402
 from microprompts.evals.executors import as_executor  # noqa: E402
+from microprompts.models.phases import shares_text  # noqa: E402
+from microprompts.optimizers import Budget, optimize  # noqa: E402
 from microprompts.testing.latency import LatencyChatModel  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -140,6 +145,39 @@ def measure_embedded(rows: int) -> dict[str, Any]:
     return {"rows": rows, "load_1min": started_at, "runs": out}
 
 
+def measure_optimize(calls: int, rows: int) -> dict[str, Any]:
+    """An optimization of the seat flow with the embedded model under a budget of `calls` task-model calls (`rows`
+    train and `rows` dev rows, cold cache): where its wall time went, as the run's summary reports it."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        return {"skipped": f"llama_cpp cannot be imported ({exc})"}
+    started_at = _load()
+    data = seat_rows(2 * rows)
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = optimize(
+            seats_flow,
+            train=data[:rows],
+            dev=data[rows:],
+            metric=seat_metric,
+            model="local",
+            budget=Budget(calls=calls),
+            run_dir=run_dir,
+            progress=False,
+        )
+    summary = result.summary()
+    print(f"  optimize: {shares_text(result.time_shares)}", file=sys.stderr, flush=True)
+    return {
+        "budget_calls": calls,
+        "rows": rows,
+        "load_1min": started_at,
+        "calls": summary["calls"],
+        "seconds": summary["seconds"],
+        "candidates": summary["candidates"],
+        "time_shares": summary["time_shares"],
+    }
+
+
 def report(data: dict[str, Any]) -> str:
     """The tables, as Markdown (printed and written to scale.md)."""
     lines = ["# Scale: rows per second on the seat flow", ""]
@@ -179,6 +217,21 @@ def report(data: dict[str, Any]) -> str:
                     f"{r['seconds']:.1f} | {r['errors']} | {r['score']:.3f} |"
                 )
         lines.append("")
+    opt = data.get("optimize")
+    if opt:
+        lines += ["## An optimization with the embedded model: share of wall time inside model calls (target 95%)", ""]
+        if "skipped" in opt:
+            lines.append(f"skipped: {opt['skipped']}")
+        else:
+            shares = opt["time_shares"]
+            lines += [
+                f"Seat flow, {opt['rows']} train and {opt['rows']} dev rows, a budget of {opt['budget_calls']} calls, "
+                f"cold cache; load {opt.get('load_1min')} at the start: {opt['calls']} calls, {opt['candidates']} "
+                f"candidates in {opt['seconds']:.1f} s.",
+                "",
+                f"**Inside model calls: {shares.get('model', 0.0):.1%}** of the wall time ({shares_text(shares)}).",
+            ]
+        lines.append("")
     machine = data["machine"]
     lines.append(f"Python {machine['python']}, {machine['cpus']} cores.")
     return "\n".join(lines) + "\n"
@@ -188,11 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     """Measure, print the tables, write the JSON and the Markdown."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=100, help="seat rows per embedded-model configuration")
-    parser.add_argument("--quick", action="store_true", help="20 embedded-model rows and 40 simulated rows")
+    parser.add_argument(
+        "--quick", action="store_true", help="20 embedded-model rows, 40 simulated rows, an optimization of 30 calls"
+    )
     parser.add_argument("--sim-rows", type=int, default=160, help="rows per scale-out configuration")
     parser.add_argument("--actors", default="1,2,4,8", help="actor counts for the scale-out")
     parser.add_argument("--latency", type=float, default=0.2, help="the fake model's seconds per call")
-    parser.add_argument("--only", choices=["sim", "model"], help="run one part, keep the other from the files")
+    parser.add_argument("--optimize-calls", type=int, default=200, help="the optimization's budget of calls")
+    parser.add_argument("--optimize-rows", type=int, default=20, help="train rows and dev rows of the optimization")
+    parser.add_argument(
+        "--only", choices=["sim", "model", "optimize"], help="run one part, keep the others from the files"
+    )
     parser.add_argument("--out", default=str(RESULTS / "scale.json"), help="JSON output (scale.md beside it)")
     args = parser.parse_args(argv)
     rows, sim_rows = (20, 40) if args.quick else (args.rows, args.sim_rows)
@@ -205,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         data["scale_out"] = measure_scale_out([int(a) for a in args.actors.split(",")], sim_rows, args.latency)
     if args.only in (None, "model"):
         data["embedded"] = measure_embedded(rows)
+    if args.only in (None, "optimize"):
+        calls, opt_rows = (30, 10) if args.quick else (args.optimize_calls, args.optimize_rows)
+        data["optimize"] = measure_optimize(calls, opt_rows)
     text = report(data)
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)

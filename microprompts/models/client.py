@@ -55,11 +55,13 @@ def completion_key(
     temperature: float = 0.0,
     max_tokens: int = 256,
     sample: int = 0,
+    identity: str | None = None,
 ) -> str:
-    """The call cache's key for a request, and the budget's: the one place the fields of a request are hashed."""
+    """The call cache's key for a request, and the budget's: the one place the fields of a request are hashed
+    (`identity`: the model's, when the caller has it already)."""
     return request_key(
         {
-            "model": model_identity(model),
+            "model": identity if identity is not None else model_identity(model),
             "params": {"temperature": temperature, "max_tokens": max_tokens},
             "messages": [[m.type, str(m.content)] for m in messages],
             "schema": schema,
@@ -103,11 +105,13 @@ class ModelCaller:
         meter: UsageMeter | None = None,
     ) -> Completion:
         """One completion, from the cache when the exact request was made before; raises ModelCallError."""
-        key = completion_key(model, messages, schema, temperature, max_tokens, sample)
+        identity = model_identity(model)  # once a call: it may serialize the model's parameters
+        key = completion_key(model, messages, schema, temperature, max_tokens, sample, identity)
         return self._complete_keyed(
             key,
             model,
             messages,
+            identity=identity,
             schema=schema,
             temperature=temperature,
             max_tokens=max_tokens,
@@ -122,6 +126,7 @@ class ModelCaller:
         model: BaseChatModel,
         messages: list[BaseMessage],
         *,
+        identity: str,
         schema: dict[str, Any] | None,
         temperature: float,
         max_tokens: int,
@@ -137,11 +142,9 @@ class ModelCaller:
             if hit is not None:
                 done = Completion(**hit, cached=True)
                 self._account(done.usage(), node, meter)
-                self._trace_hit(model, messages, schema, temperature, max_tokens, sample, done)
+                self._trace_hit(model, identity, messages, schema, temperature, max_tokens, sample, done)
                 return done
-        done = self._call_with_retries(
-            model, model_identity(model), messages, schema, temperature, max_tokens, sample, node, meter
-        )
+        done = self._call_with_retries(model, identity, messages, schema, temperature, max_tokens, sample, node, meter)
         if self.cache is not None and (done.finish_reason != "length" or temperature == 0):
             # A deterministic request's reply is kept whether or not it validates, cut off by max_tokens included: a
             # warm re-run asks nothing again. A cut-off sampled reply is not: asked again, it may come back whole.
@@ -152,6 +155,7 @@ class ModelCaller:
     def _trace_hit(
         self,
         model: BaseChatModel,
+        identity: str,
         messages: list[BaseMessage],
         schema: dict[str, Any] | None,
         temperature: float,
@@ -160,7 +164,7 @@ class ModelCaller:
         done: Completion,
     ) -> None:
         """The callback events of the call the cache answered, tagged `cached`, with the reply it gave."""
-        kwargs = self._kwargs(model, model_identity(model), schema, temperature, max_tokens, sample)
+        kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
         usage = {
             "input_tokens": done.prompt_tokens,
             "output_tokens": done.completion_tokens,

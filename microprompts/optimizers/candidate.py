@@ -3,6 +3,7 @@ record of how the search scored it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel
 
 from microprompts.flows import Flow
 
-__all__ = ["Candidate", "CandidateStatus", "Mutation", "MutationKind", "Pending", "Record"]
+__all__ = ["Candidate", "CandidateStatus", "Mutation", "MutationKind", "Pending", "Record", "trajectory"]
 
 MutationKind = Literal["content", "structure", "graph", "parameters"]
 # How the search left a candidate: the seed flow; scored on all of dev after screening; screened out on its minibatch;
@@ -81,3 +82,15 @@ class Record:
     def flow(self) -> Flow:
         """The candidate's flow."""
         return self.candidate.flow
+
+
+def trajectory(records: Iterable[Record]) -> list[tuple[str, str, float]]:
+    """(address, text, score) of the text edits scored so far (full dev, else minibatch), for operators that learn
+    from the trajectory (OPRO)."""
+    out = []
+    for record in records:
+        m = record.candidate.mutation
+        score = record.dev if record.dev is not None else record.minibatch
+        if m is not None and isinstance(m.after, str) and score is not None:
+            out.append((m.address, m.after, score))
+    return out

@@ -23,10 +23,11 @@ from microprompts.flows.address import check_mutation, is_frozen
 from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.models.phases import phase
 from microprompts.optimizers.budget import BudgetedCaller
-from microprompts.optimizers.candidate import Candidate, CandidateStatus, Mutation, Pending, Record
+from microprompts.optimizers.candidate import Candidate, CandidateStatus, Mutation, Pending, Record, trajectory
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows, row_tokens
-from microprompts.optimizers.finals import rank_finalists, reopen, split_holdout
+from microprompts.optimizers.finals import finalist_rows, holdout_reserve, rank_finalists, reopen, split_holdout
 from microprompts.optimizers.journal import CandidateEvent, FinalEvent, Journal, RejectedEvent
+from microprompts.optimizers.mutators._focus import blame_weights
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
 from microprompts.optimizers.planner import CallPlanner
 from microprompts.optimizers.sampling import EngineRows, RowSampler
@@ -98,6 +99,7 @@ class Engine:
         self._disabled: set[str] = set()
         self._expansions = 0
         self._winner: Record | None = None
+        self._holdout_row_calls = 1  # task-model calls a held-out row takes, as the seed's dev rows took
 
     @property
     def baseline(self) -> Record:
@@ -128,10 +130,18 @@ class Engine:
         self._full(record)
         self._log(record, "baseline")
         self._baseline = record
-        if self.holdout:  # keep back what re-scoring the finalists and the seed on the held-out rows takes
-            per_row = max(1, math.ceil(self.evaluator.task_calls.get(record.id, 0) / max(1, len(self.rows.dev))))
-            self.planner.reserve = (self.settings.finalists + 1) * len(self.holdout) * per_row
+        self._holdout_row_calls = max(
+            1, math.ceil(self.evaluator.task_calls.get(record.id, 0) / max(1, len(self.rows.dev)))
+        )
+        self._keep_back()
         return record
+
+    def _keep_back(self) -> None:
+        """Keep back the calls the held-out re-score takes, as the finalists stand now (see `holdout_reserve`)."""
+        if self.holdout:
+            ranked = self.top(self.scored, self.settings.finalists)
+            rows, per_row = len(self.holdout), self._holdout_row_calls
+            self.planner.reserve = holdout_reserve(ranked, self.baseline, self.settings.finalists, rows, per_row)
 
     def _objective_on(self, record: Record, rows: KeyedRows) -> float:
         self.evaluator.run(record.candidate, rows)  # free when already scored there (the usual case)
@@ -209,10 +219,7 @@ class Engine:
         best_on_dev = ranked[0].holdout is not None
         self._winner = chosen[0] if best_on_dev else ranked[0]
         reason = "best on the held-out rows" if best_on_dev else "best on dev: the budget left no held-out re-score"
-        shown = [
-            {"id": r.id, "dev": r.dev, "holdout": r.holdout, "prompt_tokens_per_row": r.prompt_tokens_per_row}
-            for r in finalists
-        ]
+        shown = finalist_rows(finalists)
         self.journal.append(FinalEvent(id=self._winner.id, holdout_n=len(self.holdout), finalists=shown, reason=reason))
         return self._winner
 
@@ -300,16 +307,6 @@ class Engine:
         except Exception:  # noqa: BLE001 - a broken operator is skipped, not fatal
             return False
 
-    def history(self) -> list[tuple[str, str, float]]:
-        """(address, text, score) of text edits scored so far, for operators that learn from the trajectory."""
-        out = []
-        for record in self.records.values():
-            m = record.candidate.mutation
-            score = record.dev if record.dev is not None else record.minibatch
-            if m is not None and isinstance(m.after, str) and score is not None:
-                out.append((m.address, m.after, score))
-        return out
-
     def expand(self, parent: Record, n: int) -> list[Pending]:
         """Up to `n` valid new children of `parent`, each from an operator the bandit picks."""
         self.tracker.check_time()
@@ -322,6 +319,9 @@ class Engine:
         blocked: set[str] = set()
         used: set[str] = set()
         evaluation = None
+        # each micro-prompt's share of the blame for the parent's failing dev rows (no call): where to mutate
+        full = parent.dev is not None and self.evaluator.has(parent.id, self.rows.dev)
+        focus = blame_weights(parent.flow, self.evaluator.result(parent.id, self.rows.dev).rows) if full else {}
         attempts = 0
         while len(out) < n and attempts < 3 * n + len(operators):
             names = [o for o in operators if o not in blocked and o not in self._disabled]
@@ -341,9 +341,10 @@ class Engine:
                 optimizer_model=self.proposers.model,
                 rng=random.Random(f"{self.settings.seed}:{self._expansions}:{parent.id}:{name}:{attempts}"),
                 caller=self.proposers.caller,
-                history=self.history(),
+                history=trajectory(self.records.values()),
                 models=self.settings.models,
                 frozen=self.frozen,
+                focus=focus,
             )
             exhausted_before = "optimizer" in self.tracker.exhausted
             try:
@@ -385,7 +386,6 @@ class Engine:
         self._seen.add(cid)
         return Pending(candidate, mutator.name, sorted(touched))
 
-    # --- journal ---------------------------------------------------------------------------------
     def reject(self, parent: Record, operator: str, reason: str) -> None:
         """Journal a proposal that was invalid."""
         self.journal.append(RejectedEvent(parent=parent.id, operator=operator, reason=reason[:300]))
@@ -393,6 +393,8 @@ class Engine:
     def _log(self, record: Record, status: CandidateStatus) -> None:
         """Set the record's final status and journal it."""
         record.status = status
+        if status in ("promoted", "evaluated") and self._winner is None:
+            self._keep_back()
         self.journal.append(CandidateEvent.of(record, len(self.rows.dev), self.tracker.total, self.tracker.seconds()))
         if self.on_record is not None:
             self.on_record(record)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from microprompts.optimizers.budget import BudgetTracker
 from microprompts.optimizers.candidate import Record
 from microprompts.optimizers.evaluator import KeyedRows
 
-__all__ = ["holdout_size", "rank_finalists", "reopen", "split_holdout"]
+__all__ = ["finalist_rows", "holdout_reserve", "holdout_size", "rank_finalists", "reopen", "split_holdout"]
 
 
 def holdout_size(dev: int, fraction: float, minimum: int) -> int:
@@ -29,6 +30,14 @@ def split_holdout(dev: KeyedRows, fraction: float, minimum: int, seed: int) -> t
         return list(dev), []
     picked = set(random.Random(f"{seed}:holdout").sample(range(len(dev)), size))
     return [r for i, r in enumerate(dev) if i not in picked], [r for i, r in enumerate(dev) if i in picked]
+
+
+def holdout_reserve(ranked: Sequence[Record], seed: Record, finalists: int, rows: int, row_calls: int) -> int:
+    """The task-model calls to keep back for re-scoring on `rows` held-out rows (`row_calls` a row) the finalists
+    there are now (`ranked` and the `seed`), and room for one more, up to `finalists` and the seed: a small budget is
+    not spent on keeping back re-scores of finalists that never were."""
+    count = min(finalists + 1, len(ranked) + (seed not in ranked) + 1)
+    return count * rows * row_calls
 
 
 def rank_finalists(finalists: Sequence[Record]) -> list[Record]:
@@ -55,3 +64,11 @@ def reopen(tracker: BudgetTracker) -> None:
     time_left = budget.seconds is None or tracker.seconds() < budget.seconds
     if (left is None or left > 0) and tokens_left and time_left:
         tracker.exhausted.discard("task")
+
+
+def finalist_rows(finalists: Sequence[Record]) -> list[dict[str, Any]]:
+    """What the journal's "final" event shows of each finalist: its id, dev and held-out scores, prompt size."""
+    return [
+        {"id": r.id, "dev": r.dev, "holdout": r.holdout, "prompt_tokens_per_row": r.prompt_tokens_per_row}
+        for r in finalists
+    ]

@@ -70,6 +70,7 @@ DEFAULT_PRIORS: dict[str, float] = {
     "reflect": 0.45,  # GEPA's reflective proposal: several fixes of the blamed node from one optimizer call
     "textual_gradient": 0.4,
     "induce": 0.35,
+    "drop_input": 0.4,  # a distracting input dropped: intake's catalog, product accuracy 0.07 -> 0.58 on SmolLM2
     "data_format": 0.35,
     "toggle_reasoning": 0.3,
     "opro": 0.3,

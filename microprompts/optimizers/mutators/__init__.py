@@ -13,6 +13,7 @@ from microprompts.optimizers.mutators.reflect import Reflect
 from microprompts.optimizers.mutators.structure import (
     AddGuideline,
     DataFormat,
+    DropInput,
     DropSection,
     ReorderSections,
     ReplyFormat,
@@ -26,6 +27,7 @@ def structure_mutators() -> list[Mutator]:
     """The section-structure operators: sections, reasoning, data and reply formats, and examples."""
     return [
         DropSection(),
+        DropInput(),
         ReorderSections(),
         AddGuideline(),
         ToggleReasoning(),

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.mutators._focus import per_node, weighted_order
 from microprompts.optimizers.mutators.base import Move, MutationContext, Mutator
 
 __all__ = ["MoveMutator", "ParamChoice", "prompts", "swap_node"]
@@ -25,9 +26,13 @@ class MoveMutator(Mutator):
         raise NotImplementedError
 
     def drafts(self, candidate: Candidate, ctx: MutationContext, n: int) -> list[Move]:
-        """Up to `n` distinct moves that touch nothing frozen, sampled with `ctx.rng`."""
+        """Up to `n` distinct moves that touch nothing frozen, sampled with `ctx.rng`: uniformly, or, when the context
+        has a focus, each node's moves together as likely as its share of the parent's failures."""
         allowed = [m for m in self.moves(candidate, ctx) if self.allows(m, ctx)]
-        return ctx.rng.sample(allowed, min(n, len(allowed)))
+        if not ctx.focus:
+            return ctx.rng.sample(allowed, min(n, len(allowed)))
+        weight = per_node(ctx.focus, [m.address for m in allowed])
+        return weighted_order(allowed, lambda m: weight(m.address), ctx.rng)[:n]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

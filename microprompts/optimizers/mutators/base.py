@@ -8,7 +8,7 @@ base builds each draft's child, checks it once, records its `Mutation`, and stop
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,6 +38,7 @@ class MutationContext:
     models: Sequence[str] = ()  # model specs a parameter mutator may choose from per node
     frozen: Sequence[str] = ()  # address patterns (fnmatch) that must not change
     max_prompt_chars: int = 6000  # bound on what is sent to the optimizer model
+    focus: Mapping[str, float] = field(default_factory=dict)  # node -> share of the parent's failures (even: empty)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import _prompts as P
 from microprompts.optimizers.mutators._ask import ask_text, clip, fit_blocks, normalized, request_overhead, show
 from microprompts.optimizers.mutators._blame import CRITIQUE_CHARS, blame
+from microprompts.optimizers.mutators._focus import per_node, weighted_order
 from microprompts.optimizers.mutators._text import (
     MAX_SECTION_CHARS,
     TEXT_KINDS,
@@ -114,7 +115,7 @@ class SectionTextMutator(Mutator):
     def _rewrites(self, flow: Flow, targets: list[tuple[str, str]], ctx: MutationContext, n: int) -> Iterator[Move]:
         tried: dict[str, list[str]] = {}
         for _ in range(n if targets else 0):
-            node, kind = ctx.rng.choice(targets)
+            node, kind = _pick(targets, ctx)
             mp = flow.nodes[node]
             assert isinstance(mp, MicroPrompt)
             address = section_address(node, kind)
@@ -330,3 +331,11 @@ def content_mutators(optimizer_model_available: bool = True) -> list[Mutator]:
     and the model-free phrase bank always."""
     model_based: list[Mutator] = [Paraphrase(), Compress(), InduceInstruction(), OproProposal(), TextualGradient()]
     return [*(model_based if optimizer_model_available else []), PhraseBank()]
+
+
+def _pick(targets: list[tuple[str, str]], ctx: MutationContext) -> tuple[str, str]:
+    """A (node, kind) target: uniformly, or each node as likely as its share of the parent's failures."""
+    if not ctx.focus:
+        return ctx.rng.choice(targets)
+    weight = per_node(ctx.focus, [node for node, _ in targets])
+    return weighted_order(targets, lambda t: weight(t[0]), ctx.rng)[0]

@@ -16,6 +16,7 @@ __all__ = [
     "GUIDELINE_PHRASES",
     "AddGuideline",
     "DataFormat",
+    "DropInput",
     "DropSection",
     "ReorderSections",
     "ReplyFormat",
@@ -205,3 +206,59 @@ class ReplyFormat(ParamChoice):
     kind = "structure"
     param = "reply_format"
     values = REPLY_FORMATS
+
+
+class DropInput(MoveMutator):
+    """Stop a node reading one of its inputs (it keeps at least one). A long or distracting input, such as a catalog
+    the answer can be read without, misleads a small model: on the intake example with SmolLM2, the product was
+    right on 0.07 of dev rows with the catalog shown and 0.58 without. Choices drawn from the dropped input are
+    lifted, and its values leave the node's examples."""
+
+    name = "drop_input"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        """The inputs, choices and examples of every micro-prompt reading two inputs or more."""
+        return [
+            a
+            for mp in prompts(flow)
+            if len(mp.inputs) > 1
+            for a in (f"{mp.name}.inputs", f"{mp.name}.params.choices", f"{mp.name}.examples")
+        ]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Each input of each micro-prompt that reads two or more, dropped."""
+        out = []
+        for mp in prompts(candidate.flow):
+            if len(mp.inputs) < 2:
+                continue
+            for key in mp.inputs:
+                node, touches = _without_input(mp, key)
+                out.append(
+                    Move(
+                        f"{mp.name}.inputs",
+                        list(mp.inputs),
+                        [k for k in mp.inputs if k != key],
+                        swap_node(candidate.flow, node),
+                        touches=touches,
+                        note=f"stopped reading {key}",
+                    )
+                )
+        return out
+
+
+def _without_input(mp: MicroPrompt, key: str) -> tuple[MicroPrompt, list[str]]:
+    """`mp` no longer reading `key` (its choices and examples made to match), and every address that changes."""
+    node = mp.replace(inputs={k: v for k, v in mp.inputs.items() if k != key})
+    touches = [f"{mp.name}.inputs"]
+    choices = {field: source for field, source in mp.params.choices.items() if source != key}
+    if choices != mp.params.choices:
+        node = node.with_params(choices=choices)
+        touches.append(f"{mp.name}.params.choices")
+    if any(key in e.inputs for e in mp.examples):
+        examples = [
+            e.model_copy(update={"inputs": {k: v for k, v in e.inputs.items() if k != key}}) for e in mp.examples
+        ]
+        node = node.replace(examples=examples)
+        touches.append(f"{mp.name}.examples")
+    return node, touches

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -22,17 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 from tqdm.auto import tqdm
 
-from microprompts._io import atomic_write_text
 from microprompts.evals import Metric, resolve_metric
 from microprompts.evals.executor import Executor
 from microprompts.evals.executors import as_executor
 from microprompts.flows import Flow
-from microprompts.models import BudgetExceeded, CallCache, ModelLike, resolve_model
+from microprompts.models import BudgetExceeded, ModelLike, resolve_model
 from microprompts.models.spec import model_identity, resolve_configured
 from microprompts.models.tracing import traced_run
 from microprompts.nodes import MicroPrompt
@@ -40,15 +37,16 @@ from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
 from microprompts.optimizers.candidate import Record
 from microprompts.optimizers.engine import Engine, EngineRows, EngineSettings, Proposers
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows, keyed_rows
-from microprompts.optimizers.journal import Journal, ResumeError
+from microprompts.optimizers.journal import Journal
 from microprompts.optimizers.mutators import Mutator, default_mutators
 from microprompts.optimizers.outcome import finish_run, metric_usage
 from microprompts.optimizers.result import OptimizeResult
+from microprompts.optimizers.run_dir import RunLockedError, check_run, open_cache, run_lock
 from microprompts.optimizers.search import Enumerate, Search, make_search
 from microprompts.optimizers.selection import Objective
 from microprompts.optimizers.space import SearchSpace, SpaceChoice
 
-__all__ = ["NO_OPTIMIZER_MODEL", "TASK_MODEL", "Optimizer", "no_optimizer_model", "optimize"]
+__all__ = ["NO_OPTIMIZER_MODEL", "TASK_MODEL", "Optimizer", "RunLockedError", "no_optimizer_model", "optimize"]
 
 KINDS = ("content", "structure", "graph", "parameters")
 NO_OPTIMIZER_MODEL = "none"  # optimizer_model="none": no optimizer model, only the no-model operators
@@ -88,52 +86,6 @@ def _model_label(model: ModelLike | None) -> str | None:
     if model is None or isinstance(model, str):
         return model
     return model_identity(model)
-
-
-def _open_cache(run_dir: Path | None) -> CallCache:
-    if run_dir is not None:
-        return CallCache(run_dir / "calls.sqlite")
-    if os.environ.get("MICROPROMPTS_CACHE", "").lower() in {"off", "0", "none"}:
-        return CallCache(":memory:")
-    return CallCache()
-
-
-def _check_run(run_dir: Path, fingerprint: dict[str, Any], resume: bool) -> None:
-    """On resume, refuse a run directory that holds a different run; otherwise record this run's identity."""
-    path = run_dir / "run.json"
-    if resume and path.is_file():
-        try:
-            recorded = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ResumeError(
-                f"cannot resume {run_dir}: {path} cannot be read ({exc}); start the run over without "
-                "--resume, or in another directory"
-            ) from exc
-        if not isinstance(recorded, dict):
-            raise ResumeError(f"cannot resume {run_dir}: {path} does not hold a run's settings")
-        differs = sorted(k for k in set(recorded) | set(fingerprint) if recorded.get(k) != fingerprint.get(k))
-        if differs:
-            raise ResumeError(f"cannot resume {run_dir}: it holds a run with a different {', '.join(differs)}")
-        return
-    atomic_write_text(path, json.dumps(fingerprint, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _run_lock(run_dir: Path) -> FileLock:
-    """The run directory's lock, taken now: a second run in the same directory gets one clear error instead of
-    interleaving its journal with the first one's."""
-    lock = FileLock(str(run_dir / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunLockedError(
-            f"another optimize is running in {run_dir} (it holds {run_dir / '.lock'}): wait for it "
-            "to finish, or choose another --out"
-        ) from None
-    return lock
-
-
-class RunLockedError(RuntimeError):
-    """Another process is optimizing in the same run directory."""
 
 
 class _Progress:
@@ -269,8 +221,8 @@ class Optimizer:
             traced = held.enter_context(traced_run(config, "optimize", inputs))
             if run_path is not None:
                 run_path.mkdir(parents=True, exist_ok=True)
-                held.enter_context(_run_lock(run_path))  # one run at a time in a directory
-                _check_run(run_path, fingerprint, resume)
+                held.enter_context(run_lock(run_path))  # one run at a time in a directory
+                check_run(run_path, fingerprint, resume)
             bound = executor.bind(self.model)
             if uses_task_model:
                 opt_model = _task_model(base, bound, config)
@@ -280,7 +232,7 @@ class Optimizer:
                     "no-model operators",
                     file=sys.stderr,
                 )
-            cache = _open_cache(run_path)
+            cache = open_cache(run_path)
             metric_before = metric_usage(metric)
             tracker = BudgetTracker(budget)
             task_caller = BudgetedCaller(cache, tracker, "task", self.before_call)

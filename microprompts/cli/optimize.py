@@ -26,6 +26,7 @@ from microprompts.models import ModelLike, resolve_model
 from microprompts.models.spec import trust_model
 from microprompts.nodes import RefError, load_object
 from microprompts.optimizers import Budget, Optimizer, SearchSpace
+from microprompts.optimizers.cost import Price, PriceError, parse_price
 from microprompts.optimizers.optimize import NO_OPTIMIZER_MODEL, no_optimizer_model
 
 __all__ = ["OPTIMIZER_MODEL_HELP", "load_target", "optimizer_model_option", "register"]
@@ -98,6 +99,22 @@ def optimize_command(
     models: Annotated[
         list[str] | None, typer.Option("--models", help="Model spec a node may switch to (repeatable).")
     ] = None,
+    cost_weight: Annotated[
+        float,
+        typer.Option(
+            "--cost-weight",
+            min=0.0,
+            help="Score given up per unit of cost per row: tokens, or with --price dollars (seconds with SPEC=s).",
+        ),
+    ] = 0.0,
+    price: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--price",
+            help="SPEC=IN/OUT dollars per 1M input/output tokens, or SPEC=Xs dollars per second (repeatable; a model "
+            "without one costs 0; --model's spec names the task model).",
+        ),
+    ] = None,
     out: Annotated[str | None, typer.Option("--out", help="Run directory (default runs/<flow name>).")] = None,
     resume: Annotated[
         bool,
@@ -148,6 +165,9 @@ def optimize_command(
         model=resolve_model(model, trust=True) if model else None,
         optimizer_model=optimizer_model_option(optimizer_model),
         models=[_trusted(m) for m in models or ()],
+        cost_weight=cost_weight,
+        prices=_prices(price or []),
+        model_name=model,
         frozen=frozen or (),
         kinds=kind or None,
         seed=seed,
@@ -170,6 +190,20 @@ def optimize_command(
         ) from None
     typer.echo(result.report(), err=True)
     typer.echo(json.dumps(result.summary()))
+
+
+def _prices(values: list[str]) -> dict[str, Price] | None:
+    """--price values by spec (None when there are none); a bad or repeated one is a one-line error."""
+    prices: dict[str, Price] = {}
+    for value in values:
+        try:
+            spec, price = parse_price(value)
+        except PriceError as exc:
+            raise CliError(str(exc)) from None
+        if spec in prices:
+            raise CliError(f"--price names {spec!r} twice")
+        prices[spec] = price
+    return prices or None
 
 
 def _trusted(spec: str) -> str:

@@ -24,7 +24,7 @@ from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.models.phases import phase
 from microprompts.optimizers.budget import BudgetedCaller
 from microprompts.optimizers.candidate import Candidate, CandidateStatus, Mutation, Pending, Record, trajectory
-from microprompts.optimizers.evaluator import Evaluator, KeyedRows, row_tokens
+from microprompts.optimizers.evaluator import Evaluator, KeyedRows
 from microprompts.optimizers.finals import finalist_rows, holdout_reserve, rank_finalists, reopen, split_holdout
 from microprompts.optimizers.journal import CandidateEvent, FinalEvent, Journal, RejectedEvent
 from microprompts.optimizers.mutators._focus import blame_weights
@@ -146,7 +146,7 @@ class Engine:
     def _objective_on(self, record: Record, rows: KeyedRows) -> float:
         self.evaluator.run(record.candidate, rows)  # free when already scored there (the usual case)
         return self.settings.objective(
-            self.evaluator.score(record.id, rows), self.evaluator.tokens_per_row(record.id, rows)
+            self.evaluator.score(record.id, rows), self.evaluator.cost_per_row(record.id, rows)
         )
 
     def _full(self, record: Record) -> None:
@@ -155,12 +155,12 @@ class Engine:
         record.dev = self.evaluator.score(record.id, dev)
         record.tokens_per_row = self.evaluator.tokens_per_row(record.id, dev)
         record.prompt_tokens_per_row = self.evaluator.prompt_tokens_per_row(record.id, dev)
-        record.objective = self.settings.objective(record.dev, record.tokens_per_row)
+        record.objective = self.settings.objective(record.dev, self.evaluator.cost_per_row(record.id, dev))
         self.scored.append(record)
 
     def _row_objectives(self, record: Record, rows: KeyedRows) -> list[float]:
         result = self.evaluator.result(record.id, rows)
-        return [self.settings.objective(r.score, row_tokens(r)) for r in result.rows]
+        return [self.settings.objective(r.score, self.evaluator.row_cost(record.id, r)) for r in result.rows]
 
     def row_scores(self, record: Record) -> list[float]:
         """A full-dev record's score on each dev row, in dev's order (the per-row Pareto pool reads them)."""

@@ -21,6 +21,7 @@ from microprompts.models import BudgetExceeded, ModelLike, Usage
 from microprompts.models.tracing import with_run
 from microprompts.optimizers.budget import BudgetedCaller, BudgetTracker, Charge
 from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.cost import Pricing, node_models
 from microprompts.optimizers.journal import JsonlFile
 
 __all__ = ["Evaluator", "KeyedRows", "keyed_rows", "row_tokens"]
@@ -83,6 +84,8 @@ class Evaluator:
         self.live_runs = 0  # evaluations that ran the flow in this process
         self.replayed_runs = 0  # evaluations taken back from the run directory
         self.task_calls: dict[str, int] = {}  # task-model calls each candidate's runs charged (replays included)
+        self.pricing: Pricing | None = None  # prices per model (the optimizer sets them): cost is priced, not tokens
+        self._models: dict[str, dict[str, str]] = {}  # per candidate: the model each micro-prompt runs on
 
     def has(self, candidate_id: str, rows: KeyedRows) -> bool:
         """True when every row of `rows` was already run for this candidate."""
@@ -104,8 +107,11 @@ class Evaluator:
             else:
                 results, charge = self._run_live(candidate, missing, record_key)
             self.task_calls[cid] = self.task_calls.get(cid, 0) + charge.task_calls
+            models = self.models_of(candidate)
             for (key, _), result in zip(missing, results, strict=True):
                 self._memo[(cid, key)] = result
+                if self.pricing is not None:
+                    self.pricing.observe(result, models)
         return self.result(cid, rows)
 
     def _run_live(self, candidate: Candidate, missing: KeyedRows, record_key: str) -> tuple[list[RowResult], Charge]:
@@ -180,3 +186,25 @@ class Evaluator:
         if not rows:
             return 0.0
         return sum(row_tokens(self._memo[(candidate_id, key)]) for key, _ in rows) / len(rows)
+
+    def models_of(self, candidate: Candidate) -> dict[str, str]:
+        """The model spec each micro-prompt of the candidate runs on (its own, else the task model's)."""
+        if candidate.id not in self._models:
+            task = self.pricing.task if self.pricing is not None else "task model"
+            self._models[candidate.id] = node_models(candidate.flow, task)
+        return self._models[candidate.id]
+
+    def row_cost(self, candidate_id: str, row: RowResult) -> float:
+        """What one of the candidate's rows cost: its tokens (`row_tokens`), or with prices, its priced cost."""
+        if self.pricing is None:
+            return row_tokens(row)
+        return self.pricing.row_cost(row, self._models.get(candidate_id, {}))
+
+    def cost_per_row(self, candidate_id: str, rows: KeyedRows) -> float:
+        """Mean cost of already-run rows, what the objective weighs: tokens per row (exactly `tokens_per_row`), or
+        with prices, dollars (or seconds) per row."""
+        if self.pricing is None:
+            return self.tokens_per_row(candidate_id, rows)
+        if not rows:
+            return 0.0
+        return sum(self.row_cost(candidate_id, self._memo[(candidate_id, key)]) for key, _ in rows) / len(rows)

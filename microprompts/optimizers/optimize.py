@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from microprompts.models.tracing import traced_run
 from microprompts.nodes import MicroPrompt
 from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
 from microprompts.optimizers.candidate import Record
+from microprompts.optimizers.cost import Price, Pricing
 from microprompts.optimizers.engine import Engine, EngineRows, EngineSettings, Proposers
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows, keyed_rows
 from microprompts.optimizers.journal import Journal
@@ -122,7 +123,10 @@ class Optimizer:
     stderr), ``"none"`` leaves those mutators out; `models` are specs a node may switch to; `frozen` are address
     patterns never changed (``reply.task``); `kinds` limits mutation kinds; `minibatch` dev rows screen each child
     before the full dev set (promoted when within `margin` of the best); the objective is
-    ``score - cost_weight * tokens_per_row``; `mutators` replaces the default operators; `before_call` runs before
+    ``score - cost_weight * cost_per_row``, the cost being tokens per row, or with `prices` (spec -> `Price`, its
+    fields as a dict, or ``"0.15/0.6"`` / ``"0.0001s"``) dollars per row (seconds when every price is ``"1s"``; a
+    spec without a price costs 0; `model_name` is the task model's spec there, default `model` when a string);
+    `mutators` replaces the default operators; `before_call` runs before
     every paid model call (raise to stop). `executor` is where the task model runs (``local``, ``ray``,
     ``ray:ADDRESS`` or an Executor) with `replicas` copies of it; the search, journal, cache and budget stay in this
     process whichever it is.
@@ -145,6 +149,8 @@ class Optimizer:
     minibatch: int = 8
     margin: float = 0.0
     cost_weight: float = 0.0
+    prices: Mapping[str, Price | Mapping[str, Any] | str] | None = None
+    model_name: str | None = None
     progress: bool = True
     mutators: Sequence[Mutator] | None = None
     before_call: Callable[[], None] | None = None
@@ -169,6 +175,7 @@ class Optimizer:
             )
         if isinstance(self.finalists, bool) or not isinstance(self.finalists, int) or self.finalists < 1:
             raise ValueError(f"finalists must be a whole number >= 1, got {self.finalists!r}")
+        Pricing.of(self.prices or {}, "")  # a bad price is a PriceError (a ValueError) here, before any work
 
     def run(
         self,
@@ -249,6 +256,7 @@ class Optimizer:
                 resume,
                 traced.config,
             )
+            evaluator.pricing = self._pricing(config)
             bar = _Progress(tracker, budget.calls, base.name, self.progress)
             engine = Engine(
                 base,
@@ -325,7 +333,19 @@ class Optimizer:
             "confidence": float(self.confidence),
             "holdout": float(self.holdout),
             "finalists": self.finalists,
+            **({"prices": Pricing.of(self.prices, "").describe()} if self.prices else {}),
         }
+
+    def _pricing(self, config: RunnableConfig | None) -> Pricing | None:
+        """The prices per model spec (None without: the cost stays tokens per row); says which specs have none."""
+        if not self.prices:
+            return None
+        configured = ((config or {}).get("configurable") or {}).get("model")
+        task = self.model_name or _model_label(self.model) or _model_label(configured) or "local"
+        pricing = Pricing.of(self.prices, task)
+        if free := pricing.unpriced([task, *self.models]):
+            tqdm.write(f"no price for {', '.join(free)}: its calls cost 0 (see --price)", file=sys.stderr)
+        return pricing
 
     def _optimizer_label(self) -> str | None:
         """The optimizer model as run.json records it: None for none (as before the task model was the default),

@@ -1,9 +1,11 @@
 """What a finished search leaves: the final figures (the test split, outside the budget), the usage, the artifacts in
-the run directory (``best.json``, ``summary.json``, ``report.html``) and the `OptimizeResult`."""
+the run directory (``best.json``, ``summary.json``, ``report.html``, and ``pareto/``: every candidate on the front of
+dev score against cost per row as an artifact, with ``pareto/index.json``) and the `OptimizeResult`."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +14,17 @@ from microprompts.evals import EvalResult
 from microprompts.models import CallCache
 from microprompts.models.usage import Usage, UsageMeter
 from microprompts.optimizers.budget import BudgetedCaller
+from microprompts.optimizers.cost import CostUnit, cost_front
 from microprompts.optimizers.engine import Engine
 from microprompts.optimizers.evaluator import KeyedRows
 from microprompts.optimizers.result import OptimizeResult
 from microprompts.optimizers.search import Search
-from microprompts.optimizers.selection import pareto_front
 
-__all__ = ["failing_rows", "finish_run", "metric_usage"]
+__all__ = ["PARETO_DIR", "failing_rows", "finish_run", "metric_usage", "save_front"]
 
 FAILURES_SHOWN = 5
+PARETO_DIR = "pareto"
+_ARTIFACT = re.compile(r"^[0-9a-f]{16}\.json$")  # a front member's file: its candidate id
 
 
 def failing_rows(evaluation: EvalResult, keys: list[str], limit: int = FAILURES_SHOWN) -> list[dict[str, Any]]:
@@ -57,6 +61,39 @@ def _best_failures(engine: Engine) -> list[dict[str, Any]]:
     return failing_rows(engine.evaluator.result(best, dev), [key for key, _ in dev])
 
 
+def save_front(engine: Engine, front: list[dict[str, Any]], unit: CostUnit, folder: Path) -> None:
+    """Write each front member as an artifact ``<id>.json`` in `folder` (loadable with `Flow.load`, servable) and
+    ``index.json`` (id, dev score, cost per row, the model per node); drop members of an earlier run's front. Each
+    front entry gets its ``artifact`` path, relative to the run directory."""
+    folder.mkdir(parents=True, exist_ok=True)
+    best = engine.incumbent.id
+    for entry in front:
+        engine.records[entry["id"]].flow.save(folder / f"{entry['id']}.json")
+        entry["artifact"] = f"{folder.name}/{entry['id']}.json"
+    members = {f"{e['id']}.json" for e in front}
+    for stale in folder.iterdir():
+        if _ARTIFACT.match(stale.name) and stale.name not in members:
+            stale.unlink(missing_ok=True)
+    index = {
+        "cost_unit": unit,
+        "best_id": best,
+        "front": [
+            {
+                "id": e["id"],
+                "dev": e["score"],
+                "cost_per_row": e["cost_per_row"],
+                "tokens_per_row": e["tokens_per_row"],
+                "objective": e["objective"],
+                "best": e["id"] == best,
+                "artifact": e["artifact"],
+                "models": e["models"],
+            }
+            for e in front
+        ],
+    }
+    atomic_write_text(folder / "index.json", json.dumps(index, indent=2, default=str) + "\n")
+
+
 def finish_run(
     engine: Engine,
     strategy: Search,
@@ -76,10 +113,19 @@ def finish_run(
         with tracker.exempted():
             test_baseline = evaluator.run(baseline.candidate, test_rows).score
             test_best = evaluator.run(best.candidate, test_rows).score
+    dev = engine.rows.dev
     points = [
-        {"id": r.id, "score": r.dev, "tokens_per_row": r.tokens_per_row, "objective": r.objective}
+        {
+            "id": r.id,
+            "score": r.dev,
+            "tokens_per_row": r.tokens_per_row,
+            "objective": r.objective,
+            "cost_per_row": evaluator.cost_per_row(r.id, dev),
+        }
         for r in engine.scored
     ]
+    front = [{**p, "models": evaluator.models_of(engine.records[p["id"]].candidate)} for p in cost_front(points)]
+    unit: CostUnit = evaluator.pricing.unit if evaluator.pricing is not None else "tokens"
     tracker.phases.stop()  # the run's wall time, the test split included; writing the artifacts is not in it
     task, opt = evaluator.caller.meter.snapshot(), opt_caller.meter.snapshot()
     usage = {
@@ -112,7 +158,8 @@ def finish_run(
         test_baseline=test_baseline,
         test_best=test_best,
         history=list(engine.journal.entries),
-        pareto=pareto_front(points),
+        pareto=front,
+        cost_unit=unit,
         points=points,
         usage=usage,
         search=strategy.describe(),
@@ -124,10 +171,9 @@ def finish_run(
     )
     if run_path is not None:
         best.flow.save(str(run_path / "best.json"))
-        atomic_write_text(
-            run_path / "summary.json",
-            json.dumps({**result.summary(), "usage": usage, "pareto": result.pareto}, indent=2, default=str) + "\n",
-        )
+        save_front(engine, front, unit, run_path / PARETO_DIR)
+        summary = {**result.summary(), "usage": usage, "cost_unit": unit, "pareto": result.pareto}
+        atomic_write_text(run_path / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
         result.report()
     cache.close()
     return result

@@ -12,7 +12,7 @@ from microprompts._io import atomic_write_text
 from microprompts.flows import Flow
 from microprompts.models.phases import shares_text
 from microprompts.optimizers.candidate import Candidate
-from microprompts.optimizers.report import changed_nodes, lineage, mutation_text, prompt_text, render_html
+from microprompts.optimizers.report import changed_nodes, cost_of, lineage, mutation_text, prompt_text, render_html
 from microprompts.optimizers.report import fmt as _fmt
 
 __all__ = ["OptimizeResult", "lineage", "prompt_text", "render_html", "render_text"]
@@ -41,6 +41,8 @@ class OptimizeResult:
     # Share of this process's wall time per phase (`microprompts.models.phases`: model, rendering, parsing, mutating,
     # journaling, caching, waiting) and `other`, adding up to 1; a resumed run's covers the resumed part only.
     time_shares: dict[str, float] = field(default_factory=dict)
+    # What `pareto`'s cost per row is in: tokens, or with prices per model, dollars (seconds when priced by time).
+    cost_unit: str = "tokens"
 
     @property
     def lineage(self) -> list[dict[str, Any]]:
@@ -107,6 +109,11 @@ def render_text(result: OptimizeResult) -> str:
         lines.append(f"  {entry['id']}  dev {_fmt(entry.get('dev'))}  {mutation_text(entry)}")
     changed = changed_nodes(result.baseline.flow, result.best)
     lines.append(f"changed nodes: {', '.join(changed) if changed else 'none'}")
+    if len(result.pareto) > 1:
+        lines.append(f"Pareto front, {result.cost_unit} per row (pareto/<id>.json), cheapest first:")
+        for p in sorted(result.pareto, key=cost_of):
+            models = ", ".join(f"{n}={m}" for n, m in (p.get("models") or {}).items())
+            lines.append(f"  {p['id']}  dev {_fmt(p['score'])}  {cost_of(p):.4g}  {models}")
     if result.run_dir is not None:
-        lines.append(f"run directory: {result.run_dir} (best.json, journal.jsonl, report.html)")
+        lines.append(f"run directory: {result.run_dir} (best.json, pareto/, journal.jsonl, report.html)")
     return "\n".join(lines)

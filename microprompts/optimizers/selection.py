@@ -14,13 +14,14 @@ __all__ = ["DEFAULT_PRIORS", "Objective", "OperatorBandit", "Paired", "pareto_fr
 
 @dataclass(frozen=True)
 class Objective:
-    """What selection maximizes: the score, minus `cost_weight` times tokens per row."""
+    """What selection maximizes: the score, minus `cost_weight` times the cost per row (tokens per row; with prices
+    per model, dollars or seconds per row: see `microprompts.optimizers.cost`)."""
 
     cost_weight: float = 0.0
 
-    def __call__(self, score: float, tokens_per_row: float) -> float:
-        """The objective of a candidate that scored `score` at `tokens_per_row`."""
-        return score - self.cost_weight * tokens_per_row
+    def __call__(self, score: float, cost_per_row: float) -> float:
+        """The objective of a candidate that scored `score` at `cost_per_row`."""
+        return score - self.cost_weight * cost_per_row
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from microprompts.optimizers.report._assets import SCRIPT, STYLE
 from microprompts.optimizers.report._graph import graph_svg
-from microprompts.optimizers.report._plots import pareto_svg, progress_svg
+from microprompts.optimizers.report._plots import cost_of, pareto_svg, progress_svg
 from microprompts.optimizers.report._view import (
     CandidateRow,
     RunView,
@@ -110,6 +110,28 @@ def _tokens(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _cost(value: float, unit: str) -> str:
+    return f"{value:.1f}" if unit == "tokens" else f"{value:.3g}"
+
+
+def _front_models(view: RunView) -> str:
+    """Which nodes can run on the small model: per front member (cheapest first), the model each node runs on."""
+    front = sorted((p for p in view.pareto if p.get("models")), key=lambda p: (cost_of(p), -p["score"]))
+    if not front:
+        return ""
+    nodes = list(dict.fromkeys(n for p in front for n in p["models"]))
+    rows = [
+        [p["id"], fmt(p["score"]), _cost(cost_of(p), view.cost_unit), *(p["models"].get(n, "-") for n in nodes)]
+        for p in front
+    ]
+    return (
+        "<h3>Which nodes can run on the small model</h3>"
+        '<p class="note">The model each micro-prompt runs on, per candidate on the front, cheapest first; each is '
+        "saved as <code>pareto/&lt;id&gt;.json</code> in the run directory, ready to serve.</p>"
+        + _table(["candidate", "dev score", f"{view.cost_unit}/row", *nodes], rows)
+    )
+
+
 def _diffs(view: RunView, changed: Sequence[str]) -> str:
     if not changed:
         return "<p>No node changed: the baseline is the best candidate found.</p>"
@@ -196,12 +218,13 @@ def render_html(view: RunView) -> str:
         f'<figure class="plot" id="progress">{progress_svg(rows, best_id)}</figure>',
         "<h2>Pareto front: dev score vs cost</h2>",
         f'<div class="pair"><figure class="plot half" id="pareto">'
-        f"{pareto_svg(view.points, view.pareto, best_id, view.baseline.id)}</figure>"
+        f"{pareto_svg(view.points, view.pareto, best_id, view.baseline.id, view.cost_unit)}</figure>"
         + _table(
-            ["on the front", "dev score", "tokens/row", "objective"],
-            [[p["id"], fmt(p["score"]), f"{p['tokens_per_row']:.1f}", fmt(p["objective"])] for p in view.pareto],
+            ["on the front", "dev score", f"{view.cost_unit}/row", "objective"],
+            [[p["id"], fmt(p["score"]), _cost(cost_of(p), view.cost_unit), fmt(p["objective"])] for p in view.pareto],
         )
         + "</div>",
+        _front_models(view),
         "<h2>Graph: seed and best</h2>",
         _graphs(view, changed),
         "<h2>Prompt changes per node (seed → best)</h2>",

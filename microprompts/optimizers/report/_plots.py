@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from microprompts.optimizers.report._view import CandidateRow
 
-__all__ = ["STYLE", "new_figure", "pareto_svg", "progress_svg", "spread_calls", "svg_of"]
+__all__ = ["STYLE", "cost_of", "new_figure", "pareto_svg", "progress_svg", "spread_calls", "svg_of"]
 
 # One look for every figure: text stays text in the SVG (small, searchable, selectable), ids are salted per figure
 # so two inline SVGs never share an id, and no date is written (the same run gives the same page).
@@ -144,25 +144,35 @@ def progress_svg(rows: Sequence[CandidateRow], best_id: str) -> str:
     return svg_of(fig, "progress")
 
 
+def cost_of(point: dict[str, Any]) -> float:
+    """A point's cost per row: priced when the run had prices, else (and for older runs) its tokens per row."""
+    cost = point.get("cost_per_row")
+    return float(cost if cost is not None else point["tokens_per_row"])
+
+
 def pareto_svg(
-    points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], best_id: str, baseline_id: str
+    points: Sequence[dict[str, Any]],
+    front: Sequence[dict[str, Any]],
+    best_id: str,
+    baseline_id: str,
+    unit: str = "tokens",
 ) -> str:
-    """Dev score against tokens per row for every full-dev candidate; the Pareto front joined as a step line, the
-    baseline and the winner labelled."""
+    """Dev score against cost per row (in `unit`: tokens, dollars or seconds) for every full-dev candidate; the
+    Pareto front joined as a step line, the baseline and the winner labelled."""
     fig, ax = new_figure((6.2, 3.8))
     on_front = {p["id"] for p in front}
     rest = [p for p in points if p["id"] not in on_front]
     if rest:
         ax.scatter(
-            [p["tokens_per_row"] for p in rest],
+            [cost_of(p) for p in rest],
             [p["score"] for p in rest],
             s=30,
             color=COLORS["screened_out"],
             label="dominated",
         )
-    ordered = sorted(front, key=lambda p: (p["tokens_per_row"], p["score"]))
+    ordered = sorted(front, key=lambda p: (cost_of(p), p["score"]))
     if ordered:
-        fx, fy = [p["tokens_per_row"] for p in ordered], [p["score"] for p in ordered]
+        fx, fy = [cost_of(p) for p in ordered], [p["score"] for p in ordered]
         ax.step(fx, fy, where="post", color=COLORS["best"], lw=1.2, alpha=0.6)
         ax.scatter(fx, fy, s=40, color=COLORS["best"], label="Pareto front", zorder=4)
     for p in points:
@@ -170,13 +180,13 @@ def pareto_svg(
             name = "winner" if p["id"] == best_id else "baseline"
             ax.annotate(
                 f"{name} {p['id'][:8]}",
-                (p["tokens_per_row"], p["score"]),
+                (cost_of(p), p["score"]),
                 xytext=(6, -12 if name == "baseline" else 6),
                 textcoords="offset points",
                 fontsize=9,
                 parse_math=False,
             )
-    ax.set_xlabel("tokens per row (cost)")
+    ax.set_xlabel(f"{unit} per row (cost)")
     ax.set_ylabel("dev score")
     if points and all(0 <= p["score"] <= 1 for p in points):
         ax.set_ylim(-0.03, 1.08)

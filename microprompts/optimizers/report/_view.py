@@ -40,6 +40,7 @@ class RunView(Protocol):
     stopped: str | None
     operators: dict[str, dict[str, float]]
     failures: list[dict[str, Any]]
+    cost_unit: str
 
     def summary(self) -> dict[str, Any]:
         """The run's figures as one dict."""

@@ -149,6 +149,7 @@ def optimize_command(
     """Optimize a flow on dev under a budget; print one JSON line; write best.json, journal.jsonl, report.html."""
     if search not in SEARCHES:
         raise CliError(f"unknown --search {search!r}: expected one of {', '.join(SEARCHES)}")
+    prices = _prices(price or [])  # a bad --price fails before anything is read
     target = load_target(flow, allow_list(allow_module))
     scorer = resolve_metric(metric)
     train_rows, dev_rows, test_rows = _splits(train, dev, test, parse_map(map or []))
@@ -166,7 +167,7 @@ def optimize_command(
         optimizer_model=optimizer_model_option(optimizer_model),
         models=[_trusted(m) for m in models or ()],
         cost_weight=cost_weight,
-        prices=_prices(price or []),
+        prices=prices,
         model_name=model,
         frozen=frozen or (),
         kinds=kind or None,

@@ -14,56 +14,24 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
-from langchain_core.language_models import BaseChatModel
 
 from microprompts.flows import Flow
 from microprompts.flows.address import check_mutation, is_frozen
 from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.models.phases import phase
-from microprompts.optimizers.budget import BudgetedCaller
+from microprompts.optimizers import finals
 from microprompts.optimizers.candidate import Candidate, CandidateStatus, Mutation, Pending, Record, trajectory
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows
-from microprompts.optimizers.finals import finalist_rows, holdout_reserve, rank_finalists, reopen, split_holdout
 from microprompts.optimizers.journal import CandidateEvent, FinalEvent, Journal, RejectedEvent
 from microprompts.optimizers.mutators._focus import blame_weights
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
 from microprompts.optimizers.planner import CallPlanner
 from microprompts.optimizers.sampling import EngineRows, RowSampler
-from microprompts.optimizers.selection import Objective, OperatorBandit, Paired
+from microprompts.optimizers.selection import OperatorBandit, Paired
+from microprompts.optimizers.settings import EngineSettings, Proposers
 from microprompts.optimizers.space import SearchSpace
 
 __all__ = ["Engine", "EngineRows", "EngineSettings", "Proposers"]
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """How the engine searches: its seed, the screening minibatch and margin, the objective, and what mutators must
-    leave alone (`frozen` address patterns) or may choose from (`models` specs). A child is accepted over its parent
-    when its mean gain on paired dev rows exceeds `confidence` standard errors; `holdout` of dev (when that is at
-    least `min_holdout` rows) is kept out of selection, and the `finalists` best plus the seed are re-scored there."""
-
-    seed: int = 0
-    minibatch: int = 8
-    margin: float = 0.0
-    objective: Objective = Objective()
-    frozen: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
-    confidence: float = 0.8
-    holdout: float = 0.25
-    min_holdout: int = 5
-    finalists: int = 3
-
-
-@dataclass(frozen=True)
-class Proposers:
-    """What proposes children: the mutators, and the optimizer model (with its budgeted caller) that the model-based
-    ones ask."""
-
-    mutators: Sequence[Mutator] = ()
-    model: BaseChatModel | None = None
-    caller: BudgetedCaller | None = None
 
 
 class Engine:
@@ -86,7 +54,7 @@ class Engine:
         self.proposers, self.on_record = proposers, on_record
         self.mutators = {m.name: m for m in proposers.mutators}
         self.train = [row for _, row in rows.train]
-        selection, self.holdout = split_holdout(rows.dev, settings.holdout, settings.min_holdout, settings.seed)
+        selection, self.holdout = finals.split_holdout(rows.dev, settings.holdout, settings.min_holdout, settings.seed)
         self.rows = rows = EngineRows(dev=selection, train=rows.train)  # `dev` is what selection sees from here on
         self.planner = CallPlanner(self.tracker, journal, len(rows.dev))
         self.rng = random.Random(settings.seed)
@@ -130,9 +98,7 @@ class Engine:
         self._full(record)
         self._log(record, "baseline")
         self._baseline = record
-        self._holdout_row_calls = max(
-            1, math.ceil(self.evaluator.task_calls.get(record.id, 0) / max(1, len(self.rows.dev)))
-        )
+        self._holdout_row_calls = math.ceil(max(1, self.evaluator.task_calls.get(record.id, 0)) / len(self.rows.dev))
         self._keep_back()
         return record
 
@@ -141,7 +107,7 @@ class Engine:
         if self.holdout:
             ranked = self.top(self.scored, self.settings.finalists)
             rows, per_row = len(self.holdout), self._holdout_row_calls
-            self.planner.reserve = holdout_reserve(ranked, self.baseline, self.settings.finalists, rows, per_row)
+            self.planner.reserve = finals.holdout_reserve(ranked, self.baseline, self.settings.finalists, rows, per_row)
 
     def _objective_on(self, record: Record, rows: KeyedRows) -> float:
         self.evaluator.run(record.candidate, rows)  # free when already scored there (the usual case)
@@ -207,7 +173,7 @@ class Engine:
             return self._winner
         finalists = ranked + ([self.baseline] if self.baseline not in ranked else [])
         self.planner.reserve = 0
-        reopen(self.tracker)
+        finals.reopen(self.tracker)
         for record in finalists:
             try:
                 self.evaluator.run(record.candidate, self.holdout)
@@ -215,11 +181,11 @@ class Engine:
                 break
             record.holdout = self.evaluator.score(record.id, self.holdout)
             record.holdout_objective = self._objective_on(record, self.holdout)
-        chosen = rank_finalists(finalists)
+        chosen = finals.rank_finalists(finalists)
         best_on_dev = ranked[0].holdout is not None
         self._winner = chosen[0] if best_on_dev else ranked[0]
         reason = "best on the held-out rows" if best_on_dev else "best on dev: the budget left no held-out re-score"
-        shown = finalist_rows(finalists)
+        shown = finals.finalist_rows(finalists)
         self.journal.append(FinalEvent(id=self._winner.id, holdout_n=len(self.holdout), finalists=shown, reason=reason))
         return self._winner
 
@@ -333,7 +299,12 @@ class Engine:
             mutator = self.mutators[name]
             attempts += 1
             if mutator.needs_evaluation and evaluation is None and self.rows.train:
-                evaluation = self.evaluator.run(parent.candidate, self.sampler.feedback())
+                feedback = self.sampler.feedback()  # the parent's run on train rows: paid only if a child can follow
+                calls = len(feedback) * self.planner.row_calls(parent.candidate, list(parent.flow.nodes))
+                if not self.evaluator.has(parent.id, feedback) and not self.planner.leaves_room(calls):
+                    blocked.add(name)
+                    continue
+                evaluation = self.evaluator.run(parent.candidate, feedback)
             ctx = MutationContext(
                 train=self.train,
                 metric=self.evaluator.metric,

@@ -12,7 +12,14 @@ from microprompts.optimizers.budget import BudgetTracker
 from microprompts.optimizers.candidate import Record
 from microprompts.optimizers.evaluator import KeyedRows
 
-__all__ = ["finalist_rows", "holdout_reserve", "holdout_size", "rank_finalists", "reopen", "split_holdout"]
+__all__ = [
+    "finalist_rows",
+    "holdout_reserve",
+    "holdout_size",
+    "rank_finalists",
+    "reopen",
+    "split_holdout",
+]
 
 
 def holdout_size(dev: int, fraction: float, minimum: int) -> int:

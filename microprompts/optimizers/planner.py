@@ -43,6 +43,11 @@ class CallPlanner:
         nodes = candidate.flow.nodes
         return max(1, sum(node.params.samples for name in reached if isinstance(node := nodes.get(name), MicroPrompt)))
 
+    def leaves_room(self, calls: int) -> bool:
+        """Whether spending `calls` new task-model calls now still leaves what scoring one child on all of dev takes
+        (a call a row at least) and the reserve: work after which no child could be scored is not started."""
+        return self.tracker.shortfall(calls + self.dev_size + self.reserve, "") is None
+
     def can_finish(self, record: Record, done: int, charged: int) -> bool:
         """Whether the calls left can score a screened child on the dev rows past its `done` minibatch rows. The
         cost is what its minibatch `charged`, scaled to those rows (so repair turns and the downstream nodes a change

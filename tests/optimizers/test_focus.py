@@ -14,13 +14,20 @@ from microprompts.evals import RowResult, exact_match
 from microprompts.flows import Flow
 from microprompts.flows.address import check_mutation
 from microprompts.models import ModelCaller
+from microprompts.models.cache import CallCache
 from microprompts.nodes import Example, MicroPrompt
 from microprompts.nodes.runtime import NodeTrace
+from microprompts.optimizers.budget import Budget, BudgetedCaller, BudgetTracker
 from microprompts.optimizers.candidate import Candidate, Record
+from microprompts.optimizers.engine import Engine, EngineRows, EngineSettings, Proposers
+from microprompts.optimizers.evaluator import Evaluator, keyed_rows
 from microprompts.optimizers.finals import holdout_reserve
+from microprompts.optimizers.journal import Journal
 from microprompts.optimizers.mutators import MutationContext
 from microprompts.optimizers.mutators._focus import FLOOR, blame_weights, weighted_order
+from microprompts.optimizers.mutators.examples import BootstrapExamples
 from microprompts.optimizers.mutators.structure import DataFormat, DropInput
+from tests.optimizers import engine_helpers as h
 
 
 class Product(BaseModel):
@@ -141,3 +148,28 @@ def test_the_held_out_reserve_grows_with_the_finalists_there_are() -> None:
     assert holdout_reserve([a, seed], seed, **kw) == 3 * 12
     assert holdout_reserve([a, b, c], seed, **kw) == 4 * 12  # three finalists and the seed: the most there can be
     assert holdout_reserve([a, b, c], seed, finalists=1, rows=6, row_calls=2) == 2 * 12
+
+
+def _engine_with_train(calls: int) -> Engine:
+    tracker = BudgetTracker(Budget(calls=calls))
+    caller = BudgetedCaller(CallCache(None), tracker, "task")
+    engine = Engine(
+        h.topic_flow(),
+        rows=EngineRows(dev=keyed_rows("dev", h.rows(0, 10)), train=keyed_rows("train", h.rows(100, 20))),
+        evaluator=Evaluator(exact_match("label"), h.model(), caller, tracker),
+        journal=Journal(None, False),
+        proposers=Proposers(mutators=[BootstrapExamples(), DataFormat()]),
+        settings=EngineSettings(seed=0, minibatch=4, holdout=0.0),
+    )
+    engine.start()
+    return engine
+
+
+def test_the_parent_runs_on_train_rows_only_when_a_child_can_still_be_scored_after() -> None:
+    tight = _engine_with_train(10 + 12)  # the seed's 10 dev rows, then 12: 4 feedback rows + 10 dev rows do not fit
+    children = tight.expand(tight.baseline, 2)
+    assert {p.operator for p in children} == {"data_format"}  # bootstrap sat out: no calls paid for its feedback
+    assert tight.tracker.total.task_calls == 10
+    roomy = _engine_with_train(10 + 40)
+    roomy.expand(roomy.baseline, 2)
+    assert roomy.tracker.total.task_calls == 14  # the parent ran on 4 train rows for the operators that read them

@@ -212,7 +212,7 @@ class Optimizer:
         uses_task_model = self.optimizer_model is None  # resolved below, once the executor has bound the task model
         has_opt_model = not no_optimizer_model(self.optimizer_model)
         opt_model = resolve_model(self.optimizer_model) if has_opt_model and not uses_task_model else None
-        ops = self._operators(has_opt_model, space, strategy)
+        ops = self._operators(has_opt_model, space, strategy, run_path)
         rows = EngineRows(dev=keyed_rows("dev", dev_list), train=keyed_rows("train", train_list))
         test_rows = keyed_rows("test", list(test)) if test else None
         budget = self.budget or Budget()
@@ -301,10 +301,16 @@ class Optimizer:
             }
             return result
 
-    def _operators(self, has_opt_model: bool, space: SearchSpace | None, strategy: Search) -> list[Mutator]:
-        """The mutators this run uses: the given or default ones (the model-based ones only with an optimizer model),
-        a space's choices unless enumerating it, by kind."""
-        ops = list(self.mutators) if self.mutators is not None else default_mutators(has_opt_model)
+    def _operators(
+        self, has_opt_model: bool, space: SearchSpace | None, strategy: Search, run_path: Path | None
+    ) -> list[Mutator]:
+        """The mutators this run uses: the given or default ones (the model-based ones only with an optimizer model;
+        the soft_prompt operator when the task model is a local `hf:` model and the run has a directory for its
+        tensors), a space's choices unless enumerating it, by kind."""
+        if self.mutators is not None:
+            ops = list(self.mutators)
+        else:
+            ops = default_mutators(has_opt_model) + _soft_operators(self.model, run_path)
         if space is not None and not isinstance(strategy, Enumerate):
             ops.append(SpaceChoice(space))
         if self.kinds:
@@ -355,6 +361,18 @@ class Optimizer:
         if self.optimizer_model is None:
             return TASK_MODEL
         return _model_label(self.optimizer_model)
+
+
+def _soft_operators(model: ModelLike | None, run_path: Path | None) -> list[Mutator]:
+    """The soft_prompt operator, when the task model is a local `hf:` model (the [soft] extra, imported only then)
+    and the run has a directory to write the trained tensors to."""
+    spec = model.strip() if isinstance(model, str) else ""
+    if run_path is None or not (spec.startswith("hf:") or type(model).__name__ == "TorchChatModel"):
+        return []
+    from microprompts.optimizers.mutators.soft import SoftPrompt
+
+    assert model is not None
+    return [SoftPrompt(model, run_path / "soft")]
 
 
 def optimize(

@@ -32,6 +32,8 @@ LATE_IMPORTS = {
     ("microprompts.cli.serve", "microprompts.serve.app"): "FastAPI is an optional extra",
     ("microprompts.evals.executors", "microprompts.evals._ray"): "Ray is an optional extra (microprompts[ray])",
     ("microprompts.models.spec", "microprompts.models.torch_model"): "torch is an optional extra (microprompts[soft])",
+    ("microprompts.optimizers.optimize", "microprompts.optimizers.mutators.soft"): "the soft_prompt operator, for an "
+    "hf: task model only (microprompts[soft])",
 }
 
 

@@ -24,6 +24,7 @@ SOFT_IMPORTERS = {
     "microprompts.models.soft_distill": "distillation trains with the same loop",
     "microprompts.optimizers.soft": "training is part of the same extra",
     "microprompts.optimizers.mutators.soft": "the soft_prompt operator trains with it; users pass it in mutators=[...]",
+    "microprompts.optimizers.optimize": "adds the soft_prompt operator when the task model is an hf: model (late)",
 }
 
 

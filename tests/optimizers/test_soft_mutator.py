@@ -144,3 +144,14 @@ def test_optimize_takes_the_operator_and_its_journal_shows_the_training_cost(tmp
     notes = [e["mutation"]["note"] for e in events if (e.get("mutation") or {}).get("operator") == "soft_prompt"]
     assert notes and all(re.search(r"\d+ steps, \d+ examples, [\d.]+ s", n) for n in notes)
     assert result.best is not None
+
+
+def test_an_hf_task_model_brings_the_operator_into_the_default_set(tmp_path: Path, setup: SoftSetup) -> None:
+    run_dir = tmp_path / "run"
+    kw = dict(train=ROWS[:4], dev=ROWS[4:], metric=exact_match("output"), optimizer_model="none", progress=False)
+    optimize(Flow("f").then(plain_node()), model=setup.model, budget=Budget(calls=4), run_dir=str(run_dir), **kw)
+    assert "soft_prompt" in json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["mutators"]
+    other = tmp_path / "other"
+    optimize(Flow("f").then(plain_node()), model=ScriptedChatModel(replies=["yes"]), budget=Budget(calls=4),
+             run_dir=str(other), **kw)  # fmt: skip
+    assert "soft_prompt" not in json.loads((other / "run.json").read_text(encoding="utf-8"))["mutators"]

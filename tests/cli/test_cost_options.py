@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,9 +14,8 @@ from microprompts.cli import main
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
 from microprompts.testing import SimulatedChatModel
+from tests.cli.sim_run import FLOW, run_args
 from tests.optimizers import engine_helpers as h
-
-FLOW = "tests.optimizers.engine_helpers:topic_flow"
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +32,6 @@ def _simulated(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def _write(path: Path, rows: list[Any]) -> str:
-    path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in rows))
-    return str(path)
-
-
 def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
@@ -48,15 +41,7 @@ def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
 def test_a_priced_run_moves_the_node_to_the_cheaper_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     args = [
-        FLOW,
-        "--train",
-        _write(tmp_path / "train.jsonl", h.rows(0, 6)),
-        "--dev",
-        _write(tmp_path / "dev.jsonl", h.rows(100, 8)),
-        "--metric",
-        "exact_match:label",
-        "--model",
-        "sim",
+        *run_args(tmp_path, out, train=6),
         "--models",
         "sim:small",
         "--price",
@@ -69,13 +54,6 @@ def test_a_priced_run_moves_the_node_to_the_cheaper_model(tmp_path: Path, capsys
         "parameters",
         "--optimizer-model",
         "none",
-        "--budget-calls",
-        "60",
-        "--minibatch",
-        "4",
-        "--out",
-        str(out),
-        "--no-progress",
     ]
     code = main(["optimize", *args])
     captured = capsys.readouterr()

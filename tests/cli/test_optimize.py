@@ -11,20 +11,15 @@ import pytest
 import microprompts.cli.optimize
 from microprompts.cli import main
 from microprompts.flows import Flow
+from tests.cli.sim_run import FLOW
+from tests.cli.sim_run import write_rows as _write
 from tests.optimizers import engine_helpers as h
-
-FLOW = "tests.optimizers.engine_helpers:topic_flow"
 
 
 @pytest.fixture(autouse=True)
 def _simulated(monkeypatch: pytest.MonkeyPatch) -> None:
     model = h.model("cli")
     monkeypatch.setattr(microprompts.cli.optimize, "resolve_model", lambda spec, *args, **kwargs: model)
-
-
-def _write(path: Path, rows: list[Any]) -> str:
-    path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in rows))
-    return str(path)
 
 
 def _files(tmp_path: Path) -> dict[str, str]:

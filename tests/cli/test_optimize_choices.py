@@ -13,10 +13,10 @@ import microprompts.cli.monitor
 import microprompts.cli.optimize
 from microprompts.cli import main
 from microprompts.optimizers.optimize import TASK_MODEL
+from tests.cli.sim_run import run_args
 from tests.cli.test_monitor import _deploy, _store
 from tests.optimizers import engine_helpers as h
 
-FLOW = "tests.optimizers.engine_helpers:topic_flow"
 LINE = "optimizer model: the task model"
 
 
@@ -26,33 +26,9 @@ def _simulated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(microprompts.cli.optimize, "resolve_model", lambda spec, *args, **kwargs: model)
 
 
-def _write(path: Path, rows: list[Any]) -> str:
-    path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in rows))
-    return str(path)
-
-
 def _optimize(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str, Path]:
     out = tmp_path / "run"
-    args = [
-        "optimize",
-        FLOW,
-        "--train",
-        _write(tmp_path / "train.jsonl", h.rows(0, 8)),
-        "--dev",
-        _write(tmp_path / "dev.jsonl", h.rows(100, 8)),
-        "--metric",
-        "exact_match:label",
-        "--model",
-        "sim",
-        "--budget-calls",
-        "60",
-        "--minibatch",
-        "4",
-        "--out",
-        str(out),
-        "--no-progress",
-        *extra,
-    ]
+    args = ["optimize", *run_args(tmp_path, out), *extra]
     code = main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err, out

@@ -49,6 +49,7 @@ def test_synthesize_optimize_export_on_the_embedded_model(tmp_path: Path) -> Non
         metric=exact_match("label"),
         budget=Budget(calls=12),
         model="local",
+        optimizer_model="none",  # the no-model operators: the test's 12-call budget bounds the whole search
         run_dir=tmp_path / "run",
         progress=False,
     )

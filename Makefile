@@ -7,12 +7,9 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test lint bench clean
 
 # llama.cpp's native x86 build turns on AMX where the CPU has it, and its AMX kernels segfault on the first
-# decode of Q4 models on these machines (ggml-org/llama.cpp#20824): build for AVX2 (any x86-64-v3 CPU) instead,
-# adding AVX-512 with AMX off where the CPU has AVX-512F. Measured here side by side, alternating (benchmarks/
-# results/scale.md): prompts read 1.12x faster, 2 replicas x 1 thread 1.036 against 0.969 rows/s.
+# decode of Q4 models on these machines (ggml-org/llama.cpp#20824): build for AVX2 (any x86-64-v3 CPU) instead.
 # --no-cache-dir: pip would otherwise reuse a wheel it built earlier with other flags.
-AVX512 := $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes),-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
-LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON $(AVX512))
+LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -19,6 +19,7 @@ from microprompts.models.errors import ModelSpecError
 from microprompts.models.replicas import ReplicaPool, default_replicas, threads_per_replica
 
 _LOADED: dict[tuple[str, int, int, int], ReplicaPool[Any]] = {}
+_BUILD_LOCK = threading.Lock()  # one llama.cpp model load at a time in this process
 _LOAD_LOCK = threading.Lock()
 _HASHES: dict[str, str] = {}
 
@@ -78,7 +79,8 @@ def _load(path: str, n_ctx: int, n_threads: int, replicas: int = 1) -> ReplicaPo
                 raise ModelSpecError(f"no GGUF model file at {path}")
 
             def build() -> Any:
-                return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
+                with _BUILD_LOCK:  # two llama.cpp loads at once can end the process (exit status 0, no output)
+                    return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
 
             _LOADED[key] = ReplicaPool(build, replicas, close=lambda llama: llama.close())
         return _LOADED[key]

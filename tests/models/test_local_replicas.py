@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,14 @@ class FakeLlama:
     made: list[FakeLlama] = []
     gate: threading.Barrier | None = None
 
+    loading = 0  # loads in progress: llama.cpp ends the process when two overlap
+    overlapped = False
+
     def __init__(self, model_path: str, n_ctx: int, n_threads: int, verbose: bool, seed: int) -> None:
+        FakeLlama.loading += 1
+        FakeLlama.overlapped |= FakeLlama.loading > 1
+        time.sleep(0.05)
+        FakeLlama.loading -= 1
         self.n_threads = n_threads
         self.calls = 0
         FakeLlama.made.append(self)
@@ -44,6 +52,7 @@ def gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(local, "_LOADED", {})
     monkeypatch.setattr(FakeLlama, "made", [])
     monkeypatch.setattr(FakeLlama, "gate", None)
+    monkeypatch.setattr(FakeLlama, "overlapped", False)
     monkeypatch.delenv("MICROPROMPTS_THREADS", raising=False)
     monkeypatch.delenv("MICROPROMPTS_REPLICAS", raising=False)
     path = tmp_path / "model.gguf"
@@ -70,6 +79,13 @@ def test_two_replicas_answer_two_calls_at_once(gguf: str) -> None:
     assert _call_at_once(model, 2) == ["ok", "ok"]
     assert len(FakeLlama.made) == 2 and [m.calls for m in FakeLlama.made] == [1, 1]
     assert [m.n_threads for m in FakeLlama.made] == [1, 1]
+    assert not FakeLlama.overlapped  # the two replicas were loaded one after the other
+
+
+def test_replicas_are_loaded_one_at_a_time(gguf: str) -> None:
+    model = LocalChatModel(model_path=gguf, n_threads=1, replicas=4)
+    assert _call_at_once(model, 8) == ["ok"] * 8
+    assert 1 <= len(FakeLlama.made) <= 4 and not FakeLlama.overlapped
 
 
 def test_one_replica_is_one_instance_and_replicas_share_the_cores(gguf: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,7 +27,7 @@ from microprompts.optimizers.mutators._focus import blame_weights
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
 from microprompts.optimizers.planner import CallPlanner
 from microprompts.optimizers.sampling import EngineRows, RowSampler
-from microprompts.optimizers.selection import OperatorBandit, Paired
+from microprompts.optimizers.selection import OperatorBandit, Paired, induction_start
 from microprompts.optimizers.settings import EngineSettings, Proposers
 from microprompts.optimizers.space import SearchSpace
 
@@ -98,6 +98,8 @@ class Engine:
         self._full(record)
         self._log(record, "baseline")
         self._baseline = record
+        dev, operators = [row for _, row in self.rows.dev], self.mutators if self.proposers.model is not None else ()
+        induction_start(self.bandit, record.dev, self.train, dev, operators)  # a weak seed's first move: `induce`
         self._holdout_row_calls = math.ceil(max(1, self.evaluator.task_calls.get(record.id, 0)) / len(self.rows.dev))
         self._keep_back()
         return record
@@ -316,6 +318,7 @@ class Engine:
                 models=self.settings.models,
                 frozen=self.frozen,
                 focus=focus,
+                pool=[r.flow for r in self.top(self.scored, 4) if r.id != parent.id],
             )
             exhausted_before = "optimizer" in self.tracker.exhausted
             try:

@@ -3,13 +3,27 @@ operators, and the Pareto archive over score and cost."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_PRIORS", "Objective", "OperatorBandit", "Paired", "pareto_front", "row_pareto"]
+from microprompts.evals.evaluate import row_parts
+
+__all__ = [
+    "DEFAULT_PRIORS",
+    "Objective",
+    "OperatorBandit",
+    "Paired",
+    "induction_start",
+    "majority_share",
+    "pareto_front",
+    "row_pareto",
+    "weak_seed",
+]
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,7 @@ DEFAULT_PRIORS: dict[str, float] = {
     "drop_input": 0.4,  # a distracting input dropped: intake's catalog, product accuracy 0.07 -> 0.58 on SmolLM2
     "data_format": 0.35,
     "toggle_reasoning": 0.3,
+    "crossover": 0.3,  # needs a pool: until a child is promoted to full dev it proposes nothing and the engine moves on
     "opro": 0.3,
     "model": 0.3,
     "paraphrase": 0.25,
@@ -107,6 +122,12 @@ class OperatorBandit:
     pulls: dict[str, int] = field(default_factory=dict)
     wins: dict[str, float] = field(default_factory=dict)
     priors: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRIORS))
+    preferred: str | None = None  # the next choice, when offered (see `prefer`)
+
+    def prefer(self, name: str) -> None:
+        """Make the next `choose` return `name` when it is among the names offered (once: either way, the call after
+        chooses as usual). The seeded shuffle still happens, so the choices after it are the ones they would be."""
+        self.preferred = name
 
     def prior(self, name: str) -> float:
         """The operator's prior mean reward."""
@@ -118,6 +139,9 @@ class OperatorBandit:
             raise ValueError("no operator to choose from")
         order = list(names)
         self.rng.shuffle(order)
+        preferred, self.preferred = self.preferred, None
+        if preferred in order:
+            return preferred
         untried = [n for n in order if not self.pulls.get(n)]
         if untried:
             return max(untried, key=self.prior)
@@ -145,6 +169,46 @@ class OperatorBandit:
             n: {"pulls": p, "mean_reward": round(self.wins.get(n, 0.0) / p, 4), "prior": self.prior(n)}
             for n, p in sorted(self.pulls.items())
         }
+
+
+WEAK_SEED = 0.5  # a seed scoring below this on dev (metrics score 0 to 1) is weak: its instruction is worth re-inducing
+
+
+def majority_share(train: Sequence[Any], dev: Sequence[Any]) -> float | None:
+    """The share of `dev` rows whose expected output is train's most common one: what always answering that scores
+    under exact match. None when train repeats no output (no common answer: free text, not labels) or a side is empty.
+    """
+    if not train or not dev:
+        return None
+
+    def key(row: Any) -> str:
+        return json.dumps(row_parts(row)[1], sort_keys=True, default=str)
+
+    answer, count = Counter(key(r) for r in train).most_common(1)[0]
+    if count < 2:
+        return None
+    return sum(key(r) == answer for r in dev) / len(dev)
+
+
+def weak_seed(score: float | None, train: Sequence[Any], dev: Sequence[Any]) -> bool:
+    """Whether the seed's dev score is weak: below WEAK_SEED, or below always answering train's most common output
+    (`majority_share`, where train has one)."""
+    if score is None:
+        return False
+    majority = majority_share(train, dev)
+    return score < WEAK_SEED or (majority is not None and score < majority)
+
+
+def induction_start(
+    bandit: OperatorBandit, score: float | None, train: Sequence[Any], dev: Sequence[Any], operators: Collection[str]
+) -> bool:
+    """APE/SAMMO's starting move: when the seed is weak (`weak_seed`) and `induce` is among the operators (it is only
+    with an optimizer model), the seed's first expansion tries instruction induction from the train examples first.
+    True when it was arranged; otherwise the bandit's order is unchanged."""
+    if "induce" not in operators or not weak_seed(score, train, dev):
+        return False
+    bandit.prefer("induce")
+    return True
 
 
 def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

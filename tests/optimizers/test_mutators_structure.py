@@ -15,6 +15,7 @@ from microprompts.models import ModelCaller
 from microprompts.nodes import Example, MicroPrompt
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import MutationContext, default_mutators, no_model_mutators
+from microprompts.optimizers.mutators._text import with_section_text
 from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount
 from microprompts.optimizers.mutators.params import ModelChoice, Samples, Temperature
 from microprompts.optimizers.mutators.phrases import DeleteSentence, SwapSentences, join_units, split_units
@@ -42,11 +43,30 @@ def _rich() -> Flow:
     return Flow("topic_rich").then(mp)
 
 
+def _mate(flow: Flow) -> Flow:
+    """Another pool member for `flow`: each micro-prompt with another task, two examples and a temperature."""
+    for mp in flow.micro_prompts():
+        examples = [Example(inputs={k: f"x {i}" for k in mp.inputs}, output={"label": "world"}) for i in range(2)]
+        flow = flow.replace_node(mp.replace(examples=examples).with_params(temperature=0.3))
+        flow = with_section_text(flow, mp.name, "task", f"Another way to do {mp.name}.")
+    return flow
+
+
 def _ctx(
-    seed: int = 0, evaluation: EvalResult | None = None, frozen: tuple[str, ...] = (), models: tuple[str, ...] = ()
+    seed: int = 0,
+    evaluation: EvalResult | None = None,
+    frozen: tuple[str, ...] = (),
+    models: tuple[str, ...] = (),
+    pool: tuple[Flow, ...] = (),
 ) -> MutationContext:
     return MutationContext(
-        train=h.rows(0, 10), metric=METRIC, rng=random.Random(seed), evaluation=evaluation, frozen=frozen, models=models
+        train=h.rows(0, 10),
+        metric=METRIC,
+        rng=random.Random(seed),
+        evaluation=evaluation,
+        frozen=frozen,
+        models=models,
+        pool=pool,
     )
 
 
@@ -65,7 +85,7 @@ def test_children_are_valid_and_touch_only_what_is_declared(mutator: Any, flow_n
     evaluation = _evaluation(flow) if mutator.needs_evaluation else None
     made = 0
     for seed in range(3):
-        ctx = _ctx(seed, evaluation, models=("openai:small", "openai:big"))
+        ctx = _ctx(seed, evaluation, models=("openai:small", "openai:big"), pool=(_mate(flow),))
         for child, mutation in mutator.propose(candidate, ctx, n=3):
             child.validate()
             child.compile(caller=ModelCaller(cache=None))
@@ -85,7 +105,7 @@ def test_frozen_parts_never_change(mutator: Any) -> None:
     evaluation = _evaluation(flow) if mutator.needs_evaluation else None
     for pattern in ("classify", "classify.sections.*", "classify.params.*", "classify.examples"):
         for seed in range(3):
-            ctx = _ctx(seed, evaluation, frozen=(pattern,), models=("openai:small",))
+            ctx = _ctx(seed, evaluation, frozen=(pattern,), models=("openai:small",), pool=(_mate(flow),))
             for child, _ in mutator.propose(Candidate(flow), ctx, n=5):
                 check_mutation(flow, child, mutator.addresses(flow), frozen=(pattern,))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
 from microprompts.optimizers.mutators.choices import Choices
 from microprompts.optimizers.mutators.content import content_mutators
+from microprompts.optimizers.mutators.crossover import Crossover
 from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount
 from microprompts.optimizers.mutators.graph import graph_mutators
 from microprompts.optimizers.mutators.params import param_mutators
@@ -40,8 +41,9 @@ def structure_mutators() -> list[Mutator]:
 
 
 def no_model_mutators() -> list[Mutator]:
-    """Every operator that needs no optimizer model: section structure, examples, phrase edits, parameters."""
-    return [*structure_mutators(), Choices(), DeleteSentence(), SwapSentences(), *param_mutators()]
+    """Every operator that needs no optimizer model: section structure, examples, phrase edits, parameters, and the
+    crossover of the parent with another pool member."""
+    return [*structure_mutators(), Choices(), DeleteSentence(), SwapSentences(), *param_mutators(), Crossover()]
 
 
 def default_mutators(optimizer_model_available: bool) -> list[Mutator]:

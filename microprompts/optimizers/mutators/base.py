@@ -39,6 +39,7 @@ class MutationContext:
     frozen: Sequence[str] = ()  # address patterns (fnmatch) that must not change
     max_prompt_chars: int = 6000  # bound on what is sent to the optimizer model
     focus: Mapping[str, float] = field(default_factory=dict)  # node -> share of the parent's failures (even: empty)
+    pool: Sequence[Flow] = ()  # the best few full-dev flows other than the parent, best first (crossover's mates)
 
 
 @dataclass

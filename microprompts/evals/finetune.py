@@ -33,6 +33,7 @@ __all__ = [
     "correction_of",
     "export_finetune",
     "export_runs",
+    "last_correction",
     "rows_from_runs",
     "validate_file",
 ]
@@ -174,16 +175,27 @@ def export_finetune(
 
 
 def correction_of(feedback: dict[str, Any]) -> dict[str, Any] | None:
-    """A corrected output attached to feedback: a comment that is a JSON object with an `output` object."""
+    """The corrected output attached to feedback: its `correction` (the output fields the run should have given, as
+    `POST /feedback` validated them), else, from clients before that field, a comment that is a JSON object with an
+    `output` object."""
+    given = feedback.get("correction")
+    if isinstance(given, dict) and given:
+        return given
     comment = feedback.get("comment")
     if not isinstance(comment, str) or not comment.lstrip().startswith("{"):
         return None
     try:
         data = json.loads(comment)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     output = data.get("output") if isinstance(data, dict) else None
-    return output if isinstance(output, dict) else None
+    return output if isinstance(output, dict) and output else None
+
+
+def last_correction(run: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's latest correction among its feedback (None without one)."""
+    notes = [f for f in run.get("feedback") or [] if isinstance(f, dict)]
+    return next((c for c in map(correction_of, reversed(notes)) if c is not None), None)
 
 
 def export_runs(
@@ -202,7 +214,7 @@ def export_runs(
         if run.get("error") or not notes:
             writer.drop("error" if run.get("error") else "no feedback")
             continue
-        correction = next((c for c in map(correction_of, reversed(notes)) if c is not None), None)
+        correction = last_correction(run)
         if correction is None and float(notes[-1].get("score", 0.0)) < min_score:
             writer.drop("below min score")
             continue
@@ -212,20 +224,24 @@ def export_runs(
 
 
 def rows_from_runs(flow: Flow, runs: Sequence[dict[str, Any]], min_score: float = 1.0) -> list[Row]:
-    """Labelled rows from served runs with feedback: a corrected output is the gold; else a run whose last feedback
-    scores at least `min_score` has its own output as the gold. Runs that failed, lack an input, or have neither are
-    left out."""
+    """Labelled rows from served runs with feedback: where a run has a correction, its inputs with the correction as
+    the gold (over the run's own output where the correction fixes only some fields; a run that failed has only the
+    correction); else a run that did not fail and whose last feedback scores at least `min_score` has its own output
+    as the gold. Runs lacking an input, or with neither, are left out."""
     rows: list[Row] = []
     for run in runs:
         notes = [f for f in run.get("feedback") or [] if isinstance(f, dict)]
-        inputs = run.get("inputs")
-        if run.get("error") or not notes or not isinstance(inputs, dict):
+        inputs, outputs = run.get("inputs"), run.get("outputs")
+        if not notes or not isinstance(inputs, dict) or any(k not in inputs for k in flow.input_keys):
             continue
-        if any(k not in inputs for k in flow.input_keys):
-            continue
-        gold = next((c for c in map(correction_of, reversed(notes)) if c is not None), None)
-        if gold is None and float(notes[-1].get("score", 0.0)) >= min_score and isinstance(run.get("outputs"), dict):
-            gold = run["outputs"]
+        own = outputs if isinstance(outputs, dict) and not run.get("error") else None
+        correction = last_correction(run)
+        if correction is not None:
+            gold: dict[str, Any] | None = {**(own or {}), **correction}
+        elif own is not None and float(notes[-1].get("score", 0.0)) >= min_score:
+            gold = own
+        else:
+            gold = None
         if gold is not None:
             rows.append(Row(inputs={k: inputs[k] for k in flow.input_keys}, output=gold, id=run.get("run_id")))
     return rows

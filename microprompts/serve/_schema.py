@@ -7,7 +7,7 @@ import math
 import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from microprompts.flows import Flow
 from microprompts.flows.state_types import input_types, usable, user_state_types
@@ -84,13 +84,48 @@ def _finite_score(value: float) -> float:
 
 
 class FeedbackRequest(BaseModel):
-    """`POST /feedback`: a score (higher is better) and an optional comment for a stored run."""
+    """`POST /feedback`: a score (higher is better) and an optional comment for a stored run (`feedback_model`
+    adds the flow's `correction`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     run_id: Annotated[str, Field(min_length=1, max_length=200, strict=True)]
     score: Annotated[float, Field(strict=True, allow_inf_nan=False)]
     comment: Annotated[str | None, Field(max_length=10_000, strict=True)] = None
+
+
+class _Correction(BaseModel):
+    """The base of a flow's correction model: unknown fields refused, at least one field given."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+    @model_validator(mode="after")
+    def _some_field(self) -> _Correction:
+        if not self.model_fields_set:
+            raise ValueError("a correction names at least one of the flow's output fields")
+        return self
+
+
+def correction_model(flow: Flow) -> type[BaseModel]:
+    """The flow's output fields as a correction: every field optional (a correction may fix only some), each typed
+    as the output says, unknown fields refused, at least one field given."""
+    fields = _fields(flow.output_keys, output_types(flow), required=False)
+    return create_model(_class_name(flow, "Correction"), __base__=_Correction, **fields)  # type: ignore[call-overload,no-any-return]
+
+
+def feedback_model(flow: Flow) -> type[FeedbackRequest]:
+    """`POST /feedback` for this flow: FeedbackRequest with an optional `correction`, the output the run should
+    have given (an object of the flow's output fields, validated as the output is typed)."""
+    field: Any = (typing.Optional[correction_model(flow)], None)  # noqa: UP045 - a class made at run time
+    return create_model(_class_name(flow, "FeedbackRequest"), __base__=FeedbackRequest, correction=field)
+
+
+def correction_data(body: FeedbackRequest) -> dict[str, Any] | None:
+    """The validated correction of a feedback body as plain JSON keyed by the output keys; None without one."""
+    given = getattr(body, "correction", None)
+    if not isinstance(given, BaseModel):
+        return None
+    return given.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class RunResponse(BaseModel):

@@ -46,8 +46,9 @@ from microprompts.serve._http import (
 from microprompts.serve._runner import Agent, RunOutcome, RunTicket
 from microprompts.serve._schema import (
     BatchItemError,
-    FeedbackRequest,
     RunResponse,
+    correction_data,
+    feedback_model,
     output_model,
     request_body,
     request_models,
@@ -130,6 +131,7 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
     run_store = RunStore(store) if isinstance(store, (str, Path)) else store
     agent = Agent(the_flow, model=model, caller=caller, store=run_store, artifact_hash=artifact_hash(the_flow, flow))
     inputs_model, invoke_model, batch_model = request_models(the_flow, limits.max_batch)
+    feedback_body = feedback_model(the_flow)  # a reload keeps the inputs and outputs, so this model holds
     schemas = {
         "name": the_flow.name,
         "artifact_hash": agent.artifact_hash,
@@ -340,14 +342,16 @@ def create_app(  # noqa: C901 - one closure per route, sharing the agent, its sl
     @app.post(
         "/feedback",
         responses={**_ERRORS, 404: {"model": ErrorBody, "description": "Unknown run"}},
-        openapi_extra=request_body(FeedbackRequest),
+        openapi_extra=request_body(feedback_body),
     )
     async def feedback(request: Request) -> SafeJSONResponse:
-        """Attach `{"run_id", "score", "comment"}` to a stored run (score: a finite number, higher is better)."""
-        body = parse_body(FeedbackRequest, await read_json(request))
+        """Attach `{"run_id", "score", "comment", "correction"}` to a stored run (score: a finite number, higher is
+        better; correction: the output the run should have given, an object of the flow's output fields)."""
+        body = parse_body(feedback_body, await read_json(request))
         store = need_store()
+        fixed = correction_data(body)
         try:
-            note = await anyio.to_thread.run_sync(store.add_feedback, body.run_id, body.score, body.comment)
+            note = await anyio.to_thread.run_sync(store.add_feedback, body.run_id, body.score, body.comment, fixed)
         except UnknownRunError as exc:
             raise ApiError(404, "unknown_run", f"no run with id {body.run_id!r}") from exc
         return SafeJSONResponse({"ok": True, "feedback": note.model_dump()})

@@ -11,6 +11,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from pydantic import BaseModel, Field
 
+from microprompts.evals.finetune import last_correction
+
 __all__ = ["ArtifactStats", "NodeStats", "feedback_score", "monitor", "plot", "rolling", "table"]
 
 
@@ -27,12 +29,14 @@ class NodeStats(BaseModel):
 
 
 class ArtifactStats(BaseModel):
-    """One served artifact: runs, errors, feedback count, rolling score, mean latency and tokens, and its nodes."""
+    """One served artifact: runs, errors, feedback count, runs with a corrected output, rolling score, mean latency
+    and tokens, and its nodes."""
 
     artifact_hash: str
     runs: int = 0
     errors: int = 0
     feedback: int = 0
+    corrections: int = 0
     score: float | None = None
     latency: float = 0.0
     tokens: float = 0.0
@@ -97,6 +101,7 @@ def monitor(runs: Sequence[dict[str, Any]], window: int = 20) -> list[ArtifactSt
                 runs=len(group),
                 errors=sum(1 for r in group if r.get("error")),
                 feedback=len(scores),
+                corrections=sum(1 for r in group if last_correction(r) is not None),
                 score=rolling(scores, window)[-1] if scores else None,
                 latency=_mean([float(r.get("latency") or 0.0) for r in group]),
                 tokens=_mean(
@@ -115,19 +120,20 @@ def _score(value: float | None) -> str:
 def table(stats: Sequence[ArtifactStats]) -> str:
     """A plain-text table: one line per artifact, then one per node under it."""
     head = (
-        f"{'artifact / node':<28} {'runs':>6} {'errors':>6} {'feedback':>8} {'score':>7} {'seconds':>8} {'tokens':>8}"
+        f"{'artifact / node':<28} {'runs':>6} {'errors':>6} {'feedback':>8} {'fixed':>5} {'score':>7} "
+        f"{'seconds':>8} {'tokens':>8}"
     )
     lines = [head, "-" * len(head)]
     for art in stats:
         name = art.artifact_hash if len(art.artifact_hash) <= 28 else art.artifact_hash[:25] + "..."
         lines.append(
-            f"{name:<28} {art.runs:>6} {art.errors:>6} {art.feedback:>8} {_score(art.score):>7} "
+            f"{name:<28} {art.runs:>6} {art.errors:>6} {art.feedback:>8} {art.corrections:>5} {_score(art.score):>7} "
             f"{art.latency:>8.3f} {art.tokens:>8.1f}"
         )
         for node in art.nodes.values():
             label = f"  {node.node}"[:28]
             lines.append(
-                f"{label:<28} {node.runs:>6} {node.errors:>6} {'':>8} {_score(node.score):>7} "
+                f"{label:<28} {node.runs:>6} {node.errors:>6} {'':>8} {'':>5} {_score(node.score):>7} "
                 f"{node.seconds:>8.3f} {node.tokens:>8.1f}"
             )
     return "\n".join(lines)

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     run_id TEXT NOT NULL REFERENCES runs(id),
     created REAL NOT NULL,
     score REAL NOT NULL,
-    comment TEXT
+    comment TEXT,
+    correction TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,6 +77,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS feedback_run ON feedback(run_id);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 """
+SCHEMA_VERSION = 2  # 2: feedback.correction (a store of version 1 gains the column when opened)
 
 
 class StoreError(ValueError):
@@ -106,12 +108,14 @@ class RunRecord(BaseModel):
 
 
 class Feedback(BaseModel):
-    """A score (higher is better) and an optional comment a user attached to a run."""
+    """A score (higher is better), an optional comment, and an optional correction (the output the run should
+    have given, already checked against the flow's output fields) a user attached to a run."""
 
     run_id: str
     created: float
     score: float
     comment: str | None = None
+    correction: dict[str, Any] | None = None
 
 
 def register_secret(value: str) -> None:
@@ -136,6 +140,12 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _object(text: str | None) -> dict[str, Any] | None:
+    """A stored JSON object column (a correction); None when empty or not an object."""
+    value = _loads(text)
+    return value if isinstance(value, dict) else None
 
 
 def _shared_inputs(inputs: dict[str, Any], traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -191,7 +201,22 @@ class RunStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
+            self._migrate()
             self._conn.commit()
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older version up to SCHEMA_VERSION (columns added, nothing dropped). A store
+        that cannot be written (read-only file) is still read: its missing columns read as NULL."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(feedback)")}
+        self._correction = "correction" in columns
+        if not self._correction:
+            try:
+                self._conn.execute("ALTER TABLE feedback ADD COLUMN correction TEXT")
+                self._correction = True
+            except sqlite3.OperationalError:
+                return
+        if int(self._conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def record(self, run: RunRecord, replace: bool = True) -> None:
         """Store one run (committed at once); with `replace` False, a run already stored under its id is kept."""
@@ -215,21 +240,29 @@ class RunStore:
             self._conn.execute(f"{verb} INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
             self._conn.commit()
 
-    def add_feedback(self, run_id: str, score: float, comment: str | None = None) -> Feedback:
-        """Attach feedback to a stored run; raises UnknownRunError for an id it does not hold."""
+    def add_feedback(
+        self, run_id: str, score: float, comment: str | None = None, correction: dict[str, Any] | None = None
+    ) -> Feedback:
+        """Attach feedback to a stored run, with the corrected output when given (a JSON object of output fields,
+        checked by the caller); raises UnknownRunError for an id it does not hold."""
         if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
             raise ValueError(f"score must be a finite number, got {score!r}")
+        if correction is not None and not isinstance(correction, dict):
+            raise ValueError(f"a correction is an object of output fields, got {type(correction).__name__}")
         created = time.time()
         text = None if comment is None else scrub(comment)
+        fixed = None if correction is None else _dumps(correction)
         with self._lock:
             if self._conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise UnknownRunError(run_id)
-            self._conn.execute(
-                "INSERT INTO feedback (run_id, created, score, comment) VALUES (?,?,?,?)",
-                (run_id, created, float(score), text),
-            )
+            if fixed is not None and not self._correction:
+                raise StoreError(f"{self.path} is an older, read-only run store: it cannot hold a correction")
+            names, values = "run_id, created, score, comment", [run_id, created, float(score), text]
+            if self._correction:
+                names, values = names + ", correction", [*values, fixed]
+            self._conn.execute(f"INSERT INTO feedback ({names}) VALUES ({', '.join('?' * len(values))})", tuple(values))
             self._conn.commit()
-        return Feedback(run_id=run_id, created=created, score=float(score), comment=text)
+        return Feedback(run_id=run_id, created=created, score=float(score), comment=text, correction=_loads(fixed))
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         """One run with its feedback, as a JSON-ready dict (its id under `run_id`); None when unknown."""
@@ -237,8 +270,9 @@ class RunStore:
             cursor = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,))
             row = cursor.fetchone()
             names = [d[0] for d in cursor.description]
+            fixed = "correction" if self._correction else "NULL"
             notes = self._conn.execute(
-                "SELECT run_id, created, score, comment FROM feedback WHERE run_id = ? ORDER BY id", (run_id,)
+                f"SELECT run_id, created, score, comment, {fixed} FROM feedback WHERE run_id = ? ORDER BY id", (run_id,)
             ).fetchall()
         if row is None:
             return None
@@ -246,7 +280,10 @@ class RunStore:
         for key in ("inputs", "outputs", "traces"):
             data[key] = _loads(data[key])
         data["traces"] = _with_inputs(data["inputs"] or {}, data["traces"] or [])
-        data["feedback"] = [Feedback(run_id=r[0], created=r[1], score=r[2], comment=r[3]).model_dump() for r in notes]
+        data["feedback"] = [
+            Feedback(run_id=r[0], created=r[1], score=r[2], comment=r[3], correction=_object(r[4])).model_dump()
+            for r in notes
+        ]
         return data
 
     def runs(

@@ -14,7 +14,7 @@ import typer
 from microprompts.cli.optimize import OPTIMIZER_MODEL_HELP, optimizer_model_option
 from microprompts.cli.options import AllowOpt, CliError, ModelOpt, allow_list
 from microprompts.evals import resolve_metric
-from microprompts.evals.finetune import rows_from_runs
+from microprompts.evals.finetune import last_correction, rows_from_runs
 from microprompts.flows import Flow
 from microprompts.flows.refs import load_flow_ref
 from microprompts.models import resolve_model
@@ -48,7 +48,7 @@ def monitor_command(
 ) -> None:
     """Rolling feedback score per artifact and per node, latency and tokens per node: a table and a PNG plot."""
     runs = _runs(store)
-    stats = monitor(runs, window)
+    stats = monitor(runs, window, corrected=lambda run: last_correction(run) is not None)
     target = plot(runs, plot_path or str(Path(store).with_suffix(".png")), window)
     if as_json:
         typer.echo(json.dumps({"artifacts": [s.model_dump() for s in stats], "plot": str(target)}))

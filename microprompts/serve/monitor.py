@@ -4,16 +4,14 @@ latency and tokens per node, as a plain-text table and a PNG plot (matplotlib, n
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 from pydantic import BaseModel, Field
 
-from microprompts.evals.finetune import last_correction
-
-__all__ = ["ArtifactStats", "NodeStats", "feedback_score", "monitor", "plot", "rolling", "table"]
+__all__ = ["ArtifactStats", "NodeStats", "feedback_score", "has_correction", "monitor", "plot", "rolling", "table"]
 
 
 class NodeStats(BaseModel):
@@ -47,6 +45,14 @@ def feedback_score(run: dict[str, Any]) -> float | None:
     """A run's score: its last feedback's, None without feedback."""
     notes = [f for f in run.get("feedback") or [] if isinstance(f, dict) and isinstance(f.get("score"), (int, float))]
     return float(notes[-1]["score"]) if notes else None
+
+
+def has_correction(run: dict[str, Any]) -> bool:
+    """Whether a run's feedback carries a correction (a non-empty `correction` object)."""
+    return any(
+        isinstance(f, dict) and isinstance(f.get("correction"), dict) and f["correction"]
+        for f in run.get("feedback") or []
+    )
 
 
 def rolling(scores: Sequence[float], window: int) -> list[float]:
@@ -83,9 +89,12 @@ def _node_stats(name: str, runs: list[dict[str, Any]], window: int) -> NodeStats
     )
 
 
-def monitor(runs: Sequence[dict[str, Any]], window: int = 20) -> list[ArtifactStats]:
+def monitor(
+    runs: Sequence[dict[str, Any]], window: int = 20, corrected: Callable[[dict[str, Any]], bool] = has_correction
+) -> list[ArtifactStats]:
     """Stats per artifact (in order of first run) from whole runs, oldest first (`RunStore.full_runs`); the rolling
-    score is the mean of the last `window` feedback scores."""
+    score is the mean of the last `window` feedback scores; `corrected` says which runs count as corrected (the CLI
+    passes the reader that also knows the older comment form, `microprompts.evals.finetune.last_correction`)."""
     by_artifact: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         by_artifact.setdefault(str(run.get("artifact_hash") or "(none)"), []).append(run)
@@ -101,7 +110,7 @@ def monitor(runs: Sequence[dict[str, Any]], window: int = 20) -> list[ArtifactSt
                 runs=len(group),
                 errors=sum(1 for r in group if r.get("error")),
                 feedback=len(scores),
-                corrections=sum(1 for r in group if last_correction(r) is not None),
+                corrections=sum(1 for r in group if corrected(r)),
                 score=rolling(scores, window)[-1] if scores else None,
                 latency=_mean([float(r.get("latency") or 0.0) for r in group]),
                 tokens=_mean(

@@ -138,13 +138,16 @@ def _served_store(tmp_path: Path, make_client: Any) -> tuple[str, str]:
     return str(artifact), str(store_path)
 
 
-def test_monitor_counts_corrections(tmp_path: Path, make_client: Any) -> None:
+def test_monitor_counts_corrections(tmp_path: Path, make_client: Any, capsys: pytest.CaptureFixture[str]) -> None:
     _, store_path = _served_store(tmp_path, make_client)
     store = RunStore(store_path)
     (stats,) = monitor(store.full_runs())
     store.close()
     assert stats.runs == 6 and stats.feedback == 6 and stats.corrections == 3
     assert "fixed" in table([stats]).splitlines()[0]
+    assert main(["monitor", store_path, "--json", "--plot", str(tmp_path / "p.png")]) == 0
+    (artifact,) = json.loads(capsys.readouterr().out)["artifacts"]
+    assert artifact["corrections"] == 3
 
 
 def test_reoptimize_rows_take_corrections_as_gold(

@@ -59,6 +59,7 @@ def test_stats_per_artifact_and_node() -> None:
         "runs",
         "errors",
         "feedback",
+        "fixed",
         "score",
         "seconds",
         "tokens",

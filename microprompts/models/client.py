@@ -198,14 +198,23 @@ class ModelCaller:
         if self.max_attempts < 1:
             raise ModelCallError("model call failed after 0 attempt (no attempt made)")
         failed: list[Exception] = []  # each failed attempt's error, in order
+        args = (model, identity, messages, schema, temperature, max_tokens, sample, node, meter, failed)
         try:
-            for attempt in RetryPolicy(self.max_attempts, self.base_delay, self.max_delay).retrying():
+            if self.before_call is not None:
+                self.before_call()  # may raise BudgetExceeded: checked before paying, raised as is, not retried
+            try:
+                return self._attempt(*args)  # the first attempt, outside tenacity (see RetryPolicy.after_first)
+            except Exception as exc:
+                if not failed or exc is not failed[-1]:
+                    raise
+                retries = RetryPolicy(self.max_attempts, self.base_delay, self.max_delay).after_first(exc)
+                if retries is None:
+                    raise
+            for attempt in retries:
                 if self.before_call is not None:
-                    self.before_call()  # may raise BudgetExceeded: checked before paying, raised as is, not retried
+                    self.before_call()
                 with attempt:
-                    return self._attempt(
-                        model, identity, messages, schema, temperature, max_tokens, sample, node, meter, failed
-                    )
+                    return self._attempt(*args)
         except Exception as exc:
             if not failed or exc is not failed[-1]:
                 raise  # not a failed attempt: the budget's refusal (from before_call or the model) goes up as it is

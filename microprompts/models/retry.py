@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -100,20 +100,32 @@ class RetryPolicy:
     max_attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 8.0
+    made: int = 0
+    """Attempts made before the Retrying starts (its first attempt is attempt `made + 1`)."""
 
     def wait(self, state: tenacity.RetryCallState) -> float:
         """Tenacity's wait: retry_wait for the attempt that just failed (nothing drawn after the last one)."""
-        if state.attempt_number >= self.max_attempts:
+        number = state.attempt_number + self.made
+        if number >= self.max_attempts:
             return 0.0  # tenacity asks before it checks the stop: no retry follows, so draw no jitter
         exc = state.outcome.exception() if state.outcome is not None else None
-        return retry_wait(exc, state.attempt_number - 1, self.base_delay, self.max_delay)
+        return retry_wait(exc, number - 1, self.base_delay, self.max_delay)
 
     def retrying(self) -> tenacity.Retrying:
         """A fresh Retrying: transient failures retried up to max_attempts, anything else raised as it is."""
         return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
+            stop=tenacity.stop_after_attempt(self.max_attempts - self.made),
             wait=self.wait,
             retry=tenacity.retry_if_exception(_retryable),
             sleep=_sleep,
             reraise=True,
         )
+
+    def after_first(self, exc: Exception) -> tenacity.Retrying | None:
+        """For a first attempt made outside tenacity (most calls need no other, and a Retrying costs a tenth of a fast
+        call) that failed with `exc`: None when tenacity would not retry it (not retryable, or no attempt left), else
+        the wait tenacity would have drawn is slept and a Retrying for the attempts left returned."""
+        if self.made != 0 or self.max_attempts <= 1 or not _retryable(exc):
+            return None
+        _sleep(retry_wait(exc, 0, self.base_delay, self.max_delay))
+        return replace(self, made=1).retrying()

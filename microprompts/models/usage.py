@@ -18,8 +18,9 @@ class Usage(BaseModel):
     failures: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        # model_construct: sums of valid counts need no validation, and every model call adds usage twice or more
-        return Usage.model_construct(
+        # Every model call adds usage four times. The validating constructor with every field given is twice as fast
+        # as model_construct (which looks each field's aliases up), and sums of valid counts pass it unchanged.
+        return Usage(
             calls=self.calls + other.calls,
             cached_calls=self.cached_calls + other.cached_calls,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
@@ -30,7 +31,7 @@ class Usage(BaseModel):
 
     def __sub__(self, other: Usage) -> Usage:
         """What was spent since `other` (a snapshot of the same running total)."""
-        return Usage.model_construct(
+        return Usage(
             calls=self.calls - other.calls,
             cached_calls=self.cached_calls - other.cached_calls,
             prompt_tokens=self.prompt_tokens - other.prompt_tokens,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import html
 import json
 import re
-import weakref
 from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
 from microprompts.models.phases import phase
+from microprompts.nodes.memo import per_object
 from microprompts.nodes.schema import COMPLETED, REASONING, describe_fields, describe_lines, marker
 from microprompts.nodes.sections import DataFormat, Example, Params, ReplyFormat, Section
 
@@ -157,27 +157,10 @@ def render_section(mp: Prompt, section: Section) -> str:
     return f"## {section.title}\n{body}"
 
 
-_SYSTEMS: dict[int, tuple[weakref.ref[Any], str]] = {}  # id(prompt) -> (the prompt, its system text), while it lives
-
-
 def system_prompt(mp: Prompt) -> str:
     """The system prompt: the sections in order. It is the same for every row, so it is rendered once per prompt
     object and kept while that object lives (a prompt is immutable: a change makes a new one)."""
-    key = id(mp)
-    held = _SYSTEMS.get(key)
-    if held is not None and held[0]() is mp:
-        return held[1]
-    text = "\n\n".join(part for s in mp.sections if (part := render_section(mp, s)))
-
-    def forget(ref: weakref.ref[Any]) -> None:
-        if _SYSTEMS.get(key, (None, ""))[0] is ref:
-            _SYSTEMS.pop(key, None)
-
-    try:
-        _SYSTEMS[key] = (weakref.ref(mp, forget), text)
-    except TypeError:  # not weak-referenceable: rendered each time
-        pass
-    return text
+    return per_object(mp, "system_prompt", lambda: "\n\n".join(p for s in mp.sections if (p := render_section(mp, s))))
 
 
 def render_inputs(mp: Prompt, inputs: dict[str, Any]) -> str:

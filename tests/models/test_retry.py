@@ -169,3 +169,21 @@ def test_a_malformed_200_body_is_retried(fake_openai, monkeypatch: pytest.Monkey
     model = resolve_model(f"openai:m@{server.url}")
     done = ModelCaller(cache=None).complete(model, [HumanMessage(content="hi")])
     assert done.text and server.faults_served == {"malformed_body": 1}
+
+
+def test_one_attempt_allowed_makes_one_call_and_waits_for_nothing(sleeps: list[float]) -> None:
+    model = ScriptedChatModel(replies=[TimeoutError("slow"), "never"])
+    caller = ModelCaller(max_attempts=1)
+    with pytest.raises(ModelCallError, match=r"^model call failed after 1 attempt \(TimeoutError: slow\)$"):
+        caller.complete(model, MESSAGES)
+    assert model.call_count == 1 and sleeps == [] and caller.meter.total.failures == 1
+
+
+def test_the_first_attempt_made_outside_tenacity_leaves_the_waits_as_they_were(sleeps: list[float]) -> None:
+    model = ScriptedChatModel(replies=[TimeoutError()] * 3 + ["ok"])
+    meter = UsageMeter()
+    done = ModelCaller(max_attempts=4, base_delay=1.0, max_delay=8.0).complete(model, MESSAGES, node="n", meter=meter)
+    assert done.text == "ok" and model.call_count == 4
+    assert [cap / 2 <= s <= cap for s, cap in zip(sleeps, [1.0, 2.0, 4.0], strict=True)] == [True] * 3
+    assert (meter.total.calls, meter.total.failures) == (1, 3)
+    assert RetryPolicy(max_attempts=3).after_first(ValueError("not transient")) is None

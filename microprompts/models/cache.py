@@ -21,9 +21,35 @@ def default_cache_path() -> Path:
     return Path.home() / ".cache" / "microprompts" / "calls.sqlite"
 
 
+# The canonical JSON of a request: one encoder made once (json.dumps would make one a call); keys are hashed from its
+# text, so its options never change (a changed option changes every key: a cold cache).
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class KeyedSchema(dict[str, Any]):
+    """A JSON schema sent on many requests (a node's, the same for every row), made once from its JSON text: it keeps
+    that text and its canonical JSON, so a request's key does not encode it again. Never changed once made; a model
+    is sent `fresh()`, a plain copy in the text's key order, as a schema built anew for each request would be."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(json.loads(text))
+        self.text = text
+        self.canonical = _CANONICAL.encode(self)
+
+    def fresh(self) -> dict[str, Any]:
+        """A plain copy, for a model (which may change what it is given)."""
+        return json.loads(self.text)
+
+
 def request_key(request: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of a request (model identity, parameters, messages, schema, sample)."""
-    blob = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    schema = request.get("schema")
+    if isinstance(schema, KeyedSchema) and len(request) > 1 and max(request) == "schema":
+        # The same text as encoding it all: "schema" sorts last, so its canonical JSON closes the object.
+        rest = _CANONICAL.encode({k: v for k, v in request.items() if k != "schema"})
+        blob = f'{rest[:-1]},"schema":{schema.canonical}}}'
+    else:
+        blob = _CANONICAL.encode(request)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

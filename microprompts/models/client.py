@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.utils import count_tokens_approximately
 from pydantic import BaseModel
 
-from microprompts.models.cache import CallCache, request_key
+from microprompts.models.cache import CallCache, KeyedSchema, request_key
 from microprompts.models.errors import BudgetExceeded, ModelCallError
 from microprompts.models.local import LocalChatModel
 from microprompts.models.phases import phase
@@ -283,7 +283,7 @@ class ModelCaller:
         try:
             kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
             if schema is not None and supports_structured_output(model):
-                return invoke_structured(model, messages, schema, kwargs)
+                return invoke_structured(model, messages, _sent(schema), kwargs)
             try:
                 message = model.invoke(messages, **kwargs)
             except Exception as exc:  # classified just below: downgraded and sent again, or raised
@@ -332,6 +332,7 @@ class ModelCaller:
             kwargs["extra_body"] = {**(getattr(model, "extra_body", None) or {}), "max_tokens": max_tokens}
         if schema is None:
             return kwargs
+        schema = _sent(schema)
         if isinstance(model, LocalChatModel):
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
         elif is_openai(model):
@@ -363,3 +364,8 @@ class ModelCaller:
         with self._lock:
             self._json_object_only.add(identity)
         return True
+
+
+def _sent(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as a model is given it: a KeyedSchema (shared by many requests) as a plain copy of its own."""
+    return schema.fresh() if isinstance(schema, KeyedSchema) else schema

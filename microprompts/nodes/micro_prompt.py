@@ -12,6 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from microprompts.models import Completion, UsageMeter
+from microprompts.models.cache import KeyedSchema
 from microprompts.nodes.input_types import InputSpec, python_type, split_inputs, type_problems
 from microprompts.nodes.memo import per_object
 from microprompts.nodes.parse import OutputParseError, parse_lines, parse_markers, parse_reply
@@ -125,6 +126,13 @@ class MicroPrompt(BaseModel):
         """The schema a call sends for this row: None for `lines` and `markers` replies, which are free text."""
         return self.output_schema(inputs) if self.params.reply_format == "json" else None
 
+    def _sent_schema(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """`request_schema(inputs)`, built once per prompt object when it is the same for every row (no `choices`):
+        a KeyedSchema, whose key text is made once too."""
+        if self.params.reply_format != "json" or self.params.choices:
+            return self.request_schema(inputs)
+        return per_object(self, "request_schema", lambda: KeyedSchema(json.dumps(self.output_schema())))
+
     def output_schema(self, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """The JSON schema sent to constrained backends; with `inputs`, `choices` become per-row enums."""
         schema = json_schema(self.output_model())
@@ -229,7 +237,7 @@ class MicroPrompt(BaseModel):
         meter: UsageMeter | None = None,
         replies: list[str] | None = None,
     ) -> dict[str, Any]:
-        schema = self.request_schema(inputs)
+        schema = self._sent_schema(inputs)
         target = self.output_model()
         p = self.params
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,18 +28,22 @@ class OutputParseError(ValueError):
 
 
 def extract_json(text: str) -> Any:
-    """The JSON object in a reply: the whole text, a fenced block, or the outermost braces."""
-    candidates = [text.strip()]
-    candidates += [m.strip() for m in _FENCE.findall(text)]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
+    """The JSON object in a reply: the whole text, a fenced block, or the outermost braces (tried in that order)."""
+    for candidate in _candidates(text):
         try:
             return json.loads(candidate)
         except (json.JSONDecodeError, ValueError):
             continue
     raise ValueError("no JSON object found")
+
+
+def _candidates(text: str) -> Iterator[str]:
+    """What may hold the JSON, in the order tried; made as they are asked for (most replies are the whole text)."""
+    yield text.strip()
+    yield from (m.strip() for m in _FENCE.findall(text))
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        yield text[start : end + 1]
 
 
 def parse_reply(text: str, model: type[BaseModel]) -> BaseModel:

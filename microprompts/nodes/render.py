@@ -56,6 +56,8 @@ def _markdown_value(value: Any, keys: set[str]) -> str:
     """A value as a `key: value` line shows it; one whose later lines would read as another field's `key:` line is
     shown as a JSON string instead, so no input can forge a field (ordinary values are shown as they are)."""
     text = render_value(value)
+    if "\n" not in text:
+        return text  # one line: only a later line could forge a field
     lines = text.split("\n")[1:]
     if any((m := _LABEL.match(line)) is not None and m.group(1) in keys for line in lines):
         return json.dumps(text, ensure_ascii=False)

@@ -10,14 +10,14 @@ import httpx
 import openai
 import pytest
 import tenacity
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from microprompts.models import BudgetExceeded, ModelCaller, ModelCallError, UsageMeter, resolve_model
 from microprompts.models.retry import MAX_WAIT, RetryPolicy, retry_after, retry_wait
 from microprompts.testing import ScriptedChatModel
 from tests.fakes import FaultSchedule
 
-MESSAGES = [HumanMessage(content="text: x")]
+MESSAGES: list[BaseMessage] = [HumanMessage(content="text: x")]
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 

@@ -3,8 +3,10 @@
 1. Scale-out by simulation: a fake model that takes a fixed time a call (200 ms) on a local Ray cluster declaring
    as many CPUs as actors (declared, not physical: the actors sleep), with 1, 2, 4 and 8 actors; rows per second
    and efficiency against linear scaling (N times one actor's rate) and against the ideal (N / latency).
-2. The embedded model (SmolLM2) on the seat rows, cache off: 1 replica x 1 thread (the default on 2 cores),
-   1 replica x 2 threads, 2 in-process replicas x 1 thread, and Ray with 2 actors x 1 thread.
+2. The embedded model (SmolLM2) on the seat rows, cache off: 1 replica x 1 thread with llama-cpp-python's own
+   grammar sampler (the baseline: the default before `models/greedy_grammar.py`), then with the greedy-first grammar
+   check: 1 replica x 1 thread (the default on 2 cores), 1 replica x 2 threads, 2 in-process replicas x 1 thread,
+   and Ray with 2 actors x 1 thread.
 3. An optimization with the embedded model (default settings, a fresh run directory so the cache is cold): the share
    of its wall time inside model calls (target: 95%) and the rest by phase (the summary's ``time_shares``).
 
@@ -103,6 +105,7 @@ def measure_scale_out(actors: list[int], rows: int, latency: float) -> dict[str,
 def _embedded_configs() -> list[tuple[str, str, dict[str, Any]]]:
     """(label, executor, LocalChatModel settings) of each embedded-model configuration."""
     return [
+        ("1 replica x 1 thread, stock grammar sampler (before)", "local", {"n_threads": 1, "fast_grammar": False}),
         ("1 replica x 1 thread (default here)", "local", {"n_threads": 1}),
         ("1 replica x 2 threads", "local", {"n_threads": 2}),
         ("2 replicas x 1 thread", "local", {"n_threads": 1, "replicas": 2}),
@@ -123,8 +126,9 @@ def measure_embedded(rows: int) -> dict[str, Any]:
     data = seat_rows(rows)
     out: list[dict[str, Any]] = []
     for label, kind, settings in _embedded_configs():
-        if "replicas" in settings and "replicas" not in LocalChatModel.model_fields:
-            out.append({"config": label, "skipped": "this LocalChatModel has no replicas"})
+        missing = [name for name in settings if name not in LocalChatModel.model_fields]
+        if missing:
+            out.append({"config": label, "skipped": f"this LocalChatModel has no {missing[0]}"})
             continue
         model = LocalChatModel(model_path=path, **settings)
         if kind == "ray":

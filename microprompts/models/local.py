@@ -16,9 +16,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
 from microprompts.models.errors import ModelSpecError
+from microprompts.models.greedy_grammar import with_fast_grammar
 from microprompts.models.replicas import ReplicaPool, default_replicas, threads_per_replica
 
-_LOADED: dict[tuple[str, int, int, int], ReplicaPool[Any]] = {}
+_LOADED: dict[tuple[str, int, int, int, bool], ReplicaPool[Any]] = {}
 _BUILD_LOCK = threading.Lock()  # one llama.cpp model load at a time in this process
 _LOAD_LOCK = threading.Lock()
 _HASHES: dict[str, str] = {}
@@ -63,10 +64,10 @@ def _close_all() -> None:
         _LOADED.clear()
 
 
-def _load(path: str, n_ctx: int, n_threads: int, replicas: int = 1) -> ReplicaPool[Any]:
+def _load(path: str, n_ctx: int, n_threads: int, replicas: int = 1, fast_grammar: bool = True) -> ReplicaPool[Any]:
     """The pool of (up to `replicas`) llama.cpp instances of a model, once per process: each instance has its own
     threads and serves one call at a time; an instance is loaded when a call finds none free."""
-    key = (path, n_ctx, n_threads, replicas)
+    key = (path, n_ctx, n_threads, replicas, fast_grammar)
     with _LOAD_LOCK:
         if key not in _LOADED:
             try:
@@ -78,9 +79,11 @@ def _load(path: str, n_ctx: int, n_threads: int, replicas: int = 1) -> ReplicaPo
             if not Path(path).is_file():
                 raise ModelSpecError(f"no GGUF model file at {path}")
 
+            kind = with_fast_grammar(Llama) if fast_grammar else Llama
+
             def build() -> Any:
                 with _BUILD_LOCK:  # two llama.cpp loads at once can end the process (exit status 0, no output)
-                    return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
+                    return kind(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
 
             _LOADED[key] = ReplicaPool(build, replicas, close=lambda llama: llama.close())
         return _LOADED[key]
@@ -96,6 +99,7 @@ class LocalChatModel(BaseChatModel):
     temperature: float = 0.0
     max_tokens: int = 256
     seed: int = 0
+    fast_grammar: bool = True  # grammar checked on the greedy token first (same replies); False: the stock sampler
     _sha: str | None = PrivateAttr(default=None)
 
     @property
@@ -120,7 +124,8 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         replicas = self.replicas or default_replicas()
-        pool = _load(self.model_path, self.n_ctx, self.n_threads or threads_per_replica(replicas), replicas)
+        threads = self.n_threads or threads_per_replica(replicas)
+        pool = _load(self.model_path, self.n_ctx, threads, replicas, self.fast_grammar)
         payload = [{"role": _role(m), "content": str(m.content)} for m in messages]
         args: dict[str, Any] = {
             "temperature": kwargs.get("temperature", self.temperature),

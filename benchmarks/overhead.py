@@ -7,7 +7,7 @@
 2. The embedded model (``local``) on a few seat test rows, cache disabled: calls/s and tokens/s.
 
 ``python benchmarks/overhead.py [--invocations 300] [--repeats 9] [--model-rows 6] [--no-model]``
-prints a table and writes ``benchmarks/results/overhead.json``.
+prints a table and writes ``benchmarks/results/overhead.json`` (``overhead_no_model.json`` with ``--no-model``).
 """
 
 from __future__ import annotations
@@ -187,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=9, help="interleaved repeats per graph")
     parser.add_argument("--model-rows", type=int, default=6, help="seat rows run on the embedded model")
     parser.add_argument("--no-model", action="store_true", help="skip the embedded model")
-    parser.add_argument("--out", default=str(RESULTS), help="JSON output file")
+    parser.add_argument("--out", help="JSON output file (default: overhead.json, overhead_no_model.json with --no-model)")
     args = parser.parse_args(argv)
     overhead = measure_overhead(args.invocations, args.repeats)
     model = None if args.no_model else measure_model(args.model_rows)
     print(report(overhead, model))
-    out = Path(args.out)
+    out = Path(args.out) if args.out else RESULTS.with_name("overhead_no_model.json" if args.no_model else RESULTS.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     data = {

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -73,6 +73,8 @@ def completion_key(
 class ModelCaller:
     """Calls chat models with a persistent cache, retries with backoff, structured output and usage metering."""
 
+    keys_requests: ClassVar[bool] = False  # True in a subclass that acts on every request's key (the budget's)
+
     def __init__(
         self,
         cache: CallCache | None = None,
@@ -105,8 +107,13 @@ class ModelCaller:
         meter: UsageMeter | None = None,
     ) -> Completion:
         """One completion, from the cache when the exact request was made before; raises ModelCallError."""
-        identity = model_identity(model)  # once a call: it may serialize the model's parameters
-        key = completion_key(model, messages, schema, temperature, max_tokens, sample, identity)
+        if self.cache is None and not self.keys_requests:
+            # Nothing reads the request's key (no cache, no budget): neither it nor the model's identity is made;
+            # the identity matters then only to an OpenAI server's structured-output format.
+            identity, key = (model_identity(model) if is_openai(model) else ""), ""
+        else:
+            identity = model_identity(model)  # once a call: it may serialize the model's parameters
+            key = completion_key(model, messages, schema, temperature, max_tokens, sample, identity)
         return self._complete_keyed(
             key,
             model,
@@ -260,7 +267,10 @@ class ModelCaller:
             finish_reason=(message.response_metadata or {}).get("finish_reason"),
             seconds=seconds,
         )
-        self._account(done.usage(), node, meter)
+        counts = (1, 0, done.prompt_tokens, done.completion_tokens, seconds, 0)  # done.usage()'s, without the record
+        self.meter.add_counts(counts, node)
+        if meter is not None:
+            meter.add_counts(counts, node)
         return done
 
     def _invoke(
@@ -332,18 +342,17 @@ class ModelCaller:
             kwargs["extra_body"] = {**(getattr(model, "extra_body", None) or {}), "max_tokens": max_tokens}
         if schema is None:
             return kwargs
-        schema = _sent(schema)
         if isinstance(model, LocalChatModel):
-            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+            kwargs["response_format"] = {"type": "json_object", "schema": _sent(schema)}
         elif is_openai(model):
             if identity in self._json_object_only:
-                kwargs["response_format"] = {"type": "json_object", "schema": schema}
+                kwargs["response_format"] = {"type": "json_object", "schema": _sent(schema)}
             else:
                 kwargs["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": "output", "schema": schema, "strict": False},
+                    "json_schema": {"name": "output", "schema": _sent(schema), "strict": False},
                 }
-        return kwargs
+        return kwargs  # any other model is not sent the schema: no copy of it is made
 
     def _maybe_downgrade(
         self, model: BaseChatModel, identity: str, schema: dict[str, Any] | None, exc: BaseException

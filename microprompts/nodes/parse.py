@@ -49,6 +49,10 @@ def _candidates(text: str) -> Iterator[str]:
 def parse_reply(text: str, model: type[BaseModel]) -> BaseModel:
     """Validate a reply against `model`; raises ValueError with a short reason."""
     with phase("parsing"):
+        try:  # most replies are the object alone: parsed and validated in one pass
+            return model.model_validate_json(text)
+        except ValidationError:
+            pass  # anything else is read as before, and its error said as before
         data = extract_json(text)
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")

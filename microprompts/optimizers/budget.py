@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -198,6 +198,8 @@ class BudgetTracker:
 class BudgetedCaller(ModelCaller):
     """A ModelCaller that charges each request to a BudgetTracker and also caches replies cut off by max_tokens,
     so a resumed run never pays for a request twice."""
+
+    keys_requests: ClassVar[bool] = True  # every request is charged under its key, with or without a cache
 
     def __init__(
         self,

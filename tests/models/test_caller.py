@@ -14,6 +14,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from microprompts import CallCache, ModelCaller, resolve_model
 from microprompts.models import BudgetExceeded, ModelCallError, UsageMeter, is_transient, request_key
 from microprompts.models.spec import model_identity
+from microprompts.models.usage import Usage
 from microprompts.testing import ScriptedChatModel
 
 MESSAGES = [SystemMessage(content="Say a label."), HumanMessage(content="text: x")]
@@ -219,6 +220,34 @@ def test_usage_falls_back_to_an_estimate_when_the_model_reports_none():
     model = ScriptedChatModel(replies=["a fairly long reply text"], report_usage=False)
     done = ModelCaller().complete(model, MESSAGES)
     assert done.prompt_tokens > 0 and done.completion_tokens > 0
+
+
+def test_a_meter_read_is_a_record_of_its_own():
+    meter = UsageMeter()
+    meter.add(Usage(calls=1, prompt_tokens=5, seconds=0.5), node="x")
+    before = meter.total
+    meter.add(Usage(failures=1), node="x")
+    assert (before.calls, before.failures) == (1, 0)
+    assert (meter.total.calls, meter.total.failures, meter.total.seconds) == (1, 1, 0.5)
+    assert meter.by_node == {"x": Usage(calls=1, prompt_tokens=5, seconds=0.5, failures=1)}
+
+
+def test_a_caller_with_no_cache_makes_no_key(monkeypatch):
+    """Nothing reads the key then (no cache, no budget): neither it nor the model's identity is computed."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a key was made")
+
+    monkeypatch.setattr("microprompts.models.client.completion_key", refuse)
+    monkeypatch.setattr("microprompts.models.client.model_identity", refuse)
+    model = ScriptedChatModel(replies=['{"label": "a"}'])
+    assert ModelCaller(cache=None).complete(model, MESSAGES, schema=SCHEMA).text == '{"label": "a"}'
+
+
+def test_a_budgeted_caller_keys_every_request_even_with_no_cache():
+    from microprompts.optimizers.budget import BudgetedCaller
+
+    assert BudgetedCaller.keys_requests and not ModelCaller.keys_requests
 
 
 # --- structured output and the json_schema -> json_object downgrade -------------------------------------------

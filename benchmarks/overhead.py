@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=9, help="interleaved repeats per graph")
     parser.add_argument("--model-rows", type=int, default=6, help="seat rows run on the embedded model")
     parser.add_argument("--no-model", action="store_true", help="skip the embedded model")
-    parser.add_argument("--out", help="JSON output file (default: overhead.json, overhead_no_model.json with --no-model)")
+    parser.add_argument("--out", help="JSON output (default: overhead.json; overhead_no_model.json with --no-model)")
     args = parser.parse_args(argv)
     overhead = measure_overhead(args.invocations, args.repeats)
     model = None if args.no_model else measure_model(args.model_rows)

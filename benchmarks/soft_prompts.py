@@ -5,8 +5,11 @@ the same model and no call cache.
 
 Model: SmolLM2-135M-Instruct (`hf:local`, the embedded GGUF dequantized to float32, about 0.6 GB resident): it
 trains at a fraction of a second a step on one thread, where Qwen 0.5B costs about four times that on 2 shared cores.
-Distillation compresses the seed prompt (the teacher) into k tokens in front of its task section alone (the student,
-KL to the teacher's next-token distributions). The optimizer's best hard prompt is not wired in yet; its row says so.
+The optimizer runs twice per task under the same call budget: hard-prompt operators only (its best flow is "the best
+hard prompt"), and with the soft_prompt operator too (training counted in seconds and examples, as its own cost).
+Distillation compresses the best hard prompt (the teacher) into k tokens in front of its task section alone (the
+student, KL to the teacher's next-token distributions). For the search rows, "train s" is the search's seconds and
+"train examples" its task-model calls.
 Writes ``results/soft_prompts.json`` and ``.md``; ``--quick`` is a smoke run (one task, a few rows, a few steps).
 """
 
@@ -25,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.optimize import log, write_cells  # noqa: E402
+from benchmarks.optimize import log, winning_path, write_cells  # noqa: E402
 from benchmarks.tasks.optimize_tasks import TASKS  # noqa: E402
 from microprompts.evals import evaluate  # noqa: E402
 from microprompts.models import ModelCaller  # noqa: E402
@@ -33,10 +36,10 @@ from microprompts.models.soft_prompt import LoraSpec  # noqa: E402
 from microprompts.models.soft_train import SoftTrainConfig  # noqa: E402
 from microprompts.models.spec import resolve_model  # noqa: E402
 from microprompts.models.torch_model import TorchChatModel  # noqa: E402
+from microprompts.optimizers import Budget, optimize  # noqa: E402
 from microprompts.optimizers.soft import distill_node_soft_prompt, short_node, train_node_soft_prompt  # noqa: E402
 
 METHODS = ("prompt_tuning", "prefix_tuning", "lora", "distill")
-NOT_BUILT = ("best hard prompt (optimizer)",)
 
 
 def peak_mb() -> float:
@@ -67,6 +70,14 @@ def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, wo
     log(f"{task_name}: seed prompt on {len(splits.test)} test rows")
     cells = [{"task": task_name, "variant": "seed hard prompt", **score(task_name, task.flow, splits.test, model)}]
     cells[-1].update(train_seconds=0.0, train_examples=0, peak_mb=peak_mb())
+    hard = task.flow
+    for soft, calls in ((False, args.hard_calls), (True, args.soft_search_calls)):
+        if calls <= 0:
+            continue
+        flow, cell = searched(task_name, model, train, splits, calls, soft, workdir / f"{task_name}-search-{soft}")
+        cells.append(cell)
+        hard = hard if soft else flow
+    teacher = hard.micro_prompts()[0]  # the best hard prompt (the seed's when no search ran) is distilled
     variants = [(m, k) for m in args.methods if m in ("prompt_tuning", "prefix_tuning", "distill") for k in args.k]
     variants += [("lora", 0)] if "lora" in args.methods else []
     for method, k in variants:
@@ -80,14 +91,16 @@ def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, wo
             seed=args.seed,
             max_target_tokens=args.max_target,
         )
-        label = {"lora": f"LoRA r={args.lora_rank}", "distill": f"distillation k={k} (task section only)"}.get(
-            method, f"{method.replace('_', ' ')} k={k}"
-        )
+        distilled = "best hard prompt" if args.hard_calls > 0 else "seed prompt"
+        label = {
+            "lora": f"LoRA r={args.lora_rank}",
+            "distill": f"{distilled} distilled, k={k} (task section only)",
+        }.get(method, f"{method.replace('_', ' ')} k={k}")
         log(f"{task_name}: {label}, {args.steps} steps on {len(train)} train rows, dev {len(splits.dev)}")
         flow = task.flow
         if method == "distill":
-            run = distill_node_soft_prompt(node, model, train, splits.dev, workdir / task_name, config)
-            flow = flow.replace_node(short_node(node))
+            run = distill_node_soft_prompt(teacher, model, train, splits.dev, workdir / task_name, config)
+            flow = hard.replace_node(short_node(teacher))
         else:
             run = train_node_soft_prompt(node, model, train, splits.dev, workdir / task_name, config)
         tuned = model.with_soft_prompt(run.ref, workdir / task_name)
@@ -100,8 +113,38 @@ def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, wo
             peak_mb=peak_mb(),
         )
         cells.append(cell)
-    cells.extend({"task": task_name, "variant": v, "status": "not wired in yet"} for v in NOT_BUILT)
     return cells
+
+
+def searched(
+    task_name: str, model: TorchChatModel, train: list[Any], splits: Any, calls: int, soft: bool, run_dir: Path
+) -> tuple[Any, dict[str, Any]]:
+    """The optimizer's best flow under `calls` task-model calls (beam search, the task model alone) and its test
+    cell: hard-prompt operators only, or with the soft_prompt operator too (it needs the run directory)."""
+    task = TASKS[task_name]
+    label = "optimizer with the soft_prompt operator" if soft else "best hard prompt (optimizer)"
+    log(f"{task_name}: {label}, {calls} calls")
+    result = optimize(
+        task.flow,
+        train=train,
+        dev=splits.dev,
+        metric=task.metric,
+        model=model,
+        optimizer_model="none",
+        budget=Budget(calls=calls),
+        run_dir=run_dir if soft else None,
+        progress=False,
+    )
+    summary = result.summary()
+    cell = {"task": task_name, "variant": label, **score(task_name, result.best, splits.test, model)}
+    cell.update(
+        train_seconds=round(summary["seconds"], 1),
+        train_examples=summary["calls"],
+        dev=[summary["baseline_dev"], summary["best_dev"]],
+        path=winning_path(result),
+        peak_mb=peak_mb(),
+    )
+    return result.best, cell
 
 
 def table(cells: list[dict[str, Any]]) -> str:
@@ -129,7 +172,13 @@ def main() -> None:
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--max-target", type=int, default=32, help="reply tokens trained on (and distilled)")
     parser.add_argument("--lora-lr", type=float, default=5e-3)
-    parser.add_argument("--k", type=int, nargs="+", default=[8, 16], help="virtual tokens")
+    parser.add_argument("--k", type=int, nargs="+", default=[4, 16], help="virtual tokens")
+    parser.add_argument(
+        "--hard-calls", type=int, default=100, help="the hard-prompt search's task-model calls (0: none)"
+    )
+    parser.add_argument(
+        "--soft-search-calls", type=int, default=100, help="the search with the soft_prompt operator's calls (0: none)"
+    )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=3e-2)
     parser.add_argument("--eval-every", type=int, default=25)
@@ -143,7 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.k, args.steps, args.eval_every = ["implicatures"], [4], 6, 3
-        args.train, args.dev, args.test = 8, 4, 4
+        args.train, args.dev, args.test, args.hard_calls, args.soft_search_calls = 8, 4, 4, 12, 0
     name = "soft_prompts.quick.json" if args.quick else "soft_prompts.json"
     out = args.out or ROOT / "benchmarks" / "results" / name
     started = time.perf_counter()

@@ -73,10 +73,11 @@ def node_to_dict(node: MicroPrompt | FunctionNode) -> dict[str, Any]:
 
 def _params(params: Params) -> dict[str, Any]:
     """A node's parameters as JSON: a soft prompt as its reference only (file, sha256, method, size, base model), and
-    no `soft_prompt` key without one, so an artifact without soft prompts (and its hash) is as it always was."""
+    no `soft_prompt` or `calibration` key without one, so an artifact without them (and its hash) is as it was."""
     data = params.model_dump(mode="json")
-    if data.get("soft_prompt") is None:
-        data.pop("soft_prompt", None)
+    for optional in ("soft_prompt", "calibration"):  # absent unless set: older artifacts keep their hashes
+        if data.get(optional) is None:
+            data.pop(optional, None)
     return data
 
 

@@ -18,6 +18,7 @@ from microprompts.models.errors import BudgetExceeded, ModelCallError
 from microprompts.models.local import LocalChatModel
 from microprompts.models.phases import phase
 from microprompts.models.retry import RetryPolicy, is_transient
+from microprompts.models.scoring import ReplyScoring
 from microprompts.models.spec import is_compatible_server, is_openai, model_identity
 from microprompts.models.structured import invoke_structured, supports_structured_output
 from microprompts.models.tracing import emit_cached_call
@@ -70,7 +71,7 @@ def completion_key(
     )
 
 
-class ModelCaller:
+class ModelCaller(ReplyScoring):
     """Calls chat models with a persistent cache, retries with backoff, structured output and usage metering."""
 
     keys_requests: ClassVar[bool] = False  # True in a subclass that acts on every request's key (the budget's)

@@ -17,6 +17,7 @@ from pydantic import PrivateAttr
 
 from microprompts.models.errors import ModelSpecError
 from microprompts.models.greedy_grammar import with_fast_grammar
+from microprompts.models.logprobs import reply_logprobs
 from microprompts.models.replicas import ReplicaPool, default_replicas, threads_per_replica
 
 _LOADED: dict[tuple[str, int, int, int, bool], ReplicaPool[Any]] = {}
@@ -150,6 +151,16 @@ class LocalChatModel(BaseChatModel):
             response_metadata={"finish_reason": choice.get("finish_reason")},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def reply_logprobs(self, messages: list[BaseMessage], replies: list[str]) -> list[float]:
+        """log p(reply, then the end of the turn | messages) for each candidate reply, summed over its tokens, for
+        calibrated labels: the prompt is read once, each reply's tokens in one batch (no text is generated)."""
+        replicas = self.replicas or default_replicas()
+        threads = self.n_threads or threads_per_replica(replicas)
+        pool = _load(self.model_path, self.n_ctx, threads, replicas, self.fast_grammar)
+        payload = [{"role": _role(m), "content": str(m.content)} for m in messages]
+        with pool.borrow() as llama:
+            return reply_logprobs(llama, payload, replies)
 
 
 def _role(message: BaseMessage) -> str:

@@ -4,9 +4,10 @@ from microprompts.nodes.function import FunctionNode, RefError, Router, load_obj
 from microprompts.nodes.micro_prompt import DefaultOutput, MicroPrompt, NodeInputError
 from microprompts.nodes.parse import OutputParseError, extract_json, parse_reply
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, default_caller
-from microprompts.nodes.sections import Example, Params, Section
+from microprompts.nodes.sections import Calibration, Example, Params, Section
 
 __all__ = [
+    "Calibration",
     "DefaultOutput",
     "Example",
     "FunctionNode",

@@ -16,10 +16,10 @@ from microprompts.models.cache import KeyedSchema
 from microprompts.nodes.input_types import InputSpec, python_type, split_inputs, type_problems
 from microprompts.nodes.memo import per_object
 from microprompts.nodes.parse import OutputParseError, parse_lines, parse_markers, parse_reply
-from microprompts.nodes.render import count_tokens, render_messages
+from microprompts.nodes.render import count_tokens, render_messages, render_reply
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
-from microprompts.nodes.sections import DEFAULT_TITLES, Example, Params, Section
+from microprompts.nodes.sections import DEFAULT_TITLES, Calibration, Example, Params, Section
 from microprompts.nodes.soft import node_model
 
 # Per reply format: how a reply is parsed, and what a repair turn asks for.
@@ -237,9 +237,11 @@ class MicroPrompt(BaseModel):
         meter: UsageMeter | None = None,
         replies: list[str] | None = None,
     ) -> dict[str, Any]:
+        p = self.params
+        if p.calibration is not None:
+            return self._calibrated(model, messages, p.calibration, runtime, inputs, meter, replies)
         schema = self._sent_schema(inputs)
         target = self.output_model()
-        p = self.params
 
         def ask(turns: list[BaseMessage]) -> Completion:
             return runtime.caller.complete(
@@ -274,6 +276,31 @@ class MicroPrompt(BaseModel):
         if p.reasoning and REASONING not in self.output.model_fields:
             data.pop(REASONING, None)
         return data
+
+    def calibrated_replies(self, calibration: Calibration) -> list[str]:
+        """The reply giving each calibrated label, written as the node's examples show replies."""
+        return [render_reply({calibration.field: label}, self.params.reply_format) for label in calibration.labels]
+
+    def _calibrated(
+        self,
+        model: Any,
+        messages: list[BaseMessage],
+        calibration: Calibration,
+        runtime: Runtime,
+        inputs: dict[str, Any],
+        meter: UsageMeter | None,
+        replies: list[str] | None,
+    ) -> dict[str, Any]:
+        """The label whose reply the model finds likeliest once its bias is added: scored, not generated."""
+        texts = self.calibrated_replies(calibration)
+        scores = runtime.caller.score_replies(model, messages, texts, node=self.name, meter=meter)
+        best = max(range(len(texts)), key=lambda i: scores[i] + calibration.bias[i])
+        if replies is not None:
+            replies.append(texts[best])
+        try:
+            return self._validated(texts[best], self.output_model(), inputs)
+        except ValueError as exc:  # a label the output schema refuses, or a field it does not have
+            raise OutputParseError(self.name, texts[best], f"calibrated label: {exc}") from exc
 
     def _validated(self, text: str, target: type[BaseModel], inputs: dict[str, Any]) -> dict[str, Any]:
         """The reply as validated JSON data, its choices checked; raises ValueError with a short reason."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from microprompts.models.soft_prompt import SoftPromptRef
 
@@ -48,6 +49,29 @@ class Example(BaseModel):
     output: dict[str, Any]
 
 
+class Calibration(BaseModel):
+    """Calibrated labels (Zhao et al. 2021, "Calibrate before use"): the node's one output `field` is not generated
+    but chosen among `labels`, by the model's log-probability of the reply giving each label plus that label's `bias`
+    (fitted on scored rows, so the choice is never worse there than the best constant answer)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str = Field(min_length=1)
+    labels: tuple[str, ...] = Field(min_length=2, max_length=32)
+    bias: tuple[float, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Calibration:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"calibration labels must be distinct, got {list(self.labels)}")
+        if len(self.bias) != len(self.labels):
+            n, m = len(self.labels), len(self.bias)
+            raise ValueError(f"calibration needs one bias per label: {n} labels, {m} biases")
+        if not all(math.isfinite(b) for b in self.bias):
+            raise ValueError("calibration biases must be finite numbers")
+        return self
+
+
 class Params(BaseModel):
     """A node's tunable parameters: model, sampling, example count, data and reply formats, reasoning, votes, and a
     soft prompt (only its reference: the tensors lie in a safetensors file beside the artifact)."""
@@ -64,3 +88,4 @@ class Params(BaseModel):
     samples: int = Field(default=1, ge=1, le=15)
     choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
     soft_prompt: SoftPromptRef | None = None  # runs only on the `hf:` model it was trained on (a TorchChatModel)
+    calibration: Calibration | None = None  # the label scored, not generated: needs a model that gives log-probs

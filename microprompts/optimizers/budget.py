@@ -218,6 +218,13 @@ class BudgetedCaller(ModelCaller):
         self.tracker = tracker
         self.role: Role = role
 
+    def _reserve(self, key: str) -> bool:
+        """A scoring request (calibrated labels) charged like a completion: once per key, BudgetExceeded first."""
+        return self.tracker.reserve(self.role, key)
+
+    def _charge_tokens(self, tokens: int) -> None:
+        self.tracker.add_tokens(self.role, tokens)
+
     def _complete_keyed(self, key: str, model: BaseChatModel, messages: list[BaseMessage], **kwargs: Any) -> Completion:
         """As ModelCaller's, charged to the budget under the request's cache key (BudgetExceeded before a request
         it cannot take); a reply cut off by max_tokens is cached under that key too."""

@@ -19,6 +19,7 @@ from microprompts.flows import Flow
 from microprompts.flows.address import check_mutation, is_frozen
 from microprompts.models import BudgetExceeded, ModelCaller
 from microprompts.models.phases import phase
+from microprompts.nodes import Runtime
 from microprompts.optimizers import finals
 from microprompts.optimizers.candidate import Candidate, CandidateStatus, Mutation, Pending, Record, trajectory
 from microprompts.optimizers.evaluator import Evaluator, KeyedRows
@@ -52,6 +53,7 @@ class Engine:
         self.flow, self.rows, self.settings, self.space = flow, rows, settings, space
         self.evaluator, self.tracker, self.journal = evaluator, evaluator.tracker, journal
         self.proposers, self.on_record = proposers, on_record
+        self.task_runtime = Runtime(model=evaluator.model, caller=evaluator.caller)  # operators asking the task model
         self.mutators = {m.name: m for m in proposers.mutators}
         self.train = [row for _, row in rows.train]
         selection, self.holdout = finals.split_holdout(rows.dev, settings.holdout, settings.min_holdout, settings.seed)
@@ -319,6 +321,7 @@ class Engine:
                 frozen=self.frozen,
                 focus=focus,
                 pool=[r.flow for r in self.top(self.scored, 4) if r.id != parent.id],
+                runtime=self.task_runtime,
             )
             exhausted_before = "optimizer" in self.tracker.exhausted
             try:

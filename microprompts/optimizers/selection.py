@@ -82,6 +82,7 @@ DEFAULT_PRIORS: dict[str, float] = {
     "choose_examples": 0.55,
     "example_count": 0.5,
     "bootstrap_examples": 0.5,
+    "calibrate": 0.45,  # a label field scored, not generated: a model stuck on one label is unstuck by its biases
     "reflect": 0.45,  # GEPA's reflective proposal: several fixes of the blamed node from one optimizer call
     "textual_gradient": 0.4,
     "induce": 0.35,

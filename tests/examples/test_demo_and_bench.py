@@ -24,6 +24,9 @@ def test_demo_optimizes_reports_saves_and_shows_a_case_it_fixed(monkeypatch, cap
         rows += [json.loads(line) for line in (ROOT / f"examples/intake/data/{split}.jsonl").read_text().splitlines()]
     model = intake_oracle(rows)
     monkeypatch.setattr(runtime, "resolve_model", lambda spec, *args, **kwargs: model)
+    # One copy of the model: with two, the executor builds the embedded model itself, and the rows would run on it
+    # rather than on the oracle (slowly, and on what SmolLM2 happens to answer).
+    monkeypatch.setattr(demo, "REPLICAS", 1)
     out_dir = tmp_path / "run"
     assert demo.main(["--budget-calls", "300", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
@@ -39,6 +42,7 @@ def test_demo_optimizes_reports_saves_and_shows_a_case_it_fixed(monkeypatch, cap
         r["inputs"]["ticket"] for r in test_rows
     }
     assert "prompt diff" in out
+    assert model.calls, "the oracle answered no call: the rows ran on another model"
 
 
 def test_overhead_benchmark_writes_its_json(tmp_path, capsys):

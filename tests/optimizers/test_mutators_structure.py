@@ -96,7 +96,9 @@ def test_children_are_valid_and_touch_only_what_is_declared(mutator: Any, flow_n
             assert Candidate(child).id != candidate.id
             made += 1
     if mutator.addresses(flow):
-        assert made or mutator.name in {"bootstrap_examples", "choose_examples", "delete_sentence", "swap_sentences"}
+        # calibrate needs a task model that gives log-probabilities (tests/optimizers/test_calibrate.py has one)
+        quiet = {"bootstrap_examples", "choose_examples", "delete_sentence", "swap_sentences", "calibrate"}
+        assert made or mutator.name in quiet
 
 
 @pytest.mark.parametrize("mutator", no_model_mutators(), ids=lambda m: m.name)

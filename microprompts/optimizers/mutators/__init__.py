@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
+from microprompts.optimizers.mutators.calibrate import CalibrateLabels
 from microprompts.optimizers.mutators.choices import Choices
 from microprompts.optimizers.mutators.content import content_mutators
 from microprompts.optimizers.mutators.crossover import Crossover
@@ -41,9 +42,17 @@ def structure_mutators() -> list[Mutator]:
 
 
 def no_model_mutators() -> list[Mutator]:
-    """Every operator that needs no optimizer model: section structure, examples, phrase edits, parameters, and the
-    crossover of the parent with another pool member."""
-    return [*structure_mutators(), Choices(), DeleteSentence(), SwapSentences(), *param_mutators(), Crossover()]
+    """Every operator that needs no optimizer model: section structure, examples, phrase edits, parameters (label
+    calibration among them: it asks the task model), and the crossover of the parent with another pool member."""
+    return [
+        *structure_mutators(),
+        Choices(),
+        DeleteSentence(),
+        SwapSentences(),
+        *param_mutators(),
+        CalibrateLabels(),
+        Crossover(),
+    ]
 
 
 def default_mutators(optimizer_model_available: bool) -> list[Mutator]:

@@ -18,6 +18,7 @@ from microprompts.evals import EvalResult, Metric
 from microprompts.flows import Flow
 from microprompts.flows.address import is_frozen
 from microprompts.models import ModelCaller
+from microprompts.nodes import Runtime
 from microprompts.optimizers.candidate import Candidate, Mutation, MutationKind
 from microprompts.optimizers.mutators._shared import checked
 
@@ -40,6 +41,7 @@ class MutationContext:
     max_prompt_chars: int = 6000  # bound on what is sent to the optimizer model
     focus: Mapping[str, float] = field(default_factory=dict)  # node -> share of the parent's failures (even: empty)
     pool: Sequence[Flow] = ()  # the best few full-dev flows other than the parent, best first (crossover's mates)
+    runtime: Runtime | None = None  # the task model and its budgeted caller, for an operator that asks the task model
 
 
 @dataclass

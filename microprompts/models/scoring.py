@@ -1,0 +1,96 @@
+"""Scoring candidate replies instead of generating one (calibrated labels): `ModelCaller.score_replies`, cached,
+budgeted and metered as a completion is."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.utils import count_tokens_approximately
+
+from microprompts.models.cache import CallCache, request_key
+from microprompts.models.errors import ModelCallError
+from microprompts.models.phases import phase
+from microprompts.models.spec import model_identity
+from microprompts.models.usage import Usage, UsageMeter
+
+__all__ = ["ReplyScoring"]
+
+
+class ReplyScoring:
+    """The part of `ModelCaller` that asks a model for the log-probability of given replies (a model with a
+    `reply_logprobs(messages, replies)` method: the local model)."""
+
+    cache: CallCache | None
+    before_call: Callable[[], None] | None
+
+    def _account(self, usage: Usage, node: str | None, meter: UsageMeter | None) -> None:
+        raise NotImplementedError
+
+    def score_replies(
+        self,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        replies: list[str],
+        *,
+        node: str | None = None,
+        meter: UsageMeter | None = None,
+    ) -> list[float]:
+        """log p(reply | messages) for each candidate reply (calibrated labels): one paid call, or none when this
+        exact request was scored before. ModelCallError when the model gives no log-probabilities or fails."""
+        scorer = getattr(model, "reply_logprobs", None)
+        if not callable(scorer):
+            raise ModelCallError(
+                f"{type(model).__name__} gives no log-probabilities of replies: calibrated labels run on the local "
+                "model (local, local:PATH) or a chat model with a reply_logprobs(messages, replies) method"
+            )
+        identity = model_identity(model)
+        request = {"model": identity, "messages": [[m.type, str(m.content)] for m in messages], "score": replies}
+        key = request_key(request)
+        new = self._reserve(key)
+        if self.cache is not None:
+            with phase("caching"):
+                hit = self.cache.get(key)
+            if hit is not None and _scores_valid(hit.get("logprobs"), replies):
+                self._account(Usage(cached_calls=1), node, meter)
+                return [float(x) for x in hit["logprobs"]]
+        if self.before_call is not None:
+            self.before_call()
+        started = time.perf_counter()
+        try:
+            with phase("model"):
+                scores = [float(x) for x in scorer(messages, list(replies))]
+            if not _scores_valid(scores, replies):
+                raise ValueError(f"expected {len(replies)} finite log-probabilities, got {scores[:8]!r}")
+        except Exception as exc:
+            self._account(Usage(failures=1, seconds=time.perf_counter() - started), node, meter)
+            raise ModelCallError(f"scoring {len(replies)} replies failed ({type(exc).__name__}: {exc})") from exc
+        prompt_tokens = int(count_tokens_approximately(messages))
+        self._account(Usage(calls=1, prompt_tokens=prompt_tokens, seconds=time.perf_counter() - started), node, meter)
+        if new:
+            self._charge_tokens(prompt_tokens)
+        if self.cache is not None:
+            with phase("caching"):
+                self.cache.put(key, {"logprobs": scores})
+        return scores
+
+    def _reserve(self, key: str) -> bool:
+        """Charge request `key` before it is made; whether it was new (a budgeted caller's; here nothing is)."""
+        return False
+
+    def _charge_tokens(self, tokens: int) -> None:
+        """Charge the tokens of a request `_reserve` found new (a budgeted caller's; here nothing)."""
+
+
+def _scores_valid(scores: Any, replies: list[str]) -> bool:
+    """One finite (or -inf: an impossible reply) log-probability per reply, none above 0 beyond rounding."""
+    if not isinstance(scores, list) or len(scores) != len(replies):
+        return False
+    return all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and (math.isfinite(x) or x == -math.inf) and x < 1e-6
+        for x in scores
+    )

@@ -97,8 +97,9 @@ class CalibrateLabels(MoveMutator):
         flow = candidate.flow
         out = []
         for node in flow.micro_prompts():
-            if node.params.calibration is not None or node.params.soft_prompt is not None:
-                continue
+            p = node.params
+            if p.calibration is not None or p.soft_prompt is not None or p.reasoning:
+                continue  # a reasoning field cannot be scored: the label's reply alone would not validate
             found = label_set(node, ctx.train)
             if found is None:
                 continue

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class GreedyGrammarSampler:
     def _apply(self, data: Any, size: int) -> None:
         """Run the grammar over `size` candidates in place (a rejected token's logit becomes -inf)."""
         array = self._c.llama_token_data_array(data, size, -1, False)
-        self._c.llama_sampler_apply(self._chain.sampler, ctypes.byref(array))
+        self._c.llama_sampler_apply(self._chain.sampler, cast(Any, ctypes.byref(array)))
 
     def _full_pass(self, logits: np.ndarray) -> int:
         """The grammar over the whole vocabulary, then the first highest allowed logit."""

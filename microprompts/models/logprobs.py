@@ -4,7 +4,7 @@ prompt reuses it), then each reply's tokens go in one batch whose every position
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -23,7 +23,7 @@ def _chat_prompt(llama: Any, payload: list[dict[str, str]]) -> tuple[str, bool]:
     eos = llama._model.token_get_text(eos_id) if eos_id != -1 else ""
     bos = llama._model.token_get_text(bos_id) if bos_id != -1 else ""
     result = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id])(
-        messages=payload
+        messages=cast(Any, payload)
     )
     return result.prompt, not result.added_special
 

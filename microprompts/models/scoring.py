@@ -42,7 +42,7 @@ class ReplyScoring:
     ) -> list[float]:
         """log p(reply | messages) for each candidate reply (calibrated labels): one paid call, or none when this
         exact request was scored before. ModelCallError when the model gives no log-probabilities or fails."""
-        scorer = getattr(model, "reply_logprobs", None)
+        scorer: Any = getattr(model, "reply_logprobs", None)
         if not callable(scorer):
             raise ModelCallError(
                 f"{type(model).__name__} gives no log-probabilities of replies: calibrated labels run on the local "
@@ -63,7 +63,8 @@ class ReplyScoring:
         started = time.perf_counter()
         try:
             with phase("model"):
-                scores = [float(x) for x in scorer(messages, list(replies))]
+                given: Any = scorer(messages, list(replies))
+                scores = [float(x) for x in given]
             if not _scores_valid(scores, replies):
                 raise ValueError(f"expected {len(replies)} finite log-probabilities, got {scores[:8]!r}")
         except Exception as exc:

@@ -149,6 +149,20 @@ def measure_embedded(rows: int) -> dict[str, Any]:
     return {"rows": rows, "load_1min": started_at, "runs": out}
 
 
+def _seat_search(data: list[Row], rows: int, calls: int, run_dir: Path) -> Any:
+    """The seat flow optimized on the embedded model: the first `rows` of `data` as train, the rest as dev."""
+    return optimize(
+        seats_flow,
+        train=data[:rows],
+        dev=data[rows:],
+        metric=seat_metric,
+        model="local",
+        budget=Budget(calls=calls),
+        run_dir=run_dir,
+        progress=False,
+    )
+
+
 def measure_optimize(calls: int, rows: int) -> dict[str, Any]:
     """An optimization of the seat flow with the embedded model under a budget of `calls` task-model calls (`rows`
     train and `rows` dev rows, cold cache): where its wall time went, as the run's summary reports it."""
@@ -159,16 +173,7 @@ def measure_optimize(calls: int, rows: int) -> dict[str, Any]:
     started_at = _load()
     data = seat_rows(2 * rows)
     with tempfile.TemporaryDirectory() as run_dir:
-        result = optimize(
-            seats_flow,
-            train=data[:rows],
-            dev=data[rows:],
-            metric=seat_metric,
-            model="local",
-            budget=Budget(calls=calls),
-            run_dir=run_dir,
-            progress=False,
-        )
+        result = _seat_search(data, rows, calls, Path(run_dir))
     summary = result.summary()
     print(f"  optimize: {shares_text(result.time_shares)}", file=sys.stderr, flush=True)
     return {
@@ -202,16 +207,7 @@ def measure_warm(rows: int, calls: int) -> dict[str, Any]:
                 {"calls": result.usage.calls, "cached_calls": result.usage.cached_calls, "failed_rows": result.errors}
             )
         for _ in range(2):
-            summary = optimize(
-                seats_flow,
-                train=data[:rows],
-                dev=data[rows:],
-                metric=seat_metric,
-                model="local",
-                budget=Budget(calls=calls),
-                run_dir=Path(tmp) / "run",
-                progress=False,
-            ).summary()
+            summary = _seat_search(data, rows, calls, Path(tmp) / "run").summary()
             out["optimize"].append({k: summary[k] for k in ("calls", "cached_calls", "best_dev", "seconds")})
     print(f"  warm: {out}", file=sys.stderr, flush=True)
     return out

@@ -157,9 +157,9 @@ def test_a_malformed_score_reply_is_a_model_call_error() -> None:
 
 
 # --- the operator ----------------------------------------------------------------------------------------------
-def test_the_calibrate_operator_fixes_a_model_that_always_says_yes(tmp_path: Path) -> None:
-    scorer = model()
-    result = optimize(
+def search(scorer: BiasedScorer, run_dir: Path, resume: bool = False) -> Any:
+    """The seed flow optimized with the calibrate operator alone, on `scorer`, in `run_dir`."""
+    return optimize(
         Flow("judge").then(NODE),
         train=TRAIN,
         dev=DEV,
@@ -169,9 +169,15 @@ def test_the_calibrate_operator_fixes_a_model_that_always_says_yes(tmp_path: Pat
         optimizer_model="none",
         holdout=0,
         budget=Budget(calls=60),
-        run_dir=tmp_path / "run",
+        run_dir=run_dir,
+        resume=resume,
         progress=False,
     )
+
+
+def test_the_calibrate_operator_fixes_a_model_that_always_says_yes(tmp_path: Path) -> None:
+    scorer = model()
+    result = search(scorer, tmp_path / "run")
     assert result.baseline_score == pytest.approx(2 / 6) and result.best_score == 1.0
     calibration = result.best.nodes["judge"].params.calibration
     assert calibration is not None and calibration.labels == ("yes", "no")
@@ -180,18 +186,5 @@ def test_the_calibrate_operator_fixes_a_model_that_always_says_yes(tmp_path: Pat
     assert check_mutation(seed, result.best, CalibrateLabels().addresses(seed)) == {"judge.params.calibration"}
     assert "best constant label" in str(result.lineage[-1])
     paid = result.summary()["calls"]
-    resumed = optimize(
-        Flow("judge").then(NODE),
-        train=TRAIN,
-        dev=DEV,
-        metric=exact_match("answer"),
-        model=scorer,
-        mutators=[CalibrateLabels()],
-        optimizer_model="none",
-        holdout=0,
-        budget=Budget(calls=60),
-        run_dir=tmp_path / "run",
-        resume=True,
-        progress=False,
-    )
+    resumed = search(scorer, tmp_path / "run", resume=True)
     assert resumed.summary()["calls"] == 0 and resumed.best_score == 1.0 and paid <= 60

@@ -19,8 +19,8 @@ class Usage(BaseModel):
     failures: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        # Every model call adds usage four times. The validating constructor with every field given is twice as fast
-        # as model_construct (which looks each field's aliases up), and sums of valid counts pass it unchanged.
+        # Sums per row of an evaluation (the meter keeps plain numbers instead). The validating constructor with every
+        # field given is twice as fast as model_construct (which looks each field's aliases up).
         return Usage(
             calls=self.calls + other.calls,
             cached_calls=self.cached_calls + other.cached_calls,

@@ -21,6 +21,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from microprompts.optimizers import Budget, optimize  # noqa: E402
 from microprompts.optimizers.soft import distill_node_soft_prompt, short_node, train_node_soft_prompt  # noqa: E402
 
 METHODS = ("prompt_tuning", "prefix_tuning", "lora", "distill")
+Save = Callable[[dict[str, Any]], None]  # keeps one finished cell (the results are rewritten each time)
 
 
 def peak_mb() -> float:
@@ -61,21 +63,21 @@ def score(task_name: str, flow: Any, rows: list[Any], model: TorchChatModel) -> 
     }
 
 
-def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
-    """The seed hard prompt, then each method with each k, on one task."""
+def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, workdir: Path, save: Save) -> None:
+    """The seed hard prompt, then each method with each k, on one task; each cell saved as it is done."""
     task = TASKS[task_name]
     splits = task.splits(args.dev, args.test, args.seed)
     train = splits.train[: args.train]
     node = task.flow.micro_prompts()[0]
     log(f"{task_name}: seed prompt on {len(splits.test)} test rows")
-    cells = [{"task": task_name, "variant": "seed hard prompt", **score(task_name, task.flow, splits.test, model)}]
-    cells[-1].update(train_seconds=0.0, train_examples=0, peak_mb=peak_mb())
+    seed = {"task": task_name, "variant": "seed hard prompt", **score(task_name, task.flow, splits.test, model)}
+    save({**seed, "train_seconds": 0.0, "train_examples": 0, "peak_mb": peak_mb()})
     hard = task.flow
     for soft, calls in ((False, args.hard_calls), (True, args.soft_search_calls)):
         if calls <= 0:
             continue
         flow, cell = searched(task_name, model, train, splits, calls, soft, workdir / f"{task_name}-search-{soft}")
-        cells.append(cell)
+        save(cell)
         hard = hard if soft else flow
     teacher = hard.micro_prompts()[0]  # the best hard prompt (the seed's when no search ran) is distilled
     variants = [(m, k) for m in args.methods if m in ("prompt_tuning", "prefix_tuning", "distill") for k in args.k]
@@ -112,8 +114,7 @@ def run_task(task_name: str, model: TorchChatModel, args: argparse.Namespace, wo
             dev_loss=[run.report.initial_dev_loss, run.report.best_dev_loss],
             peak_mb=peak_mb(),
         )
-        cells.append(cell)
-    return cells
+        save(cell)
 
 
 def searched(
@@ -203,9 +204,6 @@ def main() -> None:
     model.checkpoint()
     log(f"loaded {args.model} in {time.perf_counter() - started:.1f} s ({args.threads} thread(s))")
     cells: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="soft_prompts.") as tmp:
-        for task_name in args.tasks:
-            cells.extend(run_task(task_name, model, args, Path(tmp)))
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     intro = (
         f"Seed micro-prompt vs. prompt tuning, prefix tuning and LoRA on `{args.model}` "
@@ -213,7 +211,14 @@ def main() -> None:
         f"command: `.venv/bin/python benchmarks/soft_prompts.py{' --quick' if args.quick else ''}`. "
         "Prompt tokens per call count the virtual tokens. Peak MB is the process's peak RSS so far."
     )
-    write_cells(out, "Soft prompts (issue 23)", config, cells, intro, table(cells))
+
+    def save(cell: dict[str, Any]) -> None:
+        cells.append(cell)
+        write_cells(out, "Soft prompts (issue 23)", config, cells, intro, table(cells))
+
+    with tempfile.TemporaryDirectory(prefix="soft_prompts.") as tmp:
+        for task_name in args.tasks:
+            run_task(task_name, model, args, Path(tmp), save)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     cached: bool = False
     seconds: float = 0.0
+    logprobs: Any = None  # an OpenAI-style `logprobs.content` list, when the request asked for one (not cached)
 
     def usage(self) -> Usage:
         """This completion as a Usage record (cache hits count as cached calls only)."""
@@ -157,7 +158,7 @@ class ModelCaller(ReplyScoring):
             # A deterministic request's reply is kept whether or not it validates, cut off by max_tokens included: a
             # warm re-run asks nothing again. A cut-off sampled reply is not: asked again, it may come back whole.
             with phase("caching"):
-                self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
+                self.cache.put(key, done.model_dump(exclude={"cached", "seconds", "logprobs"}))
         return done
 
     def _trace_hit(
@@ -267,6 +268,7 @@ class ModelCaller(ReplyScoring):
             completion_tokens=int(meta.get("output_tokens") or max(1, len(text) // 4)),
             finish_reason=(message.response_metadata or {}).get("finish_reason"),
             seconds=seconds,
+            logprobs=_logprobs_content(message),
         )
         counts = (1, 0, done.prompt_tokens, done.completion_tokens, seconds, 0)  # done.usage()'s, without the record
         self.meter.add_counts(counts, node)
@@ -374,6 +376,12 @@ class ModelCaller(ReplyScoring):
         with self._lock:
             self._json_object_only.add(identity)
         return True
+
+
+def _logprobs_content(message: BaseMessage) -> Any:
+    """An OpenAI-style reply's `logprobs.content` (None when the request asked for none)."""
+    given = (message.response_metadata or {}).get("logprobs")
+    return given.get("content") if isinstance(given, dict) else None
 
 
 def _sent(schema: dict[str, Any]) -> dict[str, Any]:

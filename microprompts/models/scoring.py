@@ -1,12 +1,13 @@
 """Scoring candidate replies instead of generating one (calibrated labels): `ModelCaller.score_replies`, cached,
-budgeted and metered as a completion is."""
+budgeted and metered as a completion is, on the local model (exact log-probabilities of whole replies) or an
+OpenAI-compatible server (top log-probabilities where the replies part: `server_logprobs`)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -15,20 +16,44 @@ from langchain_core.messages.utils import count_tokens_approximately
 from microprompts.models.cache import CallCache, request_key
 from microprompts.models.errors import ModelCallError
 from microprompts.models.phases import phase
-from microprompts.models.spec import model_identity
+from microprompts.models.server_logprobs import TOP_LOGPROBS, label_schema, reply_budget, scores_from_logprobs
+from microprompts.models.spec import is_openai, model_identity
 from microprompts.models.usage import Usage, UsageMeter
 
-__all__ = ["ReplyScoring"]
+if TYPE_CHECKING:
+    from microprompts.models.client import Completion
+
+__all__ = ["ReplyScoring", "gives_logprobs"]
+
+
+def gives_logprobs(model: Any) -> bool:
+    """Whether `score_replies` can score replies on this model: the local model (or any with `reply_logprobs`), or
+    an OpenAI / OpenAI-compatible chat model (whose server must then return `top_logprobs`)."""
+    return callable(getattr(model, "reply_logprobs", None)) or (isinstance(model, BaseChatModel) and is_openai(model))
 
 
 class ReplyScoring:
-    """The part of `ModelCaller` that asks a model for the log-probability of given replies (a model with a
-    `reply_logprobs(messages, replies)` method: the local model)."""
+    """The part of `ModelCaller` that asks a model for the log-probability of given replies: a model with a
+    `reply_logprobs(messages, replies)` method (the local model) or an OpenAI / OpenAI-compatible chat model."""
 
     cache: CallCache | None
     before_call: Callable[[], None] | None
 
     def _account(self, usage: Usage, node: str | None, meter: UsageMeter | None) -> None:
+        raise NotImplementedError
+
+    def _call_with_retries(
+        self,
+        model: BaseChatModel,
+        identity: str,
+        messages: list[BaseMessage],
+        schema: dict[str, Any] | None,
+        temperature: float,
+        max_tokens: int,
+        sample: int,
+        node: str | None,
+        meter: UsageMeter | None,
+    ) -> Completion:
         raise NotImplementedError
 
     def score_replies(
@@ -42,11 +67,12 @@ class ReplyScoring:
     ) -> list[float]:
         """log p(reply | messages) for each candidate reply (calibrated labels): one paid call, or none when this
         exact request was scored before. ModelCallError when the model gives no log-probabilities or fails."""
-        scorer: Any = getattr(model, "reply_logprobs", None)
-        if not callable(scorer):
+        local: Any = getattr(model, "reply_logprobs", None)
+        if not gives_logprobs(model):
             raise ModelCallError(
                 f"{type(model).__name__} gives no log-probabilities of replies: calibrated labels run on the local "
-                "model (local, local:PATH) or a chat model with a reply_logprobs(messages, replies) method"
+                "model (local, local:PATH), an OpenAI or OpenAI-compatible server (openai:NAME[@URL]) or a chat "
+                "model with a reply_logprobs(messages, replies) method"
             )
         identity = model_identity(model)
         request = {"model": identity, "messages": [[m.type, str(m.content)] for m in messages], "score": replies}
@@ -58,6 +84,27 @@ class ReplyScoring:
             if hit is not None and _scores_valid(hit.get("logprobs"), replies):
                 self._account(Usage(cached_calls=1), node, meter)
                 return [float(x) for x in hit["logprobs"]]
+        if callable(local):
+            scores, tokens = self._score_locally(local, messages, replies, node, meter)
+        else:
+            scores, tokens = self._score_on_server(model, identity, messages, replies, node, meter)
+        if new:
+            self._charge_tokens(tokens)
+        if self.cache is not None:
+            with phase("caching"):
+                self.cache.put(key, {"logprobs": scores})
+        return scores
+
+    def _score_locally(
+        self,
+        scorer: Callable[[list[BaseMessage], list[str]], Any],
+        messages: list[BaseMessage],
+        replies: list[str],
+        node: str | None,
+        meter: UsageMeter | None,
+    ) -> tuple[list[float], int]:
+        """The model's own log-probabilities of the whole replies (one call, not retried: it is in-process), and
+        the prompt tokens it read."""
         if self.before_call is not None:
             self.before_call()
         started = time.perf_counter()
@@ -72,12 +119,27 @@ class ReplyScoring:
             raise ModelCallError(f"scoring {len(replies)} replies failed ({type(exc).__name__}: {exc})") from exc
         prompt_tokens = int(count_tokens_approximately(messages))
         self._account(Usage(calls=1, prompt_tokens=prompt_tokens, seconds=time.perf_counter() - started), node, meter)
-        if new:
-            self._charge_tokens(prompt_tokens)
-        if self.cache is not None:
-            with phase("caching"):
-                self.cache.put(key, {"logprobs": scores})
-        return scores
+        return scores, prompt_tokens
+
+    def _score_on_server(
+        self,
+        model: BaseChatModel,
+        identity: str,
+        messages: list[BaseMessage],
+        replies: list[str],
+        node: str | None,
+        meter: UsageMeter | None,
+    ) -> tuple[list[float], int]:
+        """One greedy completion asking for top log-probabilities, retried and accounted as any completion (the
+        labels' schema sent where the replies are JSON), read where the replies part; and the tokens it took."""
+        asking = model.model_copy(update={"logprobs": True, "top_logprobs": TOP_LOGPROBS})
+        schema = label_schema(replies)
+        done = self._call_with_retries(asking, identity, messages, schema, 0.0, reply_budget(replies), 0, node, meter)
+        try:
+            scores = scores_from_logprobs(done.logprobs, replies)
+        except ValueError as exc:
+            raise ModelCallError(f"scoring {len(replies)} replies on {identity} failed: {exc}") from exc
+        return scores, done.prompt_tokens + done.completion_tokens
 
     def _reserve(self, key: str) -> bool:
         """Charge request `key` before it is made; whether it was new (a budgeted caller's; here nothing is)."""

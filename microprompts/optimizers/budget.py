@@ -233,7 +233,7 @@ class BudgetedCaller(ModelCaller):
         if new:
             self.tracker.add_tokens(self.role, done.prompt_tokens + done.completion_tokens)
         if not done.cached and done.finish_reason == "length" and self.cache is not None:
-            self.cache.put(key, done.model_dump(exclude={"cached", "seconds"}))
+            self.cache.put(key, done.model_dump(exclude={"cached", "seconds", "logprobs"}))
         return done
 
 

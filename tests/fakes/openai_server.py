@@ -44,6 +44,8 @@ from types import TracebackType
 from typing import Any
 
 Responder = Callable[[dict[str, Any]], str]
+# The `logprobs.content` list answering a request that asks for log-probabilities, given the request and the reply.
+Logprober = Callable[[dict[str, Any], str], list[dict[str, Any]]]
 
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "hang", "truncate", "garbage", "schema", "malformed_body")
 GARBAGE_CONTENT = "Sure! Here is my answer: label = sports (I think) {not json"
@@ -256,6 +258,7 @@ class FakeOpenAIServer:
         model: str = "fake-model",
         reject_json_schema: bool = False,
         reject_status: int = 500,
+        logprobs: Logprober | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -264,12 +267,14 @@ class FakeOpenAIServer:
         ``reject_json_schema=True`` answers ``response_format={"type": "json_schema", ...}`` the way
         ``llama_cpp.server`` 0.3.36 does: HTTP ``reject_status`` (500 there, so the openai client retries
         it; pass 400 for a strict OpenAI-style server) with a message naming ``'text' or 'json_object'``.
+        ``logprobs`` gives the ``logprobs.content`` of a reply to a request with ``"logprobs": true``.
         """
         self.responder: Responder = responder or default_responder
         self.faults: FaultSchedule = faults or FaultSchedule()
         self.model = model
         self.reject_json_schema = reject_json_schema
         self.reject_status = reject_status
+        self.logprobs = logprobs
         self._host = host
         self._requested_port = port
         self._lock = threading.Lock()
@@ -515,7 +520,11 @@ class FakeOpenAIServer:
                 {
                     "index": i,
                     "message": {"role": "assistant", "content": content, "refusal": None},
-                    "logprobs": None,
+                    "logprobs": (
+                        {"content": self.logprobs(request, content), "refusal": None}
+                        if self.logprobs is not None and request.get("logprobs")
+                        else None
+                    ),
                     "finish_reason": finish_reason,
                 }
                 for i, content in enumerate(contents)

@@ -37,3 +37,24 @@ def test_max_tokens_bounds_the_reply_of_a_real_llama_cpp_server(llama_url):
     done = ModelCaller(base_delay=0.0).complete(resolve_model(f"openai:smollm2@{llama_url}"), messages, max_tokens=8)
     assert done.completion_tokens <= 8
     assert done.finish_reason == "length"
+
+
+def test_a_real_llama_cpp_server_scores_labels_with_the_local_models_margin(llama_url):
+    # Calibrated labels through the server: its top log-probabilities where the replies part, read after the
+    # json_schema downgrade; the yes-no margin is the embedded model's from its exact whole-reply log-probabilities.
+    from microprompts.models import smollm2_path
+    from microprompts.models.local import LocalChatModel
+
+    replies = ['{"answer": "yes"}', '{"answer": "no"}']
+    questions = ["Is Paris the capital of France?", "Is the number 7 larger than the number 100?"]
+    local = LocalChatModel(model_path=str(smollm2_path()), n_threads=1)
+    server = resolve_model(f"openai:smollm2@{llama_url}")
+    caller = ModelCaller(cache=None, base_delay=0.0)
+    for question in questions:
+        messages = [HumanMessage(content=f'{question} Reply with JSON: {{"answer": "yes"}} or {{"answer": "no"}}.')]
+        scored = caller.score_replies(server, messages, replies, node="judge")
+        exact = caller.score_replies(local, messages, replies)
+        assert all(-30.0 < s <= 0.0 for s in scored) and scored[0] != scored[1]
+        # The shared start and the closing brace cancel in the margin: what is left is the label's first token.
+        assert abs((scored[0] - scored[1]) - (exact[0] - exact[1])) < 0.5, (question, scored, exact)
+    assert caller.meter.by_node["judge"].calls == len(questions)

@@ -12,6 +12,7 @@ import numpy as np
 
 from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
+from microprompts.models.scoring import gives_logprobs
 from microprompts.nodes import Calibration, MicroPrompt
 from microprompts.nodes.schema import REASONING
 from microprompts.nodes.soft import node_model
@@ -110,7 +111,7 @@ class CalibrateLabels(MoveMutator):
                 if field in out_ and all(k in inputs for k in node.inputs)
             ][:MAX_ROWS]
             model = node_model(node.name, node.params, ctx.runtime)
-            if len(rows) < 4 or not callable(getattr(model, "reply_logprobs", None)):
+            if len(rows) < 4 or not gives_logprobs(model):
                 continue
             move = Move(f"{node.name}.params.calibration", None, labels, lambda: flow)
             move.make = self._maker(flow, node, field, labels, rows, model, ctx, move)

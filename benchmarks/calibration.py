@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.optimize import RESULTS, log, model_path, write_cells  # noqa: E402
+from benchmarks.optimize import RESULTS, log, majority, model_path, write_cells  # noqa: E402
 from benchmarks.tasks.optimize_tasks import TASKS  # noqa: E402
 from microprompts import CallCache, ModelCaller, evaluate  # noqa: E402
 from microprompts.models import resolve_model  # noqa: E402
@@ -46,8 +45,7 @@ def run_task(name: str, model: Any, dev: int, test: int, seed: int, cache: CallC
     caller = ModelCaller(cache=cache)
     log(f"{name}: seed flow on {len(splits.test)} test rows (generated)")
     generated = evaluate(task.flow, splits.test, task.metric, model=model, caller=caller, concurrency=1)
-    majority = Counter(r.output[field] for r in splits.train).most_common(1)[0][0]
-    constant = sum(r.output[field] == majority for r in splits.test) / len(splits.test)
+    floor = majority(name, splits) or {"label": None, "test": 0.0}
     log(f"{name}: scoring {labels} on {len(splits.dev)} dev rows")
     zeros = Calibration(field=field, labels=tuple(labels), bias=tuple(0.0 for _ in labels))
     texts = node.calibrated_replies(zeros)
@@ -60,8 +58,8 @@ def run_task(name: str, model: Any, dev: int, test: int, seed: int, cache: CallC
     out: dict[str, Any] = {
         "task": name,
         "labels": labels,
-        "majority_label": majority,
-        "majority_test": round(constant, 3),
+        "majority_label": floor["label"],
+        "majority_test": round(floor["test"], 3),
         "generated_test": round(generated.score, 3),
         "generated_errors": generated.errors,
         "generated_calls": generated.usage.calls,

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from benchmarks.tasks.optimize_tasks import TASKS  # noqa: E402
 from microprompts import Budget, optimize  # noqa: E402
 from microprompts._io import atomic_write_text  # noqa: E402
 from microprompts.optimizers import ResumeError  # noqa: E402
+from microprompts.optimizers.mutators.calibrate import label_set  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "runs"
@@ -156,6 +158,18 @@ def seed_cache(run_dir: Path, share: bool) -> str | None:
     return None
 
 
+def majority(task_name: str, splits: Any) -> dict[str, Any] | None:
+    """Always giving train's most common label, scored on test (label tasks only): the floor every optimized cell
+    should clear, since a calibrated node can always fall back to it."""
+    node = TASKS[task_name].flow.micro_prompts()[0]
+    found = label_set(node, splits.train)
+    if found is None:
+        return None
+    field = found[0]
+    label = Counter(r.output[field] for r in splits.train).most_common(1)[0][0]
+    return {"label": label, "test": round(sum(r.output[field] == label for r in splits.test) / len(splits.test), 4)}
+
+
 def run_cell(task_name: str, search: str, args: argparse.Namespace, model: str, run_dir: Path) -> dict[str, Any]:
     """One optimization (resuming its run directory if one is there) and its figures."""
     task = TASKS[task_name]
@@ -206,6 +220,8 @@ def run_cell(task_name: str, search: str, args: argparse.Namespace, model: str, 
         "calls": search_calls,
         "test_calls": u["charged_calls"] - search_calls,
         "optimizer_calls": u["charged_optimizer_calls"],
+        "optimizer_tokens": u.get("charged_optimizer_tokens", 0),
+        "majority": majority(task_name, splits),
         "paid_calls": u["calls"] + u["optimizer_calls"],
         "cached_calls": u["cached_calls"] + u["optimizer_cached_calls"],
         "prompt_tokens": u["prompt_tokens"],
@@ -260,6 +276,10 @@ def summarize(store: dict[str, Any]) -> dict[str, Any]:
         "mean_best_test": mean([100 * c["best_test"] for c in cells]),
         "improved_cells": sum(1 for c in cells if c["gain_points"] > 0),
         "worse_cells": sum(1 for c in cells if c["gain_points"] < 0),
+        "label_cells": sum(1 for c in cells if c.get("majority")),
+        "below_majority": [
+            f"{c['task']}/{c['search']}" for c in cells if c.get("majority") and c["best_test"] < c["majority"]["test"]
+        ],
     }
 
 
@@ -287,26 +307,31 @@ def markdown(store: dict[str, Any]) -> str:
         f"{cfg['budget_calls']} task-model calls per cell; dev {cfg['dev']} / test {cfg['test']} rows; seed "
         f"{cfg['seed']}. Scores are x100; gain = best test - baseline test, in points.",
         "",
-        "| task | search | baseline test | best test | gain | dev: baseline → best | calls | test calls | tokens "
-        "| seconds | winning mutations |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        "| task | search | baseline test | best test | gain | majority label | dev: baseline → best | calls | "
+        "optimizer calls (tokens) | test calls | tokens | seconds | winning mutations |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for key in sorted(
         store["cells"],
         key=lambda k: (cfg["tasks"].index(k.split("/")[0]) if k.split("/")[0] in cfg["tasks"] else 99, k),
     ):
         c = store["cells"][key]
+        floor = c.get("majority")
+        shown = f"{100 * floor['test']:.1f} ({floor['label']})" if floor else "-"
+        opt = f"{c.get('optimizer_calls', 0)} ({c.get('optimizer_tokens', 0):,})"
         lines.append(
             f"| {c['task']} | {c['search']} | {100 * c['baseline_test']:.1f} | {100 * c['best_test']:.1f} "
-            f"| {c['gain_points']:+.1f} | {100 * c['baseline_dev']:.1f} → {100 * c['best_dev']:.1f} | {c['calls']} "
-            f"| {c['test_calls']} | {c['tokens']:,} | {c['seconds']:.0f} | {short_path(c)} |"
+            f"| {c['gain_points']:+.1f} | {shown} | {100 * c['baseline_dev']:.1f} → {100 * c['best_dev']:.1f} "
+            f"| {c['calls']} | {opt} | {c['test_calls']} | {c['tokens']:,} | {c['seconds']:.0f} | {short_path(c)} |"
         )
     by = ", ".join(f"{k} {v:+.1f}" for k, v in s["mean_gain_points_by_search"].items() if v is not None)
+    below = s.get("below_majority", [])
     lines += [
         "",
         f"Mean gain over {s['cells_done']} cell(s): **{s['mean_gain_points']:+.1f} points** ({by}); mean test "
         f"{s['mean_baseline_test']:.1f} → {s['mean_best_test']:.1f}; {s['improved_cells']} cell(s) better, "
-        f"{s['worse_cells']} worse."
+        f"{s['worse_cells']} worse; {len(below)} of {s.get('label_cells', 0)} label cell(s) below always giving "
+        f"the majority label{': ' + ', '.join(below) if below else ''}."
         if s["mean_gain_points"] is not None
         else "No finished cells yet.",
         "",

@@ -33,7 +33,7 @@ def label_schema(replies: list[str]) -> dict[str, Any] | None:
             return None
         if not isinstance(data, dict) or len(data) != 1:
             return None
-        (key, value), = data.items()
+        ((key, value),) = data.items()
         if field not in (None, key):
             return None
         field = key

@@ -140,6 +140,7 @@ def finish_run(
         "charged_calls": tracker.total.task_calls,
         "search_calls": search_calls,
         "charged_optimizer_calls": tracker.total.optimizer_calls,
+        "charged_optimizer_tokens": tracker.total.optimizer_tokens,
         "charged_tokens": tracker.total.task_tokens + tracker.total.optimizer_tokens,
         "seconds": tracker.seconds(),
         "evaluations_run": evaluator.live_runs,

@@ -50,6 +50,9 @@ def _score(cell: dict) -> str:
     if cell.get("status") != "ok" or cell.get("test_score") is None:
         return "failed"
     text = f"{cell['test_score']:.3f}"
+    if len(cell.get("seeds", [])) > 1:
+        each = ", ".join("failed" if x is None else f"{x:.3f}" for x in cell["seed_scores"])
+        return f"{text} ± {cell['test_spread']:.3f} (seeds {cell['seeds']}: {each})"
     if cell.get("test_em") is not None:
         text += f" ({cell['test_em']:.2f})"
     if cell.get("test_score_official") is not None and abs(cell["test_score_official"] - cell["test_score"]) > 1e-6:
@@ -75,6 +78,52 @@ def _ordered(cells: dict) -> list[tuple[str, list[dict]]]:
     return out
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def merged(cells: dict) -> dict:
+    """One cell per task and system: a seed's cell as it is, or over several seeds one whose test score, calls,
+    tokens and wall time are the means over the seeds that finished (`test_spread`: their standard deviation;
+    `seeds` and `seed_scores` list each), so the summary compares seed means."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for cell in cells.values():
+        groups.setdefault((cell["task"], cell["system"]), []).append(cell)
+    out = {}
+    for (task, system), group in groups.items():
+        group.sort(key=lambda c: c.get("seed", 0))
+        if len(group) == 1:
+            out[f"{task}/{system}"] = group[0]
+            continue
+        ok = [c for c in group if c.get("status") == "ok" and c.get("test_score") is not None]
+        cell = {**group[0], "seeds": [c.get("seed", 0) for c in group]}
+        cell["seed_scores"] = [c["test_score"] if c in ok else None for c in group]
+        if ok:
+            scores = [c["test_score"] for c in ok]
+            centre = _mean(scores)
+            roles = {role for c in ok for role in (c.get("calls") or {})}
+            cell.update(
+                status="ok",
+                error=None if len(ok) == len(group) else f"{len(group) - len(ok)} of {len(group)} seeds failed",
+                test_score=round(centre, 4),
+                test_spread=round(_mean([(x - centre) ** 2 for x in scores]) ** 0.5, 4),
+                test_em=round(_mean([c["test_em"] for c in ok]), 4) if all("test_em" in c for c in ok) else None,
+                test_score_official=None,
+                calls={r: round(_mean([(c.get("calls") or {}).get(r, 0) for c in ok])) for r in roles},
+                call_errors={r: round(_mean([(c.get("call_errors") or {}).get(r, 0) for c in ok])) for r in roles},
+                tokens={
+                    r: {
+                        k: round(_mean([(c.get("tokens") or {}).get(r, {}).get(k, 0) for c in ok]))
+                        for k in ("prompt", "completion")
+                    }
+                    for r in roles
+                },
+                wall_seconds=_mean([c.get("wall_seconds", 0) for c in ok]),
+            )
+        out[f"{task}/{system}"] = cell
+    return out
+
+
 MICRO = ("microprompts-beam", "microprompts-evolution")
 PEERS = ("sammo", "dspy-mipro", "dspy-gepa", "textgrad")
 
@@ -82,7 +131,7 @@ PEERS = ("sammo", "dspy-mipro", "dspy-gepa", "textgrad")
 def summary_rows(store: dict) -> list[dict]:
     """Per task: the best microprompts system and the best peer by test score, with their task-model calls."""
     out = []
-    for task, rows in _ordered(store.get("cells", {})):
+    for task, rows in _ordered(merged(store.get("cells", {}))):
         ok = [c for c in rows if c.get("status") == "ok" and c.get("test_score") is not None]
         by = {c["system"]: c for c in rows}
         micro = max((c for c in ok if c["system"] in MICRO), key=lambda c: c["test_score"], default=None)
@@ -193,18 +242,20 @@ def markdown(store: dict) -> str:
             "either search counts, at no more task calls than the most a peer used).",
         ]
         lines.append("")
-    for task, rows in _ordered(store.get("cells", {})):
+    for task, rows in _ordered(merged(store.get("cells", {}))):
         metric = SCORE_NAME.get((rows[0].get("config") or {}).get("metric", ""), "")
         first = rows[0]
         metric = {"hotpot": SCORE_NAME["hotpot"], "seats": SCORE_NAME["seats"]}.get(task, SCORE_NAME["em"])
         cs = first.get("settings") or {}
         commits = sorted({c.get("commit", "?")[:10] for c in rows})
+        seeds = sorted({x for c in rows for x in c.get("seeds", [c.get("seed", cs.get("seed", 0))])})
+        seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds}: the same test rows, mean ± sd"
         lines += [
             f"## {task}",
             "",
             f"Test score: {metric}. Test rows: {first.get('test_n', '?')}. Budget "
             f"{cs.get('budget_calls')} task-model calls; train {cs.get('train')} / dev {cs.get('dev')} / test "
-            f"{cs.get('test')} (seed {cs.get('seed')}). Measured on commit(s) {', '.join(commits)}.",
+            f"{cs.get('test')} ({seed_text}). Measured on commit(s) {', '.join(commits)}.",
             "",
             "| system | test score | task calls | opt calls | test calls | tokens (task+opt) | wall s | status |",
             "|---|---|---|---|---|---|---|---|",

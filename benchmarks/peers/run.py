@@ -5,6 +5,7 @@ One command does everything::
     python benchmarks/peers/run.py                      # the full matrix (5 tasks x 8 systems, 300 calls)
     python benchmarks/peers/run.py --quick              # prove the harness end to end (2 tasks, 60 calls)
     python benchmarks/peers/run.py --tasks navigate --systems baseline dspy-gepa --budget-calls 100
+    python benchmarks/peers/run.py --tasks navigate --seeds 0 1 2   # each cell per seed; the report gives means
 
 What it does, in order:
 
@@ -230,8 +231,14 @@ def official_seats(data_dir: Path, predictions: dict) -> float | None:
         return None
 
 
+def cell_key(task: str, system: str, seed: int) -> str:
+    """A cell's key in the results: `task/system`, with `@sN` for a seed other than 0 (seed 0's keys predate seeds)."""
+    return f"{task}/{system}" + (f"@s{seed}" if seed else "")
+
+
 def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, work: Path, settings: dict) -> dict:
-    tag = f"{task}.{system}"
+    seed = int(settings.get("seed", 0))
+    tag = f"{task}.{system}" + (f".s{seed}" if seed else "")
     cell_dir = work / "cells" / tag
     if cell_dir.exists():
         shutil.rmtree(cell_dir)  # a re-run starts clean: no cache from a killed attempt
@@ -245,7 +252,7 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
         "out": str(cell_dir / "result.json"),
         "work_dir": str(cell_dir),
         "budget_calls": args.budget_calls,
-        "seed": args.seed,
+        "seed": seed,
         "urls": {role: f"{base}/{role}/v1" for role in ("task", "optimizer", "test")},
         "model": "qwen",
         "concurrency": args.concurrency,
@@ -304,6 +311,7 @@ def run_cell(task: str, system: str, args: argparse.Namespace, data_dir: Path, w
     record = {
         "task": task,
         "system": system,
+        "seed": seed,
         "status": raw.get("status", "failed"),
         "error": raw.get("error"),
         "settings": settings,
@@ -357,6 +365,38 @@ def commit_results(paths: list[Path], message: str) -> None:
     log("commit gave up: the index stayed locked")
 
 
+def run_seed(
+    task: str, seed: int, settings: dict, args: argparse.Namespace, work: Path, ran: dict, save, results_path: Path
+) -> None:
+    """Every system's cell of one task under one seed (its own train/dev draw), skipping those already done."""
+    data_dir = work / "data" / (task if seed == 0 else f"{task}.s{seed}")
+    meta = prepare(task, data_dir, args.train_size, args.dev_size, args.test_size, seed)
+    log(f"{task} (seed {seed}): {meta['sizes']}")
+    for system in args.systems:
+        key = cell_key(task, system, seed)
+        done = ran.get(key) or load_store(results_path).get("cells", {}).get(key)
+        # An "unfinished" record (a cell stopped with a session) documents calls spent, not a result: run it.
+        same = done is not None and done.get("settings") == settings and done.get("status") != "unfinished"
+        if same and not args.redo and not (args.retry_failed and done.get("status") == "failed"):
+            log(f"{key}: done already ({done.get('status')}, score {done.get('test_score')})")
+            continue
+        log(f"{key}: running")
+        record = run_cell(task, system, args, data_dir, work, settings)
+        ran[key] = record
+        save()
+        if args.commit:
+            commit_results(
+                [results_path, results_path.with_suffix(".md"), results_path.with_suffix(".png")],
+                f"benchmarks/results: peers {key} ({record['status']}, test "
+                f"{record.get('test_score')}, {record.get('calls', {}).get('task', 0)} task calls)",
+            )
+        error = f"error: {str(record.get('error'))[:200]}" if record.get("error") else ""
+        log(
+            f"{key}: {record['status']} score={record.get('test_score')} calls={record.get('calls')} "
+            f"wall={record['wall_seconds']}s {error}"
+        )
+
+
 # ------------------------------------------------------------------------------------------------ main
 def load_store(path: Path) -> dict:
     """The results file as it is on disk now ({} before the first cell)."""
@@ -372,6 +412,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev-size", type=int, default=None)
     ap.add_argument("--test-size", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run every cell once per seed (each changes the systems' randomness and the train/dev draw, never the "
+        "test rows); the report gives each system's mean and spread (default: --seed alone)",
+    )
     ap.add_argument("--quick", action="store_true", help="budget 60, 20 test rows, 2 tasks: prove the harness")
     ap.add_argument("--model", default="qwen-0.5b", help="bench-model name")
     ap.add_argument("--port", type=int, default=8800, help="proxy port (the model server takes PORT+1)")
@@ -412,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     args.train_size = args.train_size or (20 if args.quick else 50)
     args.dev_size = args.dev_size or (10 if args.quick else 30)
     args.test_size = args.test_size or (20 if args.quick else 50)
+    args.seeds = list(dict.fromkeys(args.seeds or [args.seed]))
     stem = Path(args.out) if args.out else REPO / "benchmarks" / "results" / ("peers.quick" if args.quick else "peers")
     work = Path(args.work) if args.work else HERE / "work" / profile
     work.mkdir(parents=True, exist_ok=True)
@@ -449,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings,
         "tasks": args.tasks,
         "systems": args.systems,
+        "seeds": args.seeds,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "commit": git_commit(),
     }
@@ -486,32 +536,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         for task in args.tasks:
-            data_dir = work / "data" / task
-            meta = prepare(task, data_dir, args.train_size, args.dev_size, args.test_size, args.seed)
-            log(f"{task}: {meta['sizes']}")
-            for system in args.systems:
-                key = f"{task}/{system}"
-                done = ran.get(key) or load_store(results_path).get("cells", {}).get(key)
-                # An "unfinished" record (a cell stopped with a session) documents calls spent, not a result: run it.
-                same = done is not None and done.get("settings") == settings and done.get("status") != "unfinished"
-                if same and not args.redo and not (args.retry_failed and done.get("status") == "failed"):
-                    log(f"{key}: done already ({done.get('status')}, score {done.get('test_score')})")
-                    continue
-                log(f"{key}: running")
-                record = run_cell(task, system, args, data_dir, work, settings)
-                ran[key] = record
-                save()
-                if args.commit:
-                    commit_results(
-                        [results_path, results_path.with_suffix(".md"), results_path.with_suffix(".png")],
-                        f"benchmarks/results: peers {key} ({record['status']}, test "
-                        f"{record.get('test_score')}, {record.get('calls', {}).get('task', 0)} task calls)",
-                    )
-                error = f"error: {str(record.get('error'))[:200]}" if record.get("error") else ""
-                log(
-                    f"{key}: {record['status']} score={record.get('test_score')} calls={record.get('calls')} "
-                    f"wall={record['wall_seconds']}s {error}"
-                )
+            for seed in args.seeds:
+                run_seed(task, seed, {**settings, "seed": seed}, args, work, ran, save, results_path)
         save()
     finally:
         servers.stop()

@@ -36,3 +36,30 @@ def test_summary_counts_either_search_and_names_unfinished_and_na_peers() -> Non
     assert "| 0/4 (1 unfinished, 2 n/a) |" in text
     assert "on **1 of 1** task(s)" in text
     assert "| dspy-mipro | unfinished |" in text
+
+
+def seeded(system: str, seed: int, score: float | None, task_calls: int = 90) -> dict:
+    status = "ok" if score is not None else "failed"
+    return {**cell(system, status=status, score=score, task_calls=task_calls), "seed": seed}
+
+
+def test_over_seeds_the_summary_compares_means_and_the_table_shows_each_seed() -> None:
+    report = load_report()
+    cells = {}
+    for seed, (micro, peer) in enumerate([(0.50, 0.60), (0.60, 0.45), (0.55, 0.45)]):
+        suffix = f"@s{seed}" if seed else ""
+        cells[f"hotpot/microprompts-beam{suffix}"] = seeded("microprompts-beam", seed, micro, task_calls=80 + seed)
+        cells[f"hotpot/dspy-gepa{suffix}"] = seeded("dspy-gepa", seed, peer)
+    cells["hotpot/sammo"] = seeded("sammo", 0, 0.58)  # one seed only: taken as it is
+    cells["hotpot/sammo@s1"] = seeded("sammo", 1, None)  # a failed seed does not pull the mean down
+    (row,) = report.summary_rows({"cells": cells})
+    assert row["micro_score"] == 0.55 and row["micro_calls"] == 81
+    assert row["peer"] == "sammo" and row["peer_score"] == 0.58 and not row["micro_best"]
+    merged = report.merged(cells)
+    assert merged["hotpot/dspy-gepa"]["test_score"] == 0.5
+    assert merged["hotpot/microprompts-beam"]["test_spread"] == 0.0408
+    assert merged["hotpot/sammo"]["error"] == "1 of 2 seeds failed"
+    text = report.markdown({"cells": cells})
+    assert "| microprompts-beam | 0.550 ± 0.041 (seeds [0, 1, 2]: 0.500, 0.600, 0.550) | 81 |" in text
+    assert "| sammo | 0.580 ± 0.000 (seeds [0, 1]: 0.580, failed) |" in text
+    assert "seeds [0, 1, 2]: the same test rows" in text

@@ -113,3 +113,47 @@ def test_an_unfinished_cell_runs_again_and_a_finished_one_does_not(
     assert ran == ["dspy-mipro"]
     assert saved["cells"]["hotpot/dspy-mipro"]["status"] == "ok"
     assert saved["cells"]["hotpot/dspy-gepa"]["test_score"] == 0.15
+
+
+def test_each_seed_runs_every_system_on_its_own_draw_under_its_own_key(
+    harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        harness, "prepare", lambda task, out, *sizes: drawn.append((Path(out).name, sizes[-1])) or {"sizes": {}}
+    )
+    ran: list[tuple[str, int]] = []
+
+    def fake_cell(task: str, system: str, args: object, data_dir: Path, work: Path, settings: dict) -> dict:
+        ran.append((system, settings["seed"]))
+        return {"task": task, "system": system, "status": "ok", "settings": settings, "wall_seconds": 1.0}
+
+    monkeypatch.setattr(harness, "run_cell", fake_cell)
+    argv = [*harness_argv(tmp_path, "navigate", "baseline", "sammo"), "--seeds", "0", "2"]
+    assert harness.main(argv) == 0
+    assert drawn == [("navigate", 0), ("navigate.s2", 2)]
+    assert ran == [("baseline", 0), ("sammo", 0), ("baseline", 2), ("sammo", 2)]
+    saved = json.loads((tmp_path / "peers.json").read_text())
+    assert set(saved["cells"]) == {"navigate/baseline", "navigate/sammo", "navigate/baseline@s2", "navigate/sammo@s2"}
+    ran.clear()
+    assert harness.main(argv) == 0  # done: nothing runs again
+    assert ran == []
+
+
+@pytest.mark.parametrize("task", ["object_counting", "implicatures", "seats"])
+def test_a_seed_changes_the_train_and_dev_draw_never_the_test_rows(task: str, tmp_path: Path) -> None:
+    run = load_harness()
+    source = run.TASKS[task]["source"]
+    if "repository" not in source and not (Path(__file__).resolve().parents[3] / "shared" / "data" / source).is_file():
+        pytest.skip(f"../shared/data is absent: {task}'s rows are read from there")
+    ids = {}
+    for seed in (0, 1):
+        run.prepare(task, tmp_path / str(seed), 20, 10, 15, seed)
+        ids[seed] = {
+            part: [json.loads(line)["id"] for line in (tmp_path / str(seed) / f"{part}.jsonl").read_text().splitlines()]
+            for part in ("train", "dev", "test")
+        }
+    assert ids[0]["test"] == ids[1]["test"] and len(ids[0]["test"]) == 15
+    assert ids[0]["train"] != ids[1]["train"]
+    for seed in (0, 1):
+        assert not set(ids[seed]["test"]) & set(ids[seed]["train"] + ids[seed]["dev"])

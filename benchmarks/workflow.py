@@ -126,8 +126,8 @@ def export_step(best: Path, synth: Path, small: str, steps: dict[str, Any]) -> N
 
 
 def serve_step(args: argparse.Namespace, deployed: Path, small: str, steps: dict[str, Any]) -> tuple[TestClient, Path]:
-    """Serve the optimized artifact and feed it real rows, each with feedback: 1 when right, else 0 with the
-    correction (`{"output": gold}` as the comment)."""
+    """Serve the optimized artifact and feed it real rows, each with feedback: 1 when right, else 0 with the gold
+    output as its `correction`."""
     store = WORK / "runs.sqlite"
     store.unlink(missing_ok=True)
     client = TestClient(create_app(str(deployed), model=small, store=store), base_url="http://127.0.0.1")
@@ -140,8 +140,12 @@ def serve_step(args: argparse.Namespace, deployed: Path, small: str, steps: dict
         calls += int((answer.get("usage") or {}).get("calls", 0))
         ok = number_match(row, answer.get("output") or {}).value == 1.0
         right += ok
-        comment = None if ok else json.dumps({"output": row["output"]})
-        client.post("/feedback", json={"run_id": answer["run_id"], "score": 1.0 if ok else 0.0, "comment": comment})
+        feedback: dict[str, Any] = {"run_id": answer["run_id"], "score": 1.0 if ok else 0.0}
+        if not ok:
+            feedback["correction"] = row["output"]  # the gold output, type-checked by the server
+        sent = client.post("/feedback", json=feedback)
+        if sent.status_code != 200:
+            raise SystemExit(f"POST /feedback refused ({sent.status_code}): {sent.text[:300]}")
     steps["serve"] = {
         "rows": args.feed,
         "calls": calls,

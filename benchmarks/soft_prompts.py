@@ -16,6 +16,7 @@ Writes ``results/soft_prompts.json`` and ``.md``; ``--quick`` is a smoke run (on
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -163,6 +164,18 @@ def table(cells: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def intro_text(config: dict[str, Any]) -> str:
+    """The results page's opening: model, threads and the command(s) that ran."""
+    commands = config["command"] if isinstance(config["command"], list) else [config["command"]]
+    ran = "; ".join(f"`{c}`" for c in commands)
+    side = " (one process per task, side by side, then `--merge`)" if len(commands) > 1 else ""
+    return (
+        f"Seed micro-prompt vs. the optimizer's best hard prompt, prompt tuning, prefix tuning, LoRA and distillation "
+        f"on `{config['model']}` ({config['threads']} torch thread(s) a process); command(s){side}: {ran}. "
+        "Prompt tokens per call count the virtual tokens. Peak MB is the process's peak RSS so far."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["implicatures", "object_counting"], choices=sorted(TASKS))
@@ -190,12 +203,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=int(os.environ.get("MICROPROMPTS_THREADS") or 1))
     parser.add_argument("--quick", action="store_true", help="smoke: implicatures, 8 train, 4 dev, 4 test, k=4")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="write the cells of these results files (runs of one task each, side by side) as one, and exit",
+    )
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.k, args.steps, args.eval_every = ["implicatures"], [4], 6, 3
         args.train, args.dev, args.test, args.hard_calls, args.soft_search_calls = 8, 4, 4, 12, 0
     name = "soft_prompts.quick.json" if args.quick else "soft_prompts.json"
     out = args.out or ROOT / "benchmarks" / "results" / name
+    if args.merge:
+        stores = [json.loads(path.read_text(encoding="utf-8")) for path in args.merge]
+        cells = [cell for store in stores for cell in store["cells"]]
+        commands = [store["config"].get("command", "?") for store in stores]
+        config = {**stores[0]["config"], "command": commands}
+        config["tasks"] = list(dict.fromkeys(c["task"] for c in cells))
+        write_cells(out, "Soft prompts (issue 23)", config, cells, intro_text(config), table(cells))
+        return
     started = time.perf_counter()
     model = resolve_model(args.model)
     if not isinstance(model, TorchChatModel):
@@ -204,13 +233,9 @@ def main() -> None:
     model.checkpoint()
     log(f"loaded {args.model} in {time.perf_counter() - started:.1f} s ({args.threads} thread(s))")
     cells: list[dict[str, Any]] = []
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    intro = (
-        f"Seed micro-prompt vs. prompt tuning, prefix tuning and LoRA on `{args.model}` "
-        f"({args.threads} torch thread(s)); "
-        f"command: `.venv/bin/python benchmarks/soft_prompts.py{' --quick' if args.quick else ''}`. "
-        "Prompt tokens per call count the virtual tokens. Peak MB is the process's peak RSS so far."
-    )
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "merge"}
+    config["command"] = " ".join([".venv/bin/python benchmarks/soft_prompts.py", *sys.argv[1:]])
+    intro = intro_text(config)
 
     def save(cell: dict[str, Any]) -> None:
         cells.append(cell)

@@ -241,6 +241,17 @@ class TorchChatModel(BaseChatModel):
         text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def reply_logprobs(self, messages: list[BaseMessage], replies: list[str]) -> list[float]:
+        """log p(reply, then the end of the turn | messages) for each reply, with the soft prompt when there is one
+        (calibrated labels: `ModelCaller.score_replies`)."""
+        ckpt = self.checkpoint()
+        runner = self.runner()
+        ids = self.prompt_ids(messages)
+        method = None if self.soft_prompt is None else self.soft_prompt.method
+        with ckpt.lock, torch.no_grad():
+            torch.set_num_threads(self.threads())
+            return [_reply_logprob(ckpt, runner, method, ids, reply) for reply in replies]
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -296,17 +307,8 @@ def _decode(
     generator = torch.Generator().manual_seed(seed)
     new: list[int] = []
     with torch.no_grad():
-        embeds = model.get_input_embeddings()(torch.tensor([ids]))
-        past: Any = None
-        length = len(ids)
-        if method == "prompt_tuning":
-            embeds = torch.cat([runner.get_prompt(batch_size=1).to(embeds.dtype), embeds], dim=1)
-            length = embeds.shape[1]
-        elif method == "prefix_tuning":
-            past = runner.get_prompt(batch_size=1)
-            length += runner.active_peft_config.num_virtual_tokens
+        out, length = _read(model, runner, method, ids)
         arg = _cache_arg(model)
-        out = model(inputs_embeds=embeds, attention_mask=_mask(length), use_cache=True, **{arg: past})
         for _ in range(max_tokens):
             logits = out.logits[0, -1].float()
             if temperature > 0:
@@ -321,6 +323,39 @@ def _decode(
             cache = getattr(out, "cache", None) or out.past_key_values
             out = model(input_ids=torch.tensor([[token]]), attention_mask=_mask(length), use_cache=True, **{arg: cache})
     return new, False
+
+
+def _read(model: Any, runner: Any, method: str | None, ids: list[int]) -> tuple[Any, int]:
+    """One forward pass over `ids` with the soft prompt in front (prompt tuning: its embeddings before the input's;
+    prefix tuning: PEFT's key/value cache before the input): the output, with logits at every position and the KV
+    cache, and how many positions the cache then holds."""
+    embeds = model.get_input_embeddings()(torch.tensor([ids]))
+    past: Any = None
+    length = len(ids)
+    if method == "prompt_tuning":
+        embeds = torch.cat([runner.get_prompt(batch_size=1).to(embeds.dtype), embeds], dim=1)
+        length = embeds.shape[1]
+    elif method == "prefix_tuning":
+        past = runner.get_prompt(batch_size=1)
+        length += runner.active_peft_config.num_virtual_tokens
+    out = model(inputs_embeds=embeds, attention_mask=_mask(length), use_cache=True, **{_cache_arg(model): past})
+    return out, length
+
+
+def _reply_logprob(ckpt: Checkpoint, runner: Any, method: str | None, ids: list[int], reply: str) -> float:
+    """log p(reply, then the end of the turn | the prompt `ids`), summed over the reply's tokens."""
+    model = ckpt.model if method in ("prompt_tuning", "prefix_tuning") else runner
+    tail = list(ckpt.tokenizer(reply, add_special_tokens=False)["input_ids"]) + [_end_id(ckpt)]
+    out, _ = _read(model, runner, method, ids + tail)
+    logits = out.logits[0, -len(tail) - 1 : -1].float()  # the positions that predict each tail token
+    picked = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(tail).unsqueeze(1))
+    return float(picked.sum())
+
+
+def _end_id(ckpt: Checkpoint) -> int:
+    """The token that ends a reply: the tokenizer's end token, else the lowest of the generation config's."""
+    eos = ckpt.tokenizer.eos_token_id
+    return int(eos) if isinstance(eos, int) else min(_stop_ids(ckpt))
 
 
 def _cache_arg(model: Any) -> str:

@@ -243,3 +243,24 @@ def test_distillation_makes_a_short_prompt_match_the_long_one(model: TorchChatMo
     student = model.with_soft_prompt(ref, tmp_path)
     short, long = pairs[0][1], pairs[0][0]
     assert student.invoke(short).usage_metadata["input_tokens"] < model.invoke(long).usage_metadata["input_tokens"]
+
+
+def test_reply_scores_are_the_training_time_loss_with_and_without_a_soft_prompt(
+    model: TorchChatModel, trained: tuple, tmp_path: Path
+) -> None:
+    """Calibrated labels on the torch backend: a reply's log-probability is minus the training loss summed over its
+    tokens and the end of the turn (the loss is their mean), plain, with prompt tuning and with prefix tuning; scored
+    through the caller it is cached like any call."""
+    config = SoftTrainConfig(method="prefix_tuning", num_virtual_tokens=2, steps=5, lr=0.3, eval_every=5)
+    prefix_state, _ = train_soft_prompt(model, PAIRS, None, config)
+    prefix = save_soft_prompt(prefix_state, tmp_path, "answer", model.checkpoint().identity, "prefix_tuning")
+    tokenizer = model.checkpoint().tokenizer
+    for scorer in (model, model.with_soft_prompt(*trained[:2]), model.with_soft_prompt(prefix, tmp_path)):
+        for messages, target in PAIRS[:2]:
+            n = len(tokenizer(target, add_special_tokens=False)["input_ids"]) + 1
+            (score,) = scorer.reply_logprobs(messages, [target])
+            assert score == pytest.approx(-pair_loss(scorer, [(messages, target)]) * n, rel=1e-4)
+    caller = ModelCaller(cache=CallCache(tmp_path / "calls.sqlite"))
+    first = caller.score_replies(model, PAIRS[0][0], ["yes", "no"])
+    assert first == caller.score_replies(model, PAIRS[0][0], ["yes", "no"]) and first[0] != first[1]
+    assert (caller.meter.total.calls, caller.meter.total.cached_calls) == (1, 1)

@@ -85,7 +85,9 @@ class ReplyScoring:
                 self._account(Usage(cached_calls=1), node, meter)
                 return [float(x) for x in hit["logprobs"]]
         if callable(local):
-            scores, tokens = self._score_locally(local, messages, replies, node, meter)
+            count: Any = getattr(model, "count_prompt_tokens", None)
+            tokens = int(count(messages)) if callable(count) else int(count_tokens_approximately(messages))
+            scores = self._score_locally(local, messages, replies, tokens, node, meter)
         else:
             scores, tokens = self._score_on_server(model, identity, messages, replies, node, meter)
         if new:
@@ -100,11 +102,12 @@ class ReplyScoring:
         scorer: Callable[[list[BaseMessage], list[str]], Any],
         messages: list[BaseMessage],
         replies: list[str],
+        prompt_tokens: int,
         node: str | None,
         meter: UsageMeter | None,
-    ) -> tuple[list[float], int]:
-        """The model's own log-probabilities of the whole replies (one call, not retried: it is in-process), and
-        the prompt tokens it read."""
+    ) -> list[float]:
+        """The model's own log-probabilities of the whole replies (one call, not retried: it is in-process), the
+        `prompt_tokens` it reads accounted."""
         if self.before_call is not None:
             self.before_call()
         started = time.perf_counter()
@@ -117,9 +120,8 @@ class ReplyScoring:
         except Exception as exc:
             self._account(Usage(failures=1, seconds=time.perf_counter() - started), node, meter)
             raise ModelCallError(f"scoring {len(replies)} replies failed ({type(exc).__name__}: {exc})") from exc
-        prompt_tokens = int(count_tokens_approximately(messages))
         self._account(Usage(calls=1, prompt_tokens=prompt_tokens, seconds=time.perf_counter() - started), node, meter)
-        return scores, prompt_tokens
+        return scores
 
     def _score_on_server(
         self,

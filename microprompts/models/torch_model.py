@@ -241,6 +241,10 @@ class TorchChatModel(BaseChatModel):
         text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def count_prompt_tokens(self, messages: list[BaseMessage]) -> int:
+        """The positions a call on `messages` reads: the chat-templated tokens and the virtual ones."""
+        return len(self.prompt_ids(messages)) + self.virtual_tokens()
+
     def reply_logprobs(self, messages: list[BaseMessage], replies: list[str]) -> list[float]:
         """log p(reply, then the end of the turn | messages) for each reply, with the soft prompt when there is one
         (calibrated labels: `ModelCaller.score_replies`)."""

@@ -264,3 +264,6 @@ def test_reply_scores_are_the_training_time_loss_with_and_without_a_soft_prompt(
     first = caller.score_replies(model, PAIRS[0][0], ["yes", "no"])
     assert first == caller.score_replies(model, PAIRS[0][0], ["yes", "no"]) and first[0] != first[1]
     assert (caller.meter.total.calls, caller.meter.total.cached_calls) == (1, 1)
+    assert caller.meter.total.prompt_tokens == len(model.prompt_ids(PAIRS[0][0]))  # counted, not estimated
+    tuned = model.with_soft_prompt(*trained[:2])
+    assert tuned.count_prompt_tokens(PAIRS[0][0]) == len(model.prompt_ids(PAIRS[0][0])) + 4

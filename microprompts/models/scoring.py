@@ -86,7 +86,8 @@ class ReplyScoring:
                 return [float(x) for x in hit["logprobs"]]
         if callable(local):
             count: Any = getattr(model, "count_prompt_tokens", None)
-            tokens = int(count(messages)) if callable(count) else int(count_tokens_approximately(messages))
+            given: Any = count(messages) if callable(count) else count_tokens_approximately(messages)
+            tokens = int(given)
             scores = self._score_locally(local, messages, replies, tokens, node, meter)
         else:
             scores, tokens = self._score_on_server(model, identity, messages, replies, node, meter)

@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.utils import count_tokens_approximately
-from pydantic import BaseModel
 
 from microprompts.models.cache import CallCache, KeyedSchema, request_key
+from microprompts.models.completion import Completion
 from microprompts.models.errors import BudgetExceeded, ModelCallError
 from microprompts.models.local import LocalChatModel
 from microprompts.models.phases import phase
@@ -25,29 +25,6 @@ from microprompts.models.tracing import emit_cached_call
 from microprompts.models.usage import Usage, UsageMeter
 
 __all__ = ["Completion", "ModelCaller", "completion_key", "is_transient"]
-
-
-class Completion(BaseModel):
-    """A model's reply text with its cost; `cached` replies cost nothing."""
-
-    text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str | None = None
-    cached: bool = False
-    seconds: float = 0.0
-    logprobs: Any = None  # an OpenAI-style `logprobs.content` list, when the request asked for one (not cached)
-
-    def usage(self) -> Usage:
-        """This completion as a Usage record (cache hits count as cached calls only)."""
-        if self.cached:
-            return Usage(cached_calls=1)
-        return Usage(
-            calls=1,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            seconds=self.seconds,
-        )
 
 
 def completion_key(

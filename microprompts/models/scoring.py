@@ -7,21 +7,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
 from microprompts.models.cache import CallCache, request_key
+from microprompts.models.completion import Completion
 from microprompts.models.errors import ModelCallError
 from microprompts.models.phases import phase
 from microprompts.models.server_logprobs import TOP_LOGPROBS, label_schema, reply_budget, scores_from_logprobs
 from microprompts.models.spec import is_openai, model_identity
 from microprompts.models.usage import Usage, UsageMeter
-
-if TYPE_CHECKING:
-    from microprompts.models.client import Completion
 
 __all__ = ["ReplyScoring", "gives_logprobs"]
 

@@ -82,13 +82,23 @@ class ReplyScoring:
             if hit is not None and _scores_valid(hit.get("logprobs"), replies):
                 self._account(Usage(cached_calls=1), node, meter)
                 return [float(x) for x in hit["logprobs"]]
+            if hit is not None and isinstance(hit.get("unreadable"), str):  # the same answer again: not paid twice
+                self._account(Usage(cached_calls=1), node, meter)
+                raise ModelCallError(hit["unreadable"])
         if callable(local):
             count: Any = getattr(model, "count_prompt_tokens", None)
             given: Any = count(messages) if callable(count) else count_tokens_approximately(messages)
             tokens = int(given)
             scores = self._score_locally(local, messages, replies, tokens, node, meter)
         else:
-            scores, tokens = self._score_on_server(model, identity, messages, replies, node, meter)
+            scores, tokens, unreadable = self._score_on_server(model, identity, messages, replies, node, meter)
+            if unreadable is not None:  # a greedy answer that gives no scores: kept, so a resumed run asks no more
+                if new:
+                    self._charge_tokens(tokens)
+                if self.cache is not None:
+                    with phase("caching"):
+                        self.cache.put(key, {"unreadable": unreadable})
+                raise ModelCallError(unreadable)
         if new:
             self._charge_tokens(tokens)
         if self.cache is not None:
@@ -130,17 +140,18 @@ class ReplyScoring:
         replies: list[str],
         node: str | None,
         meter: UsageMeter | None,
-    ) -> tuple[list[float], int]:
+    ) -> tuple[list[float], int, str | None]:
         """One greedy completion asking for top log-probabilities, retried and accounted as any completion (the
-        labels' schema sent where the replies are JSON), read where the replies part; and the tokens it took."""
+        labels' schema sent where the replies are JSON), read where the replies part: the scores, the tokens it took,
+        and why it gave no scores (a server without log-probabilities, a reply that never reached a label)."""
         asking = model.model_copy(update={"logprobs": True, "top_logprobs": TOP_LOGPROBS})
         schema = label_schema(replies)
         done = self._call_with_retries(asking, identity, messages, schema, 0.0, reply_budget(replies), 0, node, meter)
+        tokens = done.prompt_tokens + done.completion_tokens
         try:
-            scores = scores_from_logprobs(done.logprobs, replies)
+            return scores_from_logprobs(done.logprobs, replies), tokens, None
         except ValueError as exc:
-            raise ModelCallError(f"scoring {len(replies)} replies on {identity} failed: {exc}") from exc
-        return scores, done.prompt_tokens + done.completion_tokens
+            return [], tokens, f"scoring {len(replies)} replies on {identity} failed: {exc}"
 
     def _reserve(self, key: str) -> bool:
         """Charge request `key` before it is made; whether it was new (a budgeted caller's; here nothing is)."""

@@ -114,12 +114,15 @@ def test_a_server_scores_replies_once_then_from_the_cache(tmp_path: Path) -> Non
     assert usage.prompt_tokens > 0
 
 
-def test_a_server_without_log_probabilities_is_one_clear_error() -> None:
+def test_a_server_without_log_probabilities_is_one_clear_error_paid_once(tmp_path: Path) -> None:
     with FakeOpenAIServer(lambda r: '{"answer": "no"}') as srv:
-        caller = ModelCaller(cache=None, base_delay=0.0)
-        with pytest.raises(ModelCallError, match="no log-probabilities"):
-            caller.score_replies(resolve_model(f"openai:fake@{srv.base_url}"), MESSAGES, JSON[:2])
+        caller = ModelCaller(cache=CallCache(tmp_path / "calls.sqlite"), base_delay=0.0)
+        model = resolve_model(f"openai:fake@{srv.base_url}")
+        for _ in range(2):  # the second time from the cache: a resumed run does not pay for the same answer again
+            with pytest.raises(ModelCallError, match="no log-probabilities"):
+                caller.score_replies(model, MESSAGES, JSON[:2])
         assert srv.calls == 1  # a reply without them is not retried
+    assert (caller.meter.total.calls, caller.meter.total.cached_calls) == (1, 1)
 
 
 def test_a_calibrated_node_answers_by_score_plus_bias_on_a_server(tmp_path: Path) -> None:

@@ -36,22 +36,9 @@ class ReplyScoring:
 
     cache: CallCache | None
     before_call: Callable[[], None] | None
+    _call_with_retries: Callable[..., Completion]  # ModelCaller's: one request, retried and accounted
 
     def _account(self, usage: Usage, node: str | None, meter: UsageMeter | None) -> None:
-        raise NotImplementedError
-
-    def _call_with_retries(
-        self,
-        model: BaseChatModel,
-        identity: str,
-        messages: list[BaseMessage],
-        schema: dict[str, Any] | None,
-        temperature: float,
-        max_tokens: int,
-        sample: int,
-        node: str | None,
-        meter: UsageMeter | None,
-    ) -> Completion:
         raise NotImplementedError
 
     def score_replies(

@@ -72,6 +72,7 @@ class ReplyScoring:
             if hit is not None and isinstance(hit.get("unreadable"), str):  # the same answer again: not paid twice
                 self._account(Usage(cached_calls=1), node, meter)
                 raise ModelCallError(hit["unreadable"])
+        unreadable: str | None = None
         if callable(local):
             count: Any = getattr(model, "count_prompt_tokens", None)
             given: Any = count(messages) if callable(count) else count_tokens_approximately(messages)
@@ -79,18 +80,13 @@ class ReplyScoring:
             scores = self._score_locally(local, messages, replies, tokens, node, meter)
         else:
             scores, tokens, unreadable = self._score_on_server(model, identity, messages, replies, node, meter)
-            if unreadable is not None:  # a greedy answer that gives no scores: kept, so a resumed run asks no more
-                if new:
-                    self._charge_tokens(tokens)
-                if self.cache is not None:
-                    with phase("caching"):
-                        self.cache.put(key, {"unreadable": unreadable})
-                raise ModelCallError(unreadable)
         if new:
             self._charge_tokens(tokens)
-        if self.cache is not None:
+        if self.cache is not None:  # a greedy answer that gives no scores is kept too: a resumed run asks no more
             with phase("caching"):
-                self.cache.put(key, {"logprobs": scores})
+                self.cache.put(key, {"unreadable": unreadable} if unreadable is not None else {"logprobs": scores})
+        if unreadable is not None:
+            raise ModelCallError(unreadable)
         return scores
 
     def _score_locally(

@@ -4,6 +4,7 @@ local executor, and a worker killed mid-call loses no row and charges no call tw
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,19 @@ def _journal(run_dir: Path) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if k != "elapsed"} for e in events]
 
 
+def _stopped(actor: Any, within: float = 60.0) -> bool:
+    """Whether the actor is dead within `within` seconds. `ray.kill` is asynchronous (ray-project/ray#34917): a call
+    sent at once may still be answered (CI saw it); an actor that Ray restarted instead answers until the deadline."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.pid.remote(), timeout=within)
+        except ray.exceptions.RayActorError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_ray_gives_the_same_journal_best_artifact_and_calls_as_local(tmp_path: Path) -> None:
     local = _optimize(tmp_path / "local", "local")
     remote = _optimize(tmp_path / "ray", "ray")
@@ -70,8 +84,7 @@ def test_a_worker_killed_mid_call_loses_no_row_and_charges_the_call_once(tmp_pat
         result = executor.evaluate(h.topic_flow(), rows, metric, model=model, caller=caller)
         actors = executor.actors()
     assert len(actors) == 2
-    with pytest.raises(ray.exceptions.RayActorError):  # closing the executor stopped its actors
-        ray.get(actors[0].pid.remote(), timeout=60)
+    assert all(_stopped(actor) for actor in actors)  # closing the executor stopped its actors, for good
     assert (tmp_path / "died").is_file()  # a worker did die, in the middle of a call
     assert result.errors == 0 and [r.index for r in result.rows] == list(range(8))
     reference = as_executor("local").evaluate(

@@ -159,9 +159,20 @@ def table(cells: list[dict[str, Any]]) -> str:
             continue
         lines.append(
             f"| {c['task']} | {c['variant']} | {c['test_score']:.3f} ({c['test_rows']}) | {c['errors']} | "
-            f"{c['prompt_tokens_per_call']} | {c['train_seconds']} | {c['train_examples']} | {c['peak_mb']} |"
+            f"{tokens_cell(c)} | {c['train_seconds']} | {c['train_examples']} | {c['peak_mb']} |"
         )
     return "\n".join(lines)
+
+
+def tokens_cell(cell: dict[str, Any]) -> str:
+    """A cell's prompt tokens per call, marked where they were not counted by the run itself: recounted afterwards
+    (the run's estimate beside it) or an estimate without the virtual tokens (calibrated cells before 265fcac)."""
+    tokens = f"{cell['prompt_tokens_per_call']}"
+    if "prompt_tokens_estimate" in cell:
+        return f"{tokens} (recounted; run's estimate {cell['prompt_tokens_estimate']})"
+    if str(cell.get("prompt_tokens_counted", "")).startswith("estimate"):
+        return f"{tokens} (estimate, no virtual tokens)"
+    return tokens
 
 
 def intro_text(config: dict[str, Any]) -> str:
@@ -172,7 +183,9 @@ def intro_text(config: dict[str, Any]) -> str:
     return (
         f"Seed micro-prompt vs. the optimizer's best hard prompt, prompt tuning, prefix tuning, LoRA and distillation "
         f"on `{config['model']}` ({config['threads']} torch thread(s) a process); command(s){side}: {ran}. "
-        "Prompt tokens per call count the virtual tokens. Peak MB is the process's peak RSS so far."
+        "Prompt tokens per call count the virtual tokens; where a run estimated them (calibrated cells scored before "
+        "the count came from the model), the cell says so, and recounted cells give the exact count over the test rows. "
+        "Peak MB is the process's peak RSS so far."
     )
 
 

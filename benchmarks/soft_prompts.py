@@ -184,7 +184,8 @@ def intro_text(config: dict[str, Any]) -> str:
         f"Seed micro-prompt vs. the optimizer's best hard prompt, prompt tuning, prefix tuning, LoRA and distillation "
         f"on `{config['model']}` ({config['threads']} torch thread(s) a process); command(s){side}: {ran}. "
         "Prompt tokens per call count the virtual tokens; where a run estimated them (calibrated cells scored before "
-        "the count came from the model), the cell says so, and recounted cells give the exact count over the test rows. "
+        "the count came from the model), the cell says so, and recounted cells give the exact count over the test "
+        "rows. "
         "Peak MB is the process's peak RSS so far."
     )
 

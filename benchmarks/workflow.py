@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ if str(ROOT) not in sys.path:
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from benchmarks.optimize import git_commit, load_average  # noqa: E402
 from benchmarks.tasks.workflow_task import gsm8k_flow, number_match, real_rows  # noqa: E402
 from microprompts._io import atomic_write_text  # noqa: E402
 from microprompts.serve.app import create_app  # noqa: E402
@@ -190,18 +193,37 @@ def table(steps: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def save(out: Path, args: argparse.Namespace, steps: dict[str, Any], status: str) -> None:
+    """The steps so far as JSON and markdown, written atomically after every step: a stopped run keeps what it did."""
+    store = {
+        "args": vars(args),
+        "status": status,
+        **git_commit(),
+        "machine": {"cpus": os.cpu_count(), "load_avg": load_average()},
+        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "steps": steps,
+    }
+    atomic_write_text(out, json.dumps(store, indent=1, default=str) + "\n")
+    command = " ".join(["python benchmarks/workflow.py", *sys.argv[1:]])
+    intro = f"Command: `{command}`; commit {store['commit']}; status: {status}."
+    atomic_write_text(out.with_suffix(".md"), f"# The micro-prompting workflow on GSM8K\n\n{intro}\n\n{table(steps)}\n")
+
+
 def main() -> None:
-    """Run every step in order, then print the table and write the results JSON."""
+    """Run every step in order, saving the table after each, then print it."""
     parser = argparse.ArgumentParser(description="The micro-prompting workflow end to end on GSM8K.")
     for key, value in FULL.items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=value)
     parser.add_argument("--quick", action="store_true", help="A few rows and calls, to check the loop runs.")
     parser.add_argument("--small", help="Task model spec instead of qwen-0.5b (e.g. `local`, for a smoke run).")
     parser.add_argument("--big", help="Generator/teacher/optimizer spec instead of qwen-1.5b.")
+    parser.add_argument("--out", type=Path, help="Results JSON (default workflow.json, workflow.quick.json for smoke).")
     args = parser.parse_args()
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
+    smoke = args.quick or args.small or args.big
+    out = args.out or RESULTS / ("workflow.quick.json" if smoke else "workflow.json")
     WORK.mkdir(parents=True, exist_ok=True)
     gsm8k_flow().validate()
     small = args.small or model_spec("qwen-0.5b")
@@ -209,14 +231,18 @@ def main() -> None:
     steps: dict[str, Any] = {}
     log("synthesize")
     synth = synthesize_step(args, big, steps)
+    save(out, args, steps, "running")
     log("optimize")
     best = optimize_step(args, synth, small, big, steps)
+    save(out, args, steps, "running")
     log("export-finetune")
     export_step(best, synth, small, steps)
+    save(out, args, steps, "running")
     deployed = WORK / "deployed.json"
     shutil.copyfile(best, deployed)
     log("serve + feedback")
     client, store = serve_step(args, deployed, small, steps)
+    save(out, args, steps, "running")
     log("monitor + reoptimize")
     new = reoptimize_step(args, store, deployed, small, big, steps)
     if new.is_file():
@@ -224,11 +250,8 @@ def main() -> None:
         reloaded = client.post("/reload").json()
         steps["reload"] = {"ok": reloaded.get("ok"), "artifact_hash": reloaded.get("artifact_hash")}
     client.__exit__(None, None, None)
-    text = table(steps)
-    smoke = args.quick or args.small or args.big
-    out = RESULTS / ("workflow.quick.json" if smoke else "workflow.json")
-    atomic_write_text(out, json.dumps({"args": vars(args), "steps": steps}, indent=1, default=str) + "\n")
-    print(text)
+    save(out, args, steps, "done")
+    print(table(steps))
     print(f"wrote {out}")
 
 

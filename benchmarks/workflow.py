@@ -128,30 +128,46 @@ def export_step(best: Path, synth: Path, small: str, steps: dict[str, Any]) -> N
     }
 
 
+def wait_ready(client: TestClient, within: float = 600.0) -> None:
+    """Wait for the server's model to load (`/invoke` answers 503 until `GET /ready` does 200)."""
+    deadline = time.monotonic() + within
+    while (ready := client.get("/ready")).status_code != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the server was not ready after {within:.0f} s: {ready.text[:300]}")
+        time.sleep(1.0)
+
+
 def serve_step(args: argparse.Namespace, deployed: Path, small: str, steps: dict[str, Any]) -> tuple[TestClient, Path]:
     """Serve the optimized artifact and feed it real rows, each with feedback: 1 when right, else 0 with the gold
-    output as its `correction`."""
+    output as its `correction` (a run that failed, e.g. an unparsable reply, is a wrong answer and gets the same)."""
     store = WORK / "runs.sqlite"
     store.unlink(missing_ok=True)
     client = TestClient(create_app(str(deployed), model=small, store=store), base_url="http://127.0.0.1")
     client.__enter__()
-    started, right, calls = time.perf_counter(), 0, 0
+    wait_ready(client)
+    started, right, calls, failed, fed = time.perf_counter(), 0, 0, 0, 0
     for row in real_rows("train", 0, args.feed):
-        answer = client.post("/invoke", json={"input": row["inputs"]}).json()
-        if "run_id" not in answer:
-            continue
+        reply = client.post("/invoke", json={"input": row["inputs"]})
+        answer = reply.json()
+        run_id = answer.get("run_id") or (answer.get("error") or {}).get("run_id")
+        if run_id is None:
+            raise SystemExit(f"POST /invoke gave no run id ({reply.status_code}): {reply.text[:300]}")
+        failed += reply.status_code != 200
         calls += int((answer.get("usage") or {}).get("calls", 0))
-        ok = number_match(row, answer.get("output") or {}).value == 1.0
+        ok = reply.status_code == 200 and number_match(row, answer.get("output") or {}).value == 1.0
         right += ok
-        feedback: dict[str, Any] = {"run_id": answer["run_id"], "score": 1.0 if ok else 0.0}
+        feedback: dict[str, Any] = {"run_id": run_id, "score": 1.0 if ok else 0.0}
         if not ok:
             feedback["correction"] = row["output"]  # the gold output, type-checked by the server
         sent = client.post("/feedback", json=feedback)
         if sent.status_code != 200:
             raise SystemExit(f"POST /feedback refused ({sent.status_code}): {sent.text[:300]}")
+        fed += 1
     steps["serve"] = {
         "rows": args.feed,
         "calls": calls,
+        "failed_runs": failed,
+        "feedback": fed,
         "seconds": round(time.perf_counter() - started, 1),
         "score": round(right / max(1, args.feed), 4),
     }

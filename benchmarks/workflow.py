@@ -87,6 +87,7 @@ def synthesize_step(args: argparse.Namespace, big: str, steps: dict[str, Any]) -
         "generated": summary.get("generated"),
         "rejected": summary.get("rejected"),
         "calls": summary.get("calls"),
+        "teacher_calls": summary.get("teacher_calls"),
         "seconds": round(seconds, 1),
     }
     return out

@@ -58,7 +58,7 @@ class Deduper:
 
 class SynthesisReport(BaseModel):
     """How many rows were generated, rejected (counted by reason, with a few examples of each) and kept, and what
-    the generator calls cost."""
+    the generator's and the teacher's calls cost."""
 
     generated: int = 0
     kept: int = 0
@@ -67,6 +67,8 @@ class SynthesisReport(BaseModel):
     situations: list[str] = Field(default_factory=list)
     calls: int = 0
     cached_calls: int = 0
+    teacher_calls: int = 0
+    teacher_cached_calls: int = 0
     budget_exhausted: bool = False
 
     def reject(self, reason: str, detail: str) -> None:
@@ -79,10 +81,12 @@ class SynthesisReport(BaseModel):
     def line(self) -> str:
         """The one-line summary: generated, rejected by reason, kept."""
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(Counter(self.rejected).items())) or "none"
+        taught = self.teacher_calls + self.teacher_cached_calls
+        teacher = f", {self.teacher_calls} teacher calls ({self.teacher_cached_calls} cached)" if taught else ""
         tail = " (budget exhausted)" if self.budget_exhausted else ""
         return (
             f"synthesized: generated {self.generated}, rejected {sum(self.rejected.values())} ({reasons}), "
-            f"kept {self.kept}; {self.calls} generator calls ({self.cached_calls} cached){tail}"
+            f"kept {self.kept}; {self.calls} generator calls ({self.cached_calls} cached){teacher}{tail}"
         )
 
 

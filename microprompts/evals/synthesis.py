@@ -233,6 +233,8 @@ class _Generator:
 def _label(flow: Flow, rows: list[Row], teacher: ModelLike, gen: _Generator) -> list[Row]:
     """The rows labelled by the teacher (the flow run on it): distillation; a row it fails is rejected."""
     result = evaluate(flow, rows, None, model=teacher, caller=gen.caller, concurrency=4)
+    gen.report.teacher_calls += result.usage.calls
+    gen.report.teacher_cached_calls += result.usage.cached_calls
     labelled: list[Row] = []
     for row, ran in zip(rows, result.rows, strict=True):
         if ran.error is not None:

@@ -133,6 +133,9 @@ def test_the_teacher_labels_synthesized_inputs() -> None:
     recording = SchemaRecordingCaller()
     result = synthesize(FLOW, gen, SynthesisConfig(n=2, per_request=2), teacher=teacher, caller=recording)
     assert {r.inputs["question"]: r.output for r in result.rows} == {"2+2?": {"answer": "4"}, "3+3?": {"answer": "6"}}
+    # The teacher's calls are reported beside the generator's (one a labelled row here), not hidden in them.
+    assert (result.report.calls, result.report.teacher_calls) == (2, 2)
+    assert "2 teacher calls (0 cached)" in result.report.line()
     # Without labels asked of the generator, its rows schema has no output.
     assert "question" in json.dumps(recording.schemas[1]) and "answer" not in json.dumps(recording.schemas[1])
 

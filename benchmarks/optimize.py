@@ -81,19 +81,21 @@ def load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def provenance() -> dict[str, Any]:
+    """Where and when a results file was written: the machine (CPUs, load), the commit, the time."""
+    return {
+        "machine": {"cpus": os.cpu_count(), "load_avg": load_average()},
+        **git_commit(),
+        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def write_cells(
     out: Path, title: str, config: dict[str, Any], cells: list[dict[str, Any]], intro: str, text: str
 ) -> None:
     """A one-table benchmark's results: JSON (config, machine, commit, time, cells) and markdown (title, intro,
     table) written atomically, then the table printed."""
-    store = {
-        "title": title,
-        "config": config,
-        "machine": {"cpus": os.cpu_count(), "load_avg": load_average()},
-        **git_commit(),
-        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cells": cells,
-    }
+    store = {"title": title, "config": config, **provenance(), "cells": cells}
     atomic_write_text(out, json.dumps(store, indent=1) + "\n")
     atomic_write_text(out.with_suffix(".md"), f"# {title}\n\n{intro}\n\n{text}\n")
     print(text)

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ if str(ROOT) not in sys.path:
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from benchmarks.optimize import git_commit, load_average  # noqa: E402
+from benchmarks.optimize import provenance  # noqa: E402
 from benchmarks.tasks.workflow_task import gsm8k_flow, number_match, real_rows  # noqa: E402
 from microprompts._io import atomic_write_text  # noqa: E402
 from microprompts.serve.app import create_app  # noqa: E402
@@ -147,8 +145,9 @@ def serve_step(args: argparse.Namespace, deployed: Path, small: str, steps: dict
     client = TestClient(create_app(str(deployed), model=small, store=store), base_url="http://127.0.0.1")
     client.__enter__()
     wait_ready(client)
-    started, right, calls, failed, fed = time.perf_counter(), 0, 0, 0, 0
-    for row in real_rows("train", 0, args.feed):
+    started, right, calls, failed = time.perf_counter(), 0, 0, 0
+    rows = real_rows("train", 0, args.feed)
+    for row in rows:
         reply = client.post("/invoke", json={"input": row["inputs"]})
         answer = reply.json()
         run_id = answer.get("run_id") or (answer.get("error") or {}).get("run_id")
@@ -164,14 +163,12 @@ def serve_step(args: argparse.Namespace, deployed: Path, small: str, steps: dict
         sent = client.post("/feedback", json=feedback)
         if sent.status_code != 200:
             raise SystemExit(f"POST /feedback refused ({sent.status_code}): {sent.text[:300]}")
-        fed += 1
     steps["serve"] = {
-        "rows": args.feed,
+        "rows": len(rows),  # every one run and given feedback (a refusal stops the benchmark)
         "calls": calls,
         "failed_runs": failed,
-        "feedback": fed,
         "seconds": round(time.perf_counter() - started, 1),
-        "score": round(right / max(1, args.feed), 4),
+        "score": round(right / max(1, len(rows)), 4),
     }
     return client, store
 
@@ -213,14 +210,7 @@ def table(steps: dict[str, Any]) -> str:
 
 def save(out: Path, args: argparse.Namespace, steps: dict[str, Any], status: str) -> None:
     """The steps so far as JSON and markdown, written atomically after every step: a stopped run keeps what it did."""
-    store = {
-        "args": vars(args),
-        "status": status,
-        **git_commit(),
-        "machine": {"cpus": os.cpu_count(), "load_avg": load_average()},
-        "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "steps": steps,
-    }
+    store = {"args": vars(args), "status": status, **provenance(), "steps": steps}
     atomic_write_text(out, json.dumps(store, indent=1, default=str) + "\n")
     command = " ".join(["python benchmarks/workflow.py", *sys.argv[1:]])
     intro = f"Command: `{command}`; commit {store['commit']}; status: {status}."

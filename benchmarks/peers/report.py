@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tasks import TASKS, prepare  # noqa: E402
 
 ORDER = [
     "baseline",
@@ -128,6 +133,28 @@ MICRO = ("microprompts-beam", "microprompts-evolution")
 PEERS = ("sammo", "dspy-mipro", "dspy-gepa", "textgrad")
 
 
+def majority_label(task: str, settings: dict, seeds: list[int]) -> float | None:
+    """Always answering train's most common label, scored on test, averaged over `seeds` (each seed draws its own
+    train; the test rows are the same): the floor an optimized label task should clear (issue 25). None for a task
+    without labels, or where its data is not there."""
+    if not TASKS.get(task, {}).get("labels"):
+        return None
+    sizes = (settings.get("train", 50), settings.get("dev", 20), settings.get("test", 40))
+    scores = []
+    try:
+        for seed in seeds:
+            with tempfile.TemporaryDirectory(prefix="peers-majority.") as tmp:
+                prepare(task, tmp, *sizes, seed=seed)
+                train, test = (
+                    [json.loads(x)["answer"] for x in open(Path(tmp) / f"{n}.jsonl")] for n in ("train", "test")
+                )
+            label = Counter(train).most_common(1)[0][0]
+            scores.append(sum(a == label for a in test) / len(test))
+    except (OSError, ValueError, KeyError):
+        return None
+    return round(_mean(scores), 4) if scores else None
+
+
 def summary_rows(store: dict) -> list[dict]:
     """Per task: the best microprompts system and the best peer by test score, with their task-model calls."""
     out = []
@@ -139,9 +166,11 @@ def summary_rows(store: dict) -> list[dict]:
         peer_calls = [_calls(c, "task") for c in rows if c["system"] in PEERS and c.get("status") == "ok"]
         base = by.get("baseline")
         statuses = Counter(by[s].get("status") for s in PEERS if s in by)
+        seeds = sorted({x for c in rows if c["system"] in MICRO for x in c.get("seeds", [c.get("seed", 0)])}) or [0]
         row = {
             "task": task,
             "baseline": base.get("test_score") if base else None,
+            "majority": majority_label(task, rows[0].get("settings") or {}, seeds),
             "micro": micro["system"] if micro else None,
             "micro_score": micro["test_score"] if micro else None,
             "micro_calls": _calls(micro, "task") if micro else None,
@@ -216,9 +245,9 @@ def markdown(store: dict) -> str:
         lines += [
             "## Summary",
             "",
-            "| task | baseline | best microprompts (calls) | best peer (calls) | most task calls by a peer | "
-            "microprompts best? | peers failed |",
-            "|---|---|---|---|---|---|---|",
+            "| task | baseline | majority label | best microprompts (calls) | best peer (calls) | "
+            "most task calls by a peer | microprompts best? | peers failed |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in summary:
             verdict = (
@@ -229,7 +258,8 @@ def markdown(store: dict) -> str:
                 + (f"; counts by {r['counted_by']}" if r.get("counted_by") else "")
             )
             lines.append(
-                f"| {r['task']} | {_fmt(r['baseline'])} | {_fmt(r['micro_score'])} {r['micro'] or ''} "
+                f"| {r['task']} | {_fmt(r['baseline'])} | {_fmt(r['majority'])} | "
+                f"{_fmt(r['micro_score'])} {r['micro'] or ''} "
                 f"({_fmt(r['micro_calls'])}) | {_fmt(r['peer_score'])} {r['peer'] or ''} ({_fmt(r['peer_calls'])}) | "
                 f"{_fmt(r['max_peer_calls'])} | {verdict} | {_peer_status(r)} |"
             )
@@ -239,7 +269,9 @@ def markdown(store: dict) -> str:
             "",
             f"microprompts has the best test score at no more task-model calls than a peer on **{wins} of "
             f"{len(compared)}** task(s) with results (planned: {', '.join(TASK_ORDER)}; ties count as best; "
-            "either search counts, at no more task calls than the most a peer used).",
+            "either search counts, at no more task calls than the most a peer used). The majority label is the test "
+            "score of always answering train's most common label (label tasks; the mean over the seeds' trains): "
+            "the floor an optimized label task should clear.",
         ]
         lines.append("")
     for task, rows in _ordered(merged(store.get("cells", {}))):

@@ -100,8 +100,9 @@ class Engine:
         self._full(record)
         self._log(record, "baseline")
         self._baseline = record
-        dev, operators = [row for _, row in self.rows.dev], self.mutators if self.proposers.model is not None else ()
-        induction_start(self.bandit, record.dev, self.train, dev, operators)  # a weak seed's first move: `induce`
+        dev = [row for _, row in self.rows.dev]
+        operators = [n for n in self.mutators if n != "induce" or self.proposers.model is not None]
+        induction_start(self.bandit, record.dev, self.train, dev, operators)  # a weak seed: `calibrate`, `induce`
         self._holdout_row_calls = math.ceil(max(1, self.evaluator.task_calls.get(record.id, 0)) / len(self.rows.dev))
         self._keep_back()
         return record

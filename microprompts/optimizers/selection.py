@@ -123,12 +123,13 @@ class OperatorBandit:
     pulls: dict[str, int] = field(default_factory=dict)
     wins: dict[str, float] = field(default_factory=dict)
     priors: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRIORS))
-    preferred: str | None = None  # the next choice, when offered (see `prefer`)
+    preferred: list[str] = field(default_factory=list)  # the next choices, when offered (see `prefer`)
 
-    def prefer(self, name: str) -> None:
-        """Make the next `choose` return `name` when it is among the names offered (once: either way, the call after
-        chooses as usual). The seeded shuffle still happens, so the choices after it are the ones they would be."""
-        self.preferred = name
+    def prefer(self, *names: str) -> None:
+        """Make the next `choose` calls return `names` in order, each when it is among the names offered (each call
+        uses up one: either way, the calls after them choose as usual). The seeded shuffle still happens, so the
+        choices after them are the ones they would be."""
+        self.preferred = list(names)
 
     def prior(self, name: str) -> float:
         """The operator's prior mean reward."""
@@ -140,7 +141,7 @@ class OperatorBandit:
             raise ValueError("no operator to choose from")
         order = list(names)
         self.rng.shuffle(order)
-        preferred, self.preferred = self.preferred, None
+        preferred = self.preferred.pop(0) if self.preferred else None
         if preferred in order:
             return preferred
         untried = [n for n in order if not self.pulls.get(n)]
@@ -203,12 +204,16 @@ def weak_seed(score: float | None, train: Sequence[Any], dev: Sequence[Any]) -> 
 def induction_start(
     bandit: OperatorBandit, score: float | None, train: Sequence[Any], dev: Sequence[Any], operators: Collection[str]
 ) -> bool:
-    """APE/SAMMO's starting move: when the seed is weak (`weak_seed`) and `induce` is among the operators (it is only
-    with an optimizer model), the seed's first expansion tries instruction induction from the train examples first.
-    True when it was arranged; otherwise the bandit's order is unchanged."""
-    if "induce" not in operators or not weak_seed(score, train, dev):
+    """The starting moves of a weak seed (`weak_seed`): its first expansions try, in order, calibrated labels (Zhao et
+    al. 2021: a small model stuck on one label is unstuck by per-label biases, and the fit is never below the best
+    constant answer on train) and instruction induction from the train examples (APE/SAMMO: `induce`, there only
+    with an optimizer model), those of them among `operators`. True when one was arranged; otherwise the bandit's
+    order is unchanged. An operator with nothing to propose (no label field, a model without log-probabilities) is
+    passed over by the engine, and the next one is tried."""
+    first = [name for name in ("calibrate", "induce") if name in operators]
+    if not first or not weak_seed(score, train, dev):
         return False
-    bandit.prefer("induce")
+    bandit.prefer(*first)
     return True
 
 

@@ -188,3 +188,23 @@ def test_the_calibrate_operator_fixes_a_model_that_always_says_yes(tmp_path: Pat
     paid = result.summary()["calls"]
     resumed = search(scorer, tmp_path / "run", resume=True)
     assert resumed.summary()["calls"] == 0 and resumed.best_score == 1.0 and paid <= 60
+
+
+def test_a_weak_seed_with_a_label_field_tries_calibrate_first(tmp_path: Path) -> None:
+    """Every operator offered, no optimizer model: a seed below the majority label (dev 2/6) first tries calibrated
+    labels, which a small budget would otherwise seldom reach (its prior is below the reply and example operators)."""
+    result = optimize(
+        Flow("judge").then(NODE),
+        train=TRAIN,
+        dev=DEV,
+        metric=exact_match("answer"),
+        model=model(),
+        optimizer_model="none",
+        holdout=0,
+        budget=Budget(calls=40),
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
+    children = [e for e in result.history if e.get("event") == "candidate" and e.get("status") != "baseline"]
+    assert children and children[0]["operator"] == "calibrate"
+    assert result.best_score == 1.0 and result.best.nodes["judge"].params.calibration is not None

@@ -160,6 +160,9 @@ def test_a_strong_seed_keeps_the_bandits_order() -> None:
     assert [bandit.choose(names) for _ in range(3)] == [plain.choose(names) for _ in range(3)]
     assert induction_start(bandit, 0.1, [], [], names) and bandit.choose(names) == "induce"
     assert not induction_start(OperatorBandit(random.Random(0)), 0.1, [], [], ["choices"])  # no induce: no change
+    both = OperatorBandit(random.Random(0))
+    assert induction_start(both, 0.1, [], [], ["choices", "induce", "calibrate"])
+    assert [both.choose(["choices", "induce", "calibrate"]) for _ in range(2)] == ["calibrate", "induce"]
 
 
 def test_a_strong_seed_engine_starts_as_before() -> None:
@@ -167,5 +170,5 @@ def test_a_strong_seed_engine_starts_as_before() -> None:
     strong = Flow("topic").then(mp.with_params(data_format="json", reasoning=True))
     engine = _engine(strong)
     engine.start()
-    assert engine.baseline.dev == 1.0 and engine.bandit.preferred is None
+    assert engine.baseline.dev == 1.0 and not engine.bandit.preferred
     assert engine.expand(engine.baseline, 1)[0].operator != "induce"

@@ -193,12 +193,13 @@ def majority_share(train: Sequence[Any], dev: Sequence[Any]) -> float | None:
 
 
 def weak_seed(score: float | None, train: Sequence[Any], dev: Sequence[Any]) -> bool:
-    """Whether the seed's dev score is weak: below WEAK_SEED, or below always answering train's most common output
-    (`majority_share`, where train has one)."""
+    """Whether the seed's dev score is weak: below WEAK_SEED, or no better than always answering train's most common
+    output (`majority_share`, where train has one and it is not every dev row's): a seed that only ties a constant
+    answer has shown nothing of the task."""
     if score is None:
         return False
     majority = majority_share(train, dev)
-    return score < WEAK_SEED or (majority is not None and score < majority)
+    return score < WEAK_SEED or (majority is not None and score <= majority + 1e-9 and majority < 1.0)
 
 
 def induction_start(

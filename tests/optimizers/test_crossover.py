@@ -121,6 +121,8 @@ def test_the_weak_seed_rule() -> None:
     assert majority_share(h.rows(0, 3), h.rows(0, 3)) is None  # no output repeats: no common answer
     assert weak_seed(0.4, [], []) and not weak_seed(0.6, [], [])
     assert weak_seed(0.7, labels, labels) and not weak_seed(0.8, labels, labels)
+    assert weak_seed(0.75, labels, labels)  # a tie with the constant answer shows nothing of the task
+    assert not weak_seed(1.0, labels[:3], labels[:3])  # every dev row is the common answer: nothing to beat
 
 
 def _engine(seed_flow: Flow, dev_n: int = 20) -> Engine:

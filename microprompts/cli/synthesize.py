@@ -49,7 +49,12 @@ def synthesize_command(
     ] = None,
     per_request: Annotated[int, typer.Option("--per-request", min=1, max=50, help="Rows asked per request.")] = 5,
     budget_calls: Annotated[
-        int | None, typer.Option("--budget-calls", min=1, help="Generator requests (default: 3x what --n needs).")
+        int | None,
+        typer.Option(
+            "--budget-calls",
+            min=1,
+            help="Requests of the generator and the teacher together (default: 3x what --n needs, 2x the labelling).",
+        ),
     ] = None,
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=64, help="The generator's reply limit per request.")

@@ -42,8 +42,9 @@ GENERIC_SITUATION = "a typical case"
 
 
 class SynthesisConfig(BaseModel):
-    """How many rows to keep and how to get them: rows asked per request, situations, the request budget, the
-    generator's temperature and reply length, the judge's pass mark and the near-duplicate threshold (0..100)."""
+    """How many rows to keep and how to get them: rows asked per request, situations, the request budget (the
+    generator's and the teacher's requests together), the generator's temperature and reply length, the judge's pass
+    mark and the near-duplicate threshold (0..100)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -61,9 +62,10 @@ class SynthesisConfig(BaseModel):
         """How many situations to ask for: enough for one request each, 2 to 20."""
         return self.situations or max(2, min(20, -(-self.n // self.per_request)))
 
-    def call_budget(self) -> int:
-        """Generator requests allowed: the given budget, else three times what `n` needs, plus the situations."""
-        return self.max_calls or 3 * -(-self.n // self.per_request) + 2
+    def call_budget(self, teacher_row_calls: int = 0) -> int:
+        """Requests allowed: the given budget, else three times the generator requests `n` needs plus the
+        situations, and with a teacher (`teacher_row_calls` requests a row) twice what labelling `n` rows takes."""
+        return self.max_calls or 3 * -(-self.n // self.per_request) + 2 + 2 * self.n * teacher_row_calls
 
 
 class SynthesisResult(BaseModel):
@@ -149,19 +151,27 @@ def _describe(flow: Flow, seeds: Sequence[Row]) -> dict[str, str]:
 
 
 class _Generator:
-    """One synthesis run's state: the caller, the budget of requests, the report and the rows kept so far."""
+    """One synthesis run's state: the caller, the budget of requests (the generator's and the teacher's, cached ones
+    included, so a re-run stops where the first run stopped), the report and the rows kept so far."""
 
-    def __init__(self, flow: Flow, model: BaseChatModel, config: SynthesisConfig, caller: ModelCaller) -> None:
+    def __init__(
+        self, flow: Flow, model: BaseChatModel, config: SynthesisConfig, caller: ModelCaller, teacher_row_calls: int
+    ) -> None:
         self.flow, self.model, self.config, self.caller = flow, model, config, caller
         self.report = SynthesisReport()
         self.meter = UsageMeter()
-        self.requests = 0
+        self.requests = 0  # the generator's: each has its own sample seed
+        self.budget = config.call_budget(teacher_row_calls)
         self.outputs = output_model(flow)
+
+    def spent(self) -> int:
+        """Requests made so far, the generator's and the teacher's."""
+        return self.requests + self.report.teacher_calls + self.report.teacher_cached_calls
 
     def ask(self, node: MicroPrompt, inputs: dict[str, Any]) -> Any:
         """One generator request (its own sample seed), as parsed JSON; None when the budget is spent or the call or
         its parse fails (counted in the report as a rejected reply)."""
-        if self.requests >= self.config.call_budget():
+        if self.report.budget_exhausted or self.spent() >= self.budget:
             self.report.budget_exhausted = True
             return None
         self.requests += 1
@@ -179,7 +189,6 @@ class _Generator:
             )
         except BudgetExceeded:
             self.report.budget_exhausted = True
-            self.requests = self.config.call_budget()
             return None
         except ModelCallError as exc:
             self.report.reject("failed call", str(exc))
@@ -231,7 +240,16 @@ class _Generator:
 
 
 def _label(flow: Flow, rows: list[Row], teacher: ModelLike, gen: _Generator) -> list[Row]:
-    """The rows labelled by the teacher (the flow run on it): distillation; a row it fails is rejected."""
+    """The rows labelled by the teacher (the flow run on it): distillation; a row it fails is rejected, and so is a
+    row the requests left cannot label (each may take one request per micro-prompt)."""
+    affordable = max(0, gen.budget - gen.spent()) // max(1, len(flow.micro_prompts()))
+    for row in rows[affordable:]:
+        gen.report.reject("budget", f"no requests left to label {str(row.inputs)[:200]}")
+    if len(rows) > affordable:
+        gen.report.budget_exhausted = True
+    rows = rows[:affordable]
+    if not rows:
+        return []
     result = evaluate(flow, rows, None, model=teacher, caller=gen.caller, concurrency=4)
     gen.report.teacher_calls += result.usage.calls
     gen.report.teacher_cached_calls += result.usage.cached_calls
@@ -275,9 +293,11 @@ def synthesize(
     """Up to `config.n` new rows for `flow` written by `model` (situations first, then rows per situation), each
     valid for the flow's schemas, none a (near) duplicate of another or of a seed row; `judge` (a metric graded on
     the row's own output) filters, `teacher` labels the inputs by running the flow on it. Stops at the request
-    budget; the report says what was generated, rejected (by reason) and kept."""
+    budget, which the teacher's requests are charged to as well; the report says what was generated, rejected (by
+    reason) and kept."""
     flow.validate()
-    gen = _Generator(flow, resolve_model(model), config, caller or default_caller())
+    row_calls = len(flow.micro_prompts()) if teacher is not None else 0
+    gen = _Generator(flow, resolve_model(model), config, caller or default_caller(), row_calls)
     situations_node, rows_node = generator_prompts(flow, labelled=teacher is None)
     described = _describe(flow, list(seed_rows))
     situations = gen.situations(situations_node, described)

@@ -143,8 +143,20 @@ def test_the_teacher_labels_synthesized_inputs() -> None:
 def test_the_teacher_failing_a_row_rejects_it() -> None:
     gen = generator([{"rows": [{"inputs": {"question": "2+2?"}}]}])
     teacher = ScriptedChatModel(replies=["not json", "still not json"])
-    result = synthesize(FLOW, gen, SynthesisConfig(n=1, max_calls=2), teacher=teacher, caller=caller())
+    result = synthesize(FLOW, gen, SynthesisConfig(n=1, max_calls=3), teacher=teacher, caller=caller())
     assert result.rows == [] and result.report.rejected == {"teacher failed": 1}
+
+
+def test_the_teachers_requests_are_charged_to_the_budget() -> None:
+    """Three requests: the situations and one rows request leave one for the teacher, which labels one of the three
+    rows; the other two are rejected for the budget, never written unlabelled."""
+    gen = generator([{"rows": [{"inputs": {"question": f"{i}+{i}?"}} for i in (1, 2, 3)]}])
+    teacher = ScriptedChatModel(replies=[{"answer": "2"}], repeat_last=True)
+    result = synthesize(FLOW, gen, SynthesisConfig(n=3, per_request=3, max_calls=3), teacher=teacher, caller=caller())
+    assert [(r.inputs["question"], r.output) for r in result.rows] == [("1+1?", {"answer": "2"})]
+    assert result.report.rejected == {"budget": 2} and result.report.budget_exhausted
+    assert (result.report.calls, result.report.teacher_calls) == (2, 1)
+    assert len(teacher.calls) == 1
 
 
 def test_typed_outputs_are_checked_and_an_unparseable_situations_reply_falls_back() -> None:

@@ -7,9 +7,9 @@ flow and the optimized flow, each on the small and on the large model (``../shar
 test row, measured with no call cache (every call made), one row at a time; the optimizations use the no-model
 operators and the same budget. Target: optimized small >= unoptimized large at under half its seconds per row.
 
-``python benchmarks/small_model.py [--tasks seats hotpot] [--budget-calls 300] [--dev 30] [--test 40]`` writes
-``results/small_model.json`` and ``.md`` after every cell (a killed run resumes its optimizations from their run
-directories); ``--quick`` is a smoke run on the embedded model (both sizes), a few rows and calls.
+``python benchmarks/small_model.py [--tasks seats hotpot] [--budget-calls 300] [--dev 30] [--test 40] [--out F]``
+writes ``results/small_model.json`` (or ``F``) and ``.md`` after every cell (a killed run resumes its optimizations
+from their run directories); ``--quick`` is a smoke run on the embedded model (both sizes), a few rows and calls.
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (the same for both models)")
     parser.add_argument("--quick", action="store_true", help="smoke: the embedded model as both, seats, 12 calls")
+    parser.add_argument("--out", type=Path, help="results JSON (default small_model.json, .quick.json for --quick)")
     args = parser.parse_args()
     os.environ["MICROPROMPTS_THREADS"] = str(args.threads)
     if args.quick:
@@ -155,15 +156,15 @@ def main() -> None:
         sizes = {"small": "local", "large": "local"}
     else:
         sizes = {"small": f"local:{model_path(args.small)}", "large": f"local:{model_path(args.large)}"}
-    out = RESULTS / ("small_model.quick.json" if args.quick else "small_model.json")
+    out = args.out or RESULTS / ("small_model.quick.json" if args.quick else "small_model.json")
     old = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    config = {k: v for k, v in vars(args).items() if k != "quick"}
+    config = {k: v for k, v in vars(args).items() if k not in ("quick", "out")}
     cells: dict[str, Any] = {c["key"]: c for c in old.get("cells", [])} if old.get("config") == config else {}
     intro = (
         f"Small `{args.small}` against large `{args.large}` (llama.cpp in process, {args.threads} thread(s) each), "
         f"budget {args.budget_calls} task-model calls per optimization (no-model operators), dev {args.dev}, test "
-        f"{args.test} rows, seed {args.seed}; command: `.venv/bin/python benchmarks/small_model.py"
-        f"{' --quick' if args.quick else ''}`. Seconds per row: the test run, no call cache, one row at a time."
+        f"{args.test} rows, seed {args.seed}; command: `.venv/bin/python benchmarks/small_model.py "
+        f"{' '.join(sys.argv[1:])}`. Seconds per row: the test run, no call cache, one row at a time."
     )
 
     def save() -> None:
@@ -171,6 +172,7 @@ def main() -> None:
 
     for name in args.tasks:
         run_task(name, sizes, args, cells, save)
+    save()  # a re-run with every cell done rewrites the tables (and the command) from the JSON
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import pytest
+
 from tests.benchmarks._peers import load_peers_module
 
 
@@ -63,3 +65,16 @@ def test_over_seeds_the_summary_compares_means_and_the_table_shows_each_seed() -
     assert "| microprompts-beam | 0.550 ± 0.041 (seeds [0, 1, 2]: 0.500, 0.600, 0.550) | 81 |" in text
     assert "| sammo | 0.580 ± 0.000 (seeds [0, 1]: 0.580, failed) |" in text
     assert "seeds [0, 1, 2]: the same test rows" in text
+
+
+def test_the_majority_label_floor_is_trains_most_common_label_scored_on_test() -> None:
+    report = load_report()
+    assert report.majority_label("hotpot", {}, [0]) is None  # no labels: no floor
+    data = report.TASKS["implicatures"]["source"]
+    if not (report.prepare.__globals__["DATA"] / data).is_file():
+        pytest.skip("../shared/data is absent: the implicatures rows are not there")
+    # train (50 rows, seed 0) says "yes" most often; the 40 test rows are 22 "yes", 18 "no"
+    assert report.majority_label("implicatures", {"train": 50, "dev": 20, "test": 40}, [0, 1, 2]) == 0.55
+    sizes = {"train": 50, "dev": 20, "test": 40}
+    baseline = {**cell("baseline", score=0.45), "task": "implicatures", "settings": sizes}
+    assert "| implicatures | 0.450 | 0.550 |" in report.markdown({"cells": {"implicatures/baseline": baseline}})

@@ -28,7 +28,7 @@ from microprompts.optimizers.mutators._focus import blame_weights
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
 from microprompts.optimizers.planner import CallPlanner
 from microprompts.optimizers.sampling import EngineRows, RowSampler
-from microprompts.optimizers.selection import OperatorBandit, Paired, induction_start
+from microprompts.optimizers.selection import OperatorBandit, Paired, weak_seed_start
 from microprompts.optimizers.settings import EngineSettings, Proposers
 from microprompts.optimizers.space import SearchSpace
 
@@ -102,7 +102,7 @@ class Engine:
         self._baseline = record
         dev = [row for _, row in self.rows.dev]
         operators = [n for n in self.mutators if n != "induce" or self.proposers.model is not None]
-        induction_start(self.bandit, record.dev, self.train, dev, operators)  # a weak seed: `calibrate`, `induce`
+        weak_seed_start(self.bandit, record.dev, self.train, dev, operators)  # a weak seed: `calibrate`, `induce`
         self._holdout_row_calls = math.ceil(max(1, self.evaluator.task_calls.get(record.id, 0)) / len(self.rows.dev))
         self._keep_back()
         return record

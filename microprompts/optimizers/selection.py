@@ -18,7 +18,7 @@ __all__ = [
     "Objective",
     "OperatorBandit",
     "Paired",
-    "induction_start",
+    "weak_seed_start",
     "majority_share",
     "pareto_front",
     "row_pareto",
@@ -202,7 +202,7 @@ def weak_seed(score: float | None, train: Sequence[Any], dev: Sequence[Any]) -> 
     return score < WEAK_SEED or (majority is not None and score <= majority + 1e-9 and majority < 1.0)
 
 
-def induction_start(
+def weak_seed_start(
     bandit: OperatorBandit, score: float | None, train: Sequence[Any], dev: Sequence[Any], operators: Collection[str]
 ) -> bool:
     """The starting moves of a weak seed (`weak_seed`): its first expansions try, in order, calibrated labels (Zhao et

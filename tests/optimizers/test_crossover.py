@@ -1,5 +1,5 @@
 """Crossover (sections of one pool member, examples of the other; nodes of each in a multi-node flow) and the
-induction start (a weak seed's first expansion tries `induce` first)."""
+weak-seed start (a weak seed's first expansions try `calibrate`, where a node has labels, then `induce`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from microprompts.optimizers.mutators._text import with_section_text
 from microprompts.optimizers.mutators.content import InduceInstruction
 from microprompts.optimizers.mutators.crossover import Crossover
 from microprompts.optimizers.mutators.examples import with_examples
-from microprompts.optimizers.selection import OperatorBandit, induction_start, majority_share, weak_seed
+from microprompts.optimizers.selection import OperatorBandit, majority_share, weak_seed, weak_seed_start
 from microprompts.testing import ScriptedChatModel
 from tests.optimizers import engine_helpers as h
 
@@ -157,13 +157,13 @@ def test_a_weak_seed_first_tries_induce() -> None:
 def test_a_strong_seed_keeps_the_bandits_order() -> None:
     bandit = OperatorBandit(random.Random(0))
     names = ["choices", "induce", "data_format"]
-    assert not induction_start(bandit, 0.9, h.rows(0, 8), h.rows(0, 8), names)
+    assert not weak_seed_start(bandit, 0.9, h.rows(0, 8), h.rows(0, 8), names)
     plain = OperatorBandit(random.Random(0))
     assert [bandit.choose(names) for _ in range(3)] == [plain.choose(names) for _ in range(3)]
-    assert induction_start(bandit, 0.1, [], [], names) and bandit.choose(names) == "induce"
-    assert not induction_start(OperatorBandit(random.Random(0)), 0.1, [], [], ["choices"])  # no induce: no change
+    assert weak_seed_start(bandit, 0.1, [], [], names) and bandit.choose(names) == "induce"
+    assert not weak_seed_start(OperatorBandit(random.Random(0)), 0.1, [], [], ["choices"])  # no induce: no change
     both = OperatorBandit(random.Random(0))
-    assert induction_start(both, 0.1, [], [], ["choices", "induce", "calibrate"])
+    assert weak_seed_start(both, 0.1, [], [], ["choices", "induce", "calibrate"])
     assert [both.choose(["choices", "induce", "calibrate"]) for _ in range(2)] == ["calibrate", "induce"]
 
 

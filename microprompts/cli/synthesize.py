@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from tqdm.auto import tqdm
 
 from microprompts.cli.options import AllowOpt, CliError, MapOpt, ModelOpt, RunFailed, allow_list
 from microprompts.data import Dataset, parse_map
-from microprompts.data.synthesize import split_paths, write_rows, write_splits
+from microprompts.data.synthesize import SynthesisReport, split_paths, write_rows, write_splits
 from microprompts.evals import llm_judge
 from microprompts.evals.synthesis import SynthesisConfig, synthesize
 from microprompts.flows.refs import load_flow_ref
@@ -64,6 +65,7 @@ def synthesize_command(
     ] = False,
     map: MapOpt = None,
     allow_module: AllowOpt = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
 ) -> None:
     """Synthesize rows for a flow; print the report line on stderr and one JSON line on stdout."""
     the_flow = load_flow_ref(flow, allow_list(allow_module))
@@ -76,7 +78,17 @@ def synthesize_command(
     seeds = list(Dataset.load(seed_rows, map=parse_map(map or []))) if seed_rows else []
     metric = llm_judge(_rubric(judge), generator) if judge else None
     teacher_model = resolve_model(teacher, trust=True) if teacher else None
-    result = synthesize(the_flow, generator, config, seed_rows=seeds, judge=metric, teacher=teacher_model)
+    with tqdm(total=n, desc="synthesize", unit="row", disable=not progress, leave=False) as bar:
+
+        def show(report: SynthesisReport) -> None:
+            """Rows kept so far on the bar; generated, rejected and requests beside it."""
+            bar.update(report.kept - bar.n)
+            rejected = sum(report.rejected.values())
+            bar.set_postfix(generated=report.generated, rejected=rejected, teacher=report.teacher_calls)
+
+        result = synthesize(
+            the_flow, generator, config, seed_rows=seeds, judge=metric, teacher=teacher_model, on_progress=show
+        )
     typer.echo(result.report.line(), err=True)
     for reason, shown in result.report.examples.items():
         typer.echo(f"  rejected ({reason}): {shown[0]}", err=True)

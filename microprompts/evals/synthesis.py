@@ -331,6 +331,7 @@ def synthesize(
         if fresh and judge is not None:
             fresh = _judged(fresh, judge, gen)
         kept += fresh
+        gen.report.kept = min(len(kept), config.n)
         if on_progress is not None:
             on_progress(gen.report)
     rows = [r.model_copy(update={"id": f"syn-{config.seed}-{i}"}) for i, r in enumerate(kept[: config.n], 1)]

@@ -75,3 +75,15 @@ def test_bad_arguments_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 2 and err.strip() == f"error: --out must be a .jsonl file, got '{tmp_path / 'rows.csv'}'"
     code, _, err = _run(capsys, "--n", "0", "--out", str(tmp_path / "rows.jsonl"))
     assert code == 2 and "--n" in err
+
+
+def test_a_progress_bar_counts_the_rows_kept_unless_turned_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _patch(monkeypatch, _generator([_row(i) for i in range(4)]))
+    code, _, err = _run(capsys, "--n", "4", "--out", str(tmp_path / "a.jsonl"), "--per-request", "4")
+    assert code == 0, err
+    assert "synthesize: 100%" in err and "4/4" in err and "generated=4" in err
+    code, _, err = _run(capsys, "--n", "4", "--out", str(tmp_path / "b.jsonl"), "--per-request", "4", "--no-progress")
+    assert code == 0, err
+    assert "synthesize:" not in err and "kept 4" in err

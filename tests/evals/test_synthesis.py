@@ -58,7 +58,12 @@ def test_situations_then_rows_per_situation_and_valid_rows_are_kept() -> None:
         + [{"rows": [row(f"Unrelated question number {i} about {w}")]} for i, w in enumerate(["rivers", "kings"])]
     )
     recording = SchemaRecordingCaller()
-    result = synthesize(FLOW, model, SynthesisConfig(n=4, per_request=2), caller=recording)
+    kept_so_far: list[int] = []
+    result = synthesize(
+        FLOW, model, SynthesisConfig(n=4, per_request=2), caller=recording,
+        on_progress=lambda report: kept_so_far.append(report.kept),
+    )  # fmt: skip
+    assert kept_so_far == [2, 3, 4]  # the progress callback sees the rows kept after each request
     assert [r.inputs["question"] for r in result.rows] == [
         "What is the capital of France?",
         "Who painted the Mona Lisa?",

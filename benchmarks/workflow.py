@@ -6,9 +6,15 @@ serving, which runs in process (FastAPI's test client) so the feedback loop need
 
 Per step it records rows, model calls, seconds and scores; the optimization on synthesized data is scored on real
 GSM8K test rows. ``python benchmarks/workflow.py [--synth 200] [--feed 100] [--test 50] [--budget-calls 300]
-[--quick]`` prints a table and writes ``benchmarks/results/workflow.json`` (``workflow.quick.json`` for --quick).
-The full run takes hours on two cores: in the first --quick run, synthesizing 12 rows with the 1.5B generator and
-teacher took 8.5 minutes (uncached), so 200 rows alone would take over two hours.
+[--synth-chunk 50] [--resume] [--quick]`` prints a table and writes ``benchmarks/results/workflow.json``
+(``workflow.quick.json`` for --quick).
+
+The full run takes longer than a working session on two cores (in the first --quick run, synthesizing 12 rows with the
+1.5B generator and teacher took 8.5 minutes, so 200 rows alone take over two hours), and the call cache does not
+outlive the machine. So it resumes by steps: rows are synthesized in seeded chunks (`microprompts synthesize --seed
+K`), each chunk's file kept under ``benchmarks/results/workflow/`` (committed, as is the optimized artifact) and merged
+with near-duplicates across chunks dropped; ``--resume`` keeps every step the results file records as done and runs
+the rest. Serving and reoptimizing run together (the reload needs the live server).
 """
 
 from __future__ import annotations
@@ -28,19 +34,22 @@ if str(ROOT) not in sys.path:
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from benchmarks.optimize import provenance  # noqa: E402
+from benchmarks.optimize import git_commit, provenance  # noqa: E402
 from benchmarks.tasks.workflow_task import gsm8k_flow, number_match, real_rows  # noqa: E402
 from microprompts._io import atomic_write_text  # noqa: E402
+from microprompts.data import Dataset, Row  # noqa: E402
+from microprompts.data.synthesize import Deduper, write_rows, write_splits  # noqa: E402
 from microprompts.serve.app import create_app  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-WORK = RESULTS / "runs" / "workflow"
+WORK = RESULTS / "runs" / "workflow"  # scratch: copies of real rows, run directories (ignored by git)
+STATE = RESULTS / "workflow"  # what a later session resumes from: synthesized chunks, the optimized artifact
 BENCH_MODEL = ROOT.parent / "shared" / "tools" / "bench-model"
 TASK = "benchmarks/tasks/workflow_task.py"
 FLOW = f"{TASK}:gsm8k_flow"
 METRIC = f"{TASK}:number_match"
-FULL = {"synth": 200, "feed": 100, "test": 50, "budget_calls": 300}
-QUICK = {"synth": 12, "feed": 10, "test": 8, "budget_calls": 30}
+FULL = {"synth": 200, "feed": 100, "test": 50, "budget_calls": 300, "synth_chunk": 50}
+QUICK = {"synth": 12, "feed": 10, "test": 8, "budget_calls": 30, "synth_chunk": 12}
 
 
 def log(message: str) -> None:
@@ -72,27 +81,65 @@ def write_jsonl(rows: list[dict[str, Any]], path: Path) -> str:
     return str(path)
 
 
-def synthesize_step(args: argparse.Namespace, big: str, steps: dict[str, Any]) -> Path:
-    """Synthesize rows with the 1.5B model as generator and teacher (distillation), five real rows as seeds."""
+def merged(paths: list[Path]) -> list[Row]:
+    """The chunks' rows in order, a row dropped when it (nearly) repeats one kept before (chunks are synthesized
+    apart, so only the merge sees across them)."""
+    dedupe, rows = Deduper(), []
+    for path in paths:
+        for row in Dataset.load(path):
+            if dedupe.verdict(row.inputs) is None:
+                dedupe.add(row.inputs)
+                rows.append(row)
+    return rows
+
+
+def synthesize_step(args: argparse.Namespace, big: str, steps: dict[str, Any], state: Path, saved: Any) -> Path:
+    """Synthesize rows with the 1.5B model as generator and teacher (distillation), five real rows as seeds, in
+    seeded chunks (each saved as it finishes), then merge them and write the seeded train/dev/test split."""
     seeds = write_jsonl(real_rows("train", 900, 5), WORK / "seeds.jsonl")
+    step = steps.setdefault("synthesize", {"chunks": [], "done": False})
+    chunks: list[dict[str, Any]] = step["chunks"]
+    paths = [state / f"synth.chunk{k}.jsonl" for k in range(len(chunks))]
+    most = -(-args.synth // args.synth_chunk) + 3
+    while len(rows := merged(paths)) < args.synth and len(chunks) < most:
+        k = len(chunks)
+        path = state / f"synth.chunk{k}.jsonl"
+        log(f"synthesize chunk {k}: {len(rows)} of {args.synth} rows so far")
+        summary, seconds = cli(
+            "synthesize", FLOW, "--n", str(min(args.synth_chunk, args.synth - len(rows))), "--out", str(path),
+            "--model", big, "--teacher", big, "--seed-rows", seeds, "--seed", str(k), "--no-progress",
+        )  # fmt: skip
+        keys = ("kept", "generated", "rejected", "calls", "teacher_calls", "budget_exhausted")
+        chunks.append({**{key: summary.get(key) for key in keys}, "seconds": round(seconds, 1), **git_commit()})
+        paths.append(path)
+        saved()
     out = WORK / "synth.jsonl"
-    summary, seconds = cli(
-        "synthesize", FLOW, "--n", str(args.synth), "--out", str(out), "--model", big, "--teacher", big,
-        "--seed-rows", seeds, "--split", "--seed", "0",
-    )  # fmt: skip
-    steps["synthesize"] = {
-        "rows": summary.get("kept"),
-        "generated": summary.get("generated"),
-        "rejected": summary.get("rejected"),
-        "calls": summary.get("calls"),
-        "teacher_calls": summary.get("teacher_calls"),
-        "seconds": round(seconds, 1),
-    }
+    rows = rows[: args.synth]
+    write_rows(rows, out)
+    write_splits(rows, out, seed=0)
+    rejected: dict[str, int] = {}
+    for chunk in chunks:
+        for reason, count in (chunk.get("rejected") or {}).items():
+            rejected[reason] = rejected.get(reason, 0) + count
+    kept_in_chunks = sum(int(chunk.get("kept") or 0) for chunk in chunks)
+    rejected["near duplicate across chunks"] = max(0, kept_in_chunks - len(merged(paths)))
+    step.update(
+        rows=len(rows),
+        generated=sum(int(chunk.get("generated") or 0) for chunk in chunks),
+        rejected=rejected,
+        calls=sum(int(chunk.get("calls") or 0) for chunk in chunks),
+        teacher_calls=sum(int(chunk.get("teacher_calls") or 0) for chunk in chunks),
+        seconds=round(sum(float(chunk["seconds"]) for chunk in chunks), 1),
+        done=True,
+    )
     return out
 
 
-def optimize_step(args: argparse.Namespace, synth: Path, small: str, big: str, steps: dict[str, Any]) -> Path:
-    """Optimize on the synthesized train/dev files; score baseline and best on real test rows."""
+def optimize_step(
+    args: argparse.Namespace, synth: Path, small: str, big: str, steps: dict[str, Any], state: Path
+) -> Path:
+    """Optimize on the synthesized train/dev files; score baseline and best on real test rows; the best artifact is
+    kept in `state` for a later session."""
     test = write_jsonl(real_rows("test", 0, args.test), WORK / "real_test.jsonl")
     run_dir = WORK / "optimize"
     summary, seconds = cli(
@@ -110,7 +157,9 @@ def optimize_step(args: argparse.Namespace, synth: Path, small: str, big: str, s
         "real_test": [summary.get("baseline_test"), summary.get("best_test")],
         "summary": summary,
     }
-    return run_dir / "best.json"
+    best = state / "best.json"
+    shutil.copyfile(run_dir / "best.json", best)
+    return best
 
 
 def export_step(best: Path, synth: Path, small: str, steps: dict[str, Any]) -> None:
@@ -210,15 +259,33 @@ def table(steps: dict[str, Any]) -> str:
 
 def save(out: Path, args: argparse.Namespace, steps: dict[str, Any], status: str) -> None:
     """The steps so far as JSON and markdown, written atomically after every step: a stopped run keeps what it did."""
-    store = {"args": vars(args), "status": status, **provenance(), "steps": steps}
+    store = {"args": {k: v for k, v in vars(args).items() if k != "resume"}, "status": status, **provenance()}
+    for step in steps.values():  # each step the commit it ran at (a resumed run spans several)
+        step.setdefault("commit", store["commit"])
+    store["steps"] = steps
     atomic_write_text(out, json.dumps(store, indent=1, default=str) + "\n")
     command = " ".join(["python benchmarks/workflow.py", *sys.argv[1:]])
     intro = f"Command: `{command}`; commit {store['commit']}; status: {status}."
+    if len({step.get("commit") for step in steps.values() if step.get("commit")}) > 1:
+        intro += " Resumed across sessions: each step records the commit it ran at (`workflow.json`)."
     atomic_write_text(out.with_suffix(".md"), f"# The micro-prompting workflow on GSM8K\n\n{intro}\n\n{table(steps)}\n")
 
 
+def resumed(out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The steps an earlier run of the same sizes recorded (--resume), else none."""
+    if not args.resume or not out.is_file():
+        return {}
+    store = json.loads(out.read_text(encoding="utf-8"))
+    sizes = {key: store.get("args", {}).get(key) for key in FULL}
+    if sizes != {key: getattr(args, key) for key in FULL}:
+        raise SystemExit(f"--resume: {out} was made with {sizes}; run the same sizes, or without --resume")
+    steps = dict(store.get("steps") or {})
+    log(f"resuming: done already {[name for name, step in steps.items() if step.get('done', True)]}")
+    return steps
+
+
 def main() -> None:
-    """Run every step in order, saving the table after each, then print it."""
+    """Run every step in order, saving the table after each (skipping those --resume finds done), then print it."""
     parser = argparse.ArgumentParser(description="The micro-prompting workflow end to end on GSM8K.")
     for key, value in FULL.items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=value)
@@ -226,38 +293,50 @@ def main() -> None:
     parser.add_argument("--small", help="Task model spec instead of qwen-0.5b (e.g. `local`, for a smoke run).")
     parser.add_argument("--big", help="Generator/teacher/optimizer spec instead of qwen-1.5b.")
     parser.add_argument("--out", type=Path, help="Results JSON (default workflow.json, workflow.quick.json for smoke).")
+    parser.add_argument("--resume", action="store_true", help="Keep the steps the results file records as done.")
     args = parser.parse_args()
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
     smoke = args.quick or args.small or args.big
     out = args.out or RESULTS / ("workflow.quick.json" if smoke else "workflow.json")
+    state = WORK / "state" if smoke else STATE  # only the full run's state is kept in git
     WORK.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
     gsm8k_flow().validate()
     small = args.small or model_spec("qwen-0.5b")
     big = args.big or model_spec("qwen-1.5b")
-    steps: dict[str, Any] = {}
+    steps = resumed(out, args)
+    if not steps:  # a fresh run: chunks left by an earlier one are not this run's
+        for stale in state.glob("synth.chunk*.jsonl"):
+            stale.unlink()
     log("synthesize")
-    synth = synthesize_step(args, big, steps)
+    synth = synthesize_step(args, big, steps, state, lambda: save(out, args, steps, "running"))
     save(out, args, steps, "running")
-    log("optimize")
-    best = optimize_step(args, synth, small, big, steps)
-    save(out, args, steps, "running")
-    log("export-finetune")
-    export_step(best, synth, small, steps)
-    save(out, args, steps, "running")
-    deployed = WORK / "deployed.json"
-    shutil.copyfile(best, deployed)
-    log("serve + feedback")
-    client, store = serve_step(args, deployed, small, steps)
-    save(out, args, steps, "running")
-    log("monitor + reoptimize")
-    new = reoptimize_step(args, store, deployed, small, big, steps)
-    if new.is_file():
-        shutil.copyfile(new, deployed)
-        reloaded = client.post("/reload").json()
-        steps["reload"] = {"ok": reloaded.get("ok"), "artifact_hash": reloaded.get("artifact_hash")}
-    client.__exit__(None, None, None)
+    if "optimize" in steps:
+        best = state / "best.json"
+    else:
+        log("optimize")
+        best = optimize_step(args, synth, small, big, steps, state)
+        save(out, args, steps, "running")
+    if "export" not in steps:
+        log("export-finetune")
+        export_step(best, synth, small, steps)
+        save(out, args, steps, "running")
+    if "reoptimize" not in steps:
+        deployed = WORK / "deployed.json"
+        shutil.copyfile(best, deployed)
+        log("serve + feedback")
+        client, store = serve_step(args, deployed, small, steps)
+        save(out, args, steps, "running")
+        log("monitor + reoptimize")
+        new = reoptimize_step(args, store, deployed, small, big, steps)
+        if new.is_file():
+            shutil.copyfile(new, deployed)
+            shutil.copyfile(new, state / "reoptimized.json")
+            reloaded = client.post("/reload").json()
+            steps["reload"] = {"ok": reloaded.get("ok"), "artifact_hash": reloaded.get("artifact_hash")}
+        client.__exit__(None, None, None)
     save(out, args, steps, "done")
     print(table(steps))
     print(f"wrote {out}")

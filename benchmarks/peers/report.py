@@ -204,6 +204,55 @@ def summary_rows(store: dict) -> list[dict]:
     return out
 
 
+def gains(store: dict) -> dict[str, dict[str, float]]:
+    """Per system (each search and each peer), its test score minus the baseline's on each task it finished (a
+    failed, unfinished or n/a cell is left out, not counted as no gain)."""
+    out: dict[str, dict[str, float]] = {}
+    for task, rows in _ordered(merged(store.get("cells", {}))):
+        base = next((c.get("test_score") for c in rows if c["system"] == "baseline"), None)
+        for c in rows:
+            if base is None or c["system"] not in MICRO + PEERS or c.get("status") != "ok":
+                continue
+            if c.get("test_score") is not None:
+                out.setdefault(c["system"], {})[task] = round(c["test_score"] - base, 4)
+    return out
+
+
+def gain_lines(store: dict) -> list[str]:
+    """The mean-gain table (each system's gain over the baseline per task, and its mean over the tasks it finished)
+    and the ratio of each search's mean gain to the best peer's."""
+    table = gains(store)
+    if not table:
+        return []
+    tasks = [t for t, _ in _ordered(merged(store.get("cells", {})))]
+    means = {system: _mean(list(per.values())) for system, per in table.items()}
+    lines = [
+        "### Mean gain over the baseline",
+        "",
+        "| system | " + " | ".join(tasks) + " | mean (tasks) |",
+        "|---|" + "---|" * (len(tasks) + 1),
+    ]
+    for system in [s for s in ORDER if s in table]:
+        cells = [f"{table[system][t]:+.3f}" if t in table[system] else "-" for t in tasks]
+        lines.append(f"| {system} | " + " | ".join(cells) + f" | {means[system]:+.3f} ({len(table[system])}) |")
+    peers = {s: m for s, m in means.items() if s in PEERS}
+    if peers:
+        best = max(peers, key=lambda s: peers[s])
+        ratios = [
+            f"{s} {means[s] / peers[best]:.2f}x"
+            if peers[best] > 0
+            else f"{s} {means[s]:+.3f} against {peers[best]:+.3f}"
+            for s in MICRO
+            if s in means
+        ]
+        lines += [
+            "",
+            f"Each system's mean is over the tasks it finished (a failed or n/a cell is left out). Best peer: {best} "
+            f"({peers[best]:+.3f}); microprompts' mean gain as a multiple of it: {', '.join(ratios)} (target 1.5x).",
+        ]
+    return lines + [""]
+
+
 def _peer_status(row: dict) -> str:
     """Failed peers out of those recorded, with the unfinished and n/a ones named apart (neither is a failure)."""
     extra = [f"{row[k]} {name}" for k, name in (("peers_unfinished", "unfinished"), ("peers_na", "n/a")) if row.get(k)]
@@ -274,6 +323,7 @@ def markdown(store: dict) -> str:
             "the floor an optimized label task should clear.",
         ]
         lines.append("")
+        lines += gain_lines(store)
     for task, rows in _ordered(merged(store.get("cells", {}))):
         metric = SCORE_NAME.get((rows[0].get("config") or {}).get("metric", ""), "")
         first = rows[0]

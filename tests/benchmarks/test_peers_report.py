@@ -79,3 +79,18 @@ def test_the_majority_label_floor_is_trains_most_common_label_scored_on_test() -
     sizes = {"train": 50, "dev": 20, "test": 40}
     baseline = {**cell("baseline", score=0.45), "task": "implicatures", "settings": sizes}
     assert "| implicatures | 0.450 | 0.550 |" in report.markdown({"cells": {"implicatures/baseline": baseline}})
+
+
+def test_mean_gain_leaves_out_a_peer_cell_that_did_not_finish_and_gives_the_ratio_to_the_best_peer() -> None:
+    report = load_report()
+    cells = {}
+    for task, base, beam, sammo in [("navigate", 0.40, 0.50, 0.45), ("seats", 0.10, 0.30, None)]:
+        for system, score in [("baseline", base), ("microprompts-beam", beam), ("sammo", sammo)]:
+            status = "n/a" if score is None else "ok"
+            cells[f"{task}/{system}"] = {**cell(system, status=status, score=score), "task": task}
+    gains = report.gains({"cells": cells})
+    assert gains == {"microprompts-beam": {"navigate": 0.1, "seats": 0.2}, "sammo": {"navigate": 0.05}}
+    text = "\n".join(report.gain_lines({"cells": cells}))
+    assert "| microprompts-beam | +0.100 | +0.200 | +0.150 (2) |" in text
+    assert "| sammo | +0.050 | - | +0.050 (1) |" in text
+    assert "Best peer: sammo (+0.050)" in text and "microprompts-beam 3.00x" in text

@@ -15,6 +15,7 @@ from microprompts.models import Completion, UsageMeter
 from microprompts.models.cache import KeyedSchema
 from microprompts.nodes.input_types import InputSpec, python_type, split_inputs, type_problems
 from microprompts.nodes.memo import per_object
+from microprompts.nodes.nearest import NEAREST_DEFAULT, nearest
 from microprompts.nodes.parse import OutputParseError, parse_lines, parse_markers, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages, render_reply
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
@@ -140,9 +141,12 @@ class MicroPrompt(BaseModel):
             schema = constrain_choices(schema, self.params.choices, inputs)
         return schema
 
-    def shown_examples(self) -> tuple[Example, ...]:
-        """The examples the prompt shows: the first `n_examples` (all when unset)."""
+    def shown_examples(self, inputs: dict[str, Any] | None = None) -> tuple[Example, ...]:
+        """The examples the prompt shows: the first `n_examples` (all when unset); with `nearest_examples` and a
+        row's `inputs`, the `n_examples` (3 when unset) most like that row's."""
         n = self.params.n_examples
+        if self.params.nearest_examples and inputs is not None:
+            return nearest(self.examples, inputs, NEAREST_DEFAULT if n is None else n)
         return self.examples if n is None else self.examples[:n]
 
     def section(self, kind: str) -> Section | None:

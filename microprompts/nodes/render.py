@@ -38,8 +38,8 @@ class Prompt(Protocol):
         """The JSON schema of its reply."""
         ...
 
-    def shown_examples(self) -> tuple[Example, ...]:
-        """The examples the prompt shows."""
+    def shown_examples(self, inputs: dict[str, Any] | None = None) -> tuple[Example, ...]:
+        """The examples the prompt shows (to the row with `inputs`, when they are chosen per row)."""
         ...
 
 
@@ -114,7 +114,7 @@ def render_reply(output: dict[str, Any], fmt: ReplyFormat) -> str:
     return "\n" + render_data(output, "markdown") if fmt == "lines" else render_data(output, "json")
 
 
-def _section_body(mp: Prompt, section: Section) -> str:
+def _section_body(mp: Prompt, section: Section, inputs: dict[str, Any] | None) -> str:
     parts = [section.text] if section.text else []
     if section.kind == "inputs":
         parts += [f"- {k}: {d}" if d else f"- {k}" for k, d in mp.inputs.items()]
@@ -139,15 +139,16 @@ def _section_body(mp: Prompt, section: Section) -> str:
         if mp.params.reasoning:
             parts.append(f"Write `{REASONING}` first, then the answer fields.")
     elif section.kind == "examples":
-        for i, example in enumerate(mp.shown_examples(), 1):
+        for i, example in enumerate(mp.shown_examples(inputs), 1):
             output = render_reply(example.output, mp.params.reply_format)
             parts.append(f"Example {i}\nInput:\n{render_inputs(mp, example.inputs)}\nOutput: {output}")
     return "\n".join(parts)
 
 
-def render_section(mp: Prompt, section: Section) -> str:
-    """One section in the prompt's data format; empty when it has nothing to say."""
-    body = _section_body(mp, section)
+def render_section(mp: Prompt, section: Section, inputs: dict[str, Any] | None = None) -> str:
+    """One section in the prompt's data format (its examples the ones shown to the row with `inputs`, when they are
+    chosen per row); empty when it has nothing to say."""
+    body = _section_body(mp, section, inputs)
     if not body:
         return ""
     fmt = mp.params.data_format
@@ -159,9 +160,12 @@ def render_section(mp: Prompt, section: Section) -> str:
     return f"## {section.title}\n{body}"
 
 
-def system_prompt(mp: Prompt) -> str:
+def system_prompt(mp: Prompt, inputs: dict[str, Any] | None = None) -> str:
     """The system prompt: the sections in order. It is the same for every row, so it is rendered once per prompt
-    object and kept while that object lives (a prompt is immutable: a change makes a new one)."""
+    object and kept while that object lives (a prompt is immutable: a change makes a new one), unless its examples
+    are chosen per row (`nearest_examples`): then it is rendered for the row with `inputs`."""
+    if mp.params.nearest_examples and inputs is not None:
+        return "\n\n".join(p for s in mp.sections if (p := render_section(mp, s, inputs)))
     return per_object(mp, "system_prompt", lambda: "\n\n".join(p for s in mp.sections if (p := render_section(mp, s))))
 
 
@@ -175,7 +179,7 @@ def render_messages(mp: Prompt, inputs: dict[str, Any]) -> list[BaseMessage]:
     """The system prompt (sections in order) and the user turn (this row's inputs; for `markers` replies, with
     the request to answer in marked fields after them)."""
     with phase("rendering"):
-        system = system_prompt(mp)
+        system = system_prompt(mp, inputs)
         user = render_inputs(mp, inputs)
         if mp.params.reply_format == "markers":
             user += "\n\n" + reply_instruction(list(mp.output_schema().get("properties", {})))

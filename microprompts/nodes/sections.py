@@ -82,6 +82,8 @@ class Params(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(default=256, ge=1, le=8192)
     n_examples: int | None = Field(default=None, ge=0)
+    # Each row shown the `n_examples` (3 when unset) examples whose inputs are most like its own, not the first ones.
+    nearest_examples: bool = False
     data_format: DataFormat = "markdown"
     reply_format: ReplyFormat = "json"
     reasoning: bool = False

@@ -80,6 +80,7 @@ DEFAULT_PRIORS: dict[str, float] = {
     "choices": 0.7,
     "reply_format": 0.6,
     "choose_examples": 0.55,
+    "nearest_examples": 0.56,  # choose_examples per row (KATE: the nearest rows beat a random draw), so tried first
     "example_count": 0.5,
     "bootstrap_examples": 0.5,
     "calibrate": 0.45,  # a label field scored, not generated: a model stuck on one label is unstuck by its biases

@@ -7,7 +7,7 @@ from microprompts.optimizers.mutators.calibrate import CalibrateLabels
 from microprompts.optimizers.mutators.choices import Choices
 from microprompts.optimizers.mutators.content import content_mutators
 from microprompts.optimizers.mutators.crossover import Crossover
-from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount
+from microprompts.optimizers.mutators.examples import BootstrapExamples, ChooseExamples, ExampleCount, NearestExamples
 from microprompts.optimizers.mutators.graph import graph_mutators
 from microprompts.optimizers.mutators.params import param_mutators
 from microprompts.optimizers.mutators.phrases import DeleteSentence, SwapSentences
@@ -37,6 +37,7 @@ def structure_mutators() -> list[Mutator]:
         ReplyFormat(),
         ExampleCount(),
         ChooseExamples(),
+        NearestExamples(),
         BootstrapExamples(),
     ]
 

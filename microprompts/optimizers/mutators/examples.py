@@ -1,4 +1,5 @@
-"""Few-shot example mutators that need no model: how many to show, which ones, and ones bootstrapped from traces."""
+"""Few-shot example mutators that need no model: how many to show, which ones (fixed, or the nearest to each row),
+and ones bootstrapped from traces."""
 
 from __future__ import annotations
 
@@ -9,15 +10,24 @@ from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
 from microprompts.flows.edit import insert_section
 from microprompts.nodes import Example, MicroPrompt, Section
+from microprompts.nodes.nearest import NEAREST_DEFAULT
 from microprompts.nodes.sections import DEFAULT_TITLES
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext
 
-__all__ = ["BootstrapExamples", "ChooseExamples", "ExampleCount", "labelled_examples", "with_examples"]
+__all__ = [
+    "BootstrapExamples",
+    "ChooseExamples",
+    "ExampleCount",
+    "NearestExamples",
+    "labelled_examples",
+    "with_examples",
+]
 
 COUNTS = (0, 1, 2, 3, 5, 8)
 DRAWS = 4  # distinct random choices offered per node
+NEAREST_POOL = 32  # labelled rows a node keeps to choose each row's nearest examples from (the artifact holds them)
 
 
 def _ensure_section(mp: MicroPrompt) -> tuple[MicroPrompt, list[str]]:
@@ -165,6 +175,39 @@ class ChooseExamples(MoveMutator):
         for mp in prompts(candidate.flow):
             pool = labelled_examples(mp, ctx.train)
             out += _draws(mp, pool, ctx, candidate.flow, "labelled training rows")
+        return out
+
+
+class NearestExamples(MoveMutator):
+    """Show each row the labelled training rows whose inputs are most like its own (KATE's per-row choice, by string
+    similarity): the node keeps up to NEAREST_POOL of them and shows as many as it showed before (3 when none)."""
+
+    name = "nearest_examples"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        """The examples, their count, section and per-row choice of every micro-prompt."""
+        return _addresses(flow) + [f"{mp.name}.params.nearest_examples" for mp in prompts(flow)]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Per micro-prompt not choosing per row yet, whose labelled rows outnumber what it shows: the switch."""
+        out = []
+        for mp in prompts(candidate.flow):
+            shown = len(mp.shown_examples()) or NEAREST_DEFAULT
+            pool = labelled_examples(mp, ctx.train)[:NEAREST_POOL]
+            if mp.params.nearest_examples or len(pool) <= shown:
+                continue
+            node, touches = with_examples(mp, pool)
+            node = node.with_params(n_examples=shown, nearest_examples=True)
+            touches += [f"{mp.name}.params.n_examples", f"{mp.name}.params.nearest_examples"]
+            before = {"examples": len(mp.examples), "n_examples": mp.params.n_examples, "nearest": False}
+            after = {"examples": len(pool), "n_examples": shown, "nearest": True}
+            note = f"the {shown} of {len(pool)} labelled training rows nearest each row's inputs"
+            out.append(
+                Move(
+                    f"{mp.name}.params.nearest_examples", before, after, swap_node(candidate.flow, node), touches, note
+                )
+            )
         return out
 
 

@@ -1,0 +1,36 @@
+"""The `nearest_examples` operator: switches a node the training rows label to per-row nearest examples, keeping
+how many it shows, and leaves alone a node already switched or one the data does not label."""
+
+from __future__ import annotations
+
+import random
+
+from microprompts.evals import exact_match
+from microprompts.nodes.render import render_messages
+from microprompts.optimizers.candidate import Candidate
+from microprompts.optimizers.mutators import MutationContext
+from microprompts.optimizers.mutators.examples import NEAREST_POOL, NearestExamples
+from tests.optimizers import engine_helpers as h
+
+
+def _ctx(count: int = 10) -> MutationContext:
+    return MutationContext(train=h.rows(0, count), metric=exact_match(), rng=random.Random(0))
+
+
+def test_the_switch_keeps_the_labelled_rows_and_shows_each_row_its_nearest() -> None:
+    ((child, mutation),) = NearestExamples().propose(Candidate(h.topic_flow()), _ctx(), n=3)
+    mp = child.nodes["classify"]
+    assert mp.params.nearest_examples and mp.params.n_examples == 3 and len(mp.examples) == 10
+    assert mutation.after == {"examples": 10, "n_examples": 3, "nearest": True}
+    system = str(render_messages(mp, {"headline": "headline number 7"})[0].content)
+    assert "headline number 7" in system  # the training row most like it is among its examples
+    assert "headline number 7" not in str(render_messages(mp, {"headline": "headline number 2"})[0].content)
+    # switched already: nothing more to propose
+    assert NearestExamples().propose(Candidate(child), _ctx(), n=3) == []
+
+
+def test_no_switch_where_the_data_does_not_label_the_node_or_the_pool_is_no_bigger_than_what_it_shows() -> None:
+    assert NearestExamples().propose(Candidate(h.pipeline()), _ctx(), n=3) == []
+    assert NearestExamples().propose(Candidate(h.topic_flow()), _ctx(3), n=3) == []
+    ((child, _),) = NearestExamples().propose(Candidate(h.topic_flow()), _ctx(NEAREST_POOL + 8), n=1)
+    assert len(child.nodes["classify"].examples) == NEAREST_POOL

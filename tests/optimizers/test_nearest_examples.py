@@ -9,7 +9,7 @@ from microprompts.evals import exact_match
 from microprompts.nodes.render import render_messages
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators import MutationContext
-from microprompts.optimizers.mutators.examples import NEAREST_POOL, NearestExamples
+from microprompts.optimizers.mutators.examples import NEAREST_POOL, ChooseExamples, NearestExamples
 from tests.optimizers import engine_helpers as h
 
 
@@ -34,3 +34,10 @@ def test_no_switch_where_the_data_does_not_label_the_node_or_the_pool_is_no_bigg
     assert NearestExamples().propose(Candidate(h.topic_flow()), _ctx(3), n=3) == []
     ((child, _),) = NearestExamples().propose(Candidate(h.topic_flow()), _ctx(NEAREST_POOL + 8), n=1)
     assert len(child.nodes["classify"].examples) == NEAREST_POOL
+
+
+def test_a_fixed_draw_on_a_node_choosing_per_row_turns_the_per_row_choice_off() -> None:
+    ((switched, _),) = NearestExamples().propose(Candidate(h.topic_flow()), _ctx(), n=1)
+    for child, _ in ChooseExamples().propose(Candidate(switched), _ctx(), n=2):
+        mp = child.nodes["classify"]
+        assert not mp.params.nearest_examples and len(mp.shown_examples()) == 3

@@ -66,6 +66,7 @@ def _addresses(flow: Flow) -> list[str]:
         for a in (
             f"{mp.name}.examples",
             f"{mp.name}.params.n_examples",
+            f"{mp.name}.params.nearest_examples",
             f"{mp.name}.sections",
             f"{mp.name}.sections.examples",
         )
@@ -87,6 +88,9 @@ def _draws(mp: MicroPrompt, pool: list[Example], ctx: MutationContext, flow: Flo
             continue
         seen.add(key)
         node, touches = with_examples(mp, chosen)
+        if node.params.nearest_examples:  # a fixed draw replaces the per-row choice
+            node = node.with_params(nearest_examples=False)
+            touches.append(f"{mp.name}.params.nearest_examples")
         out.append(
             Move(
                 f"{mp.name}.examples",
@@ -166,7 +170,7 @@ class ChooseExamples(MoveMutator):
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
-        """The examples, their count and section of every micro-prompt."""
+        """The examples, their count, per-row choice and section of every micro-prompt."""
         return _addresses(flow)
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
@@ -186,8 +190,8 @@ class NearestExamples(MoveMutator):
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
-        """The examples, their count, section and per-row choice of every micro-prompt."""
-        return _addresses(flow) + [f"{mp.name}.params.nearest_examples" for mp in prompts(flow)]
+        """The examples, their count, per-row choice and section of every micro-prompt."""
+        return _addresses(flow)
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Per micro-prompt not choosing per row yet, whose labelled rows outnumber what it shows: the switch."""
@@ -219,7 +223,7 @@ class BootstrapExamples(MoveMutator):
     needs_evaluation = True
 
     def addresses(self, flow: Flow) -> list[str]:
-        """The examples, their count and section of every micro-prompt."""
+        """The examples, their count, per-row choice and section of every micro-prompt."""
         return _addresses(flow)
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:

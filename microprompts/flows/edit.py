@@ -8,7 +8,7 @@ from typing import Any
 from microprompts.flows.address import Address, address_values
 from microprompts.flows.structure import FlowShape
 from microprompts.nodes import Example, MicroPrompt, Params, Section
-from microprompts.nodes.sections import DEFAULT_TITLES, SECTION_KINDS
+from microprompts.nodes.sections import DEFAULT_TITLES, SECTION_KINDS, insert_section
 
 __all__ = ["get_part", "insert_section", "prompt_at", "set_part"]
 
@@ -32,18 +32,6 @@ def _find_section(sections: tuple[Section, ...] | list[Section], kind: str, inde
                 return position
             seen += 1
     return None
-
-
-def insert_section(sections: tuple[Section, ...] | list[Section], section: Section) -> tuple[Section, ...]:
-    """Insert `section` after the last section whose kind comes no later in the canonical order."""
-    items = list(sections)
-    rank = SECTION_KINDS.index(section.kind)
-    position = 0
-    for i, existing in enumerate(items):
-        if SECTION_KINDS.index(existing.kind) <= rank:
-            position = i + 1
-    items.insert(position, section)
-    return tuple(items)
 
 
 def _set_section(mp: MicroPrompt, kind: str, index: int, value: Any) -> MicroPrompt:

@@ -20,7 +20,7 @@ from microprompts.nodes.parse import OutputParseError, parse_lines, parse_marker
 from microprompts.nodes.render import count_tokens, render_messages, render_reply
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
-from microprompts.nodes.sections import DEFAULT_TITLES, Calibration, Example, Params, Section
+from microprompts.nodes.sections import DEFAULT_TITLES, Calibration, Example, Params, Section, insert_section
 from microprompts.nodes.soft import node_model
 
 # Per reply format: how a reply is parsed, and what a repair turn asks for.
@@ -160,7 +160,8 @@ class MicroPrompt(BaseModel):
 
     def replace(self, **changes: Any) -> MicroPrompt:
         """A copy with fields replaced (sections, inputs, input_schemas, examples, output, name); new `inputs` keep
-        the types of the inputs they keep, unless they give a type of their own."""
+        the types of the inputs they keep, unless they give a type of their own. Examples given to a node that had
+        none and no examples section get that section too, so they are shown."""
         if "inputs" in changes:
             descriptions, typed = split_inputs(changes["inputs"])
             kept = {k: s for k, s in changes.get("input_schemas", self.input_schemas).items() if k in descriptions}
@@ -172,6 +173,9 @@ class MicroPrompt(BaseModel):
             changes["sections"] = tuple(changes["sections"])
         if "examples" in changes:
             changes["examples"] = tuple(e if isinstance(e, Example) else Example(**e) for e in changes["examples"])
+            if changes["examples"] and not self.examples and "sections" not in changes and not self.section("examples"):
+                examples = Section(kind="examples", title=DEFAULT_TITLES["examples"])
+                changes["sections"] = insert_section(self.sections, examples)
         return self.model_copy(update=changes)
 
     # --- running -------------------------------------------------------------------------------

@@ -91,3 +91,15 @@ class Params(BaseModel):
     choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
     soft_prompt: SoftPromptRef | None = None  # runs only on the `hf:` model it was trained on (a TorchChatModel)
     calibration: Calibration | None = None  # the label scored, not generated: needs a model that gives log-probs
+
+
+def insert_section(sections: tuple[Section, ...] | list[Section], section: Section) -> tuple[Section, ...]:
+    """Insert `section` after the last section whose kind comes no later in the canonical order."""
+    items = list(sections)
+    rank = SECTION_KINDS.index(section.kind)
+    position = 0
+    for i, existing in enumerate(items):
+        if SECTION_KINDS.index(existing.kind) <= rank:
+            position = i + 1
+    items.insert(position, section)
+    return tuple(items)

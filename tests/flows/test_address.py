@@ -15,8 +15,8 @@ from microprompts.flows.address import (
     normalize_pattern,
     touched,
 )
-from microprompts.flows.edit import insert_section
 from microprompts.nodes import Example, MicroPrompt, Section
+from microprompts.nodes.sections import insert_section
 from tests.optimizers import engine_helpers as h
 
 

@@ -137,3 +137,12 @@ def test_params_are_validated():
         make(data_format="yaml")
     with pytest.raises(ValidationError):
         make(samples=0)
+
+
+def test_examples_given_to_a_node_without_any_are_shown() -> None:
+    bare = MicroPrompt("greet", task="Greet the user.", inputs={"text": "A name."})
+    given = bare.replace(examples=[{"inputs": {"text": "Ann"}, "output": {"answer": "Hi Ann"}}])
+    assert [s.kind for s in given.sections] == ["task", "inputs", "output_format", "examples"]
+    assert "Hi Ann" in str(given.render({"text": "Bob"})[0].content)
+    hidden = make().replace(sections=[s for s in make().sections if s.kind != "examples"])
+    assert hidden.replace(examples=list(hidden.examples)[:1]).section("examples") is None  # hidden on purpose stays so

@@ -8,10 +8,9 @@ from typing import Any
 
 from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
-from microprompts.flows.edit import insert_section
 from microprompts.nodes import Example, MicroPrompt, Section
 from microprompts.nodes.nearest import NEAREST_DEFAULT
-from microprompts.nodes.sections import DEFAULT_TITLES
+from microprompts.nodes.sections import DEFAULT_TITLES, insert_section
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext
@@ -46,7 +45,8 @@ def _ensure_section(mp: MicroPrompt) -> tuple[MicroPrompt, list[str]]:
 
 def with_examples(mp: MicroPrompt, examples: list[Example]) -> tuple[MicroPrompt, list[str]]:
     """The node showing exactly `examples`, and every address that changes."""
-    node, touches = _ensure_section(mp.replace(examples=examples))
+    node, touches = _ensure_section(mp)
+    node = node.replace(examples=examples)
     touches.append(f"{mp.name}.examples")
     if node.params.n_examples is not None:
         node = node.with_params(n_examples=None)

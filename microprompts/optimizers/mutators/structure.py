@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from microprompts.flows import Flow
 from microprompts.flows.address import section_address
-from microprompts.flows.edit import insert_section
 from microprompts.nodes import MicroPrompt, Section
-from microprompts.nodes.sections import DEFAULT_TITLES, REPLY_FORMATS
+from microprompts.nodes.sections import DEFAULT_TITLES, REPLY_FORMATS, insert_section
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, ParamChoice, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext

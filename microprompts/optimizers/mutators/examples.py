@@ -192,8 +192,9 @@ class ChooseExamples(_ExampleChoice):
 
 
 def nearest_count(pool: list[Example]) -> int:
-    """How many nearest examples a row is shown: the most of NEAREST_COUNTS whose mean size fits EXAMPLE_CHARS (on
-    seat rows with Qwen 0.5B, 3, 5 and 8 nearest examples scored 0.43, 0.49 and 0.53: more is better while it fits)."""
+    """How many nearest examples a row is shown: the most of NEAREST_COUNTS whose mean size fits EXAMPLE_CHARS. On seat
+    rows with Qwen 0.5B (`benchmarks/results/nearest_count.md`) 3, 5 and 8 scored 0.50, 0.53 and 0.50 from one pool of
+    train rows and 0.43, 0.49 and 0.53 from another: more than 3 helps, and costs prompt tokens on every row."""
     size = sum(len(_key(e)) for e in pool) / max(1, len(pool))
     return next((k for k in NEAREST_COUNTS if k * size <= EXAMPLE_CHARS), NEAREST_COUNTS[-1])
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -35,18 +36,25 @@ from microprompts.optimizers.mutators.examples import NEAREST_POOL, labelled_exa
 CONFIGS = ("none", "n3", "n5", "n8", "r5")
 
 
+def config_arg(text: str) -> str:
+    """A `--configs` value, checked before any model runs: `none`, `nK` or `rK` with K from 1 to NEAREST_POOL."""
+    match = re.fullmatch(r"none|([nr])([0-9]{1,2})", text)
+    if match is None or (match.group(1) and not 1 <= int(match.group(2)) <= NEAREST_POOL):
+        raise argparse.ArgumentTypeError(f"{text!r}: give none, nK or rK with K from 1 to {NEAREST_POOL}")
+    return text
+
+
 def configured(flow: Any, config: str, pool: list[Example]) -> Any:
-    """The flow for one configuration: `none`, `nK` (K nearest per row) or `rK` (K drawn once, seed 0)."""
+    """The flow for one configuration (see `config_arg`): `none`, `nK` (K nearest per row) or `rK` (K drawn once,
+    seed 0)."""
     if config == "none":
         return flow
     node = flow.micro_prompts()[0]
     count = int(config[1:])
     if config.startswith("n"):
         chosen = with_examples(node, pool)[0].with_params(nearest_examples=True, n_examples=count)
-    elif config.startswith("r"):
-        chosen = with_examples(node, random.Random(0).sample(pool, count))[0]
     else:
-        raise SystemExit(f"unknown configuration {config!r}: none, nK or rK")
+        chosen = with_examples(node, random.Random(0).sample(pool, count))[0]
     return flow.replace_node(chosen)
 
 
@@ -54,7 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=30, help="fresh generated rows scored per configuration")
     parser.add_argument("--seed", type=int, default=11, help="the seat generator's seed for the scored rows")
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help="none, nK (nearest), rK (random draw)")
+    parser.add_argument(
+        "--configs", nargs="+", type=config_arg, default=list(CONFIGS), help="none, nK (nearest), rK (random draw)"
+    )
     parser.add_argument("--model", default="qwen-0.5b", help="a bench model name, or `local` (the embedded model)")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     parser.add_argument("--out", type=Path, default=RESULTS / "nearest_count.json")

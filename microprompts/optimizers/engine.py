@@ -199,7 +199,8 @@ class Engine:
         -`margin`), and the `top_k` best of the rest that are no worse than their parent there. A minibatch of a few
         rows ties often, so ties go to the operator with the better record (its bandit estimate), then to the
         shorter prompt: otherwise the cheapest child (seldom the one carrying examples) always wins them. The prompt's
-        size, not the tokens spent, so that a repaired bad reply does not change the path. A child scored on full
+        size, not the tokens spent, so that a repaired bad reply does not change the path. Promoted children go to
+        full dev in that order too: when the calls left finish only some, they finish the best. A child scored on full
         dev is accepted only when it `beats` its parent on paired rows. Rewards the operators (a win is a child
         accepted, or one that beat its parent's minibatch score); journals every child."""
         if not pending:
@@ -218,20 +219,15 @@ class Engine:
                 record.minibatch, record.minibatch_n = self.evaluator.score(record.id, rows), len(rows)
                 record.minibatch_objective = self._objective_on(record, rows)
                 records.append(record)
+
+            def rank(r: Record) -> tuple[float, float, float]:
+                return self._screen_rank(r, rows)
+
             promote = [r for r in records if whole or (r.minibatch_objective or 0.0) > incumbent_mb - margin]
             level = [r for r in records if r not in promote and (r.minibatch_objective or 0.0) >= parent_mb - margin]
-            level.sort(
-                key=lambda r: (
-                    -(r.minibatch_objective or 0.0),
-                    -self.bandit.estimate(r.operator or ""),
-                    self.evaluator.prompt_tokens_per_row(r.id, rows),
-                )
-            )
-            promote += level[:top_k]
-            for record in records:
-                if record in promote and self.planner.can_finish(
-                    record, len(rows), self.evaluator.task_calls.get(record.id, 0)
-                ):
+            promote += sorted(level, key=rank)[:top_k]
+            for record in sorted(promote, key=rank):  # the best first: the calls left may finish only some
+                if self.planner.can_finish(record, len(rows), self.evaluator.task_calls.get(record.id, 0)):
                     self._full(record)
                     record.accepted = self.beats(record, parent)
         except BudgetExceeded:
@@ -246,6 +242,14 @@ class Engine:
             self.bandit.record(record.operator or "", 1.0 if won else 0.0)
             self._log(record, "promoted" if record.dev is not None else "screened_out")
         return records
+
+    def _screen_rank(self, record: Record, rows: KeyedRows) -> tuple[float, float, float]:
+        """A screened child's place, best first: its minibatch objective, its operator's record, its prompt's size."""
+        return (
+            -(record.minibatch_objective or 0.0),
+            -self.bandit.estimate(record.operator or ""),
+            self.evaluator.prompt_tokens_per_row(record.id, rows),
+        )
 
     def score_full(self, candidate: Candidate, operator: str, touched: list[str]) -> Record | None:
         """Score a candidate on the full dev set directly (enumeration); None when it was seen before, or when the

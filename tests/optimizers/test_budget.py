@@ -322,3 +322,20 @@ def test_promotion_costs_a_child_by_what_its_minibatch_charged(tmp_path: Path) -
     [record] = engine.screen([hidden], engine.baseline)
     assert record.dev is None and record.status == "screened_out"  # its 6 more rows take 30 calls; 29 are left
     assert model.call_count == engine.tracker.total.task_calls  # nothing was cut off mid-run
+
+
+def test_promotion_finishes_the_best_screened_child_first_when_the_calls_left_finish_one(tmp_path: Path) -> None:
+    model = h.model()
+    # 16 dev rows for the baseline; 24 left: screening two on 8 rows takes 16, finishing one 8 more
+    engine = h.engine(h.rows(100, 16), model, budget=Budget(calls=40), cache=tmp_path / "c.sqlite", margin=1.0)
+    worse = _child(engine, ["classify.params.temperature"], temperature=0.7)
+    better = _child(
+        engine, ["classify.params.data_format", "classify.params.reasoning"], data_format="json", reasoning=True
+    )
+    records = engine.screen([worse, better], engine.baseline)  # the worse one first, as the proposals came
+    by_id = {r.id: r for r in records}
+    w, b = by_id[worse.candidate.id], by_id[better.candidate.id]
+    assert (b.minibatch or 0.0) > (w.minibatch or 0.0)
+    assert b.dev is not None and w.dev is None  # the calls left went to the better one
+    skipped = [e["id"] for e in engine.journal.entries if e.get("event") == "skipped"]
+    assert skipped == [worse.candidate.id]

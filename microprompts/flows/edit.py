@@ -8,7 +8,7 @@ from typing import Any
 from microprompts.flows.address import Address, address_values
 from microprompts.flows.structure import FlowShape
 from microprompts.nodes import Example, MicroPrompt, Params, Section
-from microprompts.nodes.sections import DEFAULT_TITLES, SECTION_KINDS, insert_section
+from microprompts.nodes.sections import SECTION_KINDS, insert_section
 
 __all__ = ["get_part", "insert_section", "prompt_at", "set_part"]
 
@@ -47,7 +47,7 @@ def _set_section(mp: MicroPrompt, kind: str, index: int, value: Any) -> MicroPro
         if position is not None:
             sections[position] = sections[position].model_copy(update={"text": value})
             return mp.replace(sections=sections)
-        value = Section(kind=kind, title=DEFAULT_TITLES[kind], text=value)  # type: ignore[arg-type]
+        value = Section.of(kind, value)  # type: ignore[arg-type]
     if not isinstance(value, Section):
         raise TypeError(f"a section value must be a Section, a str or None, not {type(value).__name__}")
     if value.kind != kind:

@@ -20,7 +20,7 @@ from microprompts.nodes.parse import OutputParseError, parse_lines, parse_marker
 from microprompts.nodes.render import count_tokens, render_messages, render_reply
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
-from microprompts.nodes.sections import DEFAULT_TITLES, Calibration, Example, Params, Section, insert_section
+from microprompts.nodes.sections import Calibration, Example, Params, Section, insert_section
 from microprompts.nodes.soft import node_model
 
 # Per reply format: how a reply is parsed, and what a repair turn asks for.
@@ -174,8 +174,7 @@ class MicroPrompt(BaseModel):
         if "examples" in changes:
             changes["examples"] = tuple(e if isinstance(e, Example) else Example(**e) for e in changes["examples"])
             if changes["examples"] and not self.examples and "sections" not in changes and not self.section("examples"):
-                examples = Section(kind="examples", title=DEFAULT_TITLES["examples"])
-                changes["sections"] = insert_section(self.sections, examples)
+                changes["sections"] = insert_section(self.sections, Section.of("examples"))
         return self.model_copy(update=changes)
 
     # --- running -------------------------------------------------------------------------------
@@ -374,12 +373,10 @@ def _checked_schemas(inputs: dict[str, str], schemas: dict[str, Any]) -> dict[st
 
 def default_sections(task: str | None, guidelines: str | list[str] | None, has_examples: bool) -> list[Section]:
     """Task, inputs, output format, examples (when given) and guidelines (when given), in that order."""
-    sections = [Section(kind="task", title=DEFAULT_TITLES["task"], text=task or "")]
-    sections.append(Section(kind="inputs", title=DEFAULT_TITLES["inputs"]))
-    sections.append(Section(kind="output_format", title=DEFAULT_TITLES["output_format"]))
+    sections = [Section.of("task", task or ""), Section.of("inputs"), Section.of("output_format")]
     if has_examples:
-        sections.append(Section(kind="examples", title=DEFAULT_TITLES["examples"]))
+        sections.append(Section.of("examples"))
     if guidelines:
         text = guidelines if isinstance(guidelines, str) else "\n".join(f"- {g}" for g in guidelines)
-        sections.append(Section(kind="guidelines", title=DEFAULT_TITLES["guidelines"], text=text))
+        sections.append(Section.of("guidelines", text))
     return sections

@@ -39,6 +39,11 @@ class Section(BaseModel):
     title: str
     text: str = ""
 
+    @classmethod
+    def of(cls, kind: SectionKind, text: str = "") -> Section:
+        """A section of `kind` under its default title (`DEFAULT_TITLES`)."""
+        return cls(kind=kind, title=DEFAULT_TITLES[kind], text=text)
+
 
 class Example(BaseModel):
     """A worked example: inputs and the output the node should give for them."""

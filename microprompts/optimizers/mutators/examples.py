@@ -10,7 +10,7 @@ from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
 from microprompts.nodes import Example, MicroPrompt, Section
 from microprompts.nodes.nearest import NEAREST_DEFAULT
-from microprompts.nodes.sections import DEFAULT_TITLES, insert_section
+from microprompts.nodes.sections import insert_section
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext
@@ -36,8 +36,7 @@ def _ensure_section(mp: MicroPrompt) -> tuple[MicroPrompt, list[str]]:
     """The node with an examples section (added when missing) and the addresses that adds."""
     if mp.section("examples") is not None:
         return mp, []
-    section = Section(kind="examples", title=DEFAULT_TITLES["examples"])
-    return mp.replace(sections=insert_section(mp.sections, section)), [
+    return mp.replace(sections=insert_section(mp.sections, Section.of("examples"))), [
         f"{mp.name}.sections",
         f"{mp.name}.sections.examples",
     ]

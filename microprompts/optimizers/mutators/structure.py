@@ -6,7 +6,7 @@ from __future__ import annotations
 from microprompts.flows import Flow
 from microprompts.flows.address import section_address
 from microprompts.nodes import MicroPrompt, Section
-from microprompts.nodes.sections import DEFAULT_TITLES, REPLY_FORMATS, insert_section
+from microprompts.nodes.sections import REPLY_FORMATS, insert_section
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, ParamChoice, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext
@@ -149,7 +149,7 @@ class AddGuideline(MoveMutator):
                 if current is not None and phrase in current.text:
                     continue
                 if current is None:
-                    section = Section(kind="guidelines", title=DEFAULT_TITLES["guidelines"], text=f"- {phrase}")
+                    section = Section.of("guidelines", f"- {phrase}")
                     node = mp.replace(sections=insert_section(mp.sections, section))
                     touches = [address, f"{mp.name}.sections"]
                     before = None

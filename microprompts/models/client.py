@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.utils import count_tokens_approximately
+from openai import LengthFinishReasonError
 
 from microprompts.models.cache import CallCache, KeyedSchema, request_key
 from microprompts.models.completion import Completion
@@ -275,12 +276,12 @@ class ModelCaller(ReplyScoring):
             if schema is not None and supports_structured_output(model):
                 return invoke_structured(model, messages, _sent(schema), kwargs)
             try:
-                message = model.invoke(messages, **kwargs)
+                message = _send(model, messages, kwargs)
             except Exception as exc:  # classified just below: downgraded and sent again, or raised
                 if not self._maybe_downgrade(model, identity, schema, exc):
                     raise
                 kwargs = self._kwargs(model, identity, schema, temperature, max_tokens, sample)
-                message = model.invoke(messages, **kwargs)
+                message = _send(model, messages, kwargs)
             if probe is not None:
                 with self._lock:
                     self._format_known.add(identity)
@@ -364,3 +365,26 @@ def _logprobs_content(message: BaseMessage) -> Any:
 def _sent(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema as a model is given it: a KeyedSchema (shared by many requests) as a plain copy of its own."""
     return schema.fresh() if isinstance(schema, KeyedSchema) else schema
+
+
+def _send(model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any]) -> BaseMessage:
+    """`model.invoke`, where a reply cut at its token limit comes back as the message it is (finish reason
+    "length"), as the local model returns it: langchain-openai raises openai's `LengthFinishReasonError` for a
+    structured request cut short, and a 200 response would otherwise be retried as garbled, paying the same cut
+    reply again per attempt. The caller caches it (at temperature 0) and the node decides what it is worth."""
+    try:
+        return model.invoke(messages, **kwargs)
+    except LengthFinishReasonError as exc:
+        completion = exc.completion
+        text = (completion.choices[0].message.content or "") if completion.choices else ""
+        usage = completion.usage
+        counts: Any = (
+            {
+                "input_tokens": usage.prompt_tokens,
+                "output_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            }
+            if usage is not None
+            else None
+        )
+        return AIMessage(content=text, usage_metadata=counts, response_metadata={"finish_reason": "length"})

@@ -16,7 +16,7 @@ from microprompts.models.cache import KeyedSchema
 from microprompts.nodes.input_types import InputSpec, python_type, split_inputs, type_problems
 from microprompts.nodes.memo import per_object
 from microprompts.nodes.nearest import NEAREST_DEFAULT, nearest
-from microprompts.nodes.parse import OutputParseError, parse_lines, parse_markers, parse_reply
+from microprompts.nodes.parse import OutputParseError, parse_cut_json, parse_lines, parse_markers, parse_reply
 from microprompts.nodes.render import count_tokens, render_messages, render_reply
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, recorder_of, state_dict
 from microprompts.nodes.schema import REASONING, check_choices, constrain_choices, json_schema, with_reasoning
@@ -183,7 +183,8 @@ class MicroPrompt(BaseModel):
         return render_messages(self, inputs)
 
     def run(self, state: dict[str, Any], runtime: Runtime, recorder: Recorder | None = None) -> dict[str, Any]:
-        """Render, call the model (k samples), parse with one repair, vote; returns the output fields."""
+        """Render, call the model (k samples), parse (a reply cut at its limit as far as it goes) with one repair,
+        vote; returns the output fields."""
         state = state_dict(state)
         missing = [k for k in self.inputs if k not in state]
         if missing:
@@ -268,18 +269,20 @@ class MicroPrompt(BaseModel):
         try:
             data = self._validated(reply.text, target, inputs)
         except ValueError as first:
-            wanted = _WANTED[p.reply_format]
-            repair = messages + [
-                AIMessage(content=reply.text),
-                HumanMessage(content=f"That reply is invalid ({first}). Reply with only the corrected {wanted}."),
-            ]
-            fixed = ask(repair)
-            if replies is not None:
-                replies.append(fixed.text)
-            try:
-                data = self._validated(fixed.text, target, inputs)
-            except ValueError as second:
-                raise OutputParseError(self.name, fixed.text, str(second)) from second
+            data = self._salvaged(reply.text, target, inputs) if reply.finish_reason == "length" else None
+            if data is None:
+                wanted = _WANTED[p.reply_format]
+                repair = messages + [
+                    AIMessage(content=reply.text),
+                    HumanMessage(content=f"That reply is invalid ({first}). Reply with only the corrected {wanted}."),
+                ]
+                fixed = ask(repair)
+                if replies is not None:
+                    replies.append(fixed.text)
+                try:
+                    data = self._validated(fixed.text, target, inputs)
+                except ValueError as second:
+                    raise OutputParseError(self.name, fixed.text, str(second)) from second
         if p.reasoning and REASONING not in self.output.model_fields:
             data.pop(REASONING, None)
         return data
@@ -314,6 +317,19 @@ class MicroPrompt(BaseModel):
         parse = _PARSERS[self.params.reply_format]
         data = parse(text, target).model_dump(mode="json")
         check_choices(data, self.params.choices, inputs)
+        return data
+
+    def _salvaged(self, text: str, target: type[BaseModel], inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """A JSON reply cut at its token limit, as far as it goes (`parse_cut_json`), when that validates: the items
+        it finished (a list's sentences, say) are kept rather than a repair asked for that the same limit would cut
+        again. None otherwise, and the repair turn follows."""
+        if self.params.reply_format != "json":
+            return None
+        try:
+            data = parse_cut_json(text, target).model_dump(mode="json")
+            check_choices(data, self.params.choices, inputs)
+        except ValueError:
+            return None
         return data
 
     # LangGraph passes `config` only to a parameter annotated exactly `RunnableConfig` or `Optional[RunnableConfig]`

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from langchain_core.utils.json import parse_partial_json
 from pydantic import BaseModel, ValidationError
 
 from microprompts.models.phases import phase
@@ -57,6 +58,36 @@ def parse_reply(text: str, model: type[BaseModel]) -> BaseModel:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         return _validate(model, data)
+
+
+def parse_cut_json(text: str, model: type[BaseModel]) -> BaseModel:
+    """A JSON reply cut at its token limit, read as far as it goes: the values it finished (`finished_json`), its
+    open lists and objects closed (langchain-core's `parse_partial_json`), then validated; raises ValueError when
+    what is left does not validate."""
+    with phase("parsing"):
+        data = parse_partial_json(finished_json(text.strip()))
+        if not isinstance(data, dict):
+            raise ValueError("the reply was cut before it held a JSON object")
+        return _validate(model, data)
+
+
+def finished_json(text: str) -> str:
+    """The start of a cut JSON text up to its last finished value: up to the last comma, bracket or closing quote
+    outside a string. A value cut short is dropped, never kept cut: the "no" of "not sure", the 2 of 25."""
+    end, in_string, escaped = 0, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string, end = False, i + 1
+        elif ch == '"':
+            in_string = True
+        elif ch in ",[]{}":
+            end = i + 1
+    return text[:end]
 
 
 def _validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:

@@ -16,6 +16,7 @@ from microprompts.models import BudgetExceeded, ModelCallError, UsageMeter, is_t
 from microprompts.models.spec import model_identity
 from microprompts.models.usage import Usage
 from microprompts.testing import ScriptedChatModel
+from tests.fakes.openai_server import FaultSchedule
 
 MESSAGES = [SystemMessage(content="Say a label."), HumanMessage(content="text: x")]
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
@@ -404,3 +405,17 @@ def test_openai_itself_gets_only_max_completion_tokens():
         RealChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url="https://api.openai.com/v1")
     )
     assert is_compatible_server(RealChatOpenAI(model="q", api_key="x", base_url="http://127.0.0.1:8080/v1"))
+
+
+def test_a_structured_reply_a_server_cut_at_its_limit_is_a_reply_paid_once(fake_openai) -> None:
+    # langchain-openai raises openai's LengthFinishReasonError for it; on a 200 response that read as garbled, and
+    # each retry paid for the same cut reply again
+    reply = '{"facts": ["one sentence", "another sentence", "a third one"]}'
+    server = fake_openai(lambda request: reply, FaultSchedule.sequence(["truncate"]))
+    model = resolve_model(f"openai:fake@{server.base_url}")
+    caller = ModelCaller(cache=CallCache(":memory:"), base_delay=0.0)
+    done = caller.complete(model, MESSAGES, schema=SCHEMA, max_tokens=16)
+    assert done.finish_reason == "length" and done.text == reply[: len(reply) // 2]
+    assert server.calls == 1 and caller.meter.total.failures == 0
+    again = caller.complete(model, MESSAGES, schema=SCHEMA, max_tokens=16)
+    assert again.cached and again.text == done.text and server.calls == 1

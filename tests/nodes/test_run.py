@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from microprompts import FunctionNode, MicroPrompt, ModelCaller, OutputParseError
 from microprompts.nodes import NodeInputError, Recorder, RefError, Runtime, extract_json, load_object, parse_reply
 from microprompts.nodes.function import ref_of
+from microprompts.nodes.parse import finished_json
 from microprompts.testing import ScriptedChatModel
 
 
@@ -257,3 +258,48 @@ def test_nodes_accept_pydantic_and_dataclass_states():
     assert recorder.traces[0].inputs == {"text": "abc"}
     with pytest.raises(TypeError, match="expected a dict, pydantic model or dataclass"):
         NODE.run(["text"], runtime(model))  # type: ignore[arg-type]
+
+
+class Facts(BaseModel):
+    facts: list[str]
+
+
+FACTS = MicroPrompt("pick", task="Pick the facts.", inputs={"text": "The text."}, output=Facts)
+
+
+def test_a_json_reply_cut_at_its_limit_keeps_what_it_finished_without_a_repair():
+    cut = '{"facts": ["Paris is in France.", "It is on the Seine.", "It has the Lou'
+    model = ScriptedChatModel(replies=[cut], finish_reason="length")
+    out = FACTS.run({"text": "x"}, runtime(model))
+    assert out == {"facts": ["Paris is in France.", "It is on the Seine."]}  # the sentence cut short is dropped
+    assert model.call_count == 1  # a repair would be cut at the same limit
+
+
+@pytest.mark.parametrize(
+    ("cut", "finished"),
+    [
+        ('{"facts": ["A", "B", "C', '{"facts": ["A", "B",'),
+        ('{"label": "no', '{"label"'),  # "no" may have been "not sure": no value is kept cut
+        ('{"count": 2', '{"count"'),  # nor a number: 2 may have been 25
+        ('{"a": 1, "b": [1, 2', '{"a": 1, "b": [1,'),
+        ('{"a": "say \\"hi\\"", "b": "x', '{"a": "say \\"hi\\"", "b"'),  # an escaped quote ends no string
+        ('{"answer": "Paris"', '{"answer": "Paris"'),
+    ],
+)
+def test_finished_json_keeps_only_the_values_a_cut_reply_finished(cut, finished):
+    assert finished_json(cut) == finished
+
+
+def test_a_cut_reply_that_does_not_validate_still_gets_its_repair():
+    model = ScriptedChatModel(replies=['{"lab', '{"label": "a"}'], finish_reason="length")
+    assert NODE.run({"text": "x"}, runtime(model)) == {"label": "a"}
+    assert model.call_count == 2
+    cut_label = ScriptedChatModel(replies=['{"label": "b', '{"label": "b"}'], finish_reason="length")
+    assert NODE.run({"text": "x"}, runtime(cut_label)) == {"label": "b"}  # a label cut open is not taken as it is
+    assert cut_label.call_count == 2
+
+
+def test_a_whole_reply_that_does_not_validate_is_not_salvaged():
+    model = ScriptedChatModel(replies=['{"facts": ["one"', '{"facts": ["one", "two"]}'])  # finish_reason "stop"
+    assert FACTS.run({"text": "x"}, runtime(model)) == {"facts": ["one", "two"]}
+    assert model.call_count == 2

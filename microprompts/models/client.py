@@ -16,7 +16,7 @@ from openai import LengthFinishReasonError
 from microprompts.models.cache import CallCache, KeyedSchema, request_key
 from microprompts.models.completion import Completion
 from microprompts.models.errors import BudgetExceeded, ModelCallError
-from microprompts.models.local import LocalChatModel
+from microprompts.models.local import LocalChatModel, chat_message
 from microprompts.models.phases import phase
 from microprompts.models.retry import RetryPolicy, is_transient
 from microprompts.models.scoring import ReplyScoring
@@ -375,16 +375,4 @@ def _send(model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, A
     try:
         return model.invoke(messages, **kwargs)
     except LengthFinishReasonError as exc:
-        completion = exc.completion
-        text = (completion.choices[0].message.content or "") if completion.choices else ""
-        usage = completion.usage
-        counts: Any = (
-            {
-                "input_tokens": usage.prompt_tokens,
-                "output_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            }
-            if usage is not None
-            else None
-        )
-        return AIMessage(content=text, usage_metadata=counts, response_metadata={"finish_reason": "length"})
+        return chat_message(exc.completion.model_dump())

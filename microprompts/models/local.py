@@ -139,18 +139,7 @@ class LocalChatModel(BaseChatModel):
             args["response_format"] = kwargs["response_format"]
         with pool.borrow() as llama:
             reply = llama.create_chat_completion(messages=payload, **args)
-        choice = reply["choices"][0]
-        usage = reply.get("usage") or {}
-        message = AIMessage(
-            content=choice["message"].get("content") or "",
-            usage_metadata={
-                "input_tokens": int(usage.get("prompt_tokens", 0)),
-                "output_tokens": int(usage.get("completion_tokens", 0)),
-                "total_tokens": int(usage.get("total_tokens", 0)),
-            },
-            response_metadata={"finish_reason": choice.get("finish_reason")},
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return ChatResult(generations=[ChatGeneration(message=chat_message(reply))])
 
     def reply_logprobs(self, messages: list[BaseMessage], replies: list[str]) -> list[float]:
         """log p(reply, then the end of the turn | messages) for each candidate reply, summed over its tokens, for
@@ -161,6 +150,22 @@ class LocalChatModel(BaseChatModel):
         payload = [{"role": _role(m), "content": str(m.content)} for m in messages]
         with pool.borrow() as llama:
             return reply_logprobs(llama, payload, replies)
+
+
+def chat_message(reply: dict[str, Any]) -> AIMessage:
+    """An OpenAI-shaped chat completion (llama-cpp-python's reply, or an openai `ChatCompletion` dumped) as the
+    message LangChain expects: its first choice's text, its token counts and its finish reason."""
+    choice = reply["choices"][0]
+    usage = reply.get("usage") or {}
+    return AIMessage(
+        content=choice["message"].get("content") or "",
+        usage_metadata={
+            "input_tokens": int(usage.get("prompt_tokens", 0)),
+            "output_tokens": int(usage.get("completion_tokens", 0)),
+            "total_tokens": int(usage.get("total_tokens", 0)),
+        },
+        response_metadata={"finish_reason": choice.get("finish_reason")},
+    )
 
 
 def _role(message: BaseMessage) -> str:

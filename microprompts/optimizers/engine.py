@@ -197,12 +197,12 @@ class Engine:
     def screen(self, pending: Sequence[Pending], parent: Record, top_k: int = 1) -> list[Record]:
         """Score children on one minibatch; promote to full dev those that beat the incumbent there (by more than
         -`margin`), and the `top_k` best of the rest that are no worse than their parent there. A minibatch of a few
-        rows ties often, so ties go to the operator with the better record (its bandit estimate), then to the
-        shorter prompt: otherwise the cheapest child (seldom the one carrying examples) always wins them. The prompt's
-        size, not the tokens spent, so that a repaired bad reply does not change the path. Promoted children go to
-        full dev in that order too: when the calls left finish only some, they finish the best. A child scored on full
-        dev is accepted only when it `beats` its parent on paired rows. Rewards the operators (a win is a child
-        accepted, or one that beat its parent's minibatch score); journals every child."""
+        rows ties often, so ties go to the operator with the better standing (a weak seed's first moves, then its
+        bandit estimate), then to the shorter prompt: otherwise the cheapest child (seldom the one carrying examples)
+        always wins them. The prompt's size, not the tokens spent, so that a repaired bad reply does not change the
+        path. Promoted children go to full dev in that order too: when the calls left finish only some, they finish
+        the best. A child scored on full dev is accepted only when it `beats` its parent on paired rows. Rewards the
+        operators (a win is a child accepted, or one that beat its parent's minibatch score); journals every child."""
         if not pending:
             return []
         rows = self.sampler.minibatch()
@@ -220,7 +220,7 @@ class Engine:
                 record.minibatch_objective = self._objective_on(record, rows)
                 records.append(record)
 
-            def rank(r: Record) -> tuple[float, float, float]:
+            def rank(r: Record) -> tuple[float, int, float, float]:
                 return self._screen_rank(r, rows)
 
             promote = [r for r in records if whole or (r.minibatch_objective or 0.0) > incumbent_mb - margin]
@@ -243,11 +243,12 @@ class Engine:
             self._log(record, "promoted" if record.dev is not None else "screened_out")
         return records
 
-    def _screen_rank(self, record: Record, rows: KeyedRows) -> tuple[float, float, float]:
-        """A screened child's place, best first: its minibatch objective, its operator's record, its prompt's size."""
+    def _screen_rank(self, record: Record, rows: KeyedRows) -> tuple[float, int, float, float]:
+        """A screened child's place, best first: its minibatch objective, its operator's standing (a weak seed's
+        first moves, then the record), its prompt's size."""
         return (
             -(record.minibatch_objective or 0.0),
-            -self.bandit.estimate(record.operator or ""),
+            *self.bandit.standing(record.operator or ""),
             self.evaluator.prompt_tokens_per_row(record.id, rows),
         )
 

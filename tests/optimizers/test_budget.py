@@ -292,11 +292,11 @@ def _engine(tmp_path: Path, calls: int, model: Any) -> Engine:
     )
 
 
-def _child(engine: Engine, touched: list[str], **params: Any) -> Pending:
+def _child(engine: Engine, touched: list[str], operator: str = "test", **params: Any) -> Pending:
     flow = h.topic_flow()
     child = flow.replace_node(flow.nodes["classify"].with_params(**params))
-    mutation = Mutation(operator="test", kind="parameters", address=touched[0])
-    return Pending(Candidate(child, parent=engine.baseline.id, mutation=mutation, generation=1), "test", touched)
+    mutation = Mutation(operator=operator, kind="parameters", address=touched[0])
+    return Pending(Candidate(child, parent=engine.baseline.id, mutation=mutation, generation=1), operator, touched)
 
 
 def test_promotion_skips_a_child_the_calls_left_cannot_finish_and_promotes_a_cheaper_one(tmp_path: Path) -> None:
@@ -339,3 +339,16 @@ def test_promotion_finishes_the_best_screened_child_first_when_the_calls_left_fi
     assert b.dev is not None and w.dev is None  # the calls left went to the better one
     skipped = [e["id"] for e in engine.journal.entries if e.get("event") == "skipped"]
     assert skipped == [worse.candidate.id]
+
+
+def test_a_tie_on_the_minibatch_goes_to_a_weak_seeds_first_move_when_the_calls_left_finish_one(tmp_path: Path) -> None:
+    model = h.model()
+    engine = h.engine(h.rows(100, 16), model, budget=Budget(calls=40), cache=tmp_path / "c.sqlite", margin=1.0)
+    first = _child(engine, ["classify.params.data_format"], "choices", data_format="json")
+    later = _child(engine, ["classify.params.reasoning"], "calibrate", reasoning=True)  # the same chance: rows tie
+    engine.bandit.prefer("calibrate")  # as `weak_seed_start` does for a weak seed with a label field
+    records = engine.screen([first, later], engine.baseline)
+    by_id = {r.id: r for r in records}
+    f, c = by_id[first.candidate.id], by_id[later.candidate.id]
+    assert f.minibatch == c.minibatch and engine.bandit.prior("choices") > engine.bandit.prior("calibrate")
+    assert c.dev is not None and f.dev is None  # by the priors alone, `choices` would have taken the calls

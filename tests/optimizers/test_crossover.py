@@ -174,3 +174,15 @@ def test_a_strong_seed_engine_starts_as_before() -> None:
     engine.start()
     assert engine.baseline.dev == 1.0 and not engine.bandit.preferred
     assert engine.expand(engine.baseline, 1)[0].operator != "induce"
+
+
+def test_a_weak_seeds_first_moves_win_ties_until_their_first_outcome() -> None:
+    bandit = OperatorBandit(random.Random(0))
+    assert bandit.prior("calibrate") < bandit.prior("choices")
+    assert bandit.standing("choices") < bandit.standing("calibrate")  # by the priors alone
+    assert weak_seed_start(bandit, 0.1, [], [], ["choices", "calibrate"])
+    assert bandit.standing("calibrate") < bandit.standing("choices")  # the run's judgement of its seed, not a prior
+    bandit.choose(["choices", "calibrate"])
+    assert bandit.standing("calibrate") < bandit.standing("choices")  # chosen, but no outcome yet
+    bandit.record("calibrate", 0.0)
+    assert bandit.standing("choices") < bandit.standing("calibrate")  # its record speaks for it now

@@ -6,7 +6,7 @@ serving, which runs in process (FastAPI's test client) so the feedback loop need
 
 Per step it records rows, model calls, seconds and scores; the optimization on synthesized data is scored on real
 GSM8K test rows. ``python benchmarks/workflow.py [--synth 200] [--feed 100] [--test 50] [--budget-calls 300]
-[--synth-chunk 50] [--resume] [--quick]`` prints a table and writes ``benchmarks/results/workflow.json``
+[--synth-chunk 50] [--replicas 2] [--resume] [--quick]`` prints a table and writes ``benchmarks/results/workflow.json``
 (``workflow.quick.json`` for --quick).
 
 The full run takes longer than a working session on two cores (in the first --quick run, synthesizing 12 rows with the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -297,7 +298,13 @@ def main() -> None:
     parser.add_argument("--big", help="Generator/teacher/optimizer spec instead of qwen-1.5b.")
     parser.add_argument("--out", type=Path, help="Results JSON (default workflow.json, workflow.quick.json for smoke).")
     parser.add_argument("--resume", action="store_true", help="Keep the steps the results file records as done.")
+    parser.add_argument(
+        "--replicas", type=int, default=2, help="llama.cpp instances per local model (MICROPROMPTS_REPLICAS)."
+    )
     args = parser.parse_args()
+    # two 1-thread instances answer the teacher's and the evaluations' concurrent rows at once (`scale.md`: 1.61x one
+    # instance on 2 cores); every CLI step below inherits it, and so does the in-process server
+    os.environ["MICROPROMPTS_REPLICAS"] = str(args.replicas)
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)

@@ -2,7 +2,7 @@
 
 from microprompts.nodes.function import FunctionNode, RefError, Router, load_object, ref_of
 from microprompts.nodes.micro_prompt import DefaultOutput, MicroPrompt, NodeInputError
-from microprompts.nodes.parse import OutputParseError, extract_json, parse_reply
+from microprompts.nodes.parse import OutputParseError, cut_json, extract_json, parse_reply
 from microprompts.nodes.runtime import NodeTrace, Recorder, Runtime, default_caller
 from microprompts.nodes.sections import Calibration, Example, Params, Section
 
@@ -21,6 +21,7 @@ __all__ = [
     "Router",
     "Runtime",
     "Section",
+    "cut_json",
     "default_caller",
     "extract_json",
     "load_object",

@@ -65,16 +65,33 @@ def parse_cut_json(text: str, model: type[BaseModel]) -> BaseModel:
     open lists and objects closed (langchain-core's `parse_partial_json`), then validated; raises ValueError when
     what is left does not validate."""
     with phase("parsing"):
-        data = parse_partial_json(finished_json(text.strip()))
-        if not isinstance(data, dict):
-            raise ValueError("the reply was cut before it held a JSON object")
-        return _validate(model, data)
+        return _validate(model, cut_json(text))
+
+
+def cut_json(text: str, whole_items: bool = False) -> dict[str, Any]:
+    """The JSON object of a reply cut at its token limit, as far as it went: the values it finished
+    (`finished_json`), its open lists and objects closed (langchain-core's `parse_partial_json`); with `whole_items`,
+    less the item of a top-level list the cut came inside (a row half written). Raises ValueError when the cut came
+    before the reply held an object."""
+    finished, depth = _finished(text.strip())
+    data = parse_partial_json(finished)
+    if not isinstance(data, dict):
+        raise ValueError("the reply was cut before it held a JSON object")
+    last = next(reversed(data), None)  # the key being written when the cut came
+    if whole_items and depth > 2 and last is not None and isinstance(data[last], list) and data[last]:
+        data[last] = data[last][:-1]
+    return data
 
 
 def finished_json(text: str) -> str:
     """The start of a cut JSON text up to its last finished value: up to the last comma, bracket or closing quote
     outside a string. A value cut short is dropped, never kept cut: the "no" of "not sure", the 2 of 25."""
-    end, in_string, escaped = 0, False, False
+    return _finished(text)[0]
+
+
+def _finished(text: str) -> tuple[str, int]:
+    """`finished_json` and how many lists and objects are still open at its end."""
+    end, depth, open_at_end, in_string, escaped = 0, 0, 0, False, False
     for i, ch in enumerate(text):
         if in_string:
             if escaped:
@@ -82,12 +99,13 @@ def finished_json(text: str) -> str:
             elif ch == "\\":
                 escaped = True
             elif ch == '"':
-                in_string, end = False, i + 1
+                in_string, end, open_at_end = False, i + 1, depth
         elif ch == '"':
             in_string = True
         elif ch in ",[]{}":
-            end = i + 1
-    return text[:end]
+            depth += 1 if ch in "[{" else -1 if ch in "]}" else 0
+            end, open_at_end = i + 1, depth
+    return text[:end], open_at_end
 
 
 def _validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:

@@ -201,3 +201,23 @@ def test_a_reply_cut_at_max_tokens_says_so() -> None:
     model.finish_reason = "length"
     result = synthesize(FLOW, model, SynthesisConfig(n=1, max_calls=2), caller=caller())
     assert result.rows == [] and result.report.rejected == {"reply cut at max tokens": 1}
+
+
+def test_a_reply_cut_at_max_tokens_keeps_the_rows_it_finished_and_drops_the_one_it_was_cut_in() -> None:
+    whole = json.dumps(row("What is the capital of Peru?"))
+    model = ScriptedChatModel(replies=['{"situations": ["a", "b", "c', '{"rows": [' + whole + ', {"inputs": {"quest'])
+    model.finish_reason = "length"
+    result = synthesize(FLOW, model, SynthesisConfig(n=2, max_calls=2), caller=caller())
+    assert result.report.situations == ["a", "b"]  # the cut third one is not a situation
+    assert [r.inputs["question"] for r in result.rows] == ["What is the capital of Peru?"]
+    assert result.report.rejected == {"reply cut at max tokens": 2}  # one reply of each kind, each said
+    assert "1 finished items kept" in result.report.examples["reply cut at max tokens"][-1]
+
+
+def test_the_generator_is_asked_for_lists_no_longer_than_it_needs() -> None:
+    recording = SchemaRecordingCaller()
+    model = generator([{"rows": [row("Capital of Chile?"), row("Longest river in Asia?")]}])
+    synthesize(FLOW, model, SynthesisConfig(n=2, per_request=2, situations=3), caller=recording)
+    situations, rows = recording.schemas
+    assert situations is not None and situations["properties"]["situations"]["maxItems"] == 3
+    assert rows is not None and rows["properties"]["rows"]["maxItems"] == 2

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -198,24 +199,28 @@ def serve_step(args: argparse.Namespace, deployed: Path, small: str, steps: dict
     client = TestClient(create_app(str(deployed), model=small, store=store), base_url="http://127.0.0.1")
     client.__enter__()
     wait_ready(client)
-    started, right, calls, failed = time.perf_counter(), 0, 0, 0
     rows = real_rows("train", 0, args.feed)
-    for row in rows:
+
+    def feed(row: dict[str, Any]) -> tuple[bool, int, bool]:
+        """Run one row and send its feedback; whether the run failed, its calls, whether it was right."""
         reply = client.post("/invoke", json={"input": row["inputs"]})
         answer = reply.json()
         run_id = answer.get("run_id") or (answer.get("error") or {}).get("run_id")
         if run_id is None:
             raise SystemExit(f"POST /invoke gave no run id ({reply.status_code}): {reply.text[:300]}")
-        failed += reply.status_code != 200
-        calls += int((answer.get("usage") or {}).get("calls", 0))
         ok = reply.status_code == 200 and number_match(row, answer.get("output") or {}).value == 1.0
-        right += ok
         feedback: dict[str, Any] = {"run_id": run_id, "score": 1.0 if ok else 0.0}
         if not ok:
             feedback["correction"] = row["output"]  # the gold output, type-checked by the server
         sent = client.post("/feedback", json=feedback)
         if sent.status_code != 200:
             raise SystemExit(f"POST /feedback refused ({sent.status_code}): {sent.text[:300]}")
+        return reply.status_code != 200, int((answer.get("usage") or {}).get("calls", 0)), ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max(1, args.replicas)) as pool:  # as many rows at once as there are model instances
+        done = list(pool.map(feed, rows))
+    failed, calls, right = (sum(int(d[i]) for d in done) for i in range(3))
     steps["serve"] = {
         "rows": len(rows),  # every one run and given feedback (a refusal stops the benchmark)
         "calls": calls,

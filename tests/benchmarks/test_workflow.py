@@ -6,12 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from langchain_core.messages import BaseMessage
 
-from benchmarks.workflow import FULL, merged, resumed
+from benchmarks import workflow
+from benchmarks.tasks.workflow_task import DATA, gsm8k_flow, real_rows
+from benchmarks.workflow import FULL, merged, resumed, serve_step
 from microprompts.data import Row
 from microprompts.data.synthesize import write_rows
+from microprompts.serve.store import RunStore
+from microprompts.testing import ScriptedChatModel
 
 
 def _row(question: str, answer: str = "1") -> Row:
@@ -44,3 +50,33 @@ def test_resume_keeps_the_recorded_steps_of_a_run_of_the_same_sizes(tmp_path: Pa
     with pytest.raises(SystemExit, match="run the same sizes"):
         resumed(out, _args(synth=100))
     assert resumed(out, argparse.Namespace(resume=False, **FULL)) == {}
+
+
+def test_serving_runs_every_fed_row_two_at_a_time_and_records_its_feedback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not DATA.is_dir():
+        pytest.skip(f"the GSM8K rows are read from {DATA} (../shared is absent)")
+    monkeypatch.setattr(workflow, "WORK", tmp_path)
+    artifact = tmp_path / "deployed.json"
+    gsm8k_flow().save(artifact)
+    rows = real_rows("train", 0, 6)
+    right = rows[0]["inputs"]["question"]
+
+    def reply(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = str(messages[-1].content)
+        if "steps" not in text:
+            return {"steps": ["add them"]}
+        return {"answer": rows[0]["output"]["answer"] if right in text else "-1"}
+
+    steps: dict[str, Any] = {}
+    args = argparse.Namespace(feed=6, replicas=2)
+    client, store = serve_step(args, artifact, cast(Any, ScriptedChatModel(replies=reply)), steps)
+    try:
+        assert steps["serve"]["rows"] == 6 and steps["serve"]["calls"] == 12 and steps["serve"]["failed_runs"] == 0
+        assert steps["serve"]["score"] == round(1 / 6, 4)
+        runs = RunStore(store).runs(with_feedback_only=True)
+        assert len(runs) == 6 and all(r["feedback_count"] == 1 for r in runs)
+        assert sorted(r["last_score"] for r in runs) == [0.0] * 5 + [1.0]
+    finally:
+        client.__exit__(None, None, None)

@@ -9,9 +9,8 @@ GSM8K test rows. ``python benchmarks/workflow.py [--synth 200] [--feed 100] [--t
 [--synth-chunk 50] [--replicas 2] [--resume] [--quick]`` prints a table and writes ``benchmarks/results/workflow.json``
 (``workflow.quick.json`` for --quick).
 
-The full run takes longer than a working session on two cores (in the first --quick run, synthesizing 12 rows with the
-1.5B generator and teacher took 8.5 minutes, so 200 rows alone take over two hours), and the call cache does not
-outlive the machine. So it resumes by steps: rows are synthesized in seeded chunks (`microprompts synthesize --seed
+The full run took 110 minutes on two cores (synthesizing its 200 rows 68 of them), and the call cache does not
+outlive the machine, so it resumes by steps: rows are synthesized in seeded chunks (`microprompts synthesize --seed
 K`), each chunk's file kept under ``benchmarks/results/workflow/`` (committed, as is the optimized artifact) and merged
 with near-duplicates across chunks dropped; ``--resume`` keeps every step the results file records as done and runs
 the rest. Serving and reoptimizing run together (the reload needs the live server).

@@ -9,7 +9,7 @@ GSM8K test rows. ``python benchmarks/workflow.py [--synth 200] [--feed 100] [--t
 [--synth-chunk 50] [--replicas 2] [--resume] [--quick]`` prints a table and writes ``benchmarks/results/workflow.json``
 (``workflow.quick.json`` for --quick).
 
-The full run took 110 minutes on two cores (synthesizing its 200 rows 68 of them), and the call cache does not
+The full run took 110 minutes on two cores (68 of them synthesizing its 200 rows), and the call cache does not
 outlive the machine, so it resumes by steps: rows are synthesized in seeded chunks (`microprompts synthesize --seed
 K`), each chunk's file kept under ``benchmarks/results/workflow/`` (committed, as is the optimized artifact) and merged
 with near-duplicates across chunks dropped; ``--resume`` keeps every step the results file records as done and runs

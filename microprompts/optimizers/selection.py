@@ -125,14 +125,14 @@ class OperatorBandit:
     wins: dict[str, float] = field(default_factory=dict)
     priors: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRIORS))
     preferred: list[str] = field(default_factory=list)  # the next choices, when offered (see `prefer`)
-    favoured: list[str] = field(default_factory=list)  # preferred ones whose first outcome is not in (see `standing`)
+    favoured: frozenset[str] = frozenset()  # the names `prefer` was given (see `standing`)
 
     def prefer(self, *names: str) -> None:
         """Make the next `choose` calls return `names` in order, each when it is among the names offered (each call
         uses up one: either way, the calls after them choose as usual). The seeded shuffle still happens, so the
         choices after them are the ones they would be."""
         self.preferred = list(names)
-        self.favoured = list(names)
+        self.favoured = frozenset(names)
 
     def prior(self, name: str) -> float:
         """The operator's prior mean reward."""
@@ -167,12 +167,10 @@ class OperatorBandit:
         """The operator's place for breaking a tie, best first (lowest): an operator `prefer` named (the run's own
         judgement of its dev rows, e.g. a weak seed's calibration) goes ahead of the rest until its first outcome is
         recorded, since before that its estimate is a generic prior; then by `estimate`."""
-        return (0 if name in self.favoured else 1, -self.estimate(name))
+        return (0 if name in self.favoured and not self.pulls.get(name) else 1, -self.estimate(name))
 
     def record(self, name: str, reward: float) -> None:
         """Add one outcome for `name`."""
-        if name in self.favoured:
-            self.favoured.remove(name)
         self.pulls[name] = self.pulls.get(name, 0) + 1
         self.wins[name] = self.wins.get(name, 0.0) + reward
 

@@ -41,6 +41,7 @@ from benchmarks.tasks.workflow_task import gsm8k_flow, number_match, real_rows  
 from microprompts._io import atomic_write_text  # noqa: E402
 from microprompts.data import Dataset, Row  # noqa: E402
 from microprompts.data.synthesize import Deduper, write_rows, write_splits  # noqa: E402
+from microprompts.nodes.function import DEFAULT_ALLOWED  # noqa: E402
 from microprompts.serve.app import create_app  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -50,6 +51,7 @@ BENCH_MODEL = ROOT.parent / "shared" / "tools" / "bench-model"
 TASK = "benchmarks/tasks/workflow_task.py"
 FLOW = f"{TASK}:gsm8k_flow"
 METRIC = f"{TASK}:number_match"
+TOOLS = "benchmarks.tasks.workflow_task"  # the module of the flow's calculator, which its artifacts import
 FULL = {"synth": 200, "feed": 100, "test": 50, "budget_calls": 300, "synth_chunk": 50}
 QUICK = {"synth": 12, "feed": 10, "test": 8, "budget_calls": 30, "synth_chunk": 12}
 
@@ -170,7 +172,7 @@ def export_step(best: Path, synth: Path, small: str, steps: dict[str, Any]) -> N
     """Fine-tuning JSONL from the optimized flow's runs on the synthesized train rows it gets right."""
     summary, seconds = cli(
         "export-finetune", str(best), "--data", str(synth.with_name("synth.train.jsonl")), "--metric", METRIC,
-        "--out", str(WORK / "finetune"), "--model", small, "--min-score", "1",
+        "--out", str(WORK / "finetune"), "--model", small, "--min-score", "1", "--allow-module", TOOLS,
     )  # fmt: skip
     files = summary.get("files") or {}
     steps["export"] = {
@@ -195,7 +197,8 @@ def serve_step(args: argparse.Namespace, deployed: Path, small: str, steps: dict
     output as its `correction` (a run that failed, e.g. an unparsable reply, is a wrong answer and gets the same)."""
     store = WORK / "runs.sqlite"
     store.unlink(missing_ok=True)
-    client = TestClient(create_app(str(deployed), model=small, store=store), base_url="http://127.0.0.1")
+    app = create_app(str(deployed), model=small, store=store, allow_modules=[*DEFAULT_ALLOWED, TOOLS])
+    client = TestClient(app, base_url="http://127.0.0.1")
     client.__enter__()
     wait_ready(client)
     rows = real_rows("train", 0, args.feed)
@@ -241,7 +244,7 @@ def reoptimize_step(
     summary, seconds = cli(
         "reoptimize", str(store), "--from", str(deployed), "--below", "1.01", "--window", str(args.feed),
         "--out", str(out), "--metric", METRIC, "--model", small, "--optimizer-model", big,
-        "--budget-calls", str(args.budget_calls), "--run-dir", str(WORK / "reoptimize"),
+        "--budget-calls", str(args.budget_calls), "--run-dir", str(WORK / "reoptimize"), "--allow-module", TOOLS,
     )  # fmt: skip
     steps["reoptimize"] = {
         "rows": summary.get("rows"),

@@ -67,7 +67,7 @@ def test_serving_runs_every_fed_row_two_at_a_time_and_records_its_feedback(
         text = str(messages[-1].content)
         if "steps" not in text:
             return {"steps": ["add them"]}
-        return {"answer": rows[0]["output"]["answer"] if right in text else "-1"}
+        return {"expression": f"{rows[0]['output']['answer']} * 1" if right in text else "2 - 3"}
 
     steps: dict[str, Any] = {}
     args = argparse.Namespace(feed=6, replicas=2)

@@ -1,4 +1,4 @@
-"""The micro-prompting workflow end to end on GSM8K (a two-step flow: plan, then solve; `tasks/workflow_task.py`):
+"""The micro-prompting workflow end to end on GSM8K (plan, write an expression, calculate; `tasks/workflow_task.py`):
 synthesize rows -> optimize on them -> export fine-tuning data -> serve -> feed real rows with feedback -> monitor ->
 reoptimize -> reload. ``../shared/tools/bench-model qwen-0.5b`` is the task model, ``qwen-1.5b`` the generator,
 teacher and optimizer model. Each step goes through the command line a user types (``python -m microprompts.cli``), but

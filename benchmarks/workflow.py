@@ -7,9 +7,9 @@ serving, which runs in process (FastAPI's test client) so the feedback loop need
 Per step it records rows, model calls, seconds and scores; the optimization on synthesized data is scored on real
 GSM8K test rows. ``python benchmarks/workflow.py [--synth 200] [--feed 100] [--test 50] [--budget-calls 300]
 [--synth-chunk 50] [--replicas 2] [--resume] [--quick]`` prints a table and writes ``benchmarks/results/workflow.json``
-(``workflow.quick.json`` for --quick).
+(``workflow.quick.json`` for --quick); ``--report-only [--notes FILE]`` rewrites its markdown, with notes.
 
-The full run took 110 minutes on two cores (68 of them synthesizing its 200 rows), and the call cache does not
+A full run takes about 105 minutes on two cores (68 of them synthesizing 200 rows), and the call cache does not
 outlive the machine, so it resumes by steps: rows are synthesized in seeded chunks (`microprompts synthesize --seed
 K`), each chunk's file kept under ``benchmarks/results/workflow/`` (committed, as is the optimized artifact) and merged
 with near-duplicates across chunks dropped; ``--resume`` keeps every step the results file records as done and runs
@@ -256,30 +256,86 @@ def reoptimize_step(
     return out
 
 
+def _score(value: Any) -> str:
+    """A score as three decimals ('-' when missing)."""
+    return "-" if value is None else f"{float(value):.3f}"
+
+
+def shows(name: str, step: dict[str, Any]) -> str:
+    """What a step's numbers say, in words (the table's last column)."""
+    if name == "synthesize":
+        rejected = ", ".join(f"{n} {why}" for why, n in (step.get("rejected") or {}).items() if n)
+        teacher = step.get("teacher_calls")
+        return f"generated {step.get('generated')}, rejected {rejected or 'none'}; {teacher} teacher calls"
+    if name == "optimize":
+        dev, test = step.get("dev") or [None, None], step.get("real_test") or [None, None]
+        return f"synthesized dev {_score(dev[0])} -> {_score(dev[1])}; real test {_score(test[0])} -> {_score(test[1])}"
+    if name == "export":
+        files = [
+            f"{n} {lines} lines / {(step.get('tokens') or {}).get(n)} tokens" for n, lines in step["lines"].items()
+        ]
+        return "; ".join(files)
+    if name == "serve":
+        return f"{_score(step.get('score'))} right; {step.get('failed_runs')} failed runs"
+    if name == "monitor":
+        nodes = ((step.get("artifacts") or [{}])[0] or {}).get("nodes") or {}
+        per = [f"{n} {v['seconds']:.1f} s / {v['tokens']:.0f} tokens" for n, v in nodes.items() if v.get("tokens")]
+        return "per node a run: " + ", ".join(per) if per else ""
+    if name == "reoptimize":
+        deployed, new = step.get("held_out_scores") or [None, None]
+        verdict = "new artifact written" if step.get("written") else "deployed artifact kept"
+        return f"held-out {step.get('held_out')} rows: deployed {_score(deployed)} vs new {_score(new)}; {verdict}"
+    if name == "reload":
+        return f"reloaded: {step.get('ok')}"
+    return ""
+
+
 def table(steps: dict[str, Any]) -> str:
-    """The steps as a markdown table: rows, calls, seconds, scores."""
-    lines = ["| step | rows | calls | seconds | scores |", "|---|---|---|---|---|"]
+    """The steps as a markdown table: rows, calls, seconds, the commit each ran at, and what it shows."""
+    lines = ["| step | rows | calls | seconds | commit | shows |", "|---|---:|---:|---:|---|---|"]
     for name, step in steps.items():
-        scores = {k: v for k, v in step.items() if k in ("dev", "real_test", "score", "held_out_scores", "lines")}
+        calls = step.get("calls", "")
+        if step.get("optimizer_calls"):
+            calls = f"{calls} + {step['optimizer_calls']} optimizer"
         lines.append(
-            f"| {name} | {step.get('rows', '')} | {step.get('calls', '')} | {step.get('seconds', '')} | "
-            f"{json.dumps(scores) if scores else ''} |"
+            f"| {name} | {step.get('rows', '')} | {calls} | {step.get('seconds', '')} | "
+            f"{str(step.get('commit', ''))[:7]} | {shows(name, step)} |"
         )
     return "\n".join(lines)
 
 
-def save(out: Path, args: argparse.Namespace, steps: dict[str, Any], status: str) -> None:
+def render(store: dict[str, Any]) -> str:
+    """The results file's markdown: the command, the table, and the notes."""
+    steps = store.get("steps") or {}
+    intro = f"Command: `{store.get('command', 'python benchmarks/workflow.py')}`; status: {store.get('status')}."
+    if len({step.get("commit") for step in steps.values() if step.get("commit")}) > 1:
+        intro += " Resumed: each step ran at the commit its row names."
+    notes = "".join(f"\n- {note}" for note in store.get("notes") or [])
+    return f"# The micro-prompting workflow on GSM8K\n\n{intro}\n\n{table(steps)}\n" + (
+        f"\nNotes:\n{notes}\n" if notes else ""
+    )
+
+
+def save(out: Path, args: argparse.Namespace, steps: dict[str, Any], status: str, notes: list[str]) -> None:
     """The steps so far as JSON and markdown, written atomically after every step: a stopped run keeps what it did."""
-    store = {"args": {k: v for k, v in vars(args).items() if k != "resume"}, "status": status, **provenance()}
+    kept = {k: v for k, v in vars(args).items() if k not in ("resume", "report_only", "notes")}
+    store: dict[str, Any] = {"args": kept, "status": status}
+    store |= {"command": " ".join(["python benchmarks/workflow.py", *sys.argv[1:]]), **provenance()}
     for step in steps.values():  # each step the commit it ran at (a resumed run spans several)
         step.setdefault("commit", store["commit"])
-    store["steps"] = steps
+    store |= {"steps": steps, "notes": notes}
     atomic_write_text(out, json.dumps(store, indent=1, default=str) + "\n")
-    command = " ".join(["python benchmarks/workflow.py", *sys.argv[1:]])
-    intro = f"Command: `{command}`; commit {store['commit']}; status: {status}."
-    if len({step.get("commit") for step in steps.values() if step.get("commit")}) > 1:
-        intro += " Resumed across sessions: each step records the commit it ran at (`workflow.json`)."
-    atomic_write_text(out.with_suffix(".md"), f"# The micro-prompting workflow on GSM8K\n\n{intro}\n\n{table(steps)}\n")
+    atomic_write_text(out.with_suffix(".md"), render(store))
+
+
+def report_only(out: Path, notes: Path | None) -> None:
+    """Rewrite the markdown from the results file, with the notes of `notes` (paragraphs) when given."""
+    store = json.loads(out.read_text(encoding="utf-8"))
+    if notes is not None:
+        store["notes"] = [" ".join(p.split()) for p in notes.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+        atomic_write_text(out, json.dumps(store, indent=1, default=str) + "\n")
+    atomic_write_text(out.with_suffix(".md"), render(store))
+    print(render(store))
 
 
 def resumed(out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -308,6 +364,8 @@ def main() -> None:
     parser.add_argument(
         "--replicas", type=int, default=2, help="llama.cpp instances per local model (MICROPROMPTS_REPLICAS)."
     )
+    parser.add_argument("--report-only", action="store_true", help="Rewrite the markdown from the results file.")
+    parser.add_argument("--notes", type=Path, help="With --report-only: the report's notes, a paragraph each.")
     args = parser.parse_args()
     # two 1-thread instances answer the teacher's and the evaluations' concurrent rows at once (`scale.md`: 1.61x one
     # instance on 2 cores); every CLI step below inherits it, and so does the in-process server
@@ -317,6 +375,8 @@ def main() -> None:
             setattr(args, key, value)
     smoke = args.quick or args.small or args.big
     out = args.out or RESULTS / ("workflow.quick.json" if smoke else "workflow.json")
+    if args.report_only:
+        return report_only(out, args.notes)
     state = WORK / "state" if smoke else STATE  # only the full run's state is kept in git
     WORK.mkdir(parents=True, exist_ok=True)
     state.mkdir(parents=True, exist_ok=True)
@@ -324,28 +384,29 @@ def main() -> None:
     small = args.small or model_spec("qwen-0.5b")
     big = args.big or model_spec("qwen-1.5b")
     steps = resumed(out, args)
+    notes: list[str] = (json.loads(out.read_text(encoding="utf-8")).get("notes") or []) if steps else []
     if not steps:  # a fresh run: chunks left by an earlier one are not this run's
         for stale in state.glob("synth.chunk*.jsonl"):
             stale.unlink()
     log("synthesize")
-    synth = synthesize_step(args, big, steps, state, lambda: save(out, args, steps, "running"))
-    save(out, args, steps, "running")
+    synth = synthesize_step(args, big, steps, state, lambda: save(out, args, steps, "running", notes))
+    save(out, args, steps, "running", notes)
     if "optimize" in steps:
         best = state / "best.json"
     else:
         log("optimize")
         best = optimize_step(args, synth, small, big, steps, state)
-        save(out, args, steps, "running")
+        save(out, args, steps, "running", notes)
     if "export" not in steps:
         log("export-finetune")
         export_step(best, synth, small, steps)
-        save(out, args, steps, "running")
+        save(out, args, steps, "running", notes)
     if "reoptimize" not in steps:
         deployed = WORK / "deployed.json"
         shutil.copyfile(best, deployed)
         log("serve + feedback")
         client, store = serve_step(args, deployed, small, steps)
-        save(out, args, steps, "running")
+        save(out, args, steps, "running", notes)
         log("monitor + reoptimize")
         new = reoptimize_step(args, store, deployed, small, big, steps)
         if new.is_file():
@@ -354,7 +415,7 @@ def main() -> None:
             reloaded = client.post("/reload").json()
             steps["reload"] = {"ok": reloaded.get("ok"), "artifact_hash": reloaded.get("artifact_hash")}
         client.__exit__(None, None, None)
-    save(out, args, steps, "done")
+    save(out, args, steps, "done", notes)
     print(table(steps))
     print(f"wrote {out}")
 

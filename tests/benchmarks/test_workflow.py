@@ -80,3 +80,27 @@ def test_serving_runs_every_fed_row_two_at_a_time_and_records_its_feedback(
         assert sorted(r["last_score"] for r in runs) == [0.0] * 5 + [1.0]
     finally:
         client.__exit__(None, None, None)
+
+
+def test_the_report_says_each_step_in_words_and_report_only_rewrites_it_with_notes(tmp_path: Path) -> None:
+    steps = {
+        "synthesize": {
+            "rows": 200,
+            "generated": 308,
+            "rejected": {"duplicate": 82, "teacher failed": 0},
+            "commit": "a" * 40,
+        },
+        "optimize": {"rows": 120, "calls": 288, "optimizer_calls": 4, "dev": [0.4667, 0.6], "real_test": [0.06, 0.08]},
+        "reoptimize": {"rows": 100, "held_out": 33, "held_out_scores": [0.212, 0.182], "written": None},
+    }
+    out = tmp_path / "workflow.json"
+    out.write_text(json.dumps({"command": "python benchmarks/workflow.py --resume", "status": "done", "steps": steps}))
+    notes = tmp_path / "notes.md"
+    notes.write_text("The flow writes\nan expression.\n\nSynthesis kept.\n")
+    workflow.report_only(out, notes)
+    text = out.with_suffix(".md").read_text()
+    assert "generated 308, rejected 82 duplicate;" in text and "| aaaaaaa |" in text
+    assert "| 288 + 4 optimizer |" in text and "synthesized dev 0.467 -> 0.600; real test 0.060 -> 0.080" in text
+    assert "held-out 33 rows: deployed 0.212 vs new 0.182; deployed artifact kept" in text
+    assert text.endswith("Notes:\n\n- The flow writes an expression.\n- Synthesis kept.\n")
+    assert json.loads(out.read_text())["notes"] == ["The flow writes an expression.", "Synthesis kept."]

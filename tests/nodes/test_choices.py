@@ -8,7 +8,9 @@ import pytest
 from pydantic import BaseModel
 
 from microprompts import Flow, MicroPrompt, ModelCaller
-from microprompts.nodes import OutputParseError
+from microprompts.evals import EvalResult, RowResult
+from microprompts.models import Usage
+from microprompts.nodes import NodeTrace, OutputParseError
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators.base import MutationContext
 from microprompts.optimizers.mutators.choices import Choices
@@ -90,3 +92,33 @@ def test_constrained_string_fields_can_take_choices() -> None:
 
     mp = MicroPrompt("ids", task="t", inputs={"options": "o"}, output=Ids)
     assert choice_fields(mp) == ["ids", "one"]
+
+
+def _ctx(train: list[dict[str, object]], evaluation: EvalResult | None = None) -> MutationContext:
+    return MutationContext(train=train, metric=lambda e, p: 1.0, rng=random.Random(0), evaluation=evaluation)
+
+
+def test_choices_is_proposed_only_where_the_gold_values_were_seen_in_the_list() -> None:
+    flow = Flow("f").then(node())
+    drawn = [{"inputs": {"options": ["a", "b"], "note": "x"}, "output": {"picks": ["b"]}}]
+    never = [
+        {"inputs": {"options": ["add 3 and 4", "double it"], "note": "x"}, "output": {"picks": ["(3 + 4) * 2"]}},
+        {"inputs": {"options": ["a", "b"], "note": "x"}, "output": {"picks": ["a", "c"]}},  # one invented id
+    ]
+    assert [m.after for _, m in Choices().propose(Candidate(flow), _ctx(drawn + never), n=5)] == [{"picks": "options"}]
+    assert Choices().propose(Candidate(flow), _ctx(never), n=5) == []
+
+
+def test_without_gold_the_nodes_own_traced_outputs_are_the_evidence() -> None:
+    flow = Flow("f").then(node())
+    inputs = {"options": ["step one", "step two"], "note": "x"}
+
+    def run(picks: list[str]) -> EvalResult:
+        trace = NodeTrace(node="pick", kind="micro_prompt", inputs=inputs, output={"picks": picks})
+        row = RowResult(index=0, inputs=inputs, expected={"answer": "7"}, traces=[trace])
+        return EvalResult(score=0.0, n=1, errors=0, rows=[row], usage=Usage(), seconds=0.0)
+
+    assert Choices().propose(Candidate(flow), _ctx([], run(["3 + 4"])), n=5) == []
+    assert [m.after for _, m in Choices().propose(Candidate(flow), _ctx([], run(["step two"])), n=5)] == [
+        {"picks": "options"}
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, get_args, get_origin
 
+from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
 from microprompts.nodes import MicroPrompt
 from microprompts.nodes.schema import allowed_values
@@ -15,7 +16,7 @@ from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
 from microprompts.optimizers.mutators.base import Move, MutationContext
 
-__all__ = ["Choices", "choice_fields", "list_inputs"]
+__all__ = ["Choices", "choice_fields", "list_inputs", "seen_in"]
 
 
 def _is_str(annotation: Any) -> bool:
@@ -45,6 +46,45 @@ def list_inputs(mp: MicroPrompt, rows: list[dict[str, Any]]) -> list[str]:
     return keys
 
 
+def _strings(value: Any) -> list[str]:
+    """The strings a field's value holds: a list's items, or the value itself (none for a missing value)."""
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _pairs(mp: MicroPrompt, field: str, key: str, ctx: MutationContext) -> list[tuple[Any, Any]]:
+    """(value of `field`, list in `key`) on some rows: the gold value where the row gives one, else what the node
+    wrote on the candidate's traced rows; train rows with a gold value when there are no traces."""
+    pairs: list[tuple[Any, Any]] = []
+    if ctx.evaluation is not None:
+        for result in ctx.evaluation.rows[:20]:
+            for trace in result.traces:
+                if trace.node == mp.name and key in trace.inputs:
+                    value = result.expected[field] if field in result.expected else (trace.output or {}).get(field)
+                    pairs.append((value, trace.inputs[key]))
+    if not pairs:
+        for row in list(ctx.train)[:20]:
+            inputs, expected, _ = row_parts(row)
+            if key in inputs and field in expected:
+                pairs.append((expected[field], inputs[key]))
+    return pairs
+
+
+def seen_in(mp: MicroPrompt, field: str, key: str, ctx: MutationContext) -> bool:
+    """Whether `field` was ever seen taking a value from `key`'s list (gold values first, else the node's own), or
+    there is nothing to look at. A constraint on a field that never does (an expression written from a list of
+    plan steps, an answer read out of a list of passages) can only break the node, so it is not worth a call."""
+    shown = False
+    for value, options in _pairs(mp, field, key, ctx):
+        values, allowed = _strings(value), allowed_values(options)
+        if values and allowed is not None:
+            if all(v in allowed for v in values):
+                return True
+            shown = True
+    return not shown
+
+
 def _node_rows(mp: MicroPrompt, ctx: MutationContext) -> list[dict[str, Any]]:
     """What this node reads on some rows: from the candidate's traces when it has them, else the train inputs."""
     rows: list[dict[str, Any]] = []
@@ -52,8 +92,7 @@ def _node_rows(mp: MicroPrompt, ctx: MutationContext) -> list[dict[str, Any]]:
         for result in ctx.evaluation.rows[:20]:
             rows += [t.inputs for t in result.traces if t.node == mp.name]
     if not rows:
-        for row in list(ctx.train)[:20]:
-            rows.append(dict(row.inputs) if hasattr(row, "inputs") else dict(row.get("inputs", {})))
+        rows = [row_parts(row)[0] for row in list(ctx.train)[:20]]
     return rows
 
 
@@ -68,7 +107,7 @@ class Choices(MoveMutator):
         return [f"{mp.name}.params.choices" for mp in prompts(flow) if choice_fields(mp)]
 
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
-        """Lift each constraint, or add one from each list input, per micro-prompt."""
+        """Lift each constraint, or add one from each list input the field has been seen drawing from."""
         out = []
         for mp in prompts(candidate.flow):
             fields = choice_fields(mp)
@@ -90,6 +129,8 @@ class Choices(MoveMutator):
                     )
                     continue
                 for key in list_inputs(mp, _node_rows(mp, ctx)):
+                    if not seen_in(mp, field, key, ctx):
+                        continue
                     added = {**current, field: key}
                     out.append(
                         Move(

@@ -63,6 +63,8 @@ def _value(node: ast.AST) -> float:
         if isinstance(node.op, ast.Pow) and (abs(right) > 12 or abs(left) > 1e6):
             raise ValueError("a power too large")
         value = _OPERATORS[type(node.op)](left, right)
+        if isinstance(value, complex):  # (-8) ** 0.5
+            raise ValueError("not a real number")
         if abs(value) > _LARGEST:
             raise ValueError("a value too large")
         return float(value)
@@ -78,7 +80,7 @@ def calculate(expression: str) -> str:
     text = re.sub(r"(?<=[\d)\s])[xX](?=[\s\d(])", "*", text).strip()
     try:
         value = _value(ast.parse(text, mode="eval").body)
-    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, RecursionError) as exc:
+    except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError) as exc:
         raise ValueError(f"cannot calculate {text[:80]!r}: {exc}") from None
     return str(int(round(value))) if abs(value - round(value)) < 1e-9 else f"{value:.2f}".rstrip("0").rstrip(".")
 

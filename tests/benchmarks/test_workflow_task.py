@@ -38,6 +38,7 @@ def test_the_calculator_computes_what_the_model_wrote(expression: str, value: st
         "9 ** 9 ** 9",
         "10 ** 400",
         "1 / 0",
+        "(-8) ** 0.5",
         "James runs 3 sprints a week.",
         "(" * 200 + "1" + ")" * 200,
     ],

@@ -33,6 +33,7 @@ class _Clock:
         self.active: dict[str, int] = dict.fromkeys(PHASES, 0)
         self.seconds: dict[str, float] = dict.fromkeys((*PHASES, OTHER), 0.0)
         self.last = time.perf_counter()
+        self.closing: list[int] = []  # closes not yet counted (see `close`); list.append needs no lock
 
     def _flush(self, now: float) -> None:
         """Give the seconds since the last change to the phase that held them (the lock is held)."""
@@ -43,12 +44,14 @@ class _Clock:
     def change(self, name: str, delta: int) -> None:
         """A thread enters (+1) or leaves (-1) phase `name`."""
         with self.lock:
+            self._settle()
             self._flush(time.perf_counter())
             self.active[name] += delta
 
     def snapshot(self) -> dict[str, float]:
         """The seconds given to each phase so far (and to ``other``)."""
         with self.lock:
+            self._settle()
             if self.listeners:
                 self._flush(time.perf_counter())
             return dict(self.seconds)
@@ -56,11 +59,32 @@ class _Clock:
     def listen(self, delta: int) -> None:
         """A recording opens (+1) or closes (-1); the first one restarts the clock, so idle time is not counted."""
         with self.lock:
-            if self.listeners == 0 and delta > 0:
-                self.last = time.perf_counter()
-            elif self.listeners > 0:
-                self._flush(time.perf_counter())
-            self.listeners = max(0, self.listeners + delta)
+            self._settle()
+            self._listen(delta)
+
+    def _listen(self, delta: int) -> None:
+        """`listen`'s work (the lock is held)."""
+        if self.listeners == 0 and delta > 0:
+            self.last = time.perf_counter()
+        elif self.listeners > 0:
+            self._flush(time.perf_counter())
+        self.listeners = max(0, self.listeners + delta)
+
+    def close(self) -> None:
+        """A recording closes without waiting for the lock: a garbage-collected recording's finalizer can run inside
+        this thread's own locked section (an allocation there starts a collection), where waiting would deadlock; the
+        close is then counted by the next call that holds the lock."""
+        self.closing.append(-1)
+        if self.lock.acquire(blocking=False):
+            try:
+                self._settle()
+            finally:
+                self.lock.release()
+
+    def _settle(self) -> None:
+        """Count the closes `close` could not (the lock is held)."""
+        while self.closing:
+            self._listen(self.closing.pop())
 
 
 _CLOCK = _Clock()
@@ -113,7 +137,7 @@ class PhaseRecording:
     def __init__(self) -> None:
         self._start = _CLOCK.snapshot()
         self._end: dict[str, float] | None = None
-        self._finalizer = weakref.finalize(self, _CLOCK.listen, -1)
+        self._finalizer = weakref.finalize(self, _CLOCK.close)
 
     @classmethod
     def start(cls) -> PhaseRecording:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from microprompts.evals import exact_match
+from microprompts.models import phases
 from microprompts.models.phases import OTHER, PHASES, PhaseRecording, phase, shares_text
 from microprompts.optimizers import Budget, OptimizeResult, optimize
 from microprompts.optimizers.result import render_text
@@ -92,3 +93,24 @@ def test_a_slow_model_dominates_the_runs_time_shares_and_a_warm_rerun_spends_non
     assert warm.usage["calls"] == 0 and warm.usage["cached_calls"] > 0
     assert warm.time_shares["model"] == 0.0
     assert sum(warm.time_shares.values()) == pytest.approx(1.0)
+
+
+def test_a_recording_collected_while_its_thread_holds_the_clock_closes_without_a_deadlock() -> None:
+    """An optimization hung in `make test` on a fresh clone: a PhaseRecording dropped by an earlier run was collected in
+    `_Clock.change` (an allocation under the lock started a collection), and its finalizer waited for that same lock."""
+    clock = phases._CLOCK
+    listening = clock.listeners
+    recording = PhaseRecording.start()
+    closed = threading.Event()
+
+    def collect_under_the_lock() -> None:
+        with clock.lock:  # where `change` or `_flush` is when a collection runs the finalizer
+            recording._finalizer()  # what the garbage collector calls
+            closed.set()
+
+    worker = threading.Thread(target=collect_under_the_lock, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert closed.is_set(), "the finalizer waited for a lock its own thread held"
+    clock.snapshot()  # the next locked call counts the close
+    assert clock.listeners == listening

@@ -324,8 +324,15 @@ def save(out: Path, args: argparse.Namespace, steps: dict[str, Any], status: str
     for step in steps.values():  # each step the commit it ran at (a resumed run spans several)
         step.setdefault("commit", store["commit"])
     store |= {"steps": steps, "notes": notes}
+    write(out, store)
+
+
+def write(out: Path, store: dict[str, Any]) -> str:
+    """The results file and its markdown, each written atomically; returns the markdown."""
     atomic_write_text(out, json.dumps(store, indent=1, default=str) + "\n")
-    atomic_write_text(out.with_suffix(".md"), render(store))
+    text = render(store)
+    atomic_write_text(out.with_suffix(".md"), text)
+    return text
 
 
 def report_only(out: Path, notes: Path | None) -> None:
@@ -333,9 +340,7 @@ def report_only(out: Path, notes: Path | None) -> None:
     store = json.loads(out.read_text(encoding="utf-8"))
     if notes is not None:
         store["notes"] = [" ".join(p.split()) for p in notes.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-        atomic_write_text(out, json.dumps(store, indent=1, default=str) + "\n")
-    atomic_write_text(out.with_suffix(".md"), render(store))
-    print(render(store))
+    print(write(out, store))
 
 
 def resumed(out: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, get_args, get_origin
 
 from microprompts.evals.evaluate import row_parts
 from microprompts.flows import Flow
-from microprompts.nodes import MicroPrompt
+from microprompts.nodes import MicroPrompt, NodeTrace
 from microprompts.nodes.schema import allowed_values
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, prompts, swap_node
@@ -53,16 +53,21 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
+def _traced(mp: MicroPrompt, ctx: MutationContext) -> list[tuple[dict[str, Any], NodeTrace]]:
+    """(expected output, this node's trace) on the candidate's last evaluated rows (the first 20)."""
+    if ctx.evaluation is None:
+        return []
+    return [(r.expected, t) for r in ctx.evaluation.rows[:20] for t in r.traces if t.node == mp.name]
+
+
 def _pairs(mp: MicroPrompt, field: str, key: str, ctx: MutationContext) -> list[tuple[Any, Any]]:
     """(value of `field`, list in `key`) on some rows: the gold value where the row gives one, else what the node
     wrote on the candidate's traced rows; train rows with a gold value when there are no traces."""
-    pairs: list[tuple[Any, Any]] = []
-    if ctx.evaluation is not None:
-        for result in ctx.evaluation.rows[:20]:
-            for trace in result.traces:
-                if trace.node == mp.name and key in trace.inputs:
-                    value = result.expected[field] if field in result.expected else (trace.output or {}).get(field)
-                    pairs.append((value, trace.inputs[key]))
+    pairs = [
+        (expected[field] if field in expected else (trace.output or {}).get(field), trace.inputs[key])
+        for expected, trace in _traced(mp, ctx)
+        if key in trace.inputs
+    ]
     if not pairs:
         for row in list(ctx.train)[:20]:
             inputs, expected, _ = row_parts(row)
@@ -87,13 +92,8 @@ def seen_in(mp: MicroPrompt, field: str, key: str, ctx: MutationContext) -> bool
 
 def _node_rows(mp: MicroPrompt, ctx: MutationContext) -> list[dict[str, Any]]:
     """What this node reads on some rows: from the candidate's traces when it has them, else the train inputs."""
-    rows: list[dict[str, Any]] = []
-    if ctx.evaluation is not None:
-        for result in ctx.evaluation.rows[:20]:
-            rows += [t.inputs for t in result.traces if t.node == mp.name]
-    if not rows:
-        rows = [row_parts(row)[0] for row in list(ctx.train)[:20]]
-    return rows
+    rows = [trace.inputs for _, trace in _traced(mp, ctx)]
+    return rows or [row_parts(row)[0] for row in list(ctx.train)[:20]]
 
 
 class Choices(MoveMutator):

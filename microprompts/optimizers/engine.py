@@ -28,7 +28,7 @@ from microprompts.optimizers.mutators._focus import blame_weights
 from microprompts.optimizers.mutators.base import MutationContext, Mutator
 from microprompts.optimizers.planner import CallPlanner
 from microprompts.optimizers.sampling import EngineRows, RowSampler
-from microprompts.optimizers.selection import OperatorBandit, Paired, weak_seed_start
+from microprompts.optimizers.selection import OperatorBandit, Paired, tied_at_cut, weak_seed_start
 from microprompts.optimizers.settings import EngineSettings, Proposers
 from microprompts.optimizers.space import SearchSpace
 
@@ -63,6 +63,7 @@ class Engine:
         self.sampler = RowSampler(rows, settings.minibatch, self.rng)
         self.bandit = OperatorBandit(random.Random(f"{settings.seed}:bandit"))
         self.records: dict[str, Record] = {}
+        self._screened: dict[str, KeyedRows] = {}
         self.scored: list[Record] = []  # full-dev records, in the order they were scored
         self._baseline: Record | None = None
         self._seen: set[str] = set()
@@ -196,13 +197,12 @@ class Engine:
 
     def screen(self, pending: Sequence[Pending], parent: Record, top_k: int = 1) -> list[Record]:
         """Score children on one minibatch; promote to full dev those that beat the incumbent there (by more than
-        -`margin`), and the `top_k` best of the rest that are no worse than their parent there. A minibatch of a few
-        rows ties often, so ties go to the operator with the better standing (a weak seed's first moves, then its
-        bandit estimate), then to the shorter prompt: otherwise the cheapest child (seldom the one carrying examples)
-        always wins them. The prompt's size, not the tokens spent, so that a repaired bad reply does not change the
-        path. Promoted children go to full dev in that order too: when the calls left finish only some, they finish
-        the best. A child scored on full dev is accepted only when it `beats` its parent on paired rows. Rewards the
-        operators (a win is a child accepted, or one that beat its parent's minibatch score); journals every child."""
+        -`margin`), and the `top_k` best of the rest that are no worse than their parent there: a tie at that cut is
+        settled on a second minibatch (`_level_picks`), then by the operator's standing (a weak seed's first moves,
+        then its bandit estimate) and the shorter prompt (its size, not the tokens spent, so that a repaired reply does
+        not change the path); else the cheapest child, seldom one with examples, would win ties. Promoted children go
+        to full dev best first (the calls left may finish only some); one is accepted only when it `beats` its parent
+        on paired rows. Rewards the operators (a win: accepted, or above its parent on the rows it was screened on)."""
         if not pending:
             return []
         rows = self.sampler.minibatch()
@@ -215,19 +215,13 @@ class Engine:
             for p in pending:
                 record = Record(p.candidate, p.operator, p.touched)
                 self.records[record.id] = record
-                self.evaluator.run(p.candidate, rows)
-                record.minibatch, record.minibatch_n = self.evaluator.score(record.id, rows), len(rows)
-                record.minibatch_objective = self._objective_on(record, rows)
+                self._screen_on(record, rows)
                 records.append(record)
-
-            def rank(r: Record) -> tuple[float, int, float, float]:
-                return self._screen_rank(r, rows)
-
             promote = [r for r in records if whole or (r.minibatch_objective or 0.0) > incumbent_mb - margin]
             level = [r for r in records if r not in promote and (r.minibatch_objective or 0.0) >= parent_mb - margin]
-            promote += sorted(level, key=rank)[:top_k]
-            for record in sorted(promote, key=rank):  # the best first: the calls left may finish only some
-                if self.planner.can_finish(record, len(rows), self.evaluator.task_calls.get(record.id, 0)):
+            promote += self._level_picks(sorted(level, key=lambda r: self._screen_rank(r, rows)), top_k, parent, rows)
+            for record in sorted(promote, key=lambda r: self._screen_rank(r, rows)):  # the calls left may finish some
+                if self.planner.can_finish(record, record.minibatch_n, self.evaluator.task_calls.get(record.id, 0)):
                     self._full(record)
                     record.accepted = self.beats(record, parent)
         except BudgetExceeded:
@@ -238,10 +232,33 @@ class Engine:
             if record.dev is not None:
                 won = bool(record.accepted)
             else:
-                won = (record.minibatch_objective or 0.0) > parent_mb
+                won = (record.minibatch_objective or 0.0) > self._objective_on(parent, self._screened[record.id])
             self.bandit.record(record.operator or "", 1.0 if won else 0.0)
             self._log(record, "promoted" if record.dev is not None else "screened_out")
         return records
+
+    def _screen_on(self, record: Record, rows: KeyedRows) -> None:
+        self.evaluator.run(record.candidate, rows)
+        record.minibatch, record.minibatch_n = self.evaluator.score(record.id, rows), len(rows)
+        record.minibatch_objective = self._objective_on(record, rows)
+        self._screened[record.id] = rows  # the rows a child was screened on (a tie adds a second minibatch)
+
+    def _level_picks(self, ranked: list[Record], places: int, parent: Record, rows: KeyedRows) -> list[Record]:
+        """The `places` best of the children that held their parent's minibatch score (`ranked`, best first). When the
+        cut falls inside a tie, up to `tie_rung` of the tied are scored on a second minibatch of other dev rows and cut
+        on both, among those still at or above their parent: a tie on a few rows is no evidence, and standing would
+        choose by a prior. Without the calls or the other rows for it, the standing decides."""
+        sure, tied = tied_at_cut(ranked, places, lambda r: r.minibatch_objective or 0.0)
+        contenders = tied[: self.settings.tie_rung]
+        more = self.sampler.minibatch(exclude={key for key, _ in rows}) if len(contenders) > 1 else []
+        if not more or not self.planner.leaves_room(self.planner.screening_calls(contenders, len(more))):
+            return ranked[:places]
+        both = [*rows, *more]
+        floor = self._objective_on(parent, both) - self.settings.margin
+        for record in contenders:
+            self._screen_on(record, both)
+        held = [r for r in contenders if (r.minibatch_objective or 0.0) >= floor]
+        return sure + sorted(held, key=lambda r: self._screen_rank(r, both))[: places - len(sure)]
 
     def _screen_rank(self, record: Record, rows: KeyedRows) -> tuple[float, int, float, float]:
         """A screened child's place, best first: its minibatch objective, its operator's standing (a weak seed's

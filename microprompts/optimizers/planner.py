@@ -43,6 +43,10 @@ class CallPlanner:
         nodes = candidate.flow.nodes
         return max(1, sum(node.params.samples for name in reached if isinstance(node := nodes.get(name), MicroPrompt)))
 
+    def screening_calls(self, records: Sequence[Record], rows: int) -> int:
+        """The new task-model calls that scoring `records` on `rows` more rows takes (their `row_calls` each)."""
+        return rows * sum(self.row_calls(r.candidate, r.touched) for r in records)
+
     def leaves_room(self, calls: int) -> bool:
         """Whether spending `calls` new task-model calls now still leaves what scoring one child on all of dev takes
         (a call a row at least) and the reserve: work after which no child could be scored is not started."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from microprompts.data import spread_by
@@ -30,18 +31,22 @@ class RowSampler:
         self.rows, self.size, self.rng = rows, minibatch, rng
         self.labels = _few_labels(rows.dev, minibatch)
 
-    def minibatch(self) -> KeyedRows:
-        """A fresh seeded minibatch of dev rows (all of dev when the minibatch is not smaller). When dev's expected
+    def minibatch(self, exclude: Collection[str] = ()) -> KeyedRows:
+        """A fresh seeded minibatch of dev rows (all of dev when the minibatch is not smaller), from the rows whose
+        keys are not in `exclude` (a second rung of screening: other rows than the first). When dev's expected
         outputs are a few labels, it holds them in dev's proportions: a random 8 of a 60/40 yes/no dev set of 30 holds
         7 or 8 of one label about one draw in 14, and a child answering that label everywhere then screens near
         perfect."""
         dev, size = self.rows.dev, self.size
-        if size <= 0 or size >= len(dev):
+        if not exclude and (size <= 0 or size >= len(dev)):
             return list(dev)
+        free = [i for i, (key, _) in enumerate(dev) if key not in exclude]
+        if size <= 0 or size >= len(free):
+            return [dev[i] for i in free]
         if self.labels is None:
-            picked = sorted(self.rng.sample(range(len(dev)), size))
+            picked = sorted(self.rng.sample(free, size))
         else:
-            picked = sorted(spread_by(range(len(dev)), self.labels.__getitem__, self.rng)[:size])
+            picked = sorted(spread_by(free, self.labels.__getitem__, self.rng)[:size])
         return [dev[i] for i in picked]
 
     def feedback(self) -> KeyedRows:

@@ -7,11 +7,13 @@ import json
 import math
 import random
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from microprompts.evals.evaluate import row_parts
+
+T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_PRIORS",
@@ -22,6 +24,7 @@ __all__ = [
     "majority_share",
     "pareto_front",
     "row_pareto",
+    "tied_at_cut",
     "weak_seed",
 ]
 
@@ -225,6 +228,17 @@ def weak_seed_start(
         return False
     bandit.prefer(*first)
     return True
+
+
+def tied_at_cut(ranked: Sequence[T], places: int, value: Callable[[T], float]) -> tuple[list[T], list[T]]:
+    """`ranked` (best `value` first) cut after `places` items, when the cut falls inside a tie: the items above the
+    tied value, and every item at it (more than the places left for them). Without such a tie: the first `places`
+    items, and no tied ones."""
+    head = list(ranked[:places])
+    if places <= 0 or len(ranked) <= places or abs(value(ranked[places]) - value(ranked[places - 1])) > 1e-12:
+        return head, []
+    edge = value(ranked[places - 1])
+    return [r for r in head if value(r) > edge + 1e-12], [r for r in ranked if abs(value(r) - edge) <= 1e-12]
 
 
 def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

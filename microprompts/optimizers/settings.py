@@ -20,7 +20,9 @@ class EngineSettings:
     """How the engine searches: its seed, the screening minibatch and margin, the objective, and what mutators must
     leave alone (`frozen` address patterns) or may choose from (`models` specs). A child is accepted over its parent
     when its mean gain on paired dev rows exceeds `confidence` standard errors; `holdout` of dev (when that is at
-    least `min_holdout` rows) is kept out of selection, and the `finalists` best plus the seed are re-scored there."""
+    least `min_holdout` rows) is kept out of selection, and the `finalists` best plus the seed are re-scored there.
+    When children tie for the last places a screening promotes, up to `tie_rung` of them are compared on a second
+    minibatch of other dev rows (0: the tie goes by the operators' standing and the prompts' size alone)."""
 
     seed: int = 0
     minibatch: int = 8
@@ -32,6 +34,7 @@ class EngineSettings:
     holdout: float = 0.25
     min_holdout: int = 5
     finalists: int = 3
+    tie_rung: int = 3
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,7 @@ def unstarted_engine(
     minibatch: int = 8,
     margin: float = 0.0,
     holdout: float = 0.0,
+    tie_rung: int = 3,
 ) -> Engine:
     """An engine on the topic flow with no mutators and seed 0, scored by exact match on the label: for tests that
     drive screening, minibatches and the budget by hand (all of dev selects unless `holdout` keeps a slice out).
@@ -136,7 +137,7 @@ def unstarted_engine(
         rows=EngineRows(dev=keyed_rows("dev", list(dev))),
         evaluator=Evaluator(metric, model, caller, tracker),
         journal=Journal(None, False),
-        settings=EngineSettings(seed=0, minibatch=minibatch, margin=margin, holdout=holdout),
+        settings=EngineSettings(seed=0, minibatch=minibatch, margin=margin, holdout=holdout, tie_rung=tie_rung),
     )
 
 
@@ -149,10 +150,11 @@ def engine(
     minibatch: int = 8,
     margin: float = 0.0,
     holdout: float = 0.0,
+    tie_rung: int = 3,
 ) -> Engine:
     """`unstarted_engine`, started: its baseline is scored on `dev`."""
     built = unstarted_engine(
-        dev, model, budget=budget, cache=cache, minibatch=minibatch, margin=margin, holdout=holdout
+        dev, model, budget=budget, cache=cache, minibatch=minibatch, margin=margin, holdout=holdout, tie_rung=tie_rung
     )
     built.start()
     return built

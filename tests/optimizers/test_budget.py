@@ -183,7 +183,7 @@ def test_search_does_not_start_a_candidate_it_cannot_score_on_dev(
     kept = [json.loads(line) for line in (tmp_path / "run" / "evaluations.jsonl").read_text().splitlines()]
     assert sum(k["charge"]["task_calls"] for k in kept) == model.call_count  # no paid evaluation was cut off
     candidates = [e for e in result.history if e["event"] == "candidate" and e["status"] != "baseline"]
-    assert candidates and all(e["minibatch_n"] == 3 for e in candidates)
+    assert candidates and all(e["minibatch_n"] in (3, 6) for e in candidates)  # 6: a tie's second minibatch
 
 
 def test_tokens_budget_overshoots_by_at_most_the_calls_in_flight() -> None:

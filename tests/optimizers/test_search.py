@@ -61,7 +61,9 @@ def test_evolution_finds_the_known_best(seed: int) -> None:
 def test_successive_halving_screens_on_a_minibatch() -> None:
     result = _run(BeamSearch(beam_width=2, depth=2, mutations_per_candidate=4), 0)
     children = [e for e in result.history if e["event"] == "candidate" and e["status"] != "baseline"]
-    assert all(e["minibatch_n"] == 5 and e["minibatch"] is not None for e in children)
+    # a child is screened on 5 rows; children tied at the promotion cut go on to the other 5 (the tie's rung)
+    assert all(e["minibatch_n"] in (5, 10) and e["minibatch"] is not None for e in children)
+    assert any(e["minibatch_n"] == 5 for e in children)
     screened = [e for e in children if e["status"] == "screened_out"]
     promoted = [e for e in children if e["status"] == "promoted"]
     assert screened and promoted

@@ -3,6 +3,7 @@ chosen among the finalists re-scored on held-out dev rows, with calls the planne
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from microprompts.optimizers import Budget, Enumerate, SearchSpace, one_of, opti
 from microprompts.optimizers.candidate import Candidate, Mutation, Pending, Record
 from microprompts.optimizers.evaluator import keyed_rows
 from microprompts.optimizers.finals import holdout_size, rank_finalists, split_holdout
-from microprompts.optimizers.selection import Paired
+from microprompts.optimizers.sampling import EngineRows, RowSampler
+from microprompts.optimizers.selection import Paired, tied_at_cut
 from microprompts.testing import ScriptedChatModel, parse_user
 from tests.optimizers import engine_helpers as h
 
@@ -76,6 +78,50 @@ def test_paired_promotion_refuses_a_child_that_wins_only_on_a_lucky_minibatch() 
     assert engine.journal.entries[-1]["accepted"] is False
     [record] = engine.screen([_child(engine, "Classify the headline. STEADY.")], engine.baseline)
     assert record.dev == 12 / 16 and record.accepted is True and engine.incumbent is record
+
+
+def _children_tied_on_the_first_minibatch(tie_rung: int) -> tuple[Any, list[Record]]:
+    """A parent right on a quarter of dev; SAME, the shorter prompt, right on the same rows; BETTER right on the same
+    rows of the first screening minibatch and on every row outside it."""
+    dev = h.rows(100, 24)
+    first = {int(k.split(":")[1]) for k, _ in h.engine(dev, h.model(), minibatch=4).sampler.minibatch()}
+
+    def right(system: str, n: int) -> bool:
+        return n % 4 == 0 or ("BETTER" in system and n not in first)
+
+    engine = h.engine(dev, row_model(right), minibatch=4, tie_rung=tie_rung)
+    children = [_child(engine, "Label it. SAME."), _child(engine, "Classify the headline, then label it. BETTER.")]
+    return engine, engine.screen(children, engine.baseline)
+
+
+def test_a_tie_on_the_minibatch_is_settled_on_a_second_one_not_by_the_shorter_prompt() -> None:
+    engine, (same, better) = _children_tied_on_the_first_minibatch(tie_rung=3)
+    assert engine.baseline.dev == 6 / 24
+    assert same.minibatch_n == better.minibatch_n == 8  # both went on to a second minibatch of 4 other rows
+    assert better.minibatch is not None and same.minibatch is not None and better.minibatch > same.minibatch
+    assert better.dev is not None and better.dev > 0.9 and better.accepted is True and same.dev is None
+    assert [e["minibatch_n"] for e in engine.journal.entries[-2:]] == [8, 8]
+    engine, (same, better) = _children_tied_on_the_first_minibatch(tie_rung=0)  # no rung: the shorter prompt goes
+    assert same.minibatch_n == better.minibatch_n == 4 and same.dev == 6 / 24 and better.dev is None
+
+
+def test_the_cut_finds_the_tie_it_falls_in() -> None:
+    def cut(values: list[float], places: int) -> tuple[list[float], list[float]]:
+        return tied_at_cut(values, places, float)
+
+    assert cut([0.5, 0.25, 0.25, 0.25, 0.0], 2) == ([0.5], [0.25, 0.25, 0.25])
+    assert cut([0.5, 0.25, 0.0], 2) == ([0.5, 0.25], [])  # the cut falls between two values
+    assert cut([0.25, 0.25], 2) == ([0.25, 0.25], []) and cut([0.25, 0.25], 0) == ([], [])
+
+
+def test_a_second_minibatch_avoids_the_first_and_keeps_the_label_proportions() -> None:
+    labelled = [Row(inputs={"q": str(i)}, output={"a": "yes" if i % 3 else "no"}, id=str(i)) for i in range(30)]
+    sampler = RowSampler(EngineRows(dev=keyed_rows("dev", labelled)), 6, random.Random(0))
+    first = sampler.minibatch()
+    second = sampler.minibatch(exclude={key for key, _ in first})
+    assert len(second) == 6 and not {k for k, _ in first} & {k for k, _ in second}
+    assert sorted(str(row.output) for _, row in second).count(str({"a": "no"})) == 2  # a third, as in dev
+    assert len(sampler.minibatch(exclude={k for k, _ in keyed_rows("dev", labelled)[:27]})) == 3  # what is left
 
 
 def _right_by_prompt(holdout: Collection[int]) -> Callable[[str, int], bool]:

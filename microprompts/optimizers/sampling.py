@@ -38,8 +38,6 @@ class RowSampler:
         7 or 8 of one label about one draw in 14, and a child answering that label everywhere then screens near
         perfect."""
         dev, size = self.rows.dev, self.size
-        if not exclude and (size <= 0 or size >= len(dev)):
-            return list(dev)
         free = [i for i, (key, _) in enumerate(dev) if key not in exclude]
         if size <= 0 or size >= len(free):
             return [dev[i] for i in free]

@@ -37,19 +37,17 @@ def with_format(flow: Flow, fmt: str) -> Flow:
 def measure(task_name: str, fmt: str, rows: list[Any], model: str) -> dict[str, Any]:
     """The seed flow of one task in one reply format, scored on `rows` (no call cache: every call is made)."""
     task = TASKS[task_name]
+    return {"task": task_name, "format": fmt, **score_flow(with_format(task.flow, fmt), task_name, rows, model)}
+
+
+def score_flow(flow: Flow, task_name: str, rows: list[Any], model: str) -> dict[str, Any]:
+    """`flow` scored on `rows` by the task's metric, one row at a time, no call cache: score, errors, calls,
+    completion tokens per row, the three answers given most and seconds."""
     result = evaluate(
-        with_format(task.flow, fmt),
-        rows,
-        task.metric,
-        model=model,
-        caller=ModelCaller(cache=None),
-        concurrency=1,
-        progress=True,
+        flow, rows, TASKS[task_name].metric, model=model, caller=ModelCaller(cache=None), concurrency=1, progress=True
     )
     answers = Counter(str(r.prediction.get("answer")) if r.prediction else "(error)" for r in result.rows)
     return {
-        "task": task_name,
-        "format": fmt,
         "rows": result.n,
         "score": round(result.score, 3),
         "errors": result.errors,

@@ -77,9 +77,10 @@ def node_to_dict(node: MicroPrompt | FunctionNode) -> dict[str, Any]:
 
 def _params(params: Params) -> dict[str, Any]:
     """A node's parameters as JSON: a soft prompt as its reference only (file, sha256, method, size, base model), and
-    no `soft_prompt` or `calibration` key without one, so an artifact without them (and its hash) is as it was."""
+    no `soft_prompt`, `calibration` or `itemize` key without one, so an artifact without them (and its hash) is as
+    it was."""
     data = params.model_dump(mode="json")
-    for optional in ("soft_prompt", "calibration"):  # absent unless set: older artifacts keep their hashes
+    for optional in ("soft_prompt", "calibration", "itemize"):  # absent unless set: older artifacts keep their hashes
         if data.get(optional) is None:
             data.pop(optional, None)
     return data

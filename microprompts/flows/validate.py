@@ -7,6 +7,7 @@ from langgraph.graph import END, START
 
 from microprompts.flows.state_types import input_type_conflicts
 from microprompts.flows.structure import FlowShape
+from microprompts.nodes.itemize import itemize_problems
 
 
 class FlowValidationError(ValueError):
@@ -50,6 +51,7 @@ def validate_flow(flow: FlowShape) -> None:
             problems += _data_problems(flow, graph)
     problems += _state_problems(flow)
     problems += input_type_conflicts(flow)
+    problems += _param_problems(flow)
     if problems:
         raise FlowValidationError(f"flow {flow.name!r} is invalid: " + "; ".join(problems))
 
@@ -85,6 +87,18 @@ def state_keys(state: type | None) -> set[str] | None:
         return set(fields)
     keys = {k for cls in getattr(state, "__mro__", ()) for k in getattr(cls, "__annotations__", {})}
     return keys or None
+
+
+def _param_problems(flow: FlowShape) -> list[str]:
+    """Parameters a node cannot honour as set: an itemized field that is not a whole number, or beside examples."""
+    return [
+        problem
+        for mp in flow.micro_prompts()
+        if mp.params.itemize
+        for problem in itemize_problems(
+            mp.name, mp.output, mp.params.itemize, bool(mp.shown_examples()), mp.params.calibration is not None
+        )
+    ]
 
 
 def _state_problems(flow: FlowShape) -> list[str]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from microprompts.models import Completion, UsageMeter
 from microprompts.models.cache import KeyedSchema
 from microprompts.nodes.input_types import InputSpec, python_type, split_inputs, type_problems
+from microprompts.nodes.itemize import added_up, itemized
 from microprompts.nodes.memo import per_object
 from microprompts.nodes.nearest import NEAREST_DEFAULT, nearest
 from microprompts.nodes.parse import OutputParseError, parse_cut_json, parse_lines, parse_markers, parse_reply
@@ -120,8 +121,9 @@ class MicroPrompt(BaseModel):
         return type_problems(self._input_types(), inputs)
 
     def output_model(self) -> type[BaseModel]:
-        """The schema the model must satisfy (with the reasoning field when that is on)."""
-        return with_reasoning(self.output) if self.params.reasoning else self.output
+        """The schema the model must satisfy: the output (an itemized field as its list), reasoning first when on."""
+        base = itemized(self.output, self.params.itemize) if self.params.itemize else self.output
+        return with_reasoning(base) if self.params.reasoning else base
 
     def request_schema(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
         """The schema a call sends for this row: None for `lines` and `markers` replies, which are free text."""
@@ -285,7 +287,7 @@ class MicroPrompt(BaseModel):
                     raise OutputParseError(self.name, fixed.text, str(second)) from second
         if p.reasoning and REASONING not in self.output.model_fields:
             data.pop(REASONING, None)
-        return data
+        return added_up(data, self.output, p.itemize) if p.itemize else data
 
     def calibrated_replies(self, calibration: Calibration) -> list[str]:
         """The reply giving each calibrated label, written as the node's examples show replies."""

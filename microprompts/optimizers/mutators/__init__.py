@@ -17,6 +17,7 @@ from microprompts.optimizers.mutators.structure import (
     DataFormat,
     DropInput,
     DropSection,
+    Itemize,
     ReorderSections,
     ReplyFormat,
     ToggleReasoning,
@@ -26,7 +27,7 @@ __all__ = ["MutationContext", "Mutator", "default_mutators", "no_model_mutators"
 
 
 def structure_mutators() -> list[Mutator]:
-    """The section-structure operators: sections, reasoning, data and reply formats, and examples."""
+    """The section-structure operators: sections, reasoning, data and reply formats, itemized totals, examples."""
     return [
         DropSection(),
         DropInput(),
@@ -35,6 +36,7 @@ def structure_mutators() -> list[Mutator]:
         ToggleReasoning(),
         DataFormat(),
         ReplyFormat(),
+        Itemize(),
         ExampleCount(),
         ChooseExamples(),
         NearestExamples(),

@@ -128,7 +128,7 @@ class ExampleCount(MoveMutator):
         out = []
         for mp in prompts(candidate.flow):
             total = len(mp.examples)
-            if not total:
+            if not total or mp.params.itemize:  # an itemized node shows no examples (they show totals)
                 continue
             shown = len(mp.shown_examples())
             for count in sorted({c for c in COUNTS if c <= total} | {total}):
@@ -165,6 +165,12 @@ def labelled_examples(mp: MicroPrompt, rows: Any) -> list[Example]:
     return out
 
 
+def _showing(flow: Flow) -> list[MicroPrompt]:
+    """The micro-prompts that may show examples: not itemized ones, whose model replies with a list that examples of
+    totals do not show."""
+    return [mp for mp in prompts(flow) if not mp.params.itemize]
+
+
 class _ExampleChoice(MoveMutator):
     """The operators that set which examples a node shows: they may touch its examples, their count, the per-row
     choice and the examples section."""
@@ -184,7 +190,7 @@ class ChooseExamples(_ExampleChoice):
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Random draws of the labelled training rows, per micro-prompt."""
         out = []
-        for mp in prompts(candidate.flow):
+        for mp in _showing(candidate.flow):
             pool = labelled_examples(mp, ctx.train)
             out += _draws(mp, pool, ctx, candidate.flow, "labelled training rows")
         return out
@@ -208,7 +214,7 @@ class NearestExamples(_ExampleChoice):
     def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
         """Per micro-prompt not choosing per row yet, whose labelled rows outnumber what it shows: the switch."""
         out = []
-        for mp in prompts(candidate.flow):
+        for mp in _showing(candidate.flow):
             pool = labelled_examples(mp, ctx.train)[:NEAREST_POOL]
             shown = len(mp.shown_examples())
             if mp.params.nearest_examples or len(pool) <= max(shown, NEAREST_DEFAULT):
@@ -240,7 +246,7 @@ class BootstrapExamples(_ExampleChoice):
             return []
         good = [r for r in ctx.evaluation.rows if r.error is None and r.score >= 1.0]
         out = []
-        for mp in prompts(candidate.flow):
+        for mp in _showing(candidate.flow):
             pool, seen = [], set()
             for row in good:
                 for trace in row.traces:

@@ -1,11 +1,12 @@
 """Section-structure mutators that need no model: drop, reorder and add sections, reasoning field, data and reply
-formats."""
+formats, and itemized totals."""
 
 from __future__ import annotations
 
 from microprompts.flows import Flow
 from microprompts.flows.address import section_address
 from microprompts.nodes import MicroPrompt, Section
+from microprompts.nodes.itemize import itemizable
 from microprompts.nodes.sections import REPLY_FORMATS, insert_section
 from microprompts.optimizers.candidate import Candidate
 from microprompts.optimizers.mutators._moves import MoveMutator, ParamChoice, prompts, swap_node
@@ -17,6 +18,7 @@ __all__ = [
     "DataFormat",
     "DropInput",
     "DropSection",
+    "Itemize",
     "ReorderSections",
     "ReplyFormat",
     "ToggleReasoning",
@@ -261,3 +263,32 @@ def _without_input(mp: MicroPrompt, key: str) -> tuple[MicroPrompt, list[str]]:
         node = node.replace(examples=examples)
         touches.append(f"{mp.name}.examples")
     return node, touches
+
+
+class Itemize(MoveMutator):
+    """Answer a whole-number output field as a list of the counted things, each with its quantity, which the node
+    adds up in code (program-aided, as PAL); or back to the number. Qwen 0.5B on 60 BBH object_counting training
+    rows: 0.27 -> 0.52 (`benchmarks/results/itemize.md`). Only for nodes without examples, which show totals."""
+
+    name = "itemize"
+    kind = "structure"
+
+    def addresses(self, flow: Flow) -> list[str]:
+        """The itemize parameter of each micro-prompt with a whole-number output field."""
+        return [f"{mp.name}.params.itemize" for mp in prompts(flow) if itemizable(mp.output)]
+
+    def moves(self, candidate: Candidate, ctx: MutationContext) -> list[Move]:
+        """Per micro-prompt: itemized back to the number, or each whole-number field itemized (no examples shown)."""
+        out = []
+        for mp in prompts(candidate.flow):
+            now = mp.params.itemize
+            if now:
+                fields: list[str | None] = [None]
+            elif mp.shown_examples() or mp.params.calibration is not None:
+                fields = []
+            else:
+                fields = list(itemizable(mp.output))
+            for field in fields:
+                node = mp.with_params(itemize=field)
+                out.append(Move(f"{mp.name}.params.itemize", now, field, swap_node(candidate.flow, node)))
+        return out

@@ -324,8 +324,8 @@ class MicroPrompt(BaseModel):
     def _salvaged(self, text: str, target: type[BaseModel], inputs: dict[str, Any]) -> dict[str, Any] | None:
         """A JSON reply cut at its token limit, as far as it goes (`parse_cut_json`), when that validates: the items
         it finished (a list's sentences, say) are kept rather than a repair asked for that the same limit would cut
-        again. None otherwise, and the repair turn follows."""
-        if self.params.reply_format != "json":
+        again. None otherwise (and for an itemized total: a cut list adds up short), and the repair turn follows."""
+        if self.params.reply_format != "json" or self.params.itemize:
             return None
         try:
             data = parse_cut_json(text, target).model_dump(mode="json")

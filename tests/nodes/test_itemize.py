@@ -69,6 +69,15 @@ def test_an_empty_list_is_zero_and_a_negative_quantity_is_repaired() -> None:
         run(node(itemize="answer"), [bad, bad])
 
 
+def test_a_list_cut_at_the_token_limit_is_not_added_up_short() -> None:
+    cut = '{"note": "", "items": [{"name": "apple", "quantity": 2, "counted": true}, '
+    model = ScriptedChatModel(replies=[cut], repeat_last=True, finish_reason="length")
+    flow = Flow("f").then(node(itemize="answer"))
+    with pytest.raises(OutputParseError):
+        flow.compile(model=model, caller=ModelCaller()).invoke({"question": "2 apples, a pear"})
+    assert len(model.calls) == 2  # the repair turn was asked for, not the first item's total kept
+
+
 def test_a_direct_total_is_not_accepted_when_itemized() -> None:
     with pytest.raises(OutputParseError):
         run(node(itemize="answer"), ['{"note": "", "answer": 7}', '{"note": "", "answer": 7}'])

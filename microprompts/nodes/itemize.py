@@ -1,4 +1,4 @@
-"""Itemized totals: a whole-number output the model answers as a list of the things it counts, added up in code.
+"""Itemized totals: a whole-number output the model answers as a list of the things mentioned, added up in code.
 
 A small model asked for a total often writes a number it has seen (Qwen 0.5B answers 10 on a third of BBH
 object_counting rows); asked to list every thing mentioned with how many of it there are and whether it counts, it

@@ -124,7 +124,7 @@ def _section_body(mp: Prompt, section: Section, inputs: dict[str, Any] | None) -
             parts.append("Reply with one line per field, in this order, and nothing else:")
             parts += describe_lines(schema)
         elif mp.params.reply_format == "markers":
-            parts += describe_fields(schema)
+            parts += describe_fields(schema, free_text=True)
             parts.append(
                 "Every exchange is laid out in marked fields, each value on the lines under its marker: the "
                 "message holds the inputs, your reply the outputs, then the completion marker."

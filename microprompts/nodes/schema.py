@@ -120,12 +120,21 @@ def _annotation(prop: dict[str, Any], name: str) -> Any:
     return Any
 
 
-def describe_fields(schema: dict[str, Any]) -> list[str]:
-    """One line per output field: name, type (allowed values for enums) and description."""
+def describe_fields(schema: dict[str, Any], free_text: bool = False) -> list[str]:
+    """One line per output field: name, type (allowed values for enums) and description; for a reply in `free_text`
+    (no grammar to hold it to the schema), the keys of the objects a field holds too."""
     lines = []
     for key, prop in schema.get("properties", {}).items():
-        lines.append(f"- {key} ({_type_words(prop)})" + (f": {prop['description']}" if prop.get("description") else ""))
+        said = " ".join(p for p in (prop.get("description", ""), object_keys(prop) if free_text else "") if p)
+        lines.append(f"- {key} ({_type_words(prop)})" + (f": {said}" if said else ""))
     return lines
+
+
+def object_keys(prop: dict[str, Any]) -> str:
+    """For a field of objects (or a list of them) with declared keys: the sentence naming those keys; else ''."""
+    inner = prop.get("items", {}) if prop.get("type") == "array" else prop
+    keys = list(inner.get("properties", {})) if isinstance(inner, dict) else []
+    return f"Each is a JSON object with the keys {', '.join(keys)}." if keys else ""
 
 
 def describe_lines(schema: dict[str, Any]) -> list[str]:
@@ -136,8 +145,8 @@ def describe_lines(schema: dict[str, Any]) -> list[str]:
     a reply onto the allowed values, and a repair turn names them when a reply has none."""
     lines = []
     for key, prop in schema.get("properties", {}).items():
-        described = f"  ({prop['description']})" if prop.get("description") else ""
-        lines.append(f"{key}: <your {key.replace('_', ' ')}>{described}")
+        said = " ".join(p for p in (prop.get("description", ""), object_keys(prop)) if p)
+        lines.append(f"{key}: <your {key.replace('_', ' ')}>" + (f"  ({said})" if said else ""))
     return lines
 
 

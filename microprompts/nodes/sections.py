@@ -96,7 +96,7 @@ class Params(BaseModel):
     choices: dict[str, str] = Field(default_factory=dict)  # output field -> input key listing its allowed values
     soft_prompt: SoftPromptRef | None = None  # runs only on the `hf:` model it was trained on (a TorchChatModel)
     calibration: Calibration | None = None  # the label scored, not generated: needs a model that gives log-probs
-    itemize: str | None = None  # a whole-number output field the model answers as a list of counted things
+    itemize: str | None = None  # a whole-number output field the model answers as a list of things, added up here
 
 
 def insert_section(sections: tuple[Section, ...] | list[Section], section: Section) -> tuple[Section, ...]:

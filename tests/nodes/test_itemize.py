@@ -83,6 +83,13 @@ def test_a_direct_total_is_not_accepted_when_itemized() -> None:
         run(node(itemize="answer"), ['{"note": "", "answer": 7}', '{"note": "", "answer": 7}'])
 
 
+def test_free_text_replies_are_told_the_keys_of_each_item() -> None:
+    keys = "Each is a JSON object with the keys name, quantity, counted."
+    for fmt in ("lines", "markers"):
+        assert keys in node(itemize="answer", reply_format=fmt).render({"question": "x"})[0].content
+    assert keys not in node(itemize="answer").render({"question": "x"})[0].content  # JSON: the grammar holds the keys
+
+
 def test_itemized_lines_replies_and_votes_add_up_too() -> None:
     listed = '[{"name": "apple", "quantity": 2, "counted": true}, {"name": "pear", "quantity": 2, "counted": true}]'
     reply = f"note: x\nitems: {listed}"

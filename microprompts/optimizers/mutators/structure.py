@@ -266,9 +266,10 @@ def _without_input(mp: MicroPrompt, key: str) -> tuple[MicroPrompt, list[str]]:
 
 
 class Itemize(MoveMutator):
-    """Answer a whole-number output field as a list of the counted things, each with its quantity, which the node
-    adds up in code (program-aided, as PAL); or back to the number. Qwen 0.5B on 60 BBH object_counting training
-    rows: 0.27 -> 0.58 (`benchmarks/results/itemize.md`). Only for nodes without examples, which show totals."""
+    """Answer a whole-number output field as a list of every thing mentioned, each with its quantity and whether it
+    counts, which the node adds up in code (program-aided, as PAL); or back to the number. Qwen 0.5B on 60 BBH
+    object_counting training rows: 0.27 -> 0.58 (`benchmarks/results/itemize.md`). Only for nodes without examples,
+    which show totals."""
 
     name = "itemize"
     kind = "structure"

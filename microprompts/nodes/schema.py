@@ -132,9 +132,10 @@ def describe_fields(schema: dict[str, Any], free_text: bool = False) -> list[str
 
 def object_keys(prop: dict[str, Any]) -> str:
     """For a field of objects (or a list of them) with declared keys: the sentence naming those keys; else ''."""
-    inner = prop.get("items", {}) if prop.get("type") == "array" else prop
-    keys = list(inner.get("properties", {})) if isinstance(inner, dict) else []
-    return f"Each is a JSON object with the keys {', '.join(keys)}." if keys else ""
+    many = prop.get("type") == "array"
+    inner = prop.get("items", {}) if many else prop
+    keys = ", ".join(inner.get("properties", {})) if isinstance(inner, dict) else ""
+    return f"{'Each is a' if many else 'A'} JSON object with the keys {keys}." if keys else ""
 
 
 def describe_lines(schema: dict[str, Any]) -> list[str]:

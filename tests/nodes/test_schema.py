@@ -73,6 +73,13 @@ def test_describe_fields_lists_types_enums_and_descriptions():
     assert '- tags (list of one of "a", "b")' in lines
     assert "- leaves (list of object)" in lines
     free = describe_fields(json_schema(Tree), free_text=True)
-    assert any(line.startswith("- leaves (list of object)") and "the keys name, weight." in line for line in free)
+    assert any(
+        line.startswith("- leaves (list of object)") and "Each is a JSON object with the keys name, weight." in line
+        for line in free
+    )
+    assert any(
+        line.startswith("- root (object)") and line.endswith(" A JSON object with the keys name, weight.")
+        for line in free
+    )
     assert describe_fields(json_schema(Leaf))[0] == "- name (string): Its name."
     assert describe_fields(json_schema(Leaf))[1] == "- weight (number or null)"

@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.optimize import log, model_path, write_cells  # noqa: E402
 from benchmarks.reply_formats import score_flow  # noqa: E402
+from benchmarks.reply_formats import table as score_table  # noqa: E402
 from benchmarks.tasks.optimize_tasks import TASKS  # noqa: E402
 from microprompts import Flow  # noqa: E402
 from microprompts.nodes.itemize import itemizable  # noqa: E402
@@ -35,18 +36,8 @@ def itemized_flow(flow: Flow) -> Flow:
 
 
 def table(cells: list[dict[str, Any]]) -> str:
-    """The cells as a markdown table."""
-    lines = [
-        "| task | answer | rows | score | errors | calls | completion tokens / row | seconds | most given answers |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for c in cells:
-        top = ", ".join(f"{k} {v}" for k, v in c["top_answers"].items())
-        lines.append(
-            f"| {c['task']} | {c['variant']} | {c['rows']} | {c['score']:.3f} | {c['errors']} | {c['calls']} "
-            f"| {c['completion_tokens_per_row']} | {c['seconds']} | {top} |"
-        )
-    return "\n".join(lines)
+    """The cells as a markdown table (`reply_formats`' table, by how the answer is given, with seconds)."""
+    return score_table(cells, ("variant", "answer"), seconds=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,17 +58,23 @@ def score_flow(flow: Flow, task_name: str, rows: list[Any], model: str) -> dict[
     }
 
 
-def table(cells: list[dict[str, Any]]) -> str:
-    """The cells as a markdown table."""
+def table(
+    cells: list[dict[str, Any]], column: tuple[str, str] = ("format", "reply format"), seconds: bool = False
+) -> str:
+    """The cells as a markdown table: `column` is the cell key and header of what varies, after the task; with
+    `seconds`, each cell's seconds before the answers."""
+    key, header = column
+    extra = (" seconds |", "---:|") if seconds else ("", "")
     lines = [
-        "| task | reply format | rows | score | errors | calls | completion tokens / row | most given answers |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        f"| task | {header} | rows | score | errors | calls | completion tokens / row |{extra[0]} most given answers |",
+        f"|---|---|---:|---:|---:|---:|---:|{extra[1]}---|",
     ]
     for c in cells:
         top = ", ".join(f"{k} {v}" for k, v in c["top_answers"].items())
+        timed = f" {c['seconds']} |" if seconds else ""
         lines.append(
-            f"| {c['task']} | {c['format']} | {c['rows']} | {c['score']:.3f} | {c['errors']} | {c['calls']} "
-            f"| {c['completion_tokens_per_row']} | {top} |"
+            f"| {c['task']} | {c[key]} | {c['rows']} | {c['score']:.3f} | {c['errors']} | {c['calls']} "
+            f"| {c['completion_tokens_per_row']} |{timed} {top} |"
         )
     return "\n".join(lines)
 
